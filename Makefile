@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make run` and `make test`. Everything else is a step they share.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LEADGATE_HOST ?= 127.0.0.1
+LEADGATE_PORT ?= 8000
+LEADGATE_WORKERS ?= 2
+
+.PHONY: run test lint bench install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# Re-install only when the packaging changes; durable-rules compiles with the machine's gcc here.
+# A new top-level package needs a re-install too (editable installs map packages when installed).
+$(STAMP): $(BIN)/python setup.cfg pyproject.toml $(wildcard */__init__.py)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/leadgate serve --host $(LEADGATE_HOST) --port $(LEADGATE_PORT) --workers $(LEADGATE_WORKERS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/engine.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info test-artefacts

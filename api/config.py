@@ -1,0 +1,44 @@
+"""Configuration in one place: defaults, then LEADGATE_* environment variables, then explicit overrides.
+
+The Flask app and the CLI read the same settings through `load_config`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class Config:
+    DB: str = "var/leadgate.db"  # LEADGATE_DB: the SQLite audit file
+    RULESETS: str = "rulesets"  # LEADGATE_RULESETS: directory of <name>.yaml rulesets
+    DEFAULT_RULESET: str = "default"  # LEADGATE_DEFAULT_RULESET: used when a request names none
+    HOST: str = "127.0.0.1"  # LEADGATE_HOST
+    PORT: int = 8000  # LEADGATE_PORT
+    WORKERS: int = 2  # LEADGATE_WORKERS: gunicorn worker processes
+
+    def to_flask(self) -> dict:
+        return {f"LEADGATE_{f.name}": getattr(self, f.name) for f in fields(self)}
+
+
+def load_config(environ=None, **overrides) -> Config:
+    """Defaults ← LEADGATE_<NAME> environment variables ← keyword overrides; wrong types fail here."""
+    environ = os.environ if environ is None else environ
+    values = {}
+    for f in fields(Config):
+        raw = environ.get(f"LEADGATE_{f.name}")
+        if raw is None:
+            continue
+        if f.type == "int" or f.type is int:
+            try:
+                values[f.name] = int(raw)
+            except ValueError:
+                raise ValueError(f"LEADGATE_{f.name} must be a whole number, not {raw!r}") from None
+        else:
+            values[f.name] = raw
+    values.update({k.upper(): v for k, v in overrides.items() if v is not None})
+    unknown = set(values) - {f.name for f in fields(Config)}
+    if unknown:
+        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    return replace(Config(), **values)

@@ -1,0 +1,336 @@
+"""Compiling a ruleset file onto durable_rules, once, failing fast.
+
+Steps: load YAML (with lines) → JSON Schema → model → reference checks → generated rules for question
+answers → conditions lowered to durable_rules patterns → layers → "can never fire" checks → one
+durable_rules ruleset registered under a unique name. Every problem found is reported at once, with
+file, line and rule id; nothing invalid reaches evaluation.
+
+Layers are what makes forward chaining safe with totals: a rule that reads a score total runs after
+every rule that adds to that score (and after the total is taken); a rule that reads a slot (stage,
+route, a qualification item…) runs after every rule that sets it, unless it sets that slot too (so the
+SQL rule can chain on the stage the MQL rule just set). A layer becomes the rule's durable_rules
+`pri`, and the rule's own `priority` orders it within its layer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from dataclasses import dataclass, field
+
+from .checks import Checker, writes_of
+from .conditions import Alternative, Feature, Lowering, pattern
+from .decision import action_steps
+from .errors import Problem, RulesetError
+from .model import Rule, Ruleset, build
+from .schema import validate_structure
+from .yamlsource import load
+
+LAYER = 1001  # priorities 0..999 (+1) fit inside one layer
+_names = itertools.count(1)
+
+
+def digest_of(data) -> str:
+    """Content hash of the normalised source: the parsed document as canonical JSON.
+
+    Comments and layout do not change it; any change to what the ruleset says does.
+    """
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Handler:
+    """What to run in Python when a durable_rules rule fires."""
+
+    kind: str  # rule | tally | matrix
+    name: str  # the rule id, or the score of a tally
+    rule: Rule | None = None
+    aliases: dict[str, str] = field(default_factory=dict)  # durable alias -> fact key
+    per_event: bool = False
+    decay: bool = False
+    model: Ruleset | None = None
+
+    def __post_init__(self):
+        self.event_aliases = sorted(a for a, f in self.aliases.items() if f.startswith("event"))
+        self.steps = action_steps(self.rule, self.model) if self.rule else []
+
+
+@dataclass
+class Plan:
+    definition: dict
+    handlers: dict[str, Handler]
+    lead_keys: set[str]
+    features: list[Feature]
+    event_types: set[str]
+    event_keys: set[str]
+    read_slots: set[str]
+    layers: dict[str, int]
+    alternatives: dict[str, list[Alternative]]
+
+
+def question_rules(model: Ruleset) -> list[Rule]:
+    """One generated rule per outcome of each question: an answer settles its qualification item."""
+    rules = []
+    for i, q in enumerate(model.questions):
+        if q.item is None:
+            continue
+        for status, answers in (("met", q.met), ("unmet", q.unmet)):
+            alts: list[dict] = []
+            if answers:
+                alts.append({f"answers.{q.id}": {"in": list(answers)}})
+            if q.met_at_least is not None:
+                alts.append({f"answers.{q.id}": {"gte" if status == "met" else "lt": q.met_at_least}})
+            if not alts:
+                continue
+            shown = ", ".join(answers) + (
+                f"{', ' if answers else ''}{'≥' if status == 'met' else '<'} {q.met_at_least:g}"
+                if q.met_at_least is not None
+                else ""
+            )
+            rules.append(
+                Rule(
+                    id=f"answer-{q.id}-{status}",
+                    description=f"Answered {q.id} with {shown}: {q.item} is {status}",
+                    priority=-1,
+                    when=alts[0] if len(alts) == 1 else {"any": alts},
+                    then={"qualify": {q.item: status}},
+                    path=("questions", i),
+                    generated=True,
+                )
+            )
+    return rules
+
+
+def _keys(expr, out: set[str]) -> None:
+    if expr[0] in ("and", "or"):
+        for e in expr[1]:
+            _keys(e, out)
+    else:
+        out.add(expr[2] if expr[0] == "cmp" else expr[1])
+
+
+def stratify(nodes: dict[str, tuple[set[str], set[str]]]) -> tuple[dict[str, int], list[str]]:
+    """Layer of every node from (reads, writes); the nodes caught in a cycle, if any."""
+    writers: dict[str, set[str]] = {}
+    for node, (_, writes) in nodes.items():
+        for kind in writes:
+            writers.setdefault(kind, set()).add(node)
+    preds: dict[str, set[str]] = {n: set() for n in nodes}
+    for node, (reads, writes) in nodes.items():
+        for kind in reads - writes:
+            preds[node] |= writers.get(kind, set()) - {node}
+    layer: dict[str, int] = {}
+    remaining = dict(preds)
+    while remaining:
+        ready = [n for n, p in remaining.items() if p <= layer.keys()]
+        if not ready:
+            return layer, sorted(remaining)
+        for n in ready:
+            layer[n] = 1 + max((layer[p] for p in remaining[n]), default=-1)
+            del remaining[n]
+    return layer, []
+
+
+def plan(model: Ruleset, file: str, line_of) -> Plan:
+    checker = Checker(model, file, line_of)
+    problems: list[Problem] = list(checker.document())
+    model.rules = question_rules(model) + model.rules
+    lowering = Lowering(model, file, line_of)
+    alternatives: dict[str, list[Alternative]] = {}
+    nodes: dict[str, tuple[set[str], set[str]]] = {}
+    for rule in model.rules:
+        alts, reads = lowering.rule(rule.id, rule.when, rule.path)
+        alternatives[rule.id] = alts
+        writes = writes_of(rule)
+        if "slot:route" in writes:
+            reads = reads | {"slot:stage"}  # routing happens once the stage is settled
+        nodes[rule.id] = (reads, writes)
+        if rule.then.get("per") == "event" and not all(len(a.event_facts) == 1 for a in alts):
+            problems.append(
+                Problem(
+                    file,
+                    line_of(rule.path + ("then", "per")),
+                    rule.id,
+                    "per: event needs exactly one event condition (event: TYPE) in the rule",
+                )
+            )
+    problems += lowering.problems
+    for name in model.scores:
+        nodes[f"@tally:{name}"] = ({f"points:{name}"}, {f"total:{name}"})
+    nodes["@matrix"] = ({"total:fit", "slot:ready"}, {"slot:fit", "slot:quadrant"})
+    layers, cycle = stratify(nodes)
+    if cycle:
+        rules = [n for n in cycle if not n.startswith("@")]
+        first = next(r for r in model.rules if r.id == rules[0]) if rules else model.rules[0]
+        problems.append(
+            Problem(
+                file,
+                line_of(first.path),
+                first.id,
+                "these rules depend on each other's results in a circle: " + ", ".join(rules),
+            )
+        )
+        raise RulesetError(problems)
+
+    summary = _writers_summary(model, nodes)
+    for rule in model.rules:
+        checker.reachability(rule, alternatives[rule.id], summary)
+    problems = sorted(set(problems) | set(checker.problems))
+    if problems:
+        raise RulesetError(problems)
+    return _durable(model, alternatives, layers, lowering)
+
+
+def _writers_summary(model: Ruleset, nodes) -> dict:
+    """What rules can produce, for the "can never fire" checks."""
+    out: dict = {}
+    for reads_writes in nodes.values():
+        for kind in reads_writes[1]:
+            out[kind] = True
+    out["stage-values"] = set()
+    out["route-values"] = set()
+    for rule in model.rules:
+        then = rule.then
+        if "stage" in then:
+            out["stage-values"].add(then["stage"])
+        for key, kind in (
+            ("recycle", "recycled"),
+            ("disqualify", "disqualified"),
+            ("not_a_lead", "not_a_lead"),
+        ):
+            if key in then:
+                out["stage-values"].add(model.stage_of_kind(kind))
+        if "route" in then:
+            out["route-values"].add(then["route"])
+    out["route-values"] |= {
+        model.defaults["route"],
+        model.defaults["not_a_lead_route"],
+        model.defaults["disqualified_route"],
+    }
+    for name, score in model.scores.items():
+        most = least = 0.0
+        for rule in model.rules:
+            pts = rule.then.get("points", {}).get(name)
+            if pts is None:
+                continue
+            cap = rule.then.get("cap")
+            repeat = rule.then.get("per") == "event"
+            bound = cap if cap is not None else (math.inf if repeat else abs(pts))
+            if pts > 0:
+                most += bound
+            else:
+                least -= bound
+        out[f"max:{name}"] = min(most, score.max) if score.max is not None else most
+        out[f"min:{name}"] = max(least, score.min) if score.min is not None else least
+    return out
+
+
+def _durable(model: Ruleset, alternatives, layers, lowering: Lowering) -> Plan:
+    definition: dict = {}
+    handlers: dict[str, Handler] = {}
+    lead_keys: set[str] = set()
+    event_keys: set[str] = set()
+    event_types: set[str] = set()
+    read_slots: set[str] = set()
+    for rule in model.rules:
+        then = rule.then
+        pri = 1 + layers[rule.id] * LAYER + rule.priority + 1
+        points_decay = any(model.scores[s].half_life_days for s in then.get("points", {}))
+        for i, alt in enumerate(alternatives[rule.id]):
+            aliases: dict[str, str] = {}
+            patterns = []
+            for n, (fact, exprs) in enumerate(sorted(alt.tests.items())):
+                alias = (
+                    "l"
+                    if fact == "lead"
+                    else f"e{fact.split(':')[1]}"
+                    if fact.startswith("event")
+                    else f"x{n}"
+                )
+                aliases[alias] = fact
+                patterns.append({alias: pattern(fact, exprs)})
+                keys: set[str] = set()
+                for e in exprs:
+                    _keys(e, keys)
+                if fact == "lead":
+                    lead_keys |= keys
+                elif fact.startswith("event"):
+                    event_keys |= keys
+                    event_types |= {e[3] for e in _flat(exprs) if e[0] == "cmp" and e[2] == "type"}
+                elif fact.startswith("slot:"):
+                    read_slots.add(fact[5:])
+            if not patterns:  # `when` held nothing testable (already reported); keep the rule inert
+                continue
+            name = rule.id if len(alternatives[rule.id]) == 1 else f"{rule.id}#{i}"
+            body: dict = {"all": patterns, "pri": pri}
+            if alt.event_facts:
+                body["cap"] = 1000  # one action with every matching event, not one per event
+            definition[name] = body
+            handlers[name] = Handler(
+                "rule",
+                rule.id,
+                rule,
+                aliases,
+                then.get("per") == "event",
+                bool(alt.event_facts) and then.get("decay", points_decay),
+                model,
+            )
+    for name in model.scores:
+        key = f"@tally:{name}"
+        definition[key] = {
+            "all": [{"m": {"$and": [{"t": "tally"}, {"score": name}]}}],
+            "pri": 1 + layers[key] * LAYER,
+        }
+        handlers[key] = Handler("tally", name)
+    definition["@matrix"] = {"all": [{"m": {"t": "matrix"}}], "pri": 1 + layers["@matrix"] * LAYER}
+    handlers["@matrix"] = Handler("matrix", "matrix")
+    return Plan(
+        definition,
+        handlers,
+        lead_keys,
+        list(lowering.features.values()),
+        event_types,
+        event_keys,
+        read_slots,
+        layers,
+        alternatives,
+    )
+
+
+def _flat(exprs):
+    for e in exprs:
+        if e[0] in ("and", "or"):
+            yield from _flat(e[1])
+        else:
+            yield e
+
+
+def compile_source(text: str, file: str = "<ruleset>"):
+    """A CompiledRuleset from ruleset source text, or RulesetError with every problem."""
+    from .runtime import CompiledRuleset
+
+    doc = load(text, file)
+    problems = validate_structure(doc)
+    if problems:
+        raise RulesetError(problems)
+    model = build(doc.data)
+    the_plan = plan(model, file, doc.line)
+    return CompiledRuleset(
+        model, the_plan, text, digest_of(doc.data), file, f"leadgate-{next(_names)}-{model.name}"
+    )
+
+
+def check_source(text: str, file: str = "<ruleset>") -> list[Problem]:
+    """Every problem of a ruleset source; empty when it compiles (nothing is registered)."""
+    try:
+        doc = load(text, file)
+        problems = validate_structure(doc)
+        if problems:
+            return problems
+        plan(build(doc.data), file, doc.line)
+    except RulesetError as exc:
+        return exc.problems
+    return []

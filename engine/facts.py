@@ -1,0 +1,351 @@
+"""Lead facts: validation, normalisation and the Python-computed features.
+
+durable_rules compares loosely ("abc" > 100 is true, 5 == "5"), fails on floats written with an
+exponent and on datetimes, so nothing reaches it unchecked: profile fields are typed by the ruleset's
+vocabulary, numbers are finite and bounded, text answers and number answers live under different keys.
+Normalised facts are canonical (events in time order, times in UTC), so replaying them gives the same
+decision.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from .errors import FactsError
+from .model import Ruleset
+from .schema import suggest
+from .vocabulary import BOOLEAN, DERIVED_PROFILE_FIELDS, EVENT_TYPES, LIST, NUMBER, STRING
+
+MAX_NUMBER = 1e15
+MAX_TEXT = 2000
+MAX_LIST = 100
+MAX_EVENTS = 2000
+MAX_PROPERTIES = 50
+DAY = 86400.0
+
+
+def parse_time(value, field: str) -> datetime:
+    """An aware UTC datetime from ISO 8601 text (a naive time is taken as UTC)."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise FactsError({field: [f"{value!r} is not an ISO 8601 time"]}) from None
+    else:
+        raise FactsError({field: ["must be an ISO 8601 time"]})
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC)
+
+
+def format_time(dt: datetime) -> str:
+    return (
+        dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z").replace(".000000Z", "Z")
+    )
+
+
+def clean_number(value):
+    """A JSON number durable_rules can parse: integral values as int, others without an exponent."""
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        value = round(value, 6)
+        return 0 if "e" in repr(value) else value
+    return value
+
+
+class _Errors(dict):
+    def add(self, field: str, message: str) -> None:
+        self.setdefault(field, []).append(message)
+
+
+def _check_value(value, ftype: str, field: str, errors: _Errors):
+    if value is None:
+        return None
+    if ftype == NUMBER:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            errors.add(field, f"must be a number, not {type(value).__name__}")
+        elif not math.isfinite(value) or abs(value) > MAX_NUMBER:
+            errors.add(field, f"must be a finite number no larger than {MAX_NUMBER:.0e}")
+        else:
+            return clean_number(value)
+    elif ftype == BOOLEAN:
+        if isinstance(value, bool):
+            return value
+        errors.add(field, "must be true or false")
+    elif ftype == LIST:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            errors.add(field, "must be a list of text values")
+        elif len(value) > MAX_LIST:
+            errors.add(field, f"must have at most {MAX_LIST} items")
+        elif any(len(v) > MAX_TEXT for v in value):
+            errors.add(field, f"items must be at most {MAX_TEXT} characters")
+        else:
+            return list(value)
+    else:
+        if not isinstance(value, str):
+            errors.add(field, f"must be text, not {type(value).__name__}")
+        elif len(value) > MAX_TEXT:
+            errors.add(field, f"must be at most {MAX_TEXT} characters")
+        else:
+            return value
+    return None
+
+
+def normalise(model: Ruleset, facts: dict) -> dict:
+    """Checked, canonical lead facts; FactsError names every field that is wrong."""
+    errors = _Errors()
+    if not isinstance(facts, dict):
+        raise FactsError({"": ["lead facts must be a JSON object"]})
+    known = {"lead_id", "channel", "profile", "answers", "events", "previous_stage"}
+    for key in facts:
+        if key not in known:
+            errors.add(key, "unknown field" + suggest(key, known))
+    lead_id = facts.get("lead_id")
+    if not isinstance(lead_id, str) or not lead_id or len(lead_id) > 200:
+        errors.add("lead_id", "must be text of 1 to 200 characters")
+    channel = facts.get("channel")
+    if channel is not None and (not isinstance(channel, str) or len(channel) > 100):
+        errors.add("channel", "must be text of at most 100 characters")
+
+    profile = _section(facts.get("profile"), "profile", model.profile_fields, errors, DERIVED_PROFILE_FIELDS)
+    answers = {}
+    raw_answers = facts.get("answers") or {}
+    if not isinstance(raw_answers, dict):
+        errors.add("answers", "must be an object")
+        raw_answers = {}
+    questions = {q.id: q for q in model.questions}
+    for key, value in raw_answers.items():
+        field = f"answers.{key}"
+        if key not in model.answer_fields:
+            errors.add(field, "unknown answer" + suggest(key, model.answer_fields))
+            continue
+        if value is None:
+            continue
+        question = questions.get(key)
+        if question and question.amount and isinstance(value, int | float) and not isinstance(value, bool):
+            checked = _check_value(value, NUMBER, field, errors)
+        else:
+            checked = _check_value(value, model.answer_fields[key], field, errors)
+            if (
+                checked is not None
+                and question
+                and not question.free_text
+                and checked not in question.answers
+            ):
+                errors.add(
+                    field,
+                    f"{checked!r} is not an allowed answer ({', '.join(question.answers)}"
+                    + (", or an amount)" if question.amount else ")")
+                    + suggest(checked, question.answers),
+                )
+                continue
+        if checked is not None:
+            answers[key] = checked
+
+    events = _events(facts.get("events"), errors)
+    previous = facts.get("previous_stage")
+    if previous is not None and previous not in {s.id for s in model.stages}:
+        errors.add(
+            "previous_stage",
+            f"{previous!r} is not a stage of ruleset {model.name}"
+            + suggest(previous, [s.id for s in model.stages]),
+        )
+    if errors:
+        raise FactsError(dict(errors))
+    out = {"lead_id": lead_id, "channel": channel, "profile": profile, "answers": answers, "events": events}
+    if previous is not None:
+        out["previous_stage"] = previous
+    return out
+
+
+def _section(raw, name: str, fields: dict, errors: _Errors, derived: dict) -> dict:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        errors.add(name, "must be an object")
+        return {}
+    out = {}
+    for key, value in raw.items():
+        field = f"{name}.{key}"
+        if key in derived:
+            errors.add(field, "is derived by leadgate and cannot be sent")
+        elif key not in fields:
+            errors.add(field, "unknown field" + suggest(key, [f for f in fields if f not in derived]))
+        else:
+            checked = _check_value(value, fields[key], field, errors)
+            if checked is not None:
+                out[key] = checked
+    return out
+
+
+def _events(raw, errors: _Errors) -> list[dict]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        errors.add("events", "must be a list")
+        return []
+    if len(raw) > MAX_EVENTS:
+        errors.add("events", f"at most {MAX_EVENTS} events per lead")
+        return []
+    seen: set[str] = set()
+    out = []
+    for i, event in enumerate(raw):
+        field = f"events[{i}]"
+        if not isinstance(event, dict):
+            errors.add(field, "must be an object")
+            continue
+        extra = set(event) - {"id", "type", "at", "properties"}
+        for key in sorted(extra):
+            errors.add(f"{field}.{key}", "unknown field" + suggest(key, ["id", "type", "at", "properties"]))
+        etype = event.get("type")
+        if etype not in EVENT_TYPES:
+            errors.add(
+                f"{field}.type", f"{etype!r} is not a known event type" + suggest(str(etype), EVENT_TYPES)
+            )
+            continue
+        try:
+            at = format_time(parse_time(event.get("at"), f"{field}.at"))
+        except FactsError as exc:
+            for k, v in exc.errors.items():
+                for m in v:
+                    errors.add(k, m)
+            continue
+        eid = event.get("id")
+        if eid is not None and (not isinstance(eid, str) or not eid or len(eid) > 200):
+            errors.add(f"{field}.id", "must be text of 1 to 200 characters")
+            continue
+        props = event.get("properties") or {}
+        if not isinstance(props, dict) or len(props) > MAX_PROPERTIES:
+            errors.add(f"{field}.properties", f"must be an object of at most {MAX_PROPERTIES} values")
+            continue
+        clean = {}
+        for key, value in props.items():
+            pfield = f"{field}.properties.{key}"
+            if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
+                errors.add(pfield, "property names are lower case letters, digits and _")
+            elif isinstance(value, bool | str):
+                clean[key] = _check_value(
+                    value, BOOLEAN if isinstance(value, bool) else STRING, pfield, errors
+                )
+            elif isinstance(value, int | float):
+                clean[key] = _check_value(value, NUMBER, pfield, errors)
+            elif value is not None:
+                errors.add(pfield, "must be text, a number or true/false")
+        if eid is not None:
+            if eid in seen:
+                continue  # the same event sent twice counts once
+            seen.add(eid)
+        item = {"type": etype, "at": at}
+        if eid is not None:
+            item["id"] = eid
+        if clean:
+            item["properties"] = clean
+        out.append(item)
+    out.sort(key=_event_order)
+    return out
+
+
+def _event_order(event: dict):
+    props = event.get("properties")
+    return event["at"], event.get("id", ""), event["type"], json.dumps(props, sort_keys=True) if props else ""
+
+
+# -- features ------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _regex(pattern: str):
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def where_matches(props: dict, where: tuple) -> bool:
+    """Python twin of an event-property pattern, for aggregates (same semantics: missing is false)."""
+    for prop, test_json in where:
+        test = json.loads(test_json)
+        value = props.get(prop)
+        ops = test if isinstance(test, dict) else {"eq": test}
+        for op, expected in ops.items():
+            if op == "exists":
+                if (value is not None) != expected:
+                    return False
+                continue
+            if value is None:
+                return False
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if op in ("gt", "gte", "lt", "lte"):
+                if not numeric:
+                    return False
+                ok = {
+                    "gt": value > expected,
+                    "gte": value >= expected,
+                    "lt": value < expected,
+                    "lte": value <= expected,
+                }[op]
+            elif op in ("in", "not_in"):
+                ok = any(_same(value, v) for v in expected) == (op == "in")
+            else:
+                ok = _same(value, expected) == (op == "eq")
+            if not ok:
+                return False
+    return True
+
+
+def _same(a, b) -> bool:
+    return (
+        type(a) is type(b)
+        and a == b
+        or (
+            isinstance(a, int | float)
+            and isinstance(b, int | float)
+            and not isinstance(a, bool)
+            and not isinstance(b, bool)
+            and a == b
+        )
+    )
+
+
+def event_ages(events: list[dict], at: datetime) -> list[float]:
+    """Age in days of each event at the evaluation time; an event later than it counts as fresh."""
+    now = at.timestamp()
+    return [max(0.0, round((now - parse_time(e["at"], "at").timestamp()) / DAY, 4)) for e in events]
+
+
+def compute_feature(feature, profile: dict, answers: dict, events: list[dict], ages: list[float]):
+    kind, spec = feature.kind, feature.spec
+    if kind == "matches":
+        key, pattern = spec
+        value = _lookup(key, profile, answers)
+        return None if not isinstance(value, str) else bool(_regex(pattern).search(value))
+    if kind == "contains":
+        key, wanted = spec
+        value = _lookup(key, profile, answers)
+        return None if not isinstance(value, list) else wanted.casefold() in {v.casefold() for v in value}
+    types, where, within = spec
+    matching = [
+        age
+        for event, age in zip(events, ages, strict=True)
+        if (types == ("any",) or event["type"] in types)
+        and (within is None or age <= within)
+        and where_matches(event.get("properties", {}), where)
+    ]
+    if kind == "count":
+        return len(matching)
+    return min(matching) if matching else None  # days_since
+
+
+def _lookup(key: str, profile: dict, answers: dict):
+    section, name = key.split(".", 1)
+    return profile.get(name) if section == "p" else answers.get(name)
+
+
+def email_domain(email) -> str | None:
+    if isinstance(email, str) and "@" in email:
+        return email.rsplit("@", 1)[1].strip().casefold() or None
+    return None

@@ -1,0 +1,190 @@
+"""The parsed form of a ruleset: plain dataclasses built from a structurally valid document."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .vocabulary import ANSWER_FIELDS, DERIVED_PROFILE_FIELDS, PROFILE_FIELDS
+
+DEFAULT_PRIORITY = 500
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    description: str
+    kind: str | None  # None for funnel stages
+
+
+@dataclass(frozen=True)
+class Score:
+    name: str
+    description: str
+    min: float | None
+    max: float | None
+    good_at: float | None
+    half_life_days: float | None
+    grades: tuple[tuple[str, float], ...]  # highest threshold first
+
+    def grade(self, points: float) -> str | None:
+        for letter, lowest in self.grades:
+            if points >= lowest:
+                return letter
+        return self.grades[-1][0] if self.grades else None
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    item: str | None
+    answers: tuple[str, ...]
+    amount: bool
+    free_text: bool
+    met: tuple[str, ...]
+    unmet: tuple[str, ...]
+    met_at_least: float | None
+    auto: bool
+
+    def to_dict(self) -> dict:
+        out = {"id": self.id, "text": self.text, "answers": list(self.answers)}
+        if self.amount:
+            out["amount"] = True
+        if self.free_text:
+            out["free_text"] = True
+        if self.item:
+            out["item"] = self.item
+        return out
+
+
+@dataclass(frozen=True)
+class Route:
+    id: str
+    destination: str
+    team: str | None
+    track: str | None
+    sla_minutes: int | None
+    next_step: dict
+    description: str
+
+
+@dataclass
+class Rule:
+    id: str
+    description: str
+    priority: int
+    when: dict
+    then: dict
+    path: tuple  # where the rule sits in the document, for line numbers
+    generated: bool = False  # made by leadgate (question answers), not written in the file
+
+
+@dataclass
+class Ruleset:
+    name: str
+    version: int
+    description: str
+    owners: dict
+    currency: str | None
+    profile_fields: dict[str, str]
+    answer_fields: dict[str, str]
+    lists: dict[str, tuple[str, ...]]
+    stages: tuple[Stage, ...]
+    scores: dict[str, Score]
+    qualification: dict[str, str]
+    questions: tuple[Question, ...]
+    routes: dict[str, Route]
+    defaults: dict[str, str]
+    rules: list[Rule] = field(default_factory=list)
+
+    @property
+    def funnel_stages(self) -> list[str]:
+        return [s.id for s in self.stages if s.kind is None]
+
+    def stage_of_kind(self, kind: str) -> str | None:
+        return next((s.id for s in self.stages if s.kind == kind), None)
+
+    @property
+    def question_ids(self) -> set[str]:
+        return {q.id for q in self.questions}
+
+
+def build(data: dict) -> Ruleset:
+    """A Ruleset from a document that passed validate_structure."""
+    fields = data.get("fields") or {}
+    profile = {
+        **PROFILE_FIELDS,
+        **DERIVED_PROFILE_FIELDS,
+        **{k: v["type"] for k, v in (fields.get("profile") or {}).items()},
+    }
+    questions = tuple(_question(q) for q in data.get("questions") or [])
+    answers = {**ANSWER_FIELDS, **{k: v["type"] for k, v in (fields.get("answers") or {}).items()}}
+    answers.update({q.id: answers.get(q.id, "string") for q in questions})
+    qualification = {k: (v or {}).get("description", k) for k, v in (data.get("qualification") or {}).items()}
+    return Ruleset(
+        name=data["name"],
+        version=data["version"],
+        description=data["description"],
+        owners=data["owners"],
+        currency=data.get("currency"),
+        profile_fields=profile,
+        answer_fields=answers,
+        lists={k: tuple(v) for k, v in (data.get("lists") or {}).items()},
+        stages=tuple(Stage(s["id"], s.get("description", ""), s.get("kind")) for s in data["stages"]),
+        scores={name: _score(name, s) for name, s in data["scores"].items()},
+        qualification=qualification,
+        questions=questions,
+        routes={rid: _route(rid, r) for rid, r in data["routes"].items()},
+        defaults=dict(data["defaults"]),
+        rules=[
+            Rule(
+                r["id"],
+                r["description"],
+                r.get("priority", DEFAULT_PRIORITY),
+                r["when"],
+                r["then"],
+                ("rules", i),
+            )
+            for i, r in enumerate(data["rules"])
+        ],
+    )
+
+
+def _score(name: str, s: dict) -> Score:
+    grades = tuple(sorted((s.get("grades") or {}).items(), key=lambda kv: -kv[1]))
+    return Score(
+        name,
+        s.get("description", ""),
+        s.get("min"),
+        s.get("max"),
+        s.get("good_at"),
+        s.get("half_life_days"),
+        grades,
+    )
+
+
+def _question(q: dict) -> Question:
+    return Question(
+        id=q["id"],
+        text=q["text"],
+        item=q.get("item"),
+        answers=tuple(q["answers"]),
+        amount=q.get("amount", False),
+        free_text=q.get("free_text", False),
+        met=tuple(q.get("met") or ()),
+        unmet=tuple(q.get("unmet") or ()),
+        met_at_least=q.get("met_at_least"),
+        auto=q.get("auto", q.get("item") is not None),
+    )
+
+
+def _route(rid: str, r: dict) -> Route:
+    return Route(
+        rid,
+        r["destination"],
+        r.get("team"),
+        r.get("track"),
+        r.get("sla_minutes"),
+        dict(r["next_step"]),
+        r.get("description", ""),
+    )

@@ -1,0 +1,161 @@
+"""Evaluating a compiled ruleset: lead facts + evaluation time in, a decision out.
+
+durable_rules is driven through its C module directly, not through `durable.lang`'s Host:
+- the Host's background timer threads steal in-flight actions of other sessions (a measured race);
+  without a Host there are no such threads at all;
+- every evaluation gets a fresh session id and deletes its state in `finally` (at most 1,024 live
+  sessions per ruleset; state leaks otherwise). A tally action always runs, so `delete_state` never
+  meets a session without actions (which crashes the process);
+- one lock per compiled ruleset serialises its sessions (the GIL serialises them anyway);
+- an exception in an action abandons the chain and fails the evaluation instead of being swallowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+import durable_rules_engine as dre
+
+from .compiler import Handler, Plan
+from .decision import Run
+from .errors import EngineError, EvaluationError
+from .facts import compute_feature, email_domain, event_ages, normalise, parse_time
+from .model import Ruleset
+
+_sessions = itertools.count(1)
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation used and produced: the canonical facts and the decision."""
+
+    facts: dict
+    decision: dict
+
+
+class CompiledRuleset:
+    """One version of one ruleset, registered with durable_rules and ready to evaluate."""
+
+    def __init__(self, model: Ruleset, plan: Plan, source: str, digest: str, file: str, engine_name: str):
+        self.model, self.plan, self.source, self.digest, self.file = model, plan, source, digest, file
+        self.engine_name = engine_name
+        self._lock = threading.Lock()
+        self._handle = dre.create_ruleset(engine_name, json.dumps(plan.definition, ensure_ascii=False))
+
+    name = property(lambda self: self.model.name)
+    version = property(lambda self: self.model.version)
+
+    @property
+    def identity(self) -> dict:
+        return {"name": self.model.name, "version": self.model.version, "digest": self.digest}
+
+    def normalise(self, facts: dict) -> dict:
+        return normalise(self.model, facts)
+
+    def evaluate(self, facts: dict, at: datetime | str) -> Evaluation:
+        """The decision for these facts at this time. Pure: same inputs, same decision."""
+        facts = normalise(self.model, facts)
+        at = parse_time(at, "at")
+        run = Run(self.model, self.plan, facts, at)
+        with self._lock:
+            sid = str(next(_sessions))
+            run.bind(sid, *self._fact_functions())
+            state = None
+            try:
+                _, state = dre.assert_facts(self._handle, self._initial_facts(run, facts, at, sid))
+                started = dre.start_action_for_state(self._handle, state)
+                message = started[1] if started else None
+                while message:
+                    self._dispatch(run, message)
+                    message = dre.complete_and_start_action(self._handle, state)
+            except EngineError:
+                self._abandon(state)
+                raise
+            except Exception as exc:
+                self._abandon(state)
+                raise EvaluationError(f"evaluation failed: {exc}", self.model.name, run.current_rule) from exc
+            finally:
+                dre.delete_state(self._handle, sid)
+        return Evaluation(facts, run.decision(self.identity))
+
+    def _fact_functions(self):
+        handle = self._handle
+        return (lambda text: dre.assert_fact(handle, text)), (lambda text: dre.retract_fact(handle, text))
+
+    def _abandon(self, state) -> None:
+        if state is not None:
+            with contextlib.suppress(Exception):  # nothing was in flight
+                dre.abandon_action(self._handle, state)
+
+    def _dispatch(self, run: Run, message: str) -> None:
+        # The message is {"<rule name>": <matched facts>}; rule names hold no quotes, and only rules
+        # that matched events need the facts decoded (the lead fact itself is never read back).
+        name = message[2 : message.index('"', 2)]
+        handler: Handler = self.plan.handlers[name]
+        run.current_rule = handler.name
+        if handler.kind == "rule":
+            combos = None
+            if handler.event_aliases:
+                payload = json.loads(message)[name]
+                combos = payload if isinstance(payload, list) else [payload]
+            run.fire(handler, combos)
+        elif handler.kind == "tally":
+            run.tally(handler.name)
+        else:
+            run.matrix()
+        run.current_rule = None
+
+    def _initial_facts(self, run: Run, facts: dict, at: datetime, sid: str) -> str:
+        """Every fact the session starts with, as one JSON array."""
+        plan = self.plan
+        profile = dict(facts["profile"])
+        domain = email_domain(profile.get("email"))
+        if domain:
+            profile["email_domain"] = domain
+        answers = facts["answers"]
+        events = facts["events"]
+        ages = event_ages(events, at)
+        run.ages = ages
+        lead = {"id": "lead", "t": "lead", "sid": sid}
+        for key in plan.lead_keys:
+            section, _, name = key.partition(".")
+            if section == "p" and name in profile and not isinstance(profile[name], list):
+                lead.setdefault("p", {})[name] = profile[name]
+            elif section == "a" and isinstance(answers.get(name), str):
+                lead.setdefault("a", {})[name] = answers[name]
+            elif section == "an" and isinstance(answers.get(name), int | float):
+                lead.setdefault("an", {})[name] = answers[name]
+            elif key == "c" and facts["channel"] is not None:
+                lead["c"] = facts["channel"]
+        features = {}
+        for feature in plan.features:
+            value = compute_feature(feature, profile, answers, events, ages)
+            if value is not None:
+                features[feature.name] = value
+        if features:
+            lead["f"] = features
+        out = [lead]
+        for i, (event, age) in enumerate(zip(events, ages, strict=True)):
+            if event["type"] not in plan.event_types:
+                continue
+            fact = {"id": f"e{i}", "t": "ev", "sid": sid, "type": event["type"], "age": age}
+            for key in plan.event_keys:
+                section, _, name = key.partition(".")
+                value = event.get("properties", {}).get(name)
+                if section == "p" and isinstance(value, str | bool):
+                    fact.setdefault("p", {})[name] = value
+                elif section == "n" and isinstance(value, int | float) and not isinstance(value, bool):
+                    fact.setdefault("n", {})[name] = value
+            out.append(fact)
+        out.extend(
+            {"id": f"tally:{name}", "t": "tally", "sid": sid, "score": name} for name in self.model.scores
+        )
+        out.append({"id": "matrix", "t": "matrix", "sid": sid})
+        texts = [json.dumps(f, ensure_ascii=False) for f in out]
+        texts.extend(run.slot_fact(slot, sid) for slot in sorted(plan.read_slots))
+        return "[" + ",".join(texts) + "]"
