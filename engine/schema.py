@@ -32,7 +32,15 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 def suggest(word: str, known) -> str:
     """' (did you mean X?)' when a known name is close to `word`, else ''."""
-    close = difflib.get_close_matches(str(word), sorted(known), n=1, cutoff=0.6)
+    word, known = str(word), sorted(map(str, known))
+    folded = [k for k in known if k.casefold() == word.casefold()]
+    # A word that starts a known name ("demo" for "demo_request") is a better hint than edit distance.
+    prefixed = [k for k in known if len(word) >= 3 and k.casefold().startswith(word.casefold())]
+    close = (
+        folded
+        or (prefixed if len(prefixed) == 1 else [])
+        or difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    )
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -101,6 +101,7 @@ def _build(node, path, lines, problems, file, loader, seen):
                 )
                 continue
             out[key] = _build(value_node, path + (key,), lines, problems, file, loader, seen)
+            lines[path + (key,)] = key_node.start_mark.line + 1  # people look for the key, not its value
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, path + (i,), lines, problems, file, loader, seen) for i, v in enumerate(node.value)]

@@ -1,0 +1,103 @@
+"""Shared fixtures: the shipped rulesets, and a builder for small rulesets written inline in tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine import Registry, compile_source
+
+ROOT = Path(__file__).resolve().parent.parent
+RULESETS = ROOT / "rulesets"
+AT = "2026-11-23T10:00:00Z"
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    reg = Registry()
+    assert reg.load_directory(RULESETS) == []
+    return reg
+
+
+@pytest.fixture(scope="session")
+def default(registry):
+    return registry.get("default")
+
+
+BASE = {
+    "leadgate": 1,
+    "name": "mini",
+    "version": 1,
+    "description": "A small ruleset for one test",
+    "owners": {"marketing": {"name": "M"}, "sales": {"name": "S"}},
+    "stages": [
+        {"id": "not_a_lead", "kind": "not_a_lead"},
+        {"id": "disqualified", "kind": "disqualified"},
+        {"id": "recycled", "kind": "recycled"},
+        {"id": "lead"},
+        {"id": "mql"},
+        {"id": "sql"},
+    ],
+    "scores": {
+        "fit": {"min": 0, "max": 100, "good_at": 50, "grades": {"A": 75, "B": 50, "C": 0}},
+        "engagement": {"min": 0, "max": 100, "half_life_days": 10},
+    },
+    "qualification": {"budget": {}, "authority": {}},
+    "questions": [
+        {
+            "id": "budget",
+            "item": "budget",
+            "text": "Budget?",
+            "answers": ["yes", "no"],
+            "amount": True,
+            "met": ["yes"],
+            "unmet": ["no"],
+            "met_at_least": 1000,
+        },
+        {
+            "id": "authority",
+            "item": "authority",
+            "text": "Role?",
+            "answers": ["decision_maker", "user"],
+            "met": ["decision_maker"],
+            "unmet": ["user"],
+        },
+        {"id": "talk_to_sales", "text": "Talk now?", "answers": ["yes", "no"]},
+    ],
+    "routes": {
+        "sales": {
+            "destination": "sales",
+            "team": "ae",
+            "sla_minutes": 15,
+            "next_step": {"action": "book_meeting", "text": "Book"},
+        },
+        "nurture": {
+            "destination": "nurture",
+            "track": "basic",
+            "next_step": {"action": "thank_you", "text": "Thanks"},
+        },
+        "out": {"destination": "disqualified", "next_step": {"action": "none", "text": "-"}},
+    },
+    "defaults": {"route": "nurture", "not_a_lead_route": "nurture", "disqualified_route": "out"},
+}
+
+
+def mini_source(rules: list[dict], **overrides) -> str:
+    # Through JSON: PyYAML writes a shared object as an anchor and alias, which rulesets may not contain.
+    doc = json.loads(json.dumps({**BASE, **overrides, "rules": rules}))
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+
+
+@pytest.fixture
+def mini():
+    """mini(rules, **top-level overrides) -> a compiled ruleset."""
+    return lambda rules, **overrides: compile_source(mini_source(rules, **overrides), "mini.yaml")
+
+
+def lead(**parts) -> dict:
+    facts = {"lead_id": parts.pop("lead_id", "L1")}
+    facts.update(parts)
+    return facts
