@@ -17,6 +17,11 @@ class Config:
     HOST: str = "127.0.0.1"  # LEADGATE_HOST
     PORT: int = 8000  # LEADGATE_PORT
     WORKERS: int = 2  # LEADGATE_WORKERS: gunicorn worker processes
+    DURABILITY: str = "full"  # LEADGATE_DURABILITY: full (survives power loss) or normal (survives a crash)
+    PERSONAL_FIELDS: str = (
+        "email,first_name,last_name,phone"  # LEADGATE_PERSONAL_FIELDS: never stored in clear
+    )
+    PERSONAL_DATA: str = "hash"  # LEADGATE_PERSONAL_DATA: hash (kept apart, erasable) or drop (not kept)
 
     def to_flask(self) -> dict:
         return {f"LEADGATE_{f.name}": getattr(self, f.name) for f in fields(self)}

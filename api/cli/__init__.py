@@ -1,0 +1,39 @@
+"""The `leadgate` command: a thin layer over library calls (engine, audit, app).
+
+Each command parses its options, calls one library function and prints the result; exit codes are 0
+for success, 1 when what was checked failed, 2 for usage errors. One module per command group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from engine.registry import ruleset_files
+
+from ..config import load_config
+
+
+def rulesets_dir(value: str | None) -> Path:
+    return Path(value or load_config().RULESETS)
+
+
+def ruleset_paths(directory: Path, names: tuple[str, ...]) -> list[Path]:
+    if not names:
+        return ruleset_files(directory)
+    out = []
+    for name in names:
+        path = Path(name) if name.endswith(".yaml") else directory / f"{name}.yaml"
+        if not path.is_file():
+            raise click.UsageError(f"no ruleset file {path}")
+        out.append(path)
+    return out
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main():
+    """leadgate: lead-qualification decisions from rulesets, with an audit trail."""
+
+
+from . import audit, decisions, rulesets  # noqa: E402,F401 - register the command groups

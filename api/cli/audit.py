@@ -1,0 +1,169 @@
+"""`leadgate why` and `leadgate audit …`: reading, checking and erasing the audit trail."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from audit import AuditError
+from audit.queries import export, list_decisions, timeline
+from audit.replay import replay, replay_range
+from audit.why import explain, render
+from engine import Registry
+
+from ..config import load_config
+from ..service import evaluator, open_trail
+from . import main
+
+db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
+
+
+def _trail(db):
+    return open_trail(load_config(db=db))
+
+
+def _fail(exc: Exception):
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+@main.command("why")
+@click.argument("lead_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@db_option
+def why(lead_id, as_json, db):
+    """Why was LEAD_ID routed where it is: stage, route, scores rule by rule, what changed."""
+    try:
+        data = explain(_trail(db), lead_id)
+    except AuditError as exc:
+        _fail(exc)
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data))
+
+
+@main.group("audit")
+def audit_group():
+    """Read, replay, verify, export and erase the audit trail."""
+
+
+@audit_group.command("replay")
+@click.argument("decision_id", required=False)
+@click.option("--since", help="Replay decisions evaluated at or after this time.")
+@click.option("--until", help="…and before this time.")
+@db_option
+def audit_replay(decision_id, since, until, db):
+    """Re-evaluate stored decisions with their stored facts, ruleset source and time; exit 1 on any difference."""
+    trail = _trail(db)
+    evaluate = evaluator(Registry())
+    try:
+        if decision_id:
+            results = [replay(trail, decision_id, evaluate)]
+        else:
+            results = replay_range(trail, evaluate, since, until)
+        total = differ = 0
+        for result in results:
+            total += 1
+            if not result["identical"]:
+                differ += 1
+                erased = (
+                    f" (personal fields erased: {', '.join(result['erased_fields'])})"
+                    if result.get("erased_fields")
+                    else ""
+                )
+                click.echo(
+                    f"DIFFERS {result['decision_id']}: {', '.join(result['differences'][:10])}{erased}"
+                )
+            elif decision_id:
+                click.echo(f"identical {result['decision_id']}")
+    except AuditError as exc:
+        _fail(exc)
+    click.echo(f"{total} replayed, {total - differ} identical, {differ} different")
+    sys.exit(1 if differ else 0)
+
+
+@audit_group.command("verify")
+@db_option
+def audit_verify(db):
+    """Check the hash chain: name every edited, deleted, inserted or reordered row; exit 1 if any."""
+    problems = _trail(db).verify()
+    for problem in problems:
+        click.echo(problem)
+    click.echo("chain intact" if not problems else f"{len(problems)} problem(s)")
+    sys.exit(1 if problems else 0)
+
+
+@audit_group.command("erase")
+@click.argument("lead_id")
+@click.option("--by", "requested_by", default=None, help="Who asked for the erasure (recorded).")
+@db_option
+def audit_erase(lead_id, requested_by, db):
+    """Remove LEAD_ID's personal data; its decisions keep their skeleton and the chain still verifies."""
+    try:
+        erasure = _trail(db).erase(lead_id, requested_by)
+    except AuditError as exc:
+        _fail(exc)
+    click.echo(f"erased {erasure['removed']} personal value(s) of {lead_id} ({erasure['id']})")
+
+
+filters = [
+    click.option("--lead", "lead_id", help="Only this lead."),
+    click.option("--since", help="Evaluated at or after this time."),
+    click.option("--until", help="Evaluated before this time."),
+    click.option("--stage"),
+    click.option("--route"),
+    click.option("--quadrant"),
+    click.option("--channel"),
+    click.option("--ruleset"),
+    click.option("--version", type=int),
+]
+
+
+def with_filters(command):
+    for option in reversed(filters):
+        command = option(command)
+    return command
+
+
+def _filters(kwargs) -> dict:
+    return {
+        k: v
+        for k, v in kwargs.items()
+        if k in {"lead_id", "since", "until", "stage", "route", "quadrant", "channel", "ruleset", "version"}
+        and v is not None
+    }
+
+
+@audit_group.command("list")
+@with_filters
+@click.option("--limit", type=int, default=20, show_default=True)
+@db_option
+def audit_list(limit, db, **kwargs):
+    """List decisions, newest first."""
+    page = list_decisions(_trail(db), _filters(kwargs), limit)
+    for d in page.items:
+        click.echo(
+            f"{d['evaluated_at']}  {d['decision_id']}  {d['lead_id']:<16} {d['stage']:<12} {d['route']:<20} "
+            f"{d['quadrant']}"
+        )
+
+
+@audit_group.command("timeline")
+@click.argument("lead_id")
+@db_option
+def audit_timeline(lead_id, db):
+    """Every decision of LEAD_ID with what changed between them, as JSON."""
+    click.echo(json.dumps(timeline(_trail(db), lead_id, limit=500).items, indent=2, ensure_ascii=False))
+
+
+@audit_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option(
+    "--output", "-o", type=click.File("w"), default="-", help="File to write (default: standard output)."
+)
+@with_filters
+@db_option
+def audit_export(fmt, output, db, **kwargs):
+    """Export decisions, oldest first: full records as JSONL, or one summary row each as CSV."""
+    for line in export(_trail(db), _filters(kwargs), fmt):
+        output.write(line)

@@ -1,0 +1,99 @@
+"""`leadgate evaluate`, `leadgate decide`, `leadgate serve`: decisions from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from audit import AuditError
+from engine import EngineError, Registry
+
+from ..config import load_config
+from ..service import decide as decide_and_record
+from ..service import now, open_trail
+from . import main, rulesets_dir
+
+
+def _ruleset_options(command):
+    for option in reversed(
+        [
+            click.option(
+                "--ruleset", "name", default=None, help="Ruleset name (default: LEADGATE_DEFAULT_RULESET)."
+            ),
+            click.option(
+                "--version",
+                "version",
+                type=int,
+                default=None,
+                help="Ruleset version (default: the active one).",
+            ),
+            click.option("--at", "at", default=None, help="Evaluation time, ISO 8601 (default: now)."),
+            click.option(
+                "--dir", "directory", help="Rulesets directory (default: LEADGATE_RULESETS or ./rulesets)."
+            ),
+        ]
+    ):
+        command = option(command)
+    return click.argument("lead", type=click.File("r"))(command)
+
+
+def _load(lead, name, version, directory):
+    """The lead facts from the file and the compiled ruleset that should decide them."""
+    config = load_config()
+    registry = Registry()
+    for problem in registry.load_directory(rulesets_dir(directory)):
+        click.echo(str(problem), err=True)
+    try:
+        facts = json.load(lead)
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"{lead.name} is not JSON: {exc}") from None
+    try:
+        return facts, registry.get(name or config.DEFAULT_RULESET, version)
+    except EngineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _print(decision: dict) -> None:
+    click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
+
+
+@main.command("evaluate")
+@_ruleset_options
+def evaluate(lead, name, version, at, directory):
+    """Print the decision for the lead facts in LEAD (a JSON file, or - for standard input); records nothing."""
+    facts, compiled = _load(lead, name, version, directory)
+    try:
+        _print(compiled.evaluate(facts, at or now()).decision)
+    except EngineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@main.command("decide")
+@_ruleset_options
+@click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
+def decide(lead, name, version, at, directory, db):
+    """Decide for LEAD with what is already known of it, record the decision, print it (imports, scripts)."""
+    facts, compiled = _load(lead, name, version, directory)
+    trail = open_trail(load_config(db=db))
+    try:
+        _print(decide_and_record(compiled, trail, facts, at=at, client="cli"))
+    except (EngineError, AuditError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        trail.close()
+
+
+@main.command("serve")
+@click.option("--host", default=None, help="Address to bind (default: LEADGATE_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default: LEADGATE_PORT or 8000).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default: LEADGATE_WORKERS or 2).")
+def serve(host, port, workers):
+    """Serve the API with gunicorn."""
+    from ..server import run
+
+    run(load_config(host=host, port=port, workers=workers))

@@ -1,0 +1,10 @@
+"""leadgate's audit trail: every decision in one SQLite file, explained, replayable and tamper-evident.
+
+The only package that touches SQLite (through sqlite-utils).
+"""
+
+from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
+from .leads import merge_facts
+from .trail import AuditTrail
+
+__all__ = ["AuditError", "AuditTrail", "NotFound", "ReplayImpossible", "StorageUnavailable", "merge_facts"]

@@ -1,0 +1,57 @@
+"""A lead's facts accumulate over calls: a chatbot may send one answer per call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+
+def event_key(event: dict) -> str:
+    """An event's id, or for an event sent without one a stable id from its content (sent twice, counted once)."""
+    if event.get("id"):
+        return event["id"]
+    content = json.dumps(
+        [event.get("type"), _instant(event.get("at")), event.get("properties") or {}], sort_keys=True
+    )
+    return "auto:" + hashlib.sha256(content.encode()).hexdigest()[:24]
+
+
+def merge_facts(stored: dict | None, new: dict) -> dict:
+    """The facts to evaluate: what is stored for the lead, updated by what the caller sends now.
+
+    Profile fields and answers sent now replace stored ones (null removes one); events are added,
+    each event id counting once; the stored stage is the previous stage.
+    """
+    stored = stored or {"profile": {}, "answers": {}, "events": []}
+    merged = {**new, "channel": new.get("channel") or stored.get("channel")}
+    # Anything malformed passes through untouched, for the engine's validation to name.
+    for section in ("profile", "answers"):
+        sent = new.get(section) or {}
+        if not isinstance(sent, dict):
+            continue
+        values = dict(stored.get(section) or {})
+        for key, value in sent.items():
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = value
+        merged[section] = values
+    sent = new.get("events") or []
+    if isinstance(sent, list) and all(isinstance(e, dict) for e in sent):
+        events = {event_key(e): e for e in stored.get("events") or []}
+        for event in sent:
+            events.setdefault(event_key(event), {**event, "id": event_key(event)})
+        merged["events"] = list(events.values())
+    if stored.get("previous_stage"):
+        merged["previous_stage"] = stored["previous_stage"]
+    return merged
+
+
+def _instant(at):
+    """The same moment written two ways gives one key ("…Z" and "…+00:00")."""
+    try:
+        moment = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+    except ValueError:
+        return at
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()

@@ -1,0 +1,160 @@
+"""The SQLite file: connection settings and the schema, created and changed only by migrations.
+
+Each migration runs in a transaction with the record of it (sqlite-utils `Migrations`); a database
+at any earlier version is brought up to date on open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+# synchronous=FULL fsyncs the WAL on every commit: an acknowledged decision survives a power cut.
+# NORMAL survives a crash of the process but may lose the last commits if the machine loses power.
+DURABILITY = {"full": "FULL", "normal": "NORMAL"}
+BUSY_TIMEOUT_MS = 30_000
+
+migrations = Migrations("leadgate")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db["meta"].create({"key": str, "value": str}, pk="key")
+    db["rulesets"].create(
+        {"digest": str, "name": str, "version": int, "source": str, "first_seen_at": str}, pk="digest"
+    )
+    db["chain"].create(
+        {"seq": int, "kind": str, "ref": str, "at": str, "payload_hash": str, "prev_hash": str, "hash": str},
+        pk="seq",
+    )
+    db["decisions"].create(
+        {
+            "id": str,
+            "seq": int,
+            "kind": str,
+            "lead_id": str,
+            "evaluated_at": str,
+            "recorded_at": str,
+            "channel": str,
+            "client": str,
+            "ruleset_name": str,
+            "ruleset_version": int,
+            "ruleset_digest": str,
+            "is_lead": int,
+            "stage": str,
+            "previous_stage": str,
+            "funnel": str,
+            "quadrant": str,
+            "route": str,
+            "destination": str,
+            "fit": float,
+            "engagement": float,
+            "input": str,
+            "facts": str,
+            "decision": str,
+            "latency_ms": float,
+            "idempotency_key": str,
+            "request_hash": str,
+        },
+        pk="id",
+        not_null={
+            "seq",
+            "kind",
+            "lead_id",
+            "evaluated_at",
+            "recorded_at",
+            "ruleset_digest",
+            "decision",
+            "facts",
+        },
+        foreign_keys=[("ruleset_digest", "rulesets", "digest")],
+    )
+    db["decisions"].create_index(["seq"], unique=True)
+    db["decisions"].create_index(["lead_id", "seq"])
+    db["decisions"].create_index(["evaluated_at"])
+    db["decisions"].create_index(["stage", "seq"])
+    db["decisions"].create_index(["route", "seq"])
+    db["decisions"].create_index(["quadrant", "seq"])
+    db["decisions"].create_index(["ruleset_name", "ruleset_version", "seq"])
+    db["decisions"].create_index(["channel", "seq"])
+    db["decisions"].create_index(["idempotency_key", "client"], unique=True)
+    db["leads"].create(
+        {
+            "lead_id": str,
+            "created_at": str,
+            "updated_at": str,
+            "channel": str,
+            "profile": str,
+            "answers": str,
+            "stage": str,
+            "ruleset_name": str,
+            "last_decision_id": str,
+        },
+        pk="lead_id",
+    )
+    db["events"].create(
+        {
+            "lead_id": str,
+            "event_id": str,
+            "type": str,
+            "at": str,
+            "properties": str,
+            "first_seen_at": str,
+            "decision_id": str,
+        },
+        pk=("lead_id", "event_id"),
+    )
+    db["events"].create_index(["lead_id", "at"])
+    db["stage_history"].create(
+        {"id": int, "lead_id": str, "at": str, "from_stage": str, "to_stage": str, "decision_id": str},
+        pk="id",
+    )
+    db["stage_history"].create_index(["lead_id", "id"])
+    db["personal"].create({"token": str, "lead_id": str, "field": str, "value": str}, pk="token")
+    db["personal"].create_index(["lead_id"])
+    db["erasures"].create(
+        {"id": str, "seq": int, "lead_id": str, "at": str, "requested_by": str, "removed": int}, pk="id"
+    )
+
+
+def connect(path: str | Path, durability: str = "full") -> Database:
+    """An open, migrated database with WAL, foreign keys and a busy timeout."""
+    if durability not in DURABILITY:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    db = Database(conn)
+    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA secure_delete = ON")  # erased personal data is overwritten, not left in free pages
+    migrate(db)
+    return db
+
+
+def migrate(db: Database) -> None:
+    # One process at a time: BEGIN IMMEDIATE around the check makes concurrent first opens safe.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        pending = migrations.pending(db)
+    finally:
+        db.execute("COMMIT")
+    if pending:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            migrations.apply(db)
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+
+
+def version(db: Database) -> int:
+    return len(migrations.applied(db))

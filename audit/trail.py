@@ -1,0 +1,388 @@
+"""The audit trail: every decision recorded before it is returned, and read back for "why".
+
+Recording is one write transaction (BEGIN IMMEDIATE: writers from several processes queue on the
+busy timeout instead of failing) holding the decision row, its chain link, the lead's accumulated
+facts, its new events, its stage change and the ruleset source by digest. It commits before
+`record` returns; if anything fails nothing is kept and StorageUnavailable is raised.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from . import chain
+from .errors import NotFound, StorageUnavailable
+from .leads import event_key
+from .personal import Personal
+from .schema import connect
+
+PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
+DECISION_COLUMNS = (
+    "id",
+    "seq",
+    "kind",
+    "lead_id",
+    "evaluated_at",
+    "recorded_at",
+    "channel",
+    "client",
+    "ruleset_name",
+    "ruleset_version",
+    "ruleset_digest",
+    "is_lead",
+    "stage",
+    "previous_stage",
+    "funnel",
+    "quadrant",
+    "route",
+    "destination",
+    "fit",
+    "engagement",
+    "input",
+    "facts",
+    "decision",
+    "latency_ms",
+    "idempotency_key",
+    "request_hash",
+)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def dumps(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def payload_hash(row: dict) -> str:
+    """Hash of everything a decision row says; any edit to it changes the hash."""
+    return chain.sha256(chain.canonical([row.get(c) for c in DECISION_COLUMNS]))
+
+
+def erasure_hash(row: dict) -> str:
+    return chain.sha256(
+        chain.canonical([row.get(c) for c in ("id", "seq", "lead_id", "at", "requested_by", "removed")])
+    )
+
+
+class AuditTrail:
+    """One SQLite file. Safe to share between threads; each process opens its own."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        durability: str = "full",
+        personal_fields=PERSONAL_FIELDS,
+        personal_mode: str = "hash",
+    ):
+        self.path = str(path)
+        self.db: Database = connect(path, durability)
+        self._lock = threading.RLock()
+        self.personal = Personal(self._secret(), tuple(personal_fields), personal_mode)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _secret(self) -> bytes:
+        with self._write():
+            row = self.db.execute("SELECT value FROM meta WHERE key = 'personal_secret'").fetchone()
+            if row is None:
+                row = (Personal.new_secret(),)
+                self.db["meta"].insert({"key": "personal_secret", "value": row[0]})
+        return bytes.fromhex(row[0])
+
+    # -- transactions ------------------------------------------------------------------------
+    class _Write:
+        def __init__(self, trail: AuditTrail):
+            self.trail = trail
+
+        def __enter__(self):
+            self.trail._lock.acquire()
+            try:
+                self.trail.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                self.trail._lock.release()
+                raise StorageUnavailable(f"the audit database cannot be written: {exc}") from exc
+            return self.trail.db
+
+        def __exit__(self, exc_type, exc, tb):
+            db = self.trail.db
+            try:
+                if exc_type is None:
+                    try:
+                        db.execute("COMMIT")
+                    except sqlite3.Error as commit_error:
+                        db.rollback()
+                        raise StorageUnavailable(
+                            f"the audit database cannot be written: {commit_error}"
+                        ) from commit_error
+                else:
+                    db.rollback()
+                    if isinstance(exc, sqlite3.Error):
+                        raise StorageUnavailable(f"the audit database cannot be written: {exc}") from exc
+            finally:
+                self.trail._lock.release()
+            return False
+
+    def _write(self) -> AuditTrail._Write:
+        return AuditTrail._Write(self)
+
+    def _read(self, sql: str, params=()) -> list[dict]:
+        with self._lock:
+            cursor = self.db.execute(sql, params)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # -- write path --------------------------------------------------------------------------
+    def record(
+        self,
+        *,
+        facts: dict,
+        decision: dict,
+        source: str,
+        kind: str = "decision",
+        request: dict | None = None,
+        channel: str | None = None,
+        client: str | None = None,
+        latency_ms: float | None = None,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> dict:
+        """Store a decision (kind `decision` updates the lead; `preview` does not) and return the reply."""
+        decision_id = "dec_" + uuid.uuid4().hex
+        lead_id = facts["lead_id"]
+        stored_facts, kept = self._protect_facts(facts)
+        stored_request = self._protect_facts(request)[0] if request is not None else None
+        body = {"decision_id": decision_id, **decision}
+        ruleset = decision["ruleset"]
+        recorded_at = now_iso()
+        row = {
+            "id": decision_id,
+            "kind": kind,
+            "lead_id": lead_id,
+            "evaluated_at": decision["evaluated_at"],
+            "recorded_at": recorded_at,
+            "channel": channel or facts.get("channel"),
+            "client": client,
+            "ruleset_name": ruleset["name"],
+            "ruleset_version": ruleset["version"],
+            "ruleset_digest": ruleset["digest"],
+            "is_lead": int(decision["is_lead"]),
+            "stage": decision["stage"],
+            "previous_stage": facts.get("previous_stage"),
+            "funnel": decision["funnel"],
+            "quadrant": decision["quadrant"],
+            "route": decision["route"]["id"],
+            "destination": decision["route"]["destination"],
+            "fit": decision["scores"].get("fit"),
+            "engagement": decision["scores"].get("engagement"),
+            "input": dumps(stored_request) if stored_request is not None else None,
+            "facts": dumps(stored_facts),
+            "decision": dumps(body),
+            "latency_ms": latency_ms,
+            "idempotency_key": idempotency_key,
+            "request_hash": request_hash,
+        }
+        with self._write() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO rulesets (digest, name, version, source, first_seen_at) VALUES (?, ?, ?, ?, ?)",
+                (ruleset["digest"], ruleset["name"], ruleset["version"], source, recorded_at),
+            )
+            row["seq"] = chain.append(
+                db, kind, decision_id, recorded_at, lambda seq: payload_hash({**row, "seq": seq})
+            )
+            db["decisions"].insert(row)
+            if kind == "decision":
+                self._update_lead(db, stored_facts, kept, decision, decision_id, recorded_at, channel)
+        return body
+
+    def _protect_facts(self, facts: dict | None):
+        if facts is None:
+            return None, []
+        profile, kept = self.personal.protect(facts.get("profile"))
+        return ({**facts, "profile": profile} if "profile" in facts else dict(facts)), kept
+
+    def _update_lead(self, db, facts, kept, decision, decision_id, at, channel) -> None:
+        lead_id = facts["lead_id"]
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO personal (token, lead_id, field, value) VALUES (?, ?, ?, ?)",
+            [(token, lead_id, field, value) for token, field, value in kept],
+        )
+        previous = db.execute("SELECT stage FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
+        db["leads"].upsert(
+            {
+                "lead_id": lead_id,
+                "updated_at": at,
+                "channel": channel or facts.get("channel"),
+                "profile": dumps(facts.get("profile") or {}),
+                "answers": dumps(facts.get("answers") or {}),
+                "stage": decision["stage"],
+                "ruleset_name": decision["ruleset"]["name"],
+                "last_decision_id": decision_id,
+            },
+            pk="lead_id",
+        )
+        if previous is None:
+            db.execute("UPDATE leads SET created_at = ? WHERE lead_id = ?", (at, lead_id))
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO events (lead_id, event_id, type, at, properties, first_seen_at, decision_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (lead_id, event_key(e), e["type"], e["at"], dumps(e.get("properties") or {}), at, decision_id)
+                for e in facts.get("events", [])
+            ],
+        )
+        before = previous[0] if previous else None
+        if before != decision["stage"]:
+            db["stage_history"].insert(
+                {
+                    "lead_id": lead_id,
+                    "at": at,
+                    "from_stage": before,
+                    "to_stage": decision["stage"],
+                    "decision_id": decision_id,
+                }
+            )
+
+    # -- the lead's accumulated facts --------------------------------------------------------
+    def lead(self, lead_id: str) -> dict:
+        rows = self._read("SELECT * FROM leads WHERE lead_id = ?", (lead_id,))
+        if not rows:
+            raise NotFound("lead", lead_id)
+        return rows[0]
+
+    def lead_facts(self, lead_id: str) -> dict | None:
+        """What is known of a lead, with personal values still kept; None for a new lead."""
+        rows = self._read("SELECT * FROM leads WHERE lead_id = ?", (lead_id,))
+        if not rows:
+            return None
+        lead = rows[0]
+        values = {
+            r["token"]: r["value"]
+            for r in self._read("SELECT token, value FROM personal WHERE lead_id = ?", (lead_id,))
+        }
+        events = []
+        for e in self._read(
+            "SELECT event_id, type, at, properties FROM events WHERE lead_id = ? ORDER BY at, event_id",
+            (lead_id,),
+        ):
+            event = {"id": e["event_id"], "type": e["type"], "at": e["at"]}
+            props = json.loads(e["properties"])
+            if props:
+                event["properties"] = props
+            events.append(event)
+        return {
+            "lead_id": lead_id,
+            "channel": lead["channel"],
+            "profile": self.personal.reveal(json.loads(lead["profile"]), values),
+            "answers": json.loads(lead["answers"]),
+            "events": events,
+            "previous_stage": lead["stage"],
+        }
+
+    def personal_values(self, lead_id: str) -> dict[str, str]:
+        return {
+            r["token"]: r["value"]
+            for r in self._read("SELECT token, value FROM personal WHERE lead_id = ?", (lead_id,))
+        }
+
+    # -- reading decisions -------------------------------------------------------------------
+    def decision(self, decision_id: str) -> dict:
+        rows = self._read("SELECT * FROM decisions WHERE id = ?", (decision_id,))
+        if not rows:
+            raise NotFound("decision", decision_id)
+        return record_of(rows[0])
+
+    def by_idempotency_key(self, client: str | None, key: str) -> dict | None:
+        rows = self._read("SELECT * FROM decisions WHERE idempotency_key = ? AND client IS ?", (key, client))
+        return record_of(rows[0]) if rows else None
+
+    def ruleset_source(self, digest: str) -> str:
+        rows = self._read("SELECT source FROM rulesets WHERE digest = ?", (digest,))
+        if not rows:
+            raise NotFound("ruleset source", digest)
+        return rows[0]["source"]
+
+    # -- tamper evidence ---------------------------------------------------------------------
+    def verify(self) -> list[str]:
+        """Every edited, deleted, inserted or reordered row, named; empty when the trail is intact."""
+        with self._lock:
+            breaks, linked = chain.verify(self.db, self._payload_of)
+            problems = [str(b) for b in breaks]
+            for kind, ref in self._recorded_refs():
+                if (kind, ref) not in linked:
+                    problems.append(f"outside the chain ({ref}): a {kind} row no link records (inserted)")
+        return problems
+
+    def _recorded_refs(self):
+        yield from self.db.execute("SELECT kind, id FROM decisions ORDER BY seq").fetchall()
+        yield from (
+            ("erasure", r[0]) for r in self.db.execute("SELECT id FROM erasures ORDER BY seq").fetchall()
+        )
+
+    def _payload_of(self, kind: str, ref: str) -> str | None:
+        if kind == "erasure":
+            rows = self._read("SELECT * FROM erasures WHERE id = ?", (ref,))
+            return erasure_hash(rows[0]) if rows else None
+        rows = self._read("SELECT * FROM decisions WHERE id = ?", (ref,))
+        return payload_hash(rows[0]) if rows else None
+
+    # -- erasure -----------------------------------------------------------------------------
+    def erase(self, lead_id: str, requested_by: str | None = None) -> dict:
+        """Remove a lead's personal data; its decisions keep their skeleton, and the erasure is chained."""
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM leads WHERE lead_id = ?", (lead_id,)).fetchone() is None:
+                raise NotFound("lead", lead_id)
+            removed = db.execute("DELETE FROM personal WHERE lead_id = ?", (lead_id,)).rowcount
+            profile = json.loads(
+                db.execute("SELECT profile FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()[0]
+            )
+            kept = {k: v for k, v in profile.items() if k not in self.personal.fields}
+            db.execute("UPDATE leads SET profile = ? WHERE lead_id = ?", (dumps(kept), lead_id))
+            at = now_iso()
+            erasure = {
+                "id": "era_" + uuid.uuid4().hex,
+                "lead_id": lead_id,
+                "at": at,
+                "requested_by": requested_by,
+                "removed": removed,
+            }
+            erasure["seq"] = chain.append(
+                db, "erasure", erasure["id"], at, lambda seq: erasure_hash({**erasure, "seq": seq})
+            )
+            db["erasures"].insert(erasure)
+        with self._lock:
+            # Old copies of the erased pages may still sit in the write-ahead log: fold it in and empty it.
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erasure
+
+
+def record_of(row: dict) -> dict:
+    """A stored decision row as the API and the CLI show it."""
+    return {
+        "decision_id": row["id"],
+        "kind": row["kind"],
+        "seq": row["seq"],
+        "lead_id": row["lead_id"],
+        "evaluated_at": row["evaluated_at"],
+        "recorded_at": row["recorded_at"],
+        "channel": row["channel"],
+        "client": row["client"],
+        "ruleset": {
+            "name": row["ruleset_name"],
+            "version": row["ruleset_version"],
+            "digest": row["ruleset_digest"],
+        },
+        "latency_ms": row["latency_ms"],
+        "input": json.loads(row["input"]) if row["input"] else None,
+        "facts": json.loads(row["facts"]),
+        "decision": json.loads(row["decision"]),
+    }
