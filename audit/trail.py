@@ -142,7 +142,49 @@ class AuditTrail:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     # -- write path --------------------------------------------------------------------------
-    def record(
+    def record(self, **item) -> dict:
+        """Store one decision and return the reply (see record_many for the fields)."""
+        return self.record_many([item])[0]
+
+    def record_many(self, items: list[dict]) -> list[dict]:
+        """Store decisions in one transaction (a group commit: one fsync for all), returning their replies.
+
+        Each item holds facts, decision, source and optionally kind (`decision` updates the lead,
+        `preview` does not), request, channel, client, latency_ms, idempotency_key, request_hash.
+        All are stored, or none.
+        """
+        prepared = [self._prepare(**item) for item in items]
+        with self._write() as db:
+            for row, item, kept in prepared:
+                decision = item["decision"]
+                ruleset = decision["ruleset"]
+                db.execute(
+                    "INSERT OR IGNORE INTO rulesets (digest, name, version, source, first_seen_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        ruleset["digest"],
+                        ruleset["name"],
+                        ruleset["version"],
+                        item["source"],
+                        row["recorded_at"],
+                    ),
+                )
+                row["seq"] = chain.append(
+                    db,
+                    row["kind"],
+                    row["id"],
+                    row["recorded_at"],
+                    lambda seq, r=row: payload_hash({**r, "seq": seq}),
+                )
+                db["decisions"].insert(row)
+                if row["kind"] == "decision":
+                    facts = json.loads(row["facts"])
+                    self._update_lead(
+                        db, facts, kept, decision, row["id"], row["recorded_at"], row["channel"]
+                    )
+        return [json.loads(row["decision"]) for row, _, _ in prepared]
+
+    def _prepare(
         self,
         *,
         facts: dict,
@@ -155,21 +197,17 @@ class AuditTrail:
         latency_ms: float | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
-    ) -> dict:
-        """Store a decision (kind `decision` updates the lead; `preview` does not) and return the reply."""
+    ):
         decision_id = "dec_" + uuid.uuid4().hex
-        lead_id = facts["lead_id"]
         stored_facts, kept = self._protect_facts(facts)
         stored_request = self._protect_facts(request)[0] if request is not None else None
-        body = {"decision_id": decision_id, **decision}
         ruleset = decision["ruleset"]
-        recorded_at = now_iso()
         row = {
             "id": decision_id,
             "kind": kind,
-            "lead_id": lead_id,
+            "lead_id": facts["lead_id"],
             "evaluated_at": decision["evaluated_at"],
-            "recorded_at": recorded_at,
+            "recorded_at": now_iso(),
             "channel": channel or facts.get("channel"),
             "client": client,
             "ruleset_name": ruleset["name"],
@@ -186,23 +224,12 @@ class AuditTrail:
             "engagement": decision["scores"].get("engagement"),
             "input": dumps(stored_request) if stored_request is not None else None,
             "facts": dumps(stored_facts),
-            "decision": dumps(body),
+            "decision": dumps({"decision_id": decision_id, **decision}),
             "latency_ms": latency_ms,
             "idempotency_key": idempotency_key,
             "request_hash": request_hash,
         }
-        with self._write() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO rulesets (digest, name, version, source, first_seen_at) VALUES (?, ?, ?, ?, ?)",
-                (ruleset["digest"], ruleset["name"], ruleset["version"], source, recorded_at),
-            )
-            row["seq"] = chain.append(
-                db, kind, decision_id, recorded_at, lambda seq: payload_hash({**row, "seq": seq})
-            )
-            db["decisions"].insert(row)
-            if kind == "decision":
-                self._update_lead(db, stored_facts, kept, decision, decision_id, recorded_at, channel)
-        return body
+        return row, {"decision": decision, "source": source, "facts": stored_facts}, kept
 
     def _protect_facts(self, facts: dict | None):
         if facts is None:
