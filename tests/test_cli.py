@@ -92,3 +92,69 @@ def test_evaluate_names_the_bad_field(tmp_path):
 
 def test_schema_prints_the_json_schema():
     assert json.loads(run("rulesets", "schema").output)["title"] == "leadgate ruleset"
+
+
+def test_decide_why_verify_replay_export_erase(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEADGATE_DB", str(tmp_path / "cli.db"))
+    monkeypatch.setenv("LEADGATE_RULESETS", str(RULESETS))
+    lead = {
+        "lead_id": "L9",
+        "profile": {
+            "email": "kim@acme.io",
+            "country": "US",
+            "industry": "software",
+            "seniority": "vp",
+            "employees": 120,
+        },
+        "events": [
+            {"type": "demo_request", "at": "2026-11-23T09:00:00Z", "id": "d1"},
+            {
+                "type": "content_download",
+                "at": "2026-11-20T09:00:00Z",
+                "properties": {"content": "whitepaper"},
+            },
+            {"type": "pricing_page_view", "at": "2026-11-22T09:00:00Z"},
+        ],
+    }
+    first = json.loads(run("decide", "--at", AT, "-", input=json.dumps(lead)).output)
+    second = run(
+        "decide", "--at", "2026-11-23T11:00:00Z", "-", input='{"lead_id": "L9", "answers": {"budget": "yes"}}'
+    )
+    assert json.loads(second.output)["stage"] == "sql"
+
+    why = run("why", "L9")
+    assert why.exit_code == 0
+    assert "Route: sales_handoff → sales" in why.output and "budget: unknown → met" in why.output
+    assert first["stage"] == "mql"
+    assert json.loads(run("why", "L9", "--json").output)["lead_id"] == "L9"
+    assert run("why", "nobody").exit_code == 1
+
+    assert run("audit", "verify").output.strip() == "chain intact"
+    replayed = run("audit", "replay")
+    assert replayed.exit_code == 0 and "2 replayed, 2 identical, 0 different" in replayed.output
+    assert f"identical {first['decision_id']}" in run("audit", "replay", first["decision_id"]).output
+
+    lines = run("audit", "export", "--format", "jsonl", "--lead", "L9").output.splitlines()
+    assert [json.loads(x)["decision_id"] for x in lines][0] == first["decision_id"]
+    assert "kim@acme.io" not in "".join(lines)
+    assert "L9" in run("audit", "list", "--stage", "sql").output
+    assert json.loads(run("audit", "timeline", "L9").output)[0]["changes"]["stage"] == {
+        "from": "mql",
+        "to": "sql",
+    }
+
+    erased = run("audit", "erase", "L9", "--by", "dpo")
+    assert erased.exit_code == 0 and "erased 1 personal value(s) of L9" in erased.output
+    assert run("audit", "verify").exit_code == 0
+
+
+def test_verify_exits_non_zero_on_tampering(tmp_path, monkeypatch):
+    import sqlite3
+
+    monkeypatch.setenv("LEADGATE_DB", str(tmp_path / "t.db"))
+    monkeypatch.setenv("LEADGATE_RULESETS", str(RULESETS))
+    run("decide", "--at", AT, "-", input='{"lead_id": "L1", "profile": {"country": "US"}}')
+    with sqlite3.connect(tmp_path / "t.db") as conn:
+        conn.execute("UPDATE decisions SET stage = 'sql'")
+    result = run("audit", "verify")
+    assert result.exit_code == 1 and "the decision it records was edited" in result.output
