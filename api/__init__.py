@@ -1,27 +1,55 @@
-"""leadgate's HTTP API: a Flask application factory over the engine (and, soon, the audit trail)."""
+"""leadgate's HTTP API: a Flask application factory over the engine and the audit trail.
+
+The API holds no rules: each view validates its body against a marshmallow schema, hands it to
+`service` (evaluate + record) and replies. Errors are rendered in one place (`errors`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from flask import Flask
+from flask_smorest import Api
 
 from engine import Registry
 
 from .config import Config, load_config
+
+API_VERSION = "1.0"
 
 
 def create_app(config: Config | None = None, **overrides) -> Flask:
     config = config or load_config(**overrides)
     app = Flask(__name__)
     app.config.update(config.to_flask())
+    app.config.update(
+        MAX_CONTENT_LENGTH=config.MAX_BODY,
+        API_TITLE="leadgate",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "info": {"description": "Lead-qualification decisions, each recorded in an audit trail."},
+        },
+    )
+    app.json.sort_keys = False
     app.extensions["leadgate.config"] = config
     registry = Registry()
-    problems = registry.load_directory(Path(config.RULESETS))
     app.extensions["leadgate.registry"] = registry
-    app.extensions["leadgate.ruleset_problems"] = problems
+    app.extensions["leadgate.ruleset_problems"] = registry.load_directory(Path(config.RULESETS))
 
-    from .health import bp as health_bp
+    from . import decisions, docs, errors, health, leads, parsing, rulesets, schemas
 
-    app.register_blueprint(health_bp)
+    class LeadgateApi(Api):
+        ERROR_SCHEMA = schemas.ErrorSchema  # one error shape, in the document as in the replies
+
+    api = LeadgateApi(app)
+    app.extensions["leadgate.api"] = api
+    for blueprint in (health.bp, decisions.bp, leads.bp, rulesets.bp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(docs.bp)
+    app.before_request(parsing.require_json)
+    errors.init_app(app)  # after Api(): its own HTTP error handler is replaced by ours
     return app

@@ -21,6 +21,8 @@ class Config:
     PERSONAL_FIELDS: str = (
         "email,first_name,last_name,phone"  # LEADGATE_PERSONAL_FIELDS: never stored in clear
     )
+    MAX_BODY: int = 1_048_576  # LEADGATE_MAX_BODY: largest request body in bytes (413 above)
+    BATCH_LIMIT: int = 100  # LEADGATE_BATCH_LIMIT: leads per POST /v1/decisions/batch
     PERSONAL_DATA: str = "hash"  # LEADGATE_PERSONAL_DATA: hash (kept apart, erasable) or drop (not kept)
 
     def to_flask(self) -> dict:

@@ -1,25 +1,41 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes (no key needed)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import current_app
 
-bp = Blueprint("health", __name__)
+from . import schemas
+from .parsing import Blueprint
+from .state import registry, trail
+
+bp = Blueprint("health", __name__, description="Probes")
 
 
 @bp.get("/healthz")
+@bp.response(200, schemas.HealthSchema)
 def healthz():
+    """The process is up"""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
+@bp.response(200, schemas.HealthSchema)
+@bp.alt_response(503, schema=schemas.HealthSchema, description="Not ready")
 def readyz():
-    registry = current_app.extensions["leadgate.registry"]
-    names = registry.names()
+    """Rulesets are loaded and the audit database answers"""
+    reg = registry()
+    names = reg.names()
+    try:
+        trail()._read("SELECT 1 AS ok")
+        database = "ok"
+    except Exception as exc:  # noqa: BLE001 - readiness reports any failure
+        database = f"unavailable: {exc}"
     problems = current_app.extensions["leadgate.ruleset_problems"]
+    ok = bool(names) and database == "ok"
     body = {
-        "status": "ok" if names else "unavailable",
-        "rulesets": {n: registry.active_version(n) for n in names},
+        "status": "ok" if ok else "unavailable",
+        "rulesets": {n: reg.active_version(n) for n in names},
         "ruleset_problems": [p.to_dict() for p in problems],
+        "database": database,
     }
-    return body, 200 if names else 503
+    return body, 200 if ok else 503

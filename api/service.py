@@ -1,11 +1,15 @@
 """The one flow every caller shares: merge what is known of the lead, evaluate, record, reply.
 
-The CLI (`leadgate decide`) and the HTTP API call `decide`; data flows one way through it:
+The CLI (`leadgate decide`) and the HTTP API call these functions; data flows one way through them:
 facts validated by the engine → decision evaluated → decision recorded → the recorded reply returned.
+Reading the lead, evaluating and recording happen inside one write transaction, so two workers
+deciding for the same lead at once cannot lose each other's facts.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from datetime import UTC, datetime
 
@@ -14,6 +18,14 @@ from engine import CompiledRuleset, Registry
 from engine.facts import format_time
 
 from .config import Config
+
+
+class IdempotencyConflict(Exception):
+    """An Idempotency-Key reused with a different request."""
+
+    def __init__(self, key: str, decision_id: str):
+        self.key, self.decision_id = key, decision_id
+        super().__init__(f"Idempotency-Key {key!r} was used for a different request (decision {decision_id})")
 
 
 def open_trail(config: Config) -> AuditTrail:
@@ -25,6 +37,10 @@ def now() -> str:
     return format_time(datetime.now(UTC))
 
 
+def request_hash(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def decide(
     ruleset: CompiledRuleset,
     trail: AuditTrail,
@@ -34,30 +50,79 @@ def decide(
     kind: str = "decision",
     client: str | None = None,
     idempotency_key: str | None = None,
-    request_hash: str | None = None,
-) -> dict:
-    """Evaluate the lead's accumulated facts plus `request` and record the decision before returning it.
+) -> tuple[dict, bool]:
+    """Evaluate the lead's accumulated facts plus `request`, record the decision, return (reply, replayed).
 
     kind `preview` evaluates the same way but leaves the lead unchanged (recorded as a preview).
+    With an idempotency key already used by this client for the same request, the first reply is
+    returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
     """
-    started = time.perf_counter()
-    lead_id = request.get("lead_id")
-    stored = trail.lead_facts(lead_id) if isinstance(lead_id, str) else None
-    facts = merge_facts(stored, request)
-    evaluation = ruleset.evaluate(facts, at or now())
-    latency_ms = round((time.perf_counter() - started) * 1000, 3)
-    return trail.record(
-        facts=evaluation.facts,
-        decision=evaluation.decision,
-        source=ruleset.source,
-        kind=kind,
-        request=request,
-        channel=request.get("channel"),
-        client=client,
-        latency_ms=latency_ms,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-    )
+    digest = request_hash(request) if idempotency_key else None
+    with trail.transaction():
+        if idempotency_key:
+            first = trail.by_idempotency_key(client, idempotency_key)
+            if first is not None:
+                if first["request_hash"] != digest:
+                    raise IdempotencyConflict(idempotency_key, first["decision_id"])
+                return first["decision"], True
+        started = time.perf_counter()
+        evaluation = ruleset.evaluate(_merged(trail, request), at or now())
+        item = _item(ruleset, evaluation, request, kind, client, time.perf_counter() - started)
+        return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
+
+
+def decide_batch(
+    rulesets: list[CompiledRuleset],
+    trail: AuditTrail,
+    requests: list[dict],
+    *,
+    at: str | None = None,
+    client: str | None = None,
+) -> list[dict]:
+    """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
+
+    A lead that appears twice sees its earlier item's facts and stage, as with separate calls.
+    """
+    at = at or now()
+    with trail.transaction():
+        known: dict[str, dict] = {}
+        items = []
+        for ruleset, request in zip(rulesets, requests, strict=True):
+            started = time.perf_counter()
+            lead_id = request.get("lead_id")
+            stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
+            evaluation = ruleset.evaluate(merge_facts(stored, facts_of(request)), at)
+            known[lead_id] = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
+            items.append(
+                _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
+            )
+        return trail.record_many(items)
+
+
+def _stored(trail: AuditTrail, lead_id) -> dict | None:
+    return trail.lead_facts(lead_id) if isinstance(lead_id, str) else None
+
+
+def _merged(trail: AuditTrail, request: dict) -> dict:
+    return merge_facts(_stored(trail, request.get("lead_id")), facts_of(request))
+
+
+def facts_of(request: dict) -> dict:
+    """The lead facts in a request: everything but the ruleset pin, which chooses who decides."""
+    return {k: v for k, v in request.items() if k != "ruleset"}
+
+
+def _item(ruleset, evaluation, request, kind, client, seconds) -> dict:
+    return {
+        "facts": evaluation.facts,
+        "decision": evaluation.decision,
+        "source": ruleset.source,
+        "kind": kind,
+        "request": request,
+        "channel": request.get("channel"),
+        "client": client,
+        "latency_ms": round(seconds * 1000, 3),
+    }
 
 
 def evaluator(registry: Registry):

@@ -120,6 +120,15 @@ def m001_initial(db: Database) -> None:
     )
 
 
+@migrations()
+def m002_api_keys(db: Database) -> None:
+    db["api_keys"].create(
+        {"id": str, "name": str, "scope": str, "secret_hash": str, "created_at": str, "revoked_at": str},
+        pk="id",
+        not_null={"name", "scope", "secret_hash", "created_at"},
+    )
+
+
 def connect(path: str | Path, durability: str = "full") -> Database:
     """An open, migrated database with WAL, foreign keys and a busy timeout."""
     if durability not in DURABILITY:

@@ -8,6 +8,7 @@ facts, its new events, its stage change and the ruleset source by digest. It com
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -86,13 +87,14 @@ class AuditTrail:
         self.path = str(path)
         self.db: Database = connect(path, durability)
         self._lock = threading.RLock()
+        self._depth = 0
         self.personal = Personal(self._secret(), tuple(personal_fields), personal_mode)
 
     def close(self) -> None:
         self.db.close()
 
     def _secret(self) -> bytes:
-        with self._write():
+        with self.transaction():
             row = self.db.execute("SELECT value FROM meta WHERE key = 'personal_secret'").fetchone()
             if row is None:
                 row = (Personal.new_secret(),)
@@ -100,40 +102,34 @@ class AuditTrail:
         return bytes.fromhex(row[0])
 
     # -- transactions ------------------------------------------------------------------------
-    class _Write:
-        def __init__(self, trail: AuditTrail):
-            self.trail = trail
-
-        def __enter__(self):
-            self.trail._lock.acquire()
+    @contextlib.contextmanager
+    def transaction(self):
+        """One write transaction (BEGIN IMMEDIATE: other writers wait on the busy timeout); nested calls
+        join it. Commits when the block ends; on any error nothing is kept, and an SQLite failure
+        (disk full, read-only file, lock held too long) becomes StorageUnavailable."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._depth -= 1
+                return
             try:
-                self.trail.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                self.trail._lock.release()
                 raise StorageUnavailable(f"the audit database cannot be written: {exc}") from exc
-            return self.trail.db
-
-        def __exit__(self, exc_type, exc, tb):
-            db = self.trail.db
+            self._depth = 1
             try:
-                if exc_type is None:
-                    try:
-                        db.execute("COMMIT")
-                    except sqlite3.Error as commit_error:
-                        db.rollback()
-                        raise StorageUnavailable(
-                            f"the audit database cannot be written: {commit_error}"
-                        ) from commit_error
-                else:
-                    db.rollback()
-                    if isinstance(exc, sqlite3.Error):
-                        raise StorageUnavailable(f"the audit database cannot be written: {exc}") from exc
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException as exc:
+                self.db.rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageUnavailable(f"the audit database cannot be written: {exc}") from exc
+                raise
             finally:
-                self.trail._lock.release()
-            return False
-
-    def _write(self) -> AuditTrail._Write:
-        return AuditTrail._Write(self)
+                self._depth = 0
 
     def _read(self, sql: str, params=()) -> list[dict]:
         with self._lock:
@@ -154,7 +150,7 @@ class AuditTrail:
         All are stored, or none.
         """
         prepared = [self._prepare(**item) for item in items]
-        with self._write() as db:
+        with self.transaction() as db:
             for row, item, kept in prepared:
                 decision = item["decision"]
                 ruleset = decision["ruleset"]
@@ -329,8 +325,18 @@ class AuditTrail:
         return record_of(rows[0])
 
     def by_idempotency_key(self, client: str | None, key: str) -> dict | None:
-        rows = self._read("SELECT * FROM decisions WHERE idempotency_key = ? AND client IS ?", (key, client))
-        return record_of(rows[0]) if rows else None
+        """The first decision made under this client's idempotency key: decision_id, request_hash, decision."""
+        rows = self._read(
+            "SELECT id, request_hash, decision FROM decisions WHERE idempotency_key = ? AND client IS ?",
+            (key, client),
+        )
+        if not rows:
+            return None
+        return {
+            "decision_id": rows[0]["id"],
+            "request_hash": rows[0]["request_hash"],
+            "decision": json.loads(rows[0]["decision"]),
+        }
 
     def ruleset_source(self, digest: str) -> str:
         rows = self._read("SELECT source FROM rulesets WHERE digest = ?", (digest,))
@@ -365,7 +371,7 @@ class AuditTrail:
     # -- erasure -----------------------------------------------------------------------------
     def erase(self, lead_id: str, requested_by: str | None = None) -> dict:
         """Remove a lead's personal data; its decisions keep their skeleton, and the erasure is chained."""
-        with self._write() as db:
+        with self.transaction() as db:
             if db.execute("SELECT 1 FROM leads WHERE lead_id = ?", (lead_id,)).fetchone() is None:
                 raise NotFound("lead", lead_id)
             removed = db.execute("DELETE FROM personal WHERE lead_id = ?", (lead_id,)).rowcount

@@ -34,7 +34,7 @@ def trail(tmp_path):
 
 
 def demo(trail, default, at="2026-11-23T10:00:00Z", **parts):
-    return decide(default, trail, lead(lead_id=parts.pop("lead_id", "L1"), **parts), at=at, client="test")
+    return decide(default, trail, lead(lead_id=parts.pop("lead_id", "L1"), **parts), at=at, client="test")[0]
 
 
 def count(trail, table) -> int:
@@ -124,7 +124,7 @@ def test_facts_accumulate_and_an_event_sent_twice_counts_once(trail, default):
 def test_a_preview_is_recorded_but_changes_nothing_about_the_lead(trail, default):
     demo(trail, default, profile=ANA)
     before = trail.lead("L1")
-    preview = decide(
+    preview, _ = decide(
         default,
         trail,
         lead(lead_id="L1", events=[{"type": "demo_request", "at": "2026-11-23T09:00:00Z"}]),

@@ -80,7 +80,7 @@ def decide(lead, name, version, at, directory, db):
     facts, compiled = _load(lead, name, version, directory)
     trail = open_trail(load_config(db=db))
     try:
-        _print(decide_and_record(compiled, trail, facts, at=at, client="cli"))
+        _print(decide_and_record(compiled, trail, facts, at=at, client="cli")[0])
     except (EngineError, AuditError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -93,7 +93,18 @@ def decide(lead, name, version, at, directory, db):
 @click.option("--port", type=int, default=None, help="Port (default: LEADGATE_PORT or 8000).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default: LEADGATE_WORKERS or 2).")
 def serve(host, port, workers):
-    """Serve the API with gunicorn."""
+    """Serve the API with gunicorn; on first start with no key, create a local admin key and print it once."""
+    from audit.keys import active_count, create
+
     from ..server import run
 
-    run(load_config(host=host, port=port, workers=workers))
+    config = load_config(host=host, port=port, workers=workers)
+    trail = open_trail(config)
+    if active_count(trail) == 0:
+        key, text = create(trail, "local admin (created by the first leadgate serve)", "admin")
+        click.echo(
+            f"No API key existed: created local admin key {key.id}. It is shown once; keep it:\n\n"
+            f"    {text}\n\nTry: curl -H 'Authorization: Bearer {text}' http://{config.HOST}:{config.PORT}/v1/rulesets\n"
+        )
+    trail.close()  # gunicorn forks workers: each opens its own connection
+    run(config)

@@ -1,0 +1,59 @@
+"""`leadgate keys …`: API keys, shown once, stored as hashes."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from audit import AuditError
+from audit.keys import SCOPES, create, list_keys, revoke
+
+from ..config import load_config
+from ..service import open_trail
+from . import main
+
+db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
+
+
+@main.group("keys")
+def keys_group():
+    """Create, list and revoke API keys."""
+
+
+@keys_group.command("create")
+@click.option("--name", required=True, help="Who or what uses the key (a form, a chatbot, a person).")
+@click.option(
+    "--scope",
+    type=click.Choice(SCOPES),
+    required=True,
+    help="decide: post decisions; review: read the trail; admin: everything.",
+)
+@db_option
+def keys_create(name, scope, db):
+    """Create a key and print it once: only its hash is stored."""
+    key, text = create(open_trail(load_config(db=db)), name, scope)
+    click.echo(f"created key {key.id} ({scope}) for {name}; store it now, it is not shown again:")
+    click.echo(text)
+
+
+@keys_group.command("list")
+@db_option
+def keys_list(db):
+    """Every key: id, scope, name, created, revoked."""
+    for key in list_keys(open_trail(load_config(db=db))):
+        state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
+        click.echo(f"{key.id}  {key.scope:<7} {state:<36} {key.created_at}  {key.name}")
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+@db_option
+def keys_revoke(key_id, db):
+    """Revoke a key at once: requests with it get 401."""
+    try:
+        key = revoke(open_trail(load_config(db=db)), key_id)
+    except AuditError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"revoked {key.id} ({key.name})")

@@ -1,0 +1,112 @@
+"""POST /v1/decisions (and /batch, /preview), GET /v1/decisions/{id}: validate → evaluate → record → reply."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request, url_for
+
+from engine import FactsError, UnknownRuleset
+
+from . import schemas
+from .auth import requires
+from .errors import ApiError
+from .parsing import Blueprint
+from .service import decide, decide_batch
+from .state import registry, trail
+
+bp = Blueprint(
+    "decisions", __name__, url_prefix="/v1", description="Decisions for forms, chatbots and imports"
+)
+
+ERRORS = (400, 401, 403, 409, 413, 415, 422, 503)
+
+
+def ruleset_for(body: dict):
+    pin = body.get("ruleset") or {}
+    return registry().get(
+        pin.get("name") or current_app.config["LEADGATE_DEFAULT_RULESET"], pin.get("version")
+    )
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= 200:
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters.")
+    return key
+
+
+def _documented(*statuses):
+    def decorate(view):
+        for status in statuses:
+            view = bp.alt_response(status, schema=schemas.ErrorSchema, description="Error")(view)
+        return bp.doc(security=[{"bearerAuth": []}])(view)
+
+    return decorate
+
+
+@bp.post("/decisions")
+@bp.arguments(schemas.DecisionRequestSchema)
+@bp.response(201, schemas.DecisionSchema)
+@_documented(*ERRORS)
+@requires("decide")
+def post_decision(body):
+    """Decide for a lead and record it
+
+    The facts are merged into what is stored for the lead (profile and answers replace, events add,
+    an event id counts once); the decision is recorded before it is returned. With an
+    Idempotency-Key header, a repeated request returns the first decision without recording again.
+    """
+    reply, replayed = decide(
+        ruleset_for(body), trail(), body, client=g.key.id, idempotency_key=_idempotency_key()
+    )
+    headers = {"Location": url_for("decisions.get_decision", decision_id=reply["decision_id"])}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return reply, 201, headers
+
+
+@bp.post("/decisions/batch")
+@bp.arguments(schemas.BatchRequestSchema)
+@bp.response(201, schemas.BatchResponseSchema)
+@_documented(*ERRORS)
+@requires("decide")
+def post_batch(body):
+    """Decide for several leads at once (imports, CRM sync): all recorded in one commit, or none"""
+    items = body["items"]
+    limit = current_app.config["LEADGATE_BATCH_LIMIT"]
+    if len(items) > limit:
+        raise ApiError(413, "batch_too_large", f"At most {limit} leads per batch; this one has {len(items)}.")
+    rulesets = []
+    for i, item in enumerate(items):
+        try:
+            rulesets.append(ruleset_for(item))
+        except UnknownRuleset as exc:
+            raise ApiError(422, exc.code, str(exc), {f"items[{i}].ruleset": [str(exc)]}) from exc
+    try:
+        decisions = decide_batch(rulesets, trail(), items, client=g.key.id)
+    except FactsError as exc:
+        raise ApiError(
+            422, exc.code, "The lead facts are not valid.", {f"items.{k}": v for k, v in exc.errors.items()}
+        ) from exc
+    return {"decisions": decisions}
+
+
+@bp.post("/preview")
+@bp.arguments(schemas.DecisionRequestSchema)
+@bp.response(200, schemas.DecisionSchema)
+@_documented(*ERRORS)
+@requires("decide")
+def post_preview(body):
+    """Evaluate without changing the lead
+
+    Recorded as a preview (never as a routing decision): the lead's facts and stage stay as they are.
+    """
+    return decide(ruleset_for(body), trail(), body, kind="preview", client=g.key.id)[0]
+
+
+@bp.get("/decisions/<decision_id>")
+@bp.response(200, schemas.DecisionRecordSchema)
+@_documented(401, 403, 404)
+@requires("review")
+def get_decision(decision_id):
+    """The full audit record of a decision: input, facts evaluated, decision and reasons"""
+    return trail().decision(decision_id)

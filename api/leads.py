@@ -1,0 +1,85 @@
+"""GET /v1/leads/{lead_id} and its timeline, explanation and open questions."""
+
+from __future__ import annotations
+
+import json
+
+from audit import NotFound
+from audit.queries import timeline
+from audit.why import explain, render
+
+from . import schemas
+from .auth import requires
+from .decisions import _documented
+from .parsing import Blueprint
+from .state import trail
+
+bp = Blueprint(
+    "leads", __name__, url_prefix="/v1/leads", description="Leads: facts, timeline, why, questions"
+)
+
+
+def _latest(lead_id: str) -> dict:
+    lead = trail().lead(lead_id)
+    return lead, trail().decision(lead["last_decision_id"])
+
+
+@bp.get("/<lead_id>")
+@bp.response(200, schemas.LeadSchema)
+@_documented(401, 403, 404)
+@requires("review")
+def get_lead(lead_id):
+    """Current facts, stage and latest decision of a lead"""
+    lead, latest = _latest(lead_id)
+    facts = {
+        "profile": json.loads(lead["profile"]),
+        "answers": json.loads(lead["answers"]),
+        "events": trail().lead_facts(lead_id)["events"],
+    }
+    return {
+        "lead_id": lead_id,
+        "created_at": lead["created_at"],
+        "updated_at": lead["updated_at"],
+        "channel": lead["channel"],
+        "stage": lead["stage"],
+        "facts": facts,
+        "latest_decision": latest["decision"],
+    }
+
+
+@bp.get("/<lead_id>/decisions")
+@bp.arguments(schemas.PageQuerySchema, location="query")
+@bp.response(200, schemas.TimelineSchema)
+@_documented(401, 403, 404, 422)
+@requires("review")
+def get_timeline(query, lead_id):
+    """The lead's decisions, newest first, with what changed between them (paged by ?before=)"""
+    page = timeline(trail(), lead_id, query["limit"], query.get("before"))
+    if not page.items and query.get("before") is None:
+        raise NotFound("lead", lead_id)
+    return {"items": page.items, "next_before": page.next_before}
+
+
+@bp.get("/<lead_id>/why")
+@bp.response(200, schemas.WhySchema)
+@_documented(401, 403, 404)
+@requires("review")
+def get_why(lead_id):
+    """Why the lead is routed where it is: stage, route, each score rule by rule, what changed"""
+    why = explain(trail(), lead_id)
+    return {**why, "text": render(why)}
+
+
+@bp.get("/<lead_id>/questions")
+@bp.response(200, schemas.QuestionsSchema)
+@_documented(401, 403, 404)
+@requires("decide")
+def get_questions(lead_id):
+    """What a form or chatbot should ask this lead next, in order"""
+    lead, latest = _latest(lead_id)
+    return {
+        "lead_id": lead_id,
+        "stage": lead["stage"],
+        "decision_id": latest["decision_id"],
+        "questions": latest["decision"]["next_questions"],
+    }

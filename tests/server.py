@@ -1,0 +1,91 @@
+"""A real leadgate server for tests: `leadgate serve` (gunicorn) on a free loopback port."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from audit import AuditTrail
+from audit.keys import create
+
+ROOT = Path(__file__).resolve().parent.parent
+LEADGATE = Path(sys.executable).with_name("leadgate")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, db: Path, workers: int = 2, **env):
+        self.db, self.workers, self.port = db, workers, free_port()
+        self.env = {
+            **os.environ,
+            "LEADGATE_DB": str(db),
+            "LEADGATE_RULESETS": str(ROOT / "rulesets"),
+            **{f"LEADGATE_{k.upper()}": str(v) for k, v in env.items()},
+        }
+        trail = AuditTrail(db)
+        self.key = create(trail, "tests", "admin")[1]
+        trail.close()
+        self.proc = None
+
+    def start(self) -> Server:
+        self.proc = subprocess.Popen(
+            [str(LEADGATE), "serve", "--port", str(self.port), "--workers", str(self.workers)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/readyz")[0] == 200:
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("leadgate serve did not become ready: " + self.proc.stderr.read().decode()[-2000:])
+
+    def request(self, method: str, path: str, body=None, headers=None, timeout: float = 30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            data = json.dumps(body) if body is not None else None
+            hdrs = {
+                "Authorization": f"Bearer {self.key}",
+                **({"Content-Type": "application/json"} if data else {}),
+                **(headers or {}),
+            }
+            conn.request(method, path, body=data, headers=hdrs)
+            response = conn.getresponse()
+            raw = response.read()
+            return response.status, (json.loads(raw) if raw else None), dict(response.getheaders())
+        finally:
+            conn.close()
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
