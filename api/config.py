@@ -23,6 +23,7 @@ class Config:
     )
     MAX_BODY: int = 1_048_576  # LEADGATE_MAX_BODY: largest request body in bytes (413 above)
     BATCH_LIMIT: int = 100  # LEADGATE_BATCH_LIMIT: leads per POST /v1/decisions/batch
+    EXAMPLES: str = "examples"  # LEADGATE_EXAMPLES: directory whose form.html is served at /demo/form
     PERSONAL_DATA: str = "hash"  # LEADGATE_PERSONAL_DATA: hash (kept apart, erasable) or drop (not kept)
 
     def to_flask(self) -> dict:

@@ -18,3 +18,11 @@ def docs():
     return render_template(
         "docs.html", spec=spec, operations=operations, schemas=spec["components"]["schemas"]
     )
+
+
+@bp.get("/demo/form")
+def demo_form():
+    form = Path(current_app.config["LEADGATE_EXAMPLES"]) / "form.html"
+    if not form.is_file():
+        abort(404)
+    return send_file(form.resolve(), mimetype="text/html")
