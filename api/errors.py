@@ -23,12 +23,9 @@ HTTP_CODES = {
     403: ("forbidden", "This API key's scope does not allow this."),
     404: ("not_found", "No such resource."),
     405: ("method_not_allowed", "This method is not allowed here."),
-    409: ("conflict", "The request conflicts with an earlier one."),
     413: ("payload_too_large", "The request body is too large."),
     415: ("unsupported_media_type", "Send the body as JSON (Content-Type: application/json)."),
     422: ("invalid_request", "The request body is not valid."),
-    429: ("too_many_requests", "Too many requests."),
-    503: ("unavailable", "The service is unavailable; retry shortly."),
 }
 RETRY_AFTER_SECONDS = 2
 

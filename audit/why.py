@@ -74,6 +74,8 @@ def render(why: dict) -> str:
             + (
                 f", set by {', '.join(s['rule'] for s in why['staged_by'])}"
                 if why["staged_by"]
+                else " (where every lead starts)"
+                if why["changes"].get("first")
                 else " (kept from the lead's previous decision: stages only move forward)"
             )
         )
