@@ -1,8 +1,11 @@
-"""A readable API reference at /docs, rendered on the server from the OpenAPI document (no CDN, no JS)."""
+"""Pages for people: the API reference at /docs (server-rendered from the OpenAPI document, no CDN, no
+JS) and the example demo-request form at /demo/form (same origin as the API, so it can post to it)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, render_template, send_file
 
 bp = Blueprint("docs", __name__)
 
