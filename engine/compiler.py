@@ -70,6 +70,14 @@ class Plan:
     layers: dict[str, int]
     alternatives: dict[str, list[Alternative]]
 
+    def __post_init__(self):
+        # The keys rules read, split once: (section, name) pairs, e.g. ("p", "country").
+        self.lead_fields = sorted(
+            tuple(k.split(".", 1)) for k in self.lead_keys if "." in k and not k.startswith("f.")
+        )
+        self.uses_channel = "c" in self.lead_keys
+        self.event_fields = sorted(tuple(k.split(".", 1)) for k in self.event_keys if k[:2] in ("p.", "n."))
+
 
 def question_rules(model: Ruleset) -> list[Rule]:
     """One generated rule per outcome of each question: an answer settles its qualification item."""

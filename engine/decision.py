@@ -17,6 +17,8 @@ from .model import Ruleset
 from .vocabulary import FUNNEL_POSITIONS
 
 VERDICT_KINDS = ("not_a_lead", "disqualified")
+# Set once, by the matrix, before any rule reads them: no placeholder fact to retract first.
+MATRIX_SLOTS = frozenset({"fit", "quadrant"})
 
 
 def _round(x: float) -> float:
@@ -27,7 +29,6 @@ def _round(x: float) -> float:
 class Run:
     def __init__(self, model: Ruleset, plan, facts: dict, at: datetime):
         self.model, self.plan, self.facts, self.at = model, plan, facts, at
-        self.ages: list[float] = []
         self.current_rule: str | None = None
         self.reasons: list[dict] = []
         self.fired: set[str] = set()
@@ -68,7 +69,9 @@ class Run:
     def slot_fact(self, slot: str, sid: str) -> str:
         """A mirrored slot as the JSON text durable_rules gets, kept so retracting it costs no encoding."""
         value = self.slots.get(slot, False)  # tags start unset
-        text = f'{{"id":"slot:{slot}","t":"slot","slot":"{slot}","sid":"{sid}","v":{json.dumps(value)}}}'
+        # Slot values are ids ([a-z0-9_]) or booleans: no JSON encoder needed.
+        literal = ("true" if value else "false") if isinstance(value, bool) else f'"{value}"'
+        text = f'{{"id":"slot:{slot}","t":"slot","slot":"{slot}","sid":"{sid}","v":{literal}}}'
         self._facts[slot] = text
         return text
 
@@ -76,7 +79,8 @@ class Run:
         self.slots[slot] = value
         self.set_by[slot] = rule_id
         if slot in self.plan.read_slots:
-            self._retract(self._facts[slot])
+            if slot in self._facts:
+                self._retract(self._facts[slot])
             self._assert(self.slot_fact(slot, self.sid))
 
     # -- actions -----------------------------------------------------------------------------

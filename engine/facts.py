@@ -261,6 +261,11 @@ def _event_order(event: dict):
 
 
 @lru_cache(maxsize=4096)
+def _parsed(test_json: str):
+    return json.loads(test_json)
+
+
+@lru_cache(maxsize=4096)
 def _regex(pattern: str):
     return re.compile(pattern, re.IGNORECASE)
 
@@ -268,7 +273,7 @@ def _regex(pattern: str):
 def where_matches(props: dict, where: tuple) -> bool:
     """Python twin of an event-property pattern, for aggregates (same semantics: missing is false)."""
     for prop, test_json in where:
-        test = json.loads(test_json)
+        test = _parsed(test_json)
         value = props.get(prop)
         ops = test if isinstance(test, dict) else {"eq": test}
         for op, expected in ops.items():

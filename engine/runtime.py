@@ -22,7 +22,7 @@ from datetime import datetime
 import durable_rules_engine as dre
 
 from .compiler import Handler, Plan
-from .decision import Run
+from .decision import MATRIX_SLOTS, Run
 from .errors import EngineError, EvaluationError
 from .facts import compute_feature, email_domain, event_ages, normalise, parse_time
 from .model import Ruleset
@@ -117,21 +117,21 @@ class CompiledRuleset:
         domain = email_domain(profile.get("email"))
         if domain:
             profile["email_domain"] = domain
-        answers = facts["answers"]
-        events = facts["events"]
+        answers, events = facts["answers"], facts["events"]
         ages = event_ages(events, at)
-        run.ages = ages
         lead = {"id": "lead", "t": "lead", "sid": sid}
-        for key in plan.lead_keys:
-            section, _, name = key.partition(".")
-            if section == "p" and name in profile and not isinstance(profile[name], list):
-                lead.setdefault("p", {})[name] = profile[name]
-            elif section == "a" and isinstance(answers.get(name), str):
-                lead.setdefault("a", {})[name] = answers[name]
-            elif section == "an" and isinstance(answers.get(name), int | float):
-                lead.setdefault("an", {})[name] = answers[name]
-            elif key == "c" and facts["channel"] is not None:
-                lead["c"] = facts["channel"]
+        sections = {"p": {}, "a": {}, "an": {}}
+        for section, name in plan.lead_fields:
+            value = profile.get(name) if section == "p" else answers.get(name)
+            if value is None or isinstance(value, list):  # lists are matched through features
+                continue
+            # Text answers and amounts live under different keys, so "5" never compares as 5.
+            if section == "a" and not isinstance(value, str) or section == "an" and isinstance(value, str):
+                continue
+            sections[section][name] = value
+        lead.update((k, v) for k, v in sections.items() if v)
+        if plan.uses_channel and facts["channel"] is not None:
+            lead["c"] = facts["channel"]
         features = {}
         for feature in plan.features:
             value = compute_feature(feature, profile, answers, events, ages)
@@ -144,18 +144,20 @@ class CompiledRuleset:
             if event["type"] not in plan.event_types:
                 continue
             fact = {"id": f"e{i}", "t": "ev", "sid": sid, "type": event["type"], "age": age}
-            for key in plan.event_keys:
-                section, _, name = key.partition(".")
-                value = event.get("properties", {}).get(name)
-                if section == "p" and isinstance(value, str | bool):
-                    fact.setdefault("p", {})[name] = value
-                elif section == "n" and isinstance(value, int | float) and not isinstance(value, bool):
-                    fact.setdefault("n", {})[name] = value
+            props = event.get("properties")
+            if props:
+                for section, name in plan.event_fields:
+                    value = props.get(name)
+                    if value is None or (section == "n") != (
+                        isinstance(value, int | float) and not isinstance(value, bool)
+                    ):
+                        continue
+                    fact.setdefault(section, {})[name] = value
             out.append(fact)
         out.extend(
             {"id": f"tally:{name}", "t": "tally", "sid": sid, "score": name} for name in self.model.scores
         )
         out.append({"id": "matrix", "t": "matrix", "sid": sid})
-        texts = [json.dumps(f, ensure_ascii=False) for f in out]
-        texts.extend(run.slot_fact(slot, sid) for slot in sorted(plan.read_slots))
+        texts = [json.dumps(out, ensure_ascii=False)[1:-1]]
+        texts.extend(run.slot_fact(slot, sid) for slot in sorted(plan.read_slots - MATRIX_SLOTS))
         return "[" + ",".join(texts) + "]"
