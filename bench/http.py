@@ -1,0 +1,708 @@
+"""Decisions per second through HTTP, with durable audit writes, against a trivial endpoint of the same app.
+
+What it measures: the real server (`leadgate serve`: gunicorn, sync workers, 2 by default) on
+127.0.0.1 with a fresh SQLite audit file in a temporary directory and the default durability
+(`full`: every commit fsynced). For 2 and 16 concurrent clients it runs
+
+- the ceiling: `GET /healthz`, a trivial endpoint of the same app (same gunicorn, same Flask stack);
+- `POST /v1/decisions` with realistic, varied lead bodies for the default ruleset (mostly new leads,
+  some repeat leads sending a new event or a chatbot answer, so facts accumulate), each recorded in
+  the audit trail before the reply;
+
+and prints requests/s, p50/p99/p99.9 latency, errors (any non-2xx, refused or timed-out request), the
+ratio decisions/ceiling, the server's CPU per request and the CPU the load generator and any other
+process took during each phase. Afterwards it counts the decision rows in the SQLite file and
+compares them with the 2xx decision replies (they must match), then prints PASS/MISS against the
+targets: at 16 clients, at least 1,500 decisions/s, at least a third of the ceiling, p99 under 25 ms.
+Timing is never asserted: the exit status is 1 only when the row count does not match.
+
+How it measures: the load generator is a separate process (so it never shares the server's
+interpreter): one event loop (`selectors`) driving N concurrent connections with precomputed
+request bytes. It speaks HTTP/1.1 keep-alive, but gunicorn's sync workers answer every request with
+`Connection: close`, so every request pays a new TCP connection; latency is measured from the start
+of the connect to the last byte of the reply (what a form posting to the API sees). The table says
+how many replies came with `Connection: close`. With `--client wrk` (or `auto` when `wrk` is on
+PATH) the ceiling phase is measured a second time with wrk as a cross-check of the Python client;
+the decisions phases always use the Python client, which stops issuing at the bounds and waits for
+the requests in flight, so the audit rows can be compared exactly with the replies.
+
+Every phase is bounded by a request count (`--requests`) and a wall-time cap (`--seconds`); the whole
+run takes about a minute with the defaults. Loopback only: nothing is sent to any other address.
+
+Run from the repository root:
+
+    .venv/bin/python bench/http.py [--workers N] [--requests N] [--seconds S] [--client auto|python|wrk]
+                                   [--durability full|normal]
+
+`--durability normal` (no fsync per commit) is for diagnosis only; the targets are for `full`.
+
+Other CPU-heavy work on the machine skews every figure: the load average and the CPU share taken by
+other processes are printed with each phase; re-run on a quiet machine when they are high.
+"""
+
+# ruff: noqa: E402 - sys.path is fixed before the other imports
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# This file is named http.py: run as a script, its directory is sys.path[0] and would shadow the
+# standard library's http package (which tests.server and multiprocessing import). Put the
+# repository root there instead, which also makes `tests.server` importable.
+if sys.path and Path(sys.path[0] or ".").resolve() == ROOT / "bench":
+    sys.path[0] = str(ROOT)
+elif str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import argparse
+import contextlib
+import errno
+import json
+import multiprocessing
+import os
+import random
+import re
+import resource
+import selectors
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import time
+from array import array
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from tests.server import Server
+
+HOST = "127.0.0.1"  # loopback only, never any other address
+CLIENTS = (2, 16)
+TARGET_RATE = 1500.0
+TARGET_RATIO = 1 / 3
+TARGET_P99_MS = 25.0
+REQUEST_TIMEOUT = 10.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# -- Realistic leads for the default ruleset ------------------------------------------------------
+
+_COUNTRIES = ["US"] * 30 + ["GB"] * 10 + ["DE"] * 10 + ["FR"] * 6 + ["CA"] * 6 + ["NL"] * 4
+_COUNTRIES += ["ES", "IT", "SE", "CH", "IE", "BE", "DK", "NO", "AT", "PT", "FI"]
+_COUNTRIES += ["BR", "IN", "JP", "AU", "MX", "ZA", "SG", "PL"]  # outside the served market
+_INDUSTRIES = ["software", "saas", "fintech", "ecommerce", "retail", "healthcare", "media"]
+_INDUSTRIES += ["manufacturing", "education", "logistics", "government", "consulting", "energy"]
+_SENIORITIES = ["c_level", "vp", "director", "director", "manager", "manager", "manager"]
+_SENIORITIES += ["individual", "individual", "individual", "student"]
+_TITLES = ["Head of Growth", "Chief Data Officer", "VP Marketing", "Marketing Manager", "Data Analyst"]
+_TITLES += ["Founder", "Sales Operations Lead", "BI Developer", "Product Intern", "Owner"]
+_DEPARTMENTS = ["marketing", "sales", "revenue_operations", "operations", "analytics", "finance"]
+_DEPARTMENTS += ["engineering", "hr", "it", "product"]
+_STACK = ["salesforce", "hubspot", "snowflake", "bigquery", "tableau", "looker", "segment", "marketo"]
+_FREE_MAIL = ["gmail.com", "yahoo.com", "outlook.com", "gmx.de", "icloud.com"]
+_FIRST = ["ana", "ben", "chloe", "david", "emma", "farid", "greta", "hugo", "ines", "jonas", "kai"]
+_LAST = ["lopez", "okafor", "schmidt", "martin", "rossi", "nowak", "smith", "dubois", "jensen"]
+_WORDS = ["acme", "globex", "initech", "umbrella", "hooli", "vandelay", "stark", "wayne", "tyrell"]
+_WORDS += ["cyberdyne", "soylent", "wonka", "oscorp", "aperture", "massive", "nakatomi"]
+_EVENTS = [
+    ("page_view", 20),
+    ("email_open", 14),
+    ("email_click", 8),
+    ("content_download", 12),
+    ("pricing_page_view", 8),
+    ("webinar_registered", 5),
+    ("webinar_attended", 3),
+    ("social_follow", 3),
+    ("free_trial", 4),
+    ("info_request", 3),
+    ("demo_request", 4),
+    ("contact_sales", 2),
+    ("application", 1),
+    ("unsubscribe", 1),
+    ("email_bounce", 1),
+    ("careers_page_view", 2),
+]
+_CONTENT = ["whitepaper", "whitepaper", "ebook", "case_study", "report"]
+_CHANNELS = ["demo_form", "contact_form", "content_form", "chatbot", "webinar_form", "import"]
+_ANSWERS = {
+    "budget": ["yes", "no", "unknown", 5000, 25000, 120000],
+    "authority": ["decision_maker", "influencer", "user"],
+    "need": ["yes", "no", "We need one place for our revenue reporting."],
+    "timeline": ["now", "this_quarter", "this_year", "later", "none"],
+    "talk_to_sales": ["yes", "no"],
+}
+
+
+def _iso(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _events(rng: random.Random, lead_id: str, now: datetime, n: int, first: int) -> list[dict]:
+    types, weights = zip(*_EVENTS, strict=True)
+    out = []
+    for k, kind in enumerate(rng.choices(types, weights, k=n)):
+        event = {
+            "type": kind,
+            "at": _iso(now - timedelta(days=rng.uniform(0, 75), seconds=rng.randrange(3600))),
+            "id": f"{lead_id}-e{first + k}",
+        }
+        if kind == "content_download":
+            event["properties"] = {"content": rng.choice(_CONTENT)}
+        out.append(event)
+    return out
+
+
+def new_lead(rng: random.Random, lead_id: str, now: datetime) -> dict:
+    """A first contact from a form: a profile, one to six events, sometimes answers."""
+    first, last, word = rng.choice(_FIRST), rng.choice(_LAST), rng.choice(_WORDS)
+    company = f"{word.title()} {rng.choice(['Inc', 'GmbH', 'Ltd', 'SAS', 'BV', 'Labs'])}"
+    roll = rng.random()
+    if roll < 0.08:
+        domain = rng.choice(_FREE_MAIL)
+    elif roll < 0.09:
+        domain = "rivalytics.com"
+    else:
+        domain = f"{word}{rng.randrange(1000)}.{rng.choice(['com', 'io', 'de', 'co.uk'])}"
+    email = f"test{rng.randrange(99)}@{domain}" if rng.random() < 0.01 else f"{first}.{last}@{domain}"
+    profile: dict = {
+        "email": email,
+        "first_name": first.title(),
+        "last_name": last.title(),
+        "company": company,
+        "country": rng.choice(_COUNTRIES),
+        "industry": rng.choice(_INDUSTRIES),
+        "employees": int(rng.lognormvariate(5.0, 1.8)) + 1,
+        "department": rng.choice(_DEPARTMENTS),
+    }
+    if rng.random() < 0.8:
+        profile["seniority"] = rng.choice(_SENIORITIES)
+    if rng.random() < 0.6:
+        profile["job_title"] = rng.choice(_TITLES)
+    if rng.random() < 0.4:
+        profile["annual_revenue"] = rng.choice([500_000, 2_000_000, 15_000_000, 80_000_000, 400_000_000])
+    if rng.random() < 0.5:
+        profile["tech_stack"] = rng.sample(_STACK, rng.randint(1, 4))
+    if rng.random() < 0.3:
+        profile["phone"] = f"+1 555 {rng.randrange(10**7):07d}"
+    body = {
+        "lead_id": lead_id,
+        "channel": rng.choice(_CHANNELS),
+        "profile": profile,
+        "events": _events(rng, lead_id, now, rng.randint(1, 6), 0),
+    }
+    if rng.random() < 0.25:
+        keys = rng.sample(sorted(_ANSWERS), rng.randint(1, 3))
+        body["answers"] = {k: rng.choice(_ANSWERS[k]) for k in keys}
+    return body
+
+
+def repeat_lead(rng: random.Random, lead_id: str, now: datetime, seq: int) -> dict:
+    """A later call for a known lead: a chatbot answer, or new behaviour, or a profile update."""
+    roll = rng.random()
+    if roll < 0.45:
+        key = rng.choice(sorted(_ANSWERS))
+        return {"lead_id": lead_id, "channel": "chatbot", "answers": {key: rng.choice(_ANSWERS[key])}}
+    if roll < 0.9:
+        events = _events(rng, lead_id, now, rng.randint(1, 3), 100 + seq * 3)
+        for e in events:  # recent behaviour
+            e["at"] = _iso(now - timedelta(minutes=rng.randrange(1, 600)))
+        return {"lead_id": lead_id, "channel": "web", "events": events}
+    return {
+        "lead_id": lead_id,
+        "channel": "crm_sync",
+        "profile": {"employees": rng.randrange(5, 20000), "seniority": rng.choice(_SENIORITIES)},
+    }
+
+
+def generate(n: int, seed: int, prefix: str, repeat_share: float = 0.2) -> list[dict]:
+    """n decision requests: mostly new leads, `repeat_share` of them for a lead seen at least 40 earlier."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    bodies, known = [], []
+    for i in range(n):
+        if len(known) > 40 and rng.random() < repeat_share:
+            lead_id = known[rng.randrange(len(known) - 40)]
+            bodies.append(repeat_lead(rng, lead_id, now, i))
+        else:
+            lead_id = f"{prefix}-{i:06d}"
+            known.append(lead_id)
+            bodies.append(new_lead(rng, lead_id, now))
+    return bodies
+
+
+# -- HTTP requests as bytes -----------------------------------------------------------------------
+
+
+def get_request(port: int, path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUser-Agent: leadgate-bench\r\n\r\n".encode()
+
+
+def post_request(port: int, path: str, key: str, body: dict) -> bytes:
+    data = json.dumps(body, separators=(",", ":")).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nUser-Agent: leadgate-bench\r\n"
+        f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data
+
+
+# -- The load generator (runs in its own process) -------------------------------------------------
+
+_CL = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.I)
+_CLOSE = re.compile(rb"\r\nconnection:\s*close", re.I)
+
+
+class _Slot:
+    __slots__ = ("sock", "buf", "sent", "request", "started", "head_end", "length")
+
+    def __init__(self):
+        self.sock = None
+
+
+def _load(port, requests, concurrency, max_requests, max_seconds, pipe):
+    """Keep `concurrency` requests in flight until max_requests are issued or max_seconds pass."""
+    sel = selectors.DefaultSelector()
+    latencies = array("d")
+    statuses: Counter = Counter()
+    closes = connects = 0
+    issued = done = 0
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    deadline = t0 + max_seconds
+    last = t0
+    refused: list[_Slot] = []  # connects that failed at once: finished from the loop, not recursively
+
+    def start(slot, now):
+        nonlocal issued, connects
+        slot.request = requests[issued % len(requests)]
+        issued += 1
+        slot.buf, slot.sent, slot.head_end, slot.length = bytearray(), 0, -1, None
+        slot.started = now
+        if slot.sock is None:
+            connects += 1
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            err = sock.connect_ex((HOST, port))
+            if err not in (0, errno.EINPROGRESS):
+                sock.close()
+                refused.append(slot)
+                return
+            slot.sock = sock
+            sel.register(sock, selectors.EVENT_WRITE, slot)
+        else:
+            sel.modify(slot.sock, selectors.EVENT_WRITE, slot)
+
+    def finish(slot, status, now, close):
+        nonlocal done, closes, last
+        done += 1
+        last = now
+        statuses[status] += 1
+        latencies.append((now - slot.started) * 1000.0)
+        if close and slot.sock is not None:
+            sel.unregister(slot.sock)
+            slot.sock.close()
+            slot.sock = None
+        if issued < max_requests and now < deadline:
+            start(slot, now)
+        elif slot.sock is not None:
+            sel.unregister(slot.sock)
+            slot.sock.close()
+            slot.sock = None
+
+    slots = [_Slot() for _ in range(concurrency)]
+    now = time.perf_counter()
+    for slot in slots[: min(concurrency, max_requests)]:
+        start(slot, now)
+    while done < issued:
+        events = sel.select(timeout=0 if refused else 0.5)
+        now = time.perf_counter()
+        while refused:
+            finish(refused.pop(), 0, now, close=True)
+        for k, mask in events:
+            slot = k.data
+            try:
+                if mask & selectors.EVENT_WRITE:
+                    slot.sent += slot.sock.send(slot.request[slot.sent :])
+                    if slot.sent == len(slot.request):
+                        sel.modify(slot.sock, selectors.EVENT_READ, slot)
+                    continue
+                chunk = slot.sock.recv(262144)
+            except OSError:
+                finish(slot, 0, now, close=True)
+                continue
+            if not chunk:  # closed before a complete reply
+                finish(slot, 0, now, close=True)
+                continue
+            slot.buf += chunk
+            if slot.head_end < 0:
+                slot.head_end = slot.buf.find(b"\r\n\r\n")
+                if slot.head_end < 0:
+                    continue
+                m = _CL.search(slot.buf, 0, slot.head_end + 2)
+                slot.length = int(m.group(1)) if m else 0
+            if len(slot.buf) - slot.head_end - 4 >= slot.length:
+                head = bytes(slot.buf[: slot.head_end + 2])
+                close = bool(_CLOSE.search(head)) or head.startswith(b"HTTP/1.0")
+                closes += close
+                finish(slot, int(head[9:12]), now, close=close)
+        for slot in slots:  # requests that never complete count as errors
+            if slot.sock is not None and now - slot.started > REQUEST_TIMEOUT and slot.buf is not None:
+                finish(slot, -1, now, close=True)
+    usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    pipe.send(
+        {
+            "latencies": latencies.tobytes(),
+            "statuses": dict(statuses),
+            "elapsed": last - t0,
+            "client_cpu": cpu,
+            "connects": connects,
+            "closes": closes,
+        }
+    )
+    pipe.close()
+
+
+# -- CPU accounting from /proc --------------------------------------------------------------------
+
+
+def _proc_cpu(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def server_cpu(master: int) -> dict[int, float]:
+    """CPU seconds used so far by the gunicorn master and each of its workers, by pid."""
+    return {pid: _proc_cpu(pid) for pid in (master, *_children(master))}
+
+
+def cpu_since(master: int, before: dict[int, float]) -> float:
+    """CPU seconds the master and its workers used since `before` (a worker born since counts from 0)."""
+    return sum(cpu - before.get(pid, 0.0) for pid, cpu in server_cpu(master).items())
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    total = sum(v[:8])
+    return (total - idle) / CLK_TCK, total / CLK_TCK
+
+
+# -- Phases ---------------------------------------------------------------------------------------
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    """Nearest-rank percentile of a sorted list."""
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(rank) - 1]
+
+
+def run_phase(name, port, master, requests, clients, max_requests, max_seconds) -> dict:
+    ctx = multiprocessing.get_context("fork")
+    reader, writer = ctx.Pipe(duplex=False)
+    load1 = os.getloadavg()[0]
+    srv0 = server_cpu(master)
+    busy0, total0 = machine_busy()
+    proc = ctx.Process(target=_load, args=(port, requests, clients, max_requests, max_seconds, writer))
+    proc.start()
+    writer.close()
+    result = reader.recv()
+    proc.join()
+    busy1, total1 = machine_busy()
+    server = cpu_since(master, srv0)
+    lat = sorted(array("d", result["latencies"]))
+    statuses = result["statuses"]
+    n = len(lat)
+    ok = sum(c for s, c in statuses.items() if 200 <= s < 300)
+    elapsed = result["elapsed"] or float("nan")
+    wall = (total1 - total0) / (os.cpu_count() or 1)
+    other = (busy1 - busy0) - server - result["client_cpu"]
+    return {
+        "name": name,
+        "clients": clients,
+        "requests": n,
+        "ok": ok,
+        "errors": n - ok,
+        "statuses": statuses,
+        "rate": n / elapsed,
+        "p50": percentile(lat, 50),
+        "p99": percentile(lat, 99),
+        "p999": percentile(lat, 99.9),
+        "max": lat[-1] if lat else float("nan"),
+        "elapsed": elapsed,
+        "server_us": server / n * 1e6 if n else float("nan"),
+        "server_cores": server / wall if wall else float("nan"),
+        "client_cores": result["client_cpu"] / wall if wall else float("nan"),
+        "other_cores": max(0.0, other) / wall if wall else float("nan"),
+        "closes": result["closes"],
+        "connects": result["connects"],
+        "load1": load1,
+        "client": "python",
+    }
+
+
+_WRK_SCRIPT = """
+function done(summary, latency, requests)
+  io.write(string.format("WRK %d %d %d %d %.1f %.1f %.1f %.1f\\n",
+    summary.requests, summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout + summary.errors.status, summary.duration, 0,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9), latency.max))
+end
+"""
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_wrk(port, master, clients, seconds) -> dict | None:
+    """GET /healthz with wrk (one thread), bounded in time only: a cross-check of the ceiling.
+
+    wrk times a request from its first byte written, so its latencies leave out the TCP connect that
+    the Python client's include; its CPU is counted as the client's.
+    """
+    wrk = shutil.which("wrk")
+    if not wrk:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(_WRK_SCRIPT)
+    load1 = os.getloadavg()[0]
+    srv0, client0 = server_cpu(master), _children_cpu()
+    busy0, total0 = machine_busy()
+    try:
+        cmd = [wrk, "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "-s", f.name]
+        run = subprocess.run(
+            [*cmd, f"http://{HOST}:{port}/healthz"], capture_output=True, text=True, timeout=seconds + 30
+        )
+    finally:
+        os.unlink(f.name)
+    busy1, total1 = machine_busy()
+    server, client = cpu_since(master, srv0), _children_cpu() - client0
+    line = next((x for x in run.stdout.splitlines() if x.startswith("WRK ")), None)
+    if line is None:
+        print("wrk failed:", run.stdout[-500:], run.stderr[-500:])
+        return None
+    n, errors, duration_us, _, p50, p99, p999, mx = (float(x) for x in line.split()[1:])
+    wall = (total1 - total0) / (os.cpu_count() or 1)
+    return {
+        "name": "GET /healthz (wrk)",
+        "clients": clients,
+        "requests": int(n),
+        "errors": int(errors),
+        "rate": n / (duration_us / 1e6),
+        "p50": p50 / 1000,
+        "p99": p99 / 1000,
+        "p999": p999 / 1000,
+        "max": mx / 1000,
+        "server_us": server / n * 1e6 if n else float("nan"),
+        "server_cores": server / wall,
+        "client_cores": client / wall,
+        "other_cores": max(0.0, (busy1 - busy0) - server - client) / wall,
+        "load1": load1,
+        "client": "wrk",
+    }
+
+
+# -- Report ---------------------------------------------------------------------------------------
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        f"{'phase':<22} {'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'p99.9 ms':>8} {'max ms':>7} {'srv CPU µs/req':>14} {'srv cores':>9} "
+        f"{'client cores':>12} {'other cores':>11} {'load1':>5}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['name']:<22} {r['clients']:>7} {r['requests']:>8} {r['errors']:>6} {r['rate']:>7.0f} "
+            f"{r['p50']:>7.2f} {r['p99']:>7.2f} {r['p999']:>8.2f} {r['max']:>7.1f} {r['server_us']:>14.0f} "
+            f"{r['server_cores']:>9.2f} {r['client_cores']:>12.2f} {r['other_cores']:>11.2f} "
+            f"{r['load1']:>5.2f}"
+        )
+    return "\n".join(lines)
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _wait_for_workers(master: int, workers: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_children(master)) < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
+    parser.add_argument("--requests", type=int, default=10_000, help="requests per phase (default 10000)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="wall-time cap per phase (default 20)")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "python", "wrk"),
+        default="auto",
+        help="auto or wrk: also measure the ceiling with wrk when it is installed (default auto)",
+    )
+    parser.add_argument(
+        "--durability",
+        choices=("full", "normal"),
+        default="full",
+        help="LEADGATE_DURABILITY of the server (default full, the product default; normal for diagnosis)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated leads")
+    args = parser.parse_args(argv)
+    wrk = shutil.which("wrk") if args.client != "python" else None
+    if args.client == "wrk" and not wrk:
+        print("wrk is not installed (apt-get install -y wrk): falling back to the Python client only")
+
+    cores = os.cpu_count() or 1
+    busy0, total0 = machine_busy()
+    time.sleep(1.0)
+    busy1, total1 = machine_busy()
+    busy = (busy1 - busy0) / ((total1 - total0) / cores)
+    print(f"machine: {cores} CPUs; load average {_loadavg()}; {busy:.2f} cores busy in the last second")
+    if busy > 0.3:
+        print("WARNING: other processes are using the CPU; figures will be low and noisy. Re-run when quiet.")
+
+    n = args.requests
+    results, wrk_rows = [], []
+    decision_ok = decision_sent = 0
+    with tempfile.TemporaryDirectory(prefix="leadgate-bench-") as tmp:
+        db = Path(tmp) / "bench.db"
+        server = Server(db, workers=args.workers, durability=args.durability).start()
+        try:
+            port, key, master = server.port, server.key, server.proc.pid
+            _wait_for_workers(master, args.workers)
+            print(
+                f"server: leadgate serve (gunicorn, {args.workers} sync workers, master pid {master}, "
+                f"workers {_children(master)}) on {HOST}:{port}, durability {args.durability}, db {db}"
+            )
+            status, reply, headers = server.request("POST", "/v1/decisions", generate(1, 0, "CHECK")[0])
+            decision_sent += 1
+            if status != 201 or "decision_id" not in (reply or {}):
+                print(f"a sample decision failed: {status} {reply}")
+                return 1
+            decision_ok += 1
+            print(
+                f"sample decision: {status}, stage {reply['stage']}, route {reply['route']['id']}; "
+                f"reply header Connection: {headers.get('Connection', '(none: keep-alive)')}"
+            )
+
+            print("generating lead bodies …", flush=True)
+            health = [get_request(port, "/healthz")]
+            bodies = {
+                c: [post_request(port, "/v1/decisions", key, b) for b in generate(n, args.seed + c, f"B{c}")]
+                for c in CLIENTS
+            }
+            warm = [post_request(port, "/v1/decisions", key, b) for b in generate(300, 999, "WARM")]
+            # Warm-up, not reported (its decisions are counted in the audit check).
+            run_phase("warm-up", port, master, health, 2, 500, 5)
+            w = run_phase("warm-up", port, master, warm, 2, 300, 10)
+            decision_ok, decision_sent = decision_ok + w["ok"], decision_sent + w["requests"]
+
+            for c in CLIENTS:
+                for name, reqs in (("GET /healthz", health), ("POST /v1/decisions", bodies[c])):
+                    print(f"  {name} at {c} clients (load {_loadavg()}) …", flush=True)
+                    r = run_phase(name, port, master, reqs, c, n, args.seconds)
+                    results.append(r)
+                    if name.startswith("POST"):
+                        decision_ok, decision_sent = decision_ok + r["ok"], decision_sent + r["requests"]
+            if wrk:
+                for c in CLIENTS:
+                    print(f"  GET /healthz at {c} clients with wrk (load {_loadavg()}) …", flush=True)
+                    row = run_wrk(port, master, c, min(args.seconds, 5.0))
+                    if row:
+                        wrk_rows.append(row)
+        finally:
+            server.stop()
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT count(*) FROM decisions WHERE kind = 'decision'").fetchone()[0]
+
+    print()
+    print(
+        "client: Python (one separate process, one selectors event loop, precomputed HTTP/1.1 requests)"
+        + (" for every phase; wrk for the extra ceiling rows" if wrk_rows else "; wrk not used")
+    )
+    closed = sum(r["closes"] for r in results)
+    replies = sum(r["requests"] - r["statuses"].get(0, 0) - r["statuses"].get(-1, 0) for r in results)
+    print(
+        f"connections: {closed} of {replies} replies came with Connection: close (gunicorn sync workers), "
+        "so every request opened a new TCP connection; latency includes the connect"
+    )
+    print()
+    print(table(results + wrk_rows))
+    print(
+        "srv = the gunicorn master and workers; cores = CPU seconds per wall second during the phase "
+        f"(the machine has {cores}); other = every other process; load1 (at the start of each phase) "
+        "counts this benchmark's own processes too"
+    )
+    print()
+    by = {(r["name"], r["clients"]): r for r in results}
+    ceilings = {}
+    for c in CLIENTS:
+        d, h = by[("POST /v1/decisions", c)], by[("GET /healthz", c)]
+        via_wrk = next((r for r in wrk_rows if r["clients"] == c), None)
+        ceiling = max(h["rate"], via_wrk["rate"] if via_wrk else 0.0)
+        ceilings[c] = ceiling
+        source = "Python client"
+        if via_wrk:
+            source = f"{'wrk' if via_wrk['rate'] > h['rate'] else 'Python client'}, the higher of the two"
+        bad = {s: k for s, k in d["statuses"].items() if not 200 <= s < 300}
+        print(
+            f"{c:>2} clients: {d['rate']:.0f} decisions/s; ceiling {ceiling:.0f} req/s "
+            f"({source}) "
+            f"→ ratio {d['rate'] / ceiling:.2f}" + (f"; decision errors by status {bad}" if bad else "")
+        )
+    match = rows == decision_ok
+    print(
+        f"audit: {rows} decision rows in SQLite; {decision_ok} 2xx decision replies "
+        f"(of {decision_sent} sent, warm-up and sample included) → {'match' if match else 'MISMATCH'}"
+    )
+    d16, d2 = by[("POST /v1/decisions", 16)], by[("POST /v1/decisions", 2)]
+    ratio = d16["rate"] / ceilings[16]
+    checks = [
+        (f"decisions/s at 16 clients >= {TARGET_RATE:.0f}", f"{d16['rate']:.0f}", d16["rate"] >= TARGET_RATE),
+        ("decisions/ceiling at 16 clients >= 1/3", f"{ratio:.2f}", ratio >= TARGET_RATIO),
+        (f"p99 at 16 clients < {TARGET_P99_MS:.0f} ms", f"{d16['p99']:.1f} ms", d16["p99"] < TARGET_P99_MS),
+        (
+            "no errors in the decision phases",
+            str(d2["errors"] + d16["errors"]),
+            d2["errors"] + d16["errors"] == 0,
+        ),
+        ("audit rows = 2xx decision replies", f"{rows} / {decision_ok}", match),
+    ]
+    print("targets:")
+    for label, value, ok in checks:
+        print(f"  {'PASS' if ok else 'MISS'}  {label}: {value}")
+    print(f"load average after the run: {_loadavg()}")
+    return 0 if match else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
