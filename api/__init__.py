@@ -6,8 +6,6 @@ The API holds no rules: each view validates its body against a marshmallow schem
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flask import Flask
 from flask_smorest import Api
 
@@ -36,20 +34,19 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     )
     app.json.sort_keys = False
     app.extensions["leadgate.config"] = config
-    registry = Registry()
-    app.extensions["leadgate.registry"] = registry
-    app.extensions["leadgate.ruleset_problems"] = registry.load_directory(Path(config.RULESETS))
+    app.extensions["leadgate.registry"] = Registry()
 
-    from . import decisions, docs, errors, health, leads, parsing, rulesets, schemas
+    from . import admin, decisions, docs, errors, health, leads, parsing, rulesets, schemas, state
 
     class LeadgateApi(Api):
         ERROR_SCHEMA = schemas.ErrorSchema  # one error shape, in the document as in the replies
 
     api = LeadgateApi(app)
     app.extensions["leadgate.api"] = api
-    for blueprint in (health.bp, decisions.bp, leads.bp, rulesets.bp):
+    for blueprint in (health.bp, decisions.bp, leads.bp, rulesets.bp, admin.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.bp)
     app.before_request(parsing.require_json)
     errors.init_app(app)  # after Api(): its own HTTP error handler is replaced by ours
+    state.init_app(app)
     return app

@@ -27,6 +27,12 @@ def ruleset_for(body: dict):
     )
 
 
+def shadow_for(ruleset):
+    """The shadow candidate of a live decision's ruleset (pinned candidates are not shadowed)."""
+    reg = registry()
+    return reg.shadow(ruleset.name) if reg.active_version(ruleset.name) == ruleset.version else None
+
+
 def _idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
@@ -55,8 +61,14 @@ def post_decision(body):
     an event id counts once); the decision is recorded before it is returned. With an
     Idempotency-Key header, a repeated request returns the first decision without recording again.
     """
+    ruleset = ruleset_for(body)
     reply, replayed = decide(
-        ruleset_for(body), trail(), body, client=g.key.id, idempotency_key=_idempotency_key()
+        ruleset,
+        trail(),
+        body,
+        client=g.key.id,
+        idempotency_key=_idempotency_key(),
+        shadow=shadow_for(ruleset),
     )
     headers = {"Location": url_for("decisions.get_decision", decision_id=reply["decision_id"])}
     if replayed:
@@ -82,7 +94,9 @@ def post_batch(body):
         except UnknownRuleset as exc:
             raise ApiError(422, exc.code, str(exc), {f"items[{i}].ruleset": [str(exc)]}) from exc
     try:
-        decisions = decide_batch(rulesets, trail(), items, client=g.key.id)
+        decisions = decide_batch(
+            rulesets, trail(), items, client=g.key.id, shadows=[shadow_for(r) for r in rulesets]
+        )
     except FactsError as exc:
         raise ApiError(
             422, exc.code, "The lead facts are not valid.", {f"items.{k}": v for k, v in exc.errors.items()}

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
 from . import schemas
 from .parsing import Blueprint
-from .state import registry, trail
+from .state import registry, served, trail
 
 bp = Blueprint("health", __name__, description="Probes")
 
@@ -24,18 +22,18 @@ def healthz():
 def readyz():
     """Rulesets are loaded and the audit database answers"""
     reg = registry()
-    names = reg.names()
+    names = [n for n in reg.names() if reg.active_version(n) is not None]
     try:
         trail()._read("SELECT 1 AS ok")
         database = "ok"
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure
         database = f"unavailable: {exc}"
-    problems = current_app.extensions["leadgate.ruleset_problems"]
+    problems = served().problems
     ok = bool(names) and database == "ok"
     body = {
         "status": "ok" if ok else "unavailable",
         "rulesets": {n: reg.active_version(n) for n in names},
-        "ruleset_problems": [p.to_dict() for p in problems],
+        "ruleset_problems": problems,
         "database": database,
     }
     return body, 200 if ok else 503

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from audit import NotFound
-from engine import UnknownRuleset
 
 from . import schemas
 from .auth import requires
@@ -14,11 +13,12 @@ from .state import registry
 bp = Blueprint("rulesets", __name__, url_prefix="/v1/rulesets", description="Ruleset versions")
 
 
-def describe(compiled, active: bool) -> dict:
+def describe(compiled, role: str) -> dict:
     model = compiled.model
     return {
         **compiled.identity,
-        "active": active,
+        "active": role == "active",
+        "role": role,
         "description": model.description,
         "owners": model.owners,
         "stages": [s.id for s in model.stages],
@@ -36,13 +36,14 @@ def describe(compiled, active: bool) -> dict:
 def list_rulesets():
     """Every loaded ruleset version"""
     reg = registry()
-    return {
-        "rulesets": [
-            describe(c, c.version == reg.active_version(name))
-            for name in reg.names()
-            for c in reg.versions(name)
-        ]
-    }
+    return {"rulesets": [describe(c, role_of(reg, c)) for name in reg.names() for c in reg.versions(name)]}
+
+
+def role_of(reg, compiled) -> str:
+    if reg.active_version(compiled.name) == compiled.version:
+        return "active"
+    shadow = reg.shadow(compiled.name)
+    return "shadow" if shadow is not None and shadow.version == compiled.version else "candidate"
 
 
 @bp.get("/<name>")
@@ -52,13 +53,15 @@ def list_rulesets():
 def get_ruleset(name):
     """One ruleset: its versions, owners, questions and the source of the active version"""
     reg = registry()
-    try:
-        active = reg.get(name)
-    except UnknownRuleset:
-        raise NotFound("ruleset", name) from None
+    versions = reg.versions(name)
+    if not versions:
+        raise NotFound("ruleset", name)
+    active = next((c for c in versions if c.version == reg.active_version(name)), None)
+    shadow = reg.shadow(name)
     return {
         "name": name,
-        "active_version": active.version,
-        "versions": [describe(c, c is active) for c in reg.versions(name)],
-        "source": active.source,
+        "active_version": active.version if active else None,
+        "shadow_version": shadow.version if shadow else None,
+        "versions": [describe(c, role_of(reg, c)) for c in versions],
+        "source": active.source if active else None,
     }

@@ -243,6 +243,12 @@ class RulesetVersionSchema(Schema):
     version = fields.Integer()
     digest = fields.String()
     active = fields.Boolean()
+    role = fields.String(
+        validate=validate.OneOf(["active", "candidate", "shadow"]),
+        metadata={
+            "description": "active (decides by default), candidate (pin it), shadow (also run on live leads)"
+        },
+    )
     description = fields.String()
     owners = fields.Dict(keys=fields.String(), values=fields.Nested(OwnerSchema))
     stages = fields.List(fields.String())
@@ -258,9 +264,42 @@ class RulesetListSchema(Schema):
 
 class RulesetDetailSchema(Schema):
     name = fields.String()
-    active_version = fields.Integer()
+    active_version = fields.Integer(allow_none=True)
+    shadow_version = fields.Integer(allow_none=True)
     versions = fields.List(fields.Nested(RulesetVersionSchema))
-    source = fields.String(metadata={"description": "Source of the active version"})
+    source = fields.String(
+        allow_none=True, metadata={"description": "Source of the active version (null with candidates only)"}
+    )
+
+
+class ProblemSchema(Schema):
+    file = fields.String()
+    line = fields.Integer()
+    rule = fields.String(allow_none=True)
+    message = fields.String()
+
+
+class ReloadSchema(Schema):
+    reload_id = fields.String()
+    seq = fields.Integer(metadata={"description": "Its place in the audit's hash chain"})
+    at = fields.String()
+    requested_by = fields.String(metadata={"description": "startup, sighup, cli, or api:<key id>"})
+    deployment = fields.Dict(
+        metadata={
+            "description": "Digests served from then on: active (per name), candidates, shadows (per name)"
+        }
+    )
+    problems = fields.List(fields.Nested(ProblemSchema), metadata={"description": "Files refused"})
+    changed = fields.Boolean(metadata={"description": "Whether the deployment differs from the one before"})
+    kept = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        metadata={"description": "Rulesets whose file was refused: the last good version that keeps serving"},
+    )
+
+
+class ReloadListSchema(Schema):
+    reloads = fields.List(fields.Nested(ReloadSchema))
 
 
 class ErrorSchema(Schema):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
-from . import create_app
+from . import create_app, state
 from .config import Config
+from .service import open_trail
 
 
 class _Server(BaseApplication):
@@ -20,9 +21,32 @@ class _Server(BaseApplication):
         self.cfg.set("accesslog", "-")
         # Compile rulesets once in the master; workers inherit them on fork.
         self.cfg.set("preload_app", True)
+        self.cfg.set("on_reload", _reload_rulesets)
 
     def load(self):
         return create_app(self._config)
+
+
+def _reload_rulesets(arbiter) -> None:
+    """SIGHUP: the master reloads the ruleset files before gunicorn replaces its workers.
+
+    The new workers fork with the new rulesets; any worker still on the old ones catches up on its
+    next request from the recorded reload. A refused file keeps its last good version.
+    """
+    app = arbiter.app.wsgi()
+    opened = open_trail(app.extensions["leadgate.config"])
+    try:
+        record, problems, kept = state.reload_app(app, opened, "sighup")
+    finally:
+        opened.close()
+    for problem in problems:
+        arbiter.log.error("ruleset refused: %s", problem)
+    arbiter.log.info(
+        "rulesets reloaded (%s): %s%s",
+        record["reload_id"],
+        ", ".join(f"{n} {d[:19]}" for n, d in record["deployment"]["active"].items()),
+        f"; kept the last good {kept}" if kept else "",
+    )
 
 
 def run(config: Config) -> None:

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 
 from audit import AuditTrail, merge_facts
-from engine import CompiledRuleset, Registry
+from engine import CompiledRuleset, EngineError, Evaluation, Registry
 from engine.facts import format_time
 
 from .config import Config
@@ -50,10 +50,13 @@ def decide(
     kind: str = "decision",
     client: str | None = None,
     idempotency_key: str | None = None,
+    shadow: CompiledRuleset | None = None,
 ) -> tuple[dict, bool]:
     """Evaluate the lead's accumulated facts plus `request`, record the decision, return (reply, replayed).
 
     kind `preview` evaluates the same way but leaves the lead unchanged (recorded as a preview).
+    A `shadow` candidate evaluates the same facts at the same time; its result is stored beside the
+    decision and never returned.
     With an idempotency key already used by this client for the same request, the first reply is
     returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
     """
@@ -67,7 +70,7 @@ def decide(
                 return first["decision"], True
         started = time.perf_counter()
         evaluation = ruleset.evaluate(_merged(trail, request), at or now())
-        item = _item(ruleset, evaluation, request, kind, client, time.perf_counter() - started)
+        item = _item(ruleset, evaluation, request, kind, client, time.perf_counter() - started, shadow)
         return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
 
 
@@ -78,6 +81,7 @@ def decide_batch(
     *,
     at: str | None = None,
     client: str | None = None,
+    shadows: list[CompiledRuleset | None] | None = None,
 ) -> list[dict]:
     """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
 
@@ -87,14 +91,16 @@ def decide_batch(
     with trail.transaction():
         known: dict[str, dict] = {}
         items = []
-        for ruleset, request in zip(rulesets, requests, strict=True):
+        for ruleset, request, shadow in zip(
+            rulesets, requests, shadows or [None] * len(requests), strict=True
+        ):
             started = time.perf_counter()
             lead_id = request.get("lead_id")
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
             evaluation = ruleset.evaluate(merge_facts(stored, facts_of(request)), at)
             known[lead_id] = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
             items.append(
-                _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
+                _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started, shadow)
             )
         return trail.record_many(items)
 
@@ -112,8 +118,9 @@ def facts_of(request: dict) -> dict:
     return {k: v for k, v in request.items() if k != "ruleset"}
 
 
-def _item(ruleset, evaluation, request, kind, client, seconds) -> dict:
+def _item(ruleset, evaluation, request, kind, client, seconds, shadow=None) -> dict:
     return {
+        "shadow": _shadow(shadow, evaluation) if shadow is not None and kind == "decision" else None,
         "facts": evaluation.facts,
         "decision": evaluation.decision,
         "source": ruleset.source,
@@ -123,6 +130,15 @@ def _item(ruleset, evaluation, request, kind, client, seconds) -> dict:
         "client": client,
         "latency_ms": round(seconds * 1000, 3),
     }
+
+
+def _shadow(shadow: CompiledRuleset, live: Evaluation) -> tuple:
+    """(identity, source, decision or error): a failing shadow never fails the live decision."""
+    try:
+        result = shadow.evaluate(live.facts, live.decision["evaluated_at"]).decision
+    except EngineError as exc:
+        result = f"{type(exc).__name__}: {exc}"
+    return shadow.identity, shadow.source, result
 
 
 def evaluator(registry: Registry):

@@ -1,26 +1,85 @@
-"""Per-process state of the app: the compiled rulesets and the audit database connection.
+"""Per-process state of the app: the rulesets it serves and the audit database connection.
 
-Rulesets are compiled once in the app factory (before gunicorn forks its workers, with --preload).
+Rulesets are loaded in the app factory (before gunicorn forks its workers, with --preload) through
+`deploy.reload`, which records what is served. On every request the process checks that it still
+serves the latest recorded reload, so a reload made by another worker or by the CLI reaches all.
 The SQLite connection must never cross a fork, so each process opens its own on first use.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from pathlib import Path
 
-from flask import current_app
+from flask import Flask, current_app, g
 
-from audit import AuditTrail
+from audit import AuditTrail, StorageUnavailable
 from engine import Registry
+from engine.files import load_directory
 
+from . import deploy
 from .service import open_trail
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+
+
+def init_app(app: Flask) -> None:
+    """Load the rulesets: recorded as a reload when they differ from the latest one recorded."""
+    config = app.extensions["leadgate.config"]
+    try:
+        opened = open_trail(config)
+    except StorageUnavailable as exc:
+        # Serve the files; the first request that can reach the database records them.
+        app.logger.error("rulesets loaded without recording them: %s", exc)
+        problems = load_directory(app.extensions["leadgate.registry"], Path(config.RULESETS))
+        app.extensions["leadgate.served"] = deploy.Served(None, [p.to_dict() for p in problems])
+        return
+    try:
+        reload_app(app, opened, "startup", only_if_changed=True)
+    finally:
+        opened.close()
+
+
+def reload_app(app: Flask, opened: AuditTrail, requested_by: str, only_if_changed: bool = False):
+    """Reload the app's rulesets from its files, recorded in `opened`: (reload, problems, kept)."""
+    ext = app.extensions
+    record, problems, kept = deploy.reload(
+        ext["leadgate.registry"], opened, Path(ext["leadgate.config"].RULESETS), requested_by, only_if_changed
+    )
+    ext["leadgate.served"] = deploy.Served(record["reload_id"], record["problems"])
+    return record, problems, kept
 
 
 def registry() -> Registry:
-    return current_app.extensions["leadgate.registry"]
+    """The rulesets to serve this request with: brought up to date once per request."""
+    app = current_app
+    if not g.get("leadgate_synced"):
+        with _lock:
+            served = app.extensions["leadgate.served"]
+            if served.reload_id is None:  # loaded while the database was out of reach: record it now
+                with contextlib.suppress(StorageUnavailable):
+                    reload_app(app, trail(), "startup", only_if_changed=True)
+            else:
+                app.extensions["leadgate.served"] = deploy.sync(
+                    app.extensions["leadgate.registry"], trail(), served
+                )
+        g.leadgate_synced = True
+    return app.extensions["leadgate.registry"]
+
+
+def served() -> deploy.Served:
+    registry()
+    return current_app.extensions["leadgate.served"]
+
+
+def reload(requested_by: str):
+    """Reload the files now (POST /v1/admin/reload): (reload, problems, kept)."""
+    with _lock:
+        result = reload_app(current_app, trail(), requested_by)
+    g.leadgate_synced = True
+    return result
 
 
 def trail() -> AuditTrail:

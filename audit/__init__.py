@@ -3,8 +3,17 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
+from . import deployments
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
 
-__all__ = ["AuditError", "AuditTrail", "NotFound", "ReplayImpossible", "StorageUnavailable", "merge_facts"]
+__all__ = [
+    "AuditError",
+    "AuditTrail",
+    "NotFound",
+    "ReplayImpossible",
+    "StorageUnavailable",
+    "deployments",
+    "merge_facts",
+]

@@ -27,11 +27,63 @@ def link_hash(seq: int, kind: str, ref: str, at: str, payload_hash: str, prev_ha
     return sha256(canonical([seq, kind, ref, at, payload_hash, prev_hash]))
 
 
-def append(db, kind: str, ref: str, at: str, payload_for) -> int:
-    """Add a link for an entry whose payload hash `payload_for(seq)` gives; returns the entry's seq.
+DECISION_COLUMNS = (
+    "id",
+    "seq",
+    "kind",
+    "lead_id",
+    "evaluated_at",
+    "recorded_at",
+    "channel",
+    "client",
+    "ruleset_name",
+    "ruleset_version",
+    "ruleset_digest",
+    "is_lead",
+    "stage",
+    "previous_stage",
+    "funnel",
+    "quadrant",
+    "route",
+    "destination",
+    "fit",
+    "engagement",
+    "input",
+    "facts",
+    "decision",
+    "latency_ms",
+    "idempotency_key",
+    "request_hash",
+)
+# Every kind of chained entry: the table that holds it, the column with its time, and what its hash covers.
+ENTRIES = {
+    "decision": ("decisions", "recorded_at", DECISION_COLUMNS),
+    "preview": ("decisions", "recorded_at", DECISION_COLUMNS),
+    "erasure": ("erasures", "at", ("id", "seq", "lead_id", "at", "requested_by", "removed")),
+    "reload": ("reloads", "at", ("id", "seq", "at", "requested_by", "deployment", "problems", "changed")),
+}
+
+
+def payload_hash(kind: str, row: dict) -> str:
+    """Hash of everything an entry's row says; any edit to it changes the hash."""
+    return sha256(canonical([row.get(c) for c in ENTRIES[kind][2]]))
+
+
+def append_entry(db, kind: str, row: dict) -> dict:
+    """Link `row` into the chain and insert it into its table; returns it with its seq.
 
     The caller holds the write transaction (BEGIN IMMEDIATE), so the head cannot move meanwhile.
     """
+    table, at_column, _ = ENTRIES[kind]
+    row["seq"] = append(
+        db, kind, row["id"], row[at_column], lambda seq: payload_hash(kind, {**row, "seq": seq})
+    )
+    db[table].insert(row)
+    return row
+
+
+def append(db, kind: str, ref: str, at: str, payload_for) -> int:
+    """Add a link for an entry whose payload hash `payload_for(seq)` gives; returns the entry's seq."""
     head = db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
     seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
     digest = payload_for(seq)
@@ -53,11 +105,28 @@ class Break:
         return f"{where}{f' ({self.ref})' if self.ref else ''}: {self.message}"
 
 
-def verify(db, payload_of) -> tuple[list[Break], set[tuple[str, str]]]:
-    """Every break in the chain, and the (kind, ref) of every entry it links.
+def stored_payload(db, kind: str, ref: str) -> str | None:
+    """An entry's payload hash recomputed from its row; None when the row is gone."""
+    table = ENTRIES.get(kind, (None,))[0]
+    if table is None:
+        return None
+    cursor = db.execute(f"SELECT * FROM {table} WHERE id = ?", (ref,))
+    row = cursor.fetchone()
+    return (
+        payload_hash(kind, dict(zip([d[0] for d in cursor.description], row, strict=True))) if row else None
+    )
 
-    `payload_of(kind, ref)` recomputes an entry's payload hash from its row (None when the row is gone).
-    """
+
+def entries(db):
+    """(kind, id) of every row of every chained table, linked or not."""
+    yield from db.execute("SELECT kind, id FROM decisions ORDER BY seq").fetchall()
+    for kind, (table, _, _) in ENTRIES.items():
+        if table != "decisions":  # one kind per table; decisions say theirs (decision or preview)
+            yield from db.execute(f"SELECT ?, id FROM {table} ORDER BY seq", (kind,)).fetchall()
+
+
+def verify(db) -> list[Break]:
+    """Every break in the chain, and every row of a chained table that no link records (inserted)."""
     breaks: list[Break] = []
     prev, expected_seq = GENESIS, 1
     linked: set[tuple[str, str]] = set()
@@ -72,11 +141,14 @@ def verify(db, payload_of) -> tuple[list[Break], set[tuple[str, str]]]:
             )
         if link_hash(seq, kind, ref, at, payload_hash, prev_hash) != stored:
             breaks.append(Break(seq, ref, "the link itself was edited"))
-        actual = payload_of(kind, ref)
+        actual = stored_payload(db, kind, ref)
         if actual is None:
             breaks.append(Break(seq, ref, f"the {kind} it records is gone (deleted)"))
         elif actual != payload_hash:
             breaks.append(Break(seq, ref, f"the {kind} it records was edited"))
         linked.add((kind, ref))
         prev, expected_seq = stored, seq + 1
-    return breaks, linked
+    for kind, ref in entries(db):
+        if (kind, ref) not in linked:
+            breaks.append(Break(None, ref, f"a {kind} row no link records (inserted)"))
+    return breaks

@@ -129,6 +129,46 @@ def m002_api_keys(db: Database) -> None:
     )
 
 
+@migrations()
+def m003_deployments(db: Database) -> None:
+    # A reload is a chained entry: which ruleset digests were served from then on, and what was refused.
+    db["reloads"].create(
+        {
+            "id": str,
+            "seq": int,
+            "at": str,
+            "requested_by": str,
+            "deployment": str,
+            "problems": str,
+            "changed": int,
+        },
+        pk="id",
+        not_null={"seq", "at", "deployment", "problems", "changed"},
+    )
+    db["reloads"].create_index(["seq"], unique=True)
+    # The result of a shadow candidate for a live decision, kept beside it and never returned.
+    db["shadow_decisions"].create(
+        {
+            "decision_id": str,
+            "evaluated_at": str,
+            "live_digest": str,
+            "ruleset_name": str,
+            "ruleset_version": int,
+            "ruleset_digest": str,
+            "stage": str,
+            "route": str,
+            "quadrant": str,
+            "fit": float,
+            "engagement": float,
+            "decision": str,
+            "error": str,
+        },
+        pk="decision_id",
+        foreign_keys=[("decision_id", "decisions", "id"), ("ruleset_digest", "rulesets", "digest")],
+    )
+    db["shadow_decisions"].create_index(["ruleset_name", "ruleset_version"])
+
+
 def connect(path: str | Path, durability: str = "full") -> Database:
     """An open, migrated database with WAL, foreign keys and a busy timeout."""
     if durability not in DURABILITY:

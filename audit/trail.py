@@ -22,56 +22,14 @@ from . import chain
 from .errors import NotFound, StorageUnavailable
 from .leads import event_key
 from .personal import Personal
+from .rows import dumps, record_shadow, store_source
 from .schema import connect
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
-DECISION_COLUMNS = (
-    "id",
-    "seq",
-    "kind",
-    "lead_id",
-    "evaluated_at",
-    "recorded_at",
-    "channel",
-    "client",
-    "ruleset_name",
-    "ruleset_version",
-    "ruleset_digest",
-    "is_lead",
-    "stage",
-    "previous_stage",
-    "funnel",
-    "quadrant",
-    "route",
-    "destination",
-    "fit",
-    "engagement",
-    "input",
-    "facts",
-    "decision",
-    "latency_ms",
-    "idempotency_key",
-    "request_hash",
-)
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def payload_hash(row: dict) -> str:
-    """Hash of everything a decision row says; any edit to it changes the hash."""
-    return chain.sha256(chain.canonical([row.get(c) for c in DECISION_COLUMNS]))
-
-
-def erasure_hash(row: dict) -> str:
-    return chain.sha256(
-        chain.canonical([row.get(c) for c in ("id", "seq", "lead_id", "at", "requested_by", "removed")])
-    )
 
 
 class AuditTrail:
@@ -85,7 +43,10 @@ class AuditTrail:
         personal_mode: str = "hash",
     ):
         self.path = str(path)
-        self.db: Database = connect(path, durability)
+        try:
+            self.db: Database = connect(path, durability)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"the audit database cannot be opened: {exc}") from exc
         self._lock = threading.RLock()
         self._depth = 0
         self.personal = Personal(self._secret(), tuple(personal_fields), personal_mode)
@@ -146,33 +107,17 @@ class AuditTrail:
         """Store decisions in one transaction (a group commit: one fsync for all), returning their replies.
 
         Each item holds facts, decision, source and optionally kind (`decision` updates the lead,
-        `preview` does not), request, channel, client, latency_ms, idempotency_key, request_hash.
-        All are stored, or none.
+        `preview` does not), request, channel, client, latency_ms, idempotency_key, request_hash, and
+        shadow: (identity, source, decision or error) of a shadow candidate. All are stored, or none.
         """
         prepared = [self._prepare(**item) for item in items]
         with self.transaction() as db:
             for row, item, kept in prepared:
                 decision = item["decision"]
-                ruleset = decision["ruleset"]
-                db.execute(
-                    "INSERT OR IGNORE INTO rulesets (digest, name, version, source, first_seen_at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (
-                        ruleset["digest"],
-                        ruleset["name"],
-                        ruleset["version"],
-                        item["source"],
-                        row["recorded_at"],
-                    ),
-                )
-                row["seq"] = chain.append(
-                    db,
-                    row["kind"],
-                    row["id"],
-                    row["recorded_at"],
-                    lambda seq, r=row: payload_hash({**r, "seq": seq}),
-                )
-                db["decisions"].insert(row)
+                store_source(db, decision["ruleset"], item["source"], row["recorded_at"])
+                chain.append_entry(db, row["kind"], row)
+                if item["shadow"] is not None:
+                    record_shadow(db, row["id"], decision, *item["shadow"])
                 if row["kind"] == "decision":
                     facts = json.loads(row["facts"])
                     self._update_lead(
@@ -193,6 +138,7 @@ class AuditTrail:
         latency_ms: float | None = None,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        shadow: tuple | None = None,
     ):
         decision_id = "dec_" + uuid.uuid4().hex
         stored_facts, kept = self._protect_facts(facts)
@@ -225,7 +171,7 @@ class AuditTrail:
             "idempotency_key": idempotency_key,
             "request_hash": request_hash,
         }
-        return row, {"decision": decision, "source": source, "facts": stored_facts}, kept
+        return row, {"decision": decision, "source": source, "facts": stored_facts, "shadow": shadow}, kept
 
     def _protect_facts(self, facts: dict | None):
         if facts is None:
@@ -348,25 +294,7 @@ class AuditTrail:
     def verify(self) -> list[str]:
         """Every edited, deleted, inserted or reordered row, named; empty when the trail is intact."""
         with self._lock:
-            breaks, linked = chain.verify(self.db, self._payload_of)
-            problems = [str(b) for b in breaks]
-            for kind, ref in self._recorded_refs():
-                if (kind, ref) not in linked:
-                    problems.append(f"outside the chain ({ref}): a {kind} row no link records (inserted)")
-        return problems
-
-    def _recorded_refs(self):
-        yield from self.db.execute("SELECT kind, id FROM decisions ORDER BY seq").fetchall()
-        yield from (
-            ("erasure", r[0]) for r in self.db.execute("SELECT id FROM erasures ORDER BY seq").fetchall()
-        )
-
-    def _payload_of(self, kind: str, ref: str) -> str | None:
-        if kind == "erasure":
-            rows = self._read("SELECT * FROM erasures WHERE id = ?", (ref,))
-            return erasure_hash(rows[0]) if rows else None
-        rows = self._read("SELECT * FROM decisions WHERE id = ?", (ref,))
-        return payload_hash(rows[0]) if rows else None
+            return [str(b) for b in chain.verify(self.db)]
 
     # -- erasure -----------------------------------------------------------------------------
     def erase(self, lead_id: str, requested_by: str | None = None) -> dict:
@@ -388,10 +316,7 @@ class AuditTrail:
                 "requested_by": requested_by,
                 "removed": removed,
             }
-            erasure["seq"] = chain.append(
-                db, "erasure", erasure["id"], at, lambda seq: erasure_hash({**erasure, "seq": seq})
-            )
-            db["erasures"].insert(erasure)
+            chain.append_entry(db, "erasure", erasure)
         with self._lock:
             # Old copies of the erased pages may still sit in the write-ahead log: fold it in and empty it.
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,25 +1,50 @@
-"""Rulesets loaded side by side: every version of every ruleset, compiled once, found by name.
+"""Rulesets loaded side by side: the active version of each ruleset, its candidates and shadows.
 
 A durable_rules ruleset cannot be unregistered (each create leaks a little C memory), so compiled
-rulesets are cached by digest: loading the same source again, or replaying a stored one, reuses it.
+rulesets are cached by digest: loading the same source again, reloading an unchanged file, or
+replaying a stored one reuses it. What is served is a `Deployment`, swapped whole under a lock, so
+a reload never leaves a request half in one deployment and half in the next.
 """
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
+from dataclasses import dataclass, field
 
 from .compiler import compile_source, digest_of
-from .errors import Problem, RulesetError, UnknownRuleset
+from .errors import UnknownRuleset
 from .runtime import CompiledRuleset
 from .yamlsource import load
+
+
+@dataclass
+class Deployment:
+    """What a process serves: one active version per name, candidates (pinnable), shadows."""
+
+    active: dict[str, CompiledRuleset] = field(default_factory=dict)
+    candidates: list[CompiledRuleset] = field(default_factory=list)
+    shadows: dict[str, CompiledRuleset] = field(default_factory=dict)  # name -> candidate run beside it
+
+    def digests(self) -> dict:
+        """The deployment as data: what the audit records and what every worker rebuilds from."""
+        return {
+            "active": {name: c.digest for name, c in sorted(self.active.items())},
+            "candidates": sorted(c.digest for c in self.candidates),
+            "shadows": {name: c.digest for name, c in sorted(self.shadows.items())},
+        }
+
+    def versions(self) -> dict[str, dict[int, CompiledRuleset]]:
+        out: dict[str, dict[int, CompiledRuleset]] = {}
+        for compiled in [*self.candidates, *self.active.values()]:
+            out.setdefault(compiled.name, {})[compiled.version] = compiled
+        return out
 
 
 class Registry:
     def __init__(self):
         self._by_digest: dict[str, CompiledRuleset] = {}
+        self._deployment = Deployment()
         self._versions: dict[str, dict[int, CompiledRuleset]] = {}
-        self._active: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def compile(self, text: str, file: str = "<ruleset>") -> CompiledRuleset:
@@ -33,46 +58,44 @@ class Registry:
         with self._lock:
             return self._by_digest.setdefault(digest, compiled)
 
-    def add(self, compiled: CompiledRuleset, active: bool = True) -> None:
+    def deploy(self, deployment: Deployment) -> None:
+        """Serve this deployment from now on (the previous one stays cached by digest)."""
+        versions = deployment.versions()
         with self._lock:
-            self._versions.setdefault(compiled.name, {})[compiled.version] = compiled
-            if active:
-                self._active[compiled.name] = compiled.version
+            self._deployment, self._versions = deployment, versions
 
-    def load_file(self, path: Path) -> CompiledRuleset:
-        compiled = self.compile(path.read_text("utf-8"), str(path))
-        if compiled.name != path.name.removesuffix(".yaml"):
-            raise RulesetError(
-                [
-                    Problem(
-                        str(path),
-                        1,
-                        None,
-                        f"the file of ruleset {compiled.name!r} must be named {compiled.name}.yaml",
-                    )
-                ]
+    def add(self, compiled: CompiledRuleset) -> None:
+        """Make one compiled ruleset the active version of its name (tests, one-off scripts)."""
+        current = self.deployment
+        self.deploy(
+            Deployment(
+                {**current.active, compiled.name: compiled}, list(current.candidates), dict(current.shadows)
             )
-        return compiled
+        )
 
-    def load_directory(self, directory: Path) -> list[Problem]:
-        """Load every rulesets/<name>.yaml; the problems of those that failed (the others still load)."""
-        problems: list[Problem] = []
-        for path in ruleset_files(directory):
-            try:
-                self.add(self.load_file(path))
-            except RulesetError as exc:
-                problems.extend(exc.problems)
-        return problems
+    @property
+    def deployment(self) -> Deployment:
+        with self._lock:
+            return self._deployment
 
     def get(self, name: str, version: int | None = None) -> CompiledRuleset:
         with self._lock:
             versions = self._versions.get(name)
             if not versions:
                 raise UnknownRuleset(name, version, sorted(self._versions))
-            wanted = self._active[name] if version is None else version
-            if wanted not in versions:
+            active = self._deployment.active.get(name)
+            if version is None:
+                if active is None:  # only candidates of this name: they must be pinned
+                    raise UnknownRuleset(name, None, [f"{name} v{v}" for v in sorted(versions)])
+                return active
+            if version not in versions:
                 raise UnknownRuleset(name, version, [f"{name} v{v}" for v in sorted(versions)])
-            return versions[wanted]
+            return versions[version]
+
+    def shadow(self, name: str) -> CompiledRuleset | None:
+        """The candidate every live decision of `name` is also evaluated under, if one is named."""
+        with self._lock:
+            return self._deployment.shadows.get(name)
 
     def names(self) -> list[str]:
         with self._lock:
@@ -82,9 +105,7 @@ class Registry:
         with self._lock:
             return [v for _, v in sorted(self._versions.get(name, {}).items())]
 
-    def active_version(self, name: str) -> int:
-        return self.get(name).version
-
-
-def ruleset_files(directory: Path) -> list[Path]:
-    return sorted(p for p in Path(directory).glob("*.yaml") if not p.name.endswith(".cases.yaml"))
+    def active_version(self, name: str) -> int | None:
+        with self._lock:
+            active = self._deployment.active.get(name)
+        return active.version if active else None

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from engine import Registry, compile_source
+from engine.files import load_directory
 
 ROOT = Path(__file__).resolve().parent.parent
 RULESETS = ROOT / "rulesets"
@@ -18,7 +19,7 @@ AT = "2026-11-23T10:00:00Z"
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     reg = Registry()
-    assert reg.load_directory(RULESETS) == []
+    assert load_directory(reg, RULESETS) == []
     return reg
 
 

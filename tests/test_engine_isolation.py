@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from engine import EvaluationError, Registry
+from engine import Deployment, EvaluationError, Registry
 from engine.decision import canonical
 from tests.conftest import AT, RULESETS, lead
 
@@ -129,8 +129,8 @@ def test_two_versions_of_one_ruleset_live_side_by_side():
         "when: {profile.industry: {in_list: target_industries}}\n    then: {points: {fit: 25}}",
     )
     registry = Registry()
-    registry.add(registry.compile(source, "default.yaml"))
-    registry.add(registry.compile(v2, "default.yaml"))
+    v1 = registry.compile(source, "default.yaml")
+    registry.deploy(Deployment(active={"default": registry.compile(v2, "default.yaml")}, candidates=[v1]))
     facts = lead(profile={"industry": "software", "country": "US"}, events=[{"type": "free_trial", "at": AT}])
     assert registry.get("default", 1).evaluate(facts, AT).decision["scores"]["fit"] == 25.0
     assert registry.get("default", 2).evaluate(facts, AT).decision["scores"]["fit"] == 35.0

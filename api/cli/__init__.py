@@ -10,25 +10,11 @@ from pathlib import Path
 
 import click
 
-from engine.registry import ruleset_files
-
 from ..config import load_config
 
 
 def rulesets_dir(value: str | None) -> Path:
     return Path(value or load_config().RULESETS)
-
-
-def ruleset_paths(directory: Path, names: tuple[str, ...]) -> list[Path]:
-    if not names:
-        return ruleset_files(directory)
-    out = []
-    for name in names:
-        path = Path(name) if name.endswith(".yaml") else directory / f"{name}.yaml"
-        if not path.is_file():
-            raise click.UsageError(f"no ruleset file {path}")
-        out.append(path)
-    return out
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -9,6 +9,7 @@ import click
 
 from audit import AuditError
 from engine import EngineError, Registry
+from engine.files import load_directory
 
 from ..config import load_config
 from ..service import decide as decide_and_record
@@ -43,7 +44,7 @@ def _load(lead, name, version, directory):
     """The lead facts from the file and the compiled ruleset that should decide them."""
     config = load_config()
     registry = Registry()
-    for problem in registry.load_directory(rulesets_dir(directory)):
+    for problem in load_directory(registry, rulesets_dir(directory)):
         click.echo(str(problem), err=True)
     try:
         facts = json.load(lead)

@@ -1,67 +1,119 @@
-"""`leadgate rulesets …`: check, test and publish ruleset files."""
+"""`leadgate rulesets …`: check, test, reload, compare and publish ruleset files."""
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
-from engine import Registry, RulesetError, check_source
+from audit import deployments
+from engine import Problem, Registry, RulesetError, check_source, digest_of
 from engine.cases import cases_path, run_cases
+from engine.files import all_files, load_file, naming_problem
 from engine.schema import ruleset_schema
 from engine.yamlsource import load
 
-from . import main, ruleset_paths, rulesets_dir
+from ..config import load_config
+from ..deploy import reload
+from ..service import open_trail
+from . import main, rulesets_dir
+from .gitref import source_at
+
+DIR_OPTION = click.option(
+    "--dir", "directory", help="Rulesets directory (default: LEADGATE_RULESETS or ./rulesets)."
+)
 
 
 @main.group()
 def rulesets():
-    """Check, test and publish ruleset files."""
+    """Check, test, reload and compare ruleset files."""
+
+
+def selected(directory: Path, names: tuple[str, ...]) -> list[tuple[Path, bool]]:
+    """(path, is_candidate) of the named rulesets (a name, or a file), or of every file."""
+    files = all_files(directory)
+    if not names:
+        if not files:
+            raise click.UsageError(f"no ruleset files found in {directory}")
+        return files
+    out = []
+    for name in names:
+        if name.endswith(".yaml"):
+            path = Path(name)
+            if not path.is_file():
+                raise click.UsageError(f"no ruleset file {path}")
+            out.append((path, path.parent.name == "candidates"))
+            continue
+        matching = [(p, c) for p, c in files if p.name.split(".", 1)[0] == name]
+        if not matching:
+            raise click.UsageError(f"no ruleset file {directory / (name + '.yaml')}")
+        out += matching
+    return out
 
 
 @rulesets.command("validate")
 @click.argument("names", nargs=-1)
-@click.option("--dir", "directory", help="Rulesets directory (default: LEADGATE_RULESETS or ./rulesets).")
-def rulesets_validate(names, directory):
+@DIR_OPTION
+@click.option(
+    "--base", help="A git ref: refuse a ruleset whose content changed since it without a new version."
+)
+def rulesets_validate(names, directory, base):
     """Report every problem in the ruleset files, with file, line and rule id."""
-    paths = ruleset_paths(rulesets_dir(directory), names)
-    if not paths:
-        raise click.UsageError("no ruleset files found")
     failed = False
-    for path in paths:
-        problems = check_source(path.read_text("utf-8"), str(path))
-        expected = path.name.removesuffix(".yaml")
+    for path, candidate in selected(rulesets_dir(directory), names):
+        text = path.read_text("utf-8")
+        problems = check_source(text, str(path))
         if not problems:
-            name = _declared_name(path)
-            if name != expected:
-                click.echo(f"{path}:1: the file of ruleset {name!r} must be named {name}.yaml")
-                failed = True
-                continue
-            click.echo(f"ok  {path}")
+            data = load(text, str(path)).data
+            problems = [p for p in [naming_problem(path, data["name"], data["version"], candidate)] if p]
+            if base and not problems:
+                problems = version_problems(path, data, base)
         for problem in problems:
             click.echo(str(problem))
+        if not problems:
+            click.echo(f"ok  {path}")
         failed |= bool(problems)
     sys.exit(1 if failed else 0)
 
 
-def _declared_name(path) -> str:
-    return load(path.read_text("utf-8"), str(path)).data["name"]
+def version_problems(path: Path, data: dict, base: str) -> list[Problem]:
+    """Every shipped change is a new version: content that changed since `base` needs a higher one."""
+    old_text = source_at(base, path)
+    if old_text is None:
+        return []
+    try:
+        old = load(old_text, f"{base}:{path}").data
+    except RulesetError:
+        return []  # the base was broken: any valid content now is a fix
+    if digest_of(old) == digest_of(data):
+        return []
+    old_version = old.get("version") if isinstance(old, dict) else None
+    if isinstance(old_version, int) and data["version"] <= old_version:
+        line = load(path.read_text("utf-8"), str(path)).line(("version",))
+        return [
+            Problem(
+                str(path),
+                line,
+                None,
+                f"the ruleset changed since {base} but its version is {data['version']} "
+                f"(it was {old_version} there): raise it to {old_version + 1}",
+            )
+        ]
+    return []
 
 
 @rulesets.command("test")
 @click.argument("names", nargs=-1)
-@click.option("--dir", "directory", help="Rulesets directory (default: LEADGATE_RULESETS or ./rulesets).")
+@DIR_OPTION
 def rulesets_test(names, directory):
     """Run each ruleset's example cases and name the rules no case exercised."""
-    paths = ruleset_paths(rulesets_dir(directory), names)
-    if not paths:
-        raise click.UsageError("no ruleset files found")
     registry = Registry()
     failed = False
-    for path in paths:
+    for path, candidate in selected(rulesets_dir(directory), names):
         try:
-            compiled = registry.load_file(path)
+            compiled = load_file(registry, path, candidate)
         except RulesetError as exc:
             click.echo(str(exc))
             failed = True
@@ -71,11 +123,72 @@ def rulesets_test(names, directory):
         for line in report.failures():
             click.echo(line)
         status = "ok  " if report.passed else "FAIL"
-        click.echo(f"{status} {compiled.name} v{compiled.version}: {passed}/{len(report.results)} cases pass")
+        what = f"{compiled.name} v{compiled.version}{' (candidate)' if candidate else ''}"
+        click.echo(f"{status} {what}: {passed}/{len(report.results)} cases pass")
         if report.unexercised:
             click.echo(f"     rules no case exercised: {', '.join(report.unexercised)}")
         failed |= not report.passed
     sys.exit(1 if failed else 0)
+
+
+@rulesets.command("reload")
+@DIR_OPTION
+def rulesets_reload(directory):
+    """Load the ruleset files again: every running worker serves them from its next request on."""
+    registry, trail = Registry(), open_trail(load_config())
+    try:
+        record, problems, kept = reload(registry, trail, rulesets_dir(directory), "cli")
+    finally:
+        trail.close()
+    for problem in problems:
+        click.echo(str(problem))
+    click.echo(f"reload {record['reload_id']} recorded{'' if record['changed'] else ' (no change)'}")
+    deployment = registry.deployment
+    for name, compiled in deployment.active.items():
+        note = " (its file was refused: the last good version keeps serving)" if name in kept else ""
+        click.echo(f"  {name} v{compiled.version} active{note}")
+    for compiled in deployment.candidates:
+        role = "shadow" if deployment.shadows.get(compiled.name) is compiled else "candidate"
+        click.echo(f"  {compiled.name} v{compiled.version} {role}")
+    if kept:
+        click.echo("kept " + ", ".join(f"{n} v{v}" for n, v in kept.items()) + ": their files were refused")
+    sys.exit(1 if problems else 0)
+
+
+@rulesets.command("shadow-report")
+@click.option("--ruleset", "name", help="Only the shadow of this ruleset.")
+@click.option("--since", help="Only decisions evaluated at or after this time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def rulesets_shadow_report(name, since, as_json):
+    """How often, and how, shadow candidates disagreed with the live decisions."""
+    trail = open_trail(load_config())
+    try:
+        report = deployments.shadow_report(trail, name, since)
+    finally:
+        trail.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    if not report:
+        click.echo("no shadow decisions recorded (name a candidate in rulesets/candidates/shadows.yaml)")
+        return
+    for entry in report:
+        r = entry["ruleset"]
+        n = entry["decisions"]
+        click.echo(
+            f"{r['name']} v{r['version']} in shadow of v{', v'.join(map(str, entry['live_versions']))}: "
+            f"{n} live decisions, {entry['disagreements']} disagreed ({_pct(entry['disagreements'], n)}), "
+            f"{entry['errors']} failed"
+        )
+        for field in deployments.SHADOW_FIELDS:
+            part = entry[field]
+            click.echo(f"  {field}: {part['changed']} changed ({_pct(part['changed'], n)})")
+            for pair, count in part["from_to"].items():
+                click.echo(f"    {count:>6}  {pair}")
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
 @rulesets.command("schema")

@@ -1,0 +1,90 @@
+"""Reloading rulesets without downtime: files → compiled → recorded in the audit → served everywhere.
+
+Every trigger goes through `reload`: a process starting, SIGHUP to the server, `POST
+/v1/admin/reload`, `leadgate rulesets reload`. It compiles the files; a file that fails keeps its
+ruleset's last good version (its source comes from the audit, by digest), and the outcome is
+recorded as a chained reload entry. Every worker compares, once per request, the latest reload with
+the one it serves (one indexed row) and rebuilds from the database when it moved: all workers serve
+the same versions without being signalled, and a worker started later rebuilds the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from audit import AuditTrail, StorageUnavailable, deployments
+from engine import Deployment, Problem, Registry
+from engine.files import read_directory
+
+
+@dataclass
+class Served:
+    """What one process serves: the reload it was built from (None before any was recorded)."""
+
+    reload_id: str | None = None
+    problems: list[dict] = field(default_factory=list)
+
+
+def reload(
+    registry: Registry, trail: AuditTrail, directory: Path, requested_by: str, only_if_changed: bool = False
+) -> tuple[dict, list[Problem], dict[str, int]]:
+    """Load the files, record the reload, serve it: (reload, problems, versions kept from before)."""
+    deployment, problems, refused = read_directory(registry, Path(directory))
+    kept = _keep_last_good(registry, trail, deployment, refused)
+    compiled = {c.digest: c for c in [*deployment.active.values(), *deployment.candidates]}
+    record = deployments.record_reload(
+        trail,
+        deployment.digests(),
+        [(c.identity, c.source) for c in compiled.values()],
+        [p.to_dict() for p in sorted(problems)],
+        requested_by,
+        only_if_changed=only_if_changed,
+    )
+    registry.deploy(deployment)
+    return record, problems, kept
+
+
+def _keep_last_good(registry, trail, deployment: Deployment, refused: set[str]) -> dict[str, int]:
+    latest = deployments.current(trail)
+    if latest is None:
+        return {}
+    kept = {}
+    for name in sorted(refused - set(deployment.active)):
+        digest = latest["deployment"]["active"].get(name)
+        if digest is not None:
+            deployment.active[name] = registry.compile(
+                trail.ruleset_source(digest), f"<{name} {digest[:19]}>"
+            )
+            kept[name] = deployment.active[name].version
+    return kept
+
+
+def rebuild(registry: Registry, trail: AuditTrail, recorded: dict) -> Deployment:
+    """The deployment a reload recorded, compiled from the sources the audit keeps by digest."""
+
+    def compiled(digest):
+        return registry.compile(trail.ruleset_source(digest), f"<stored {digest[:19]}>")
+
+    candidates = {d: compiled(d) for d in recorded["candidates"]}
+    return Deployment(
+        active={name: compiled(d) for name, d in recorded["active"].items()},
+        candidates=list(candidates.values()),
+        shadows={name: candidates.get(d) or compiled(d) for name, d in recorded["shadows"].items()},
+    )
+
+
+def sync(registry: Registry, trail: AuditTrail, served: Served) -> Served:
+    """Serve the latest recorded reload if it is not what this process serves (else change nothing).
+
+    When the database cannot be read, the process keeps serving what it has.
+    """
+    try:
+        latest_id = deployments.current_id(trail)
+        if latest_id is None or latest_id == served.reload_id:
+            return served
+        latest = deployments.current(trail)
+        registry.deploy(rebuild(registry, trail, latest["deployment"]))
+    except StorageUnavailable:
+        return served
+    return Served(latest["reload_id"], latest["problems"])
