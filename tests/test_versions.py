@@ -200,3 +200,92 @@ def test_a_candidate_is_pinnable_and_a_shadow_is_stored_never_returned(tmp_path,
     assert entry["decisions"] == 1 and entry["disagreements"] == 1
     assert entry["quadrant"]["from_to"] == {f"{live['quadrant']} → good_fit_not_ready": 1}
     assert entry["route"]["changed"] == 1
+
+
+# -- against a git ref: version checks and the decision diff ---------------------------------------
+
+
+@pytest.fixture
+def repo(rulesets):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=rulesets.parent, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "rulesets")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "v1")
+    return rulesets
+
+
+def cli(*args, env=None):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_validate_base_refuses_a_change_without_a_new_version(repo):
+    (repo / "default.yaml").write_text(bump(source(repo), 1, fit_points=30))
+    result = cli("rulesets", "validate", "--dir", str(repo), "--base", "main")
+    assert result.exit_code == 1
+    assert "changed since main but its version is 1 (it was 1 there): raise it to 2" in result.output
+    assert f"{repo / 'default.yaml'}:5:" in result.output  # the line of `version:`
+    (repo / "default.yaml").write_text(bump(source(repo), 2))
+    assert cli("rulesets", "validate", "--dir", str(repo), "--base", "main").exit_code == 0
+    assert "unknown git ref" in cli("rulesets", "validate", "--dir", str(repo), "--base", "nope").output
+
+
+def test_diff_on_recorded_leads_reports_what_changes(tmp_path, repo):
+    app, auth = app_and_key(tmp_path, repo)
+    client = app.test_client()
+    for i, employees in enumerate([200, 200, 30, 5]):
+        lead = {**LEAD, "lead_id": f"D-{i}", "profile": {**LEAD["profile"], "employees": employees}}
+        assert client.post("/v1/decisions", json=lead, headers=auth).status_code == 201
+    # v2: the target industry is worth 30 instead of 15: fit 45 → 60 (200 people) and 35 → 50 (30 people)
+    # make good fits; 10 → 25 (5 people) stays poor.
+    (repo / "default.yaml").write_text(bump(source(repo), 2, fit_points=30))
+    env = {"LEADGATE_DB": str(tmp_path / "v.db")}
+    result = cli("rulesets", "diff", "--base", "main", "--dir", str(repo), "--workers", "2", env=env)
+    assert result.exit_code == 0, result.output
+    report = result.output
+    assert report.startswith("## Decision diff: default v1 (main) → default v2 (working copy)")
+    assert "Re-decided **4** leads" in report and "**3** (75.0%) change stage, route or quadrant" in report
+    assert "| stage | 0 | 0.0% |\n| route | 3 | 75.0% |\n| quadrant | 3 | 75.0% |" in report
+    assert "| poor_fit_not_ready | good_fit_not_ready | 3 |" in report
+    assert "| `route-qualification-team` | 0 | 3 | +3 |" in report
+    assert "| fit | 4 | +15.00 | +15.00 | +15.00 |" in report
+    assert (
+        "- `D-0`: route nurture_low_touch → sdr_qualification, quadrant poor_fit_not_ready → good_fit_not_ready"
+        in report
+    )
+    failing = cli("rulesets", "diff", "--base", "main", "--dir", str(repo), "--fail-over", "10", env=env)
+    assert failing.exit_code == 1 and "75.0% of routes change: more than the 10% allowed" in failing.output
+
+
+def test_diff_on_leads_from_a_file(tmp_path, repo):
+    import json
+
+    leads = tmp_path / "leads.jsonl"
+    leads.write_text(
+        "\n".join(json.dumps({**LEAD, "lead_id": f"F-{i}"}) for i in range(3))
+        + '\n{"lead_id": "bad", "x": 1}\n'
+    )
+    (repo / "default.yaml").write_text(bump(source(repo), 2))
+    result = cli(
+        "rulesets",
+        "diff",
+        "--base",
+        "main",
+        "--dir",
+        str(repo),
+        "--leads",
+        str(leads),
+        "--at",
+        "2026-11-23T10:00:00Z",
+    )
+    assert result.exit_code == 0, result.output
+    assert "Re-decided **4** leads" in result.output and "**0** (0.0%) change" in result.output
+    assert "| could not be evaluated | 1 | 25.0% |" in result.output
+    assert "- `bad`: FactsError: x: unknown field" in result.output

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from audit import deployments
+from audit.queries import latest_facts
 from engine import Problem, Registry, RulesetError, check_source, digest_of
 from engine.cases import cases_path, run_cases
 from engine.files import all_files, load_file, naming_problem
 from engine.schema import ruleset_schema
 from engine.yamlsource import load
 
+from .. import diff as history_diff
 from ..config import load_config
 from ..deploy import reload
-from ..service import open_trail
+from ..service import now, open_trail
 from . import main, rulesets_dir
 from .gitref import source_at
 
@@ -195,3 +198,65 @@ def _pct(part: int, whole: int) -> str:
 def rulesets_schema():
     """Print the JSON Schema of ruleset files (for editors)."""
     click.echo(json.dumps(ruleset_schema(), indent=2))
+
+
+@rulesets.command("diff")
+@click.option("--base", required=True, help="The git ref to compare with (e.g. origin/main).")
+@click.option("--ruleset", "name", default=None, help="The ruleset (default: LEADGATE_DEFAULT_RULESET).")
+@DIR_OPTION
+@click.option(
+    "--db", "db", help="Re-decide each lead's latest decision in this audit file (default: LEADGATE_DB)."
+)
+@click.option(
+    "--leads", "leads_file", type=click.File("r"), help="Or: leads as JSON lines (one facts object each)."
+)
+@click.option(
+    "--at", help="Evaluation time for --leads (default: now), or for every lead instead of its own."
+)
+@click.option("--workers", type=int, help="Processes (default: every core).")
+@click.option("--samples", type=int, default=5, show_default=True, help="Changed leads shown in detail.")
+@click.option("--fail-over", type=float, help="Exit 1 when more than this percentage of leads change route.")
+def rulesets_diff(base, name, directory, db, leads_file, at, workers, samples, fail_over):
+    """What the working copy of a ruleset would change for recorded leads, against --base (Markdown)."""
+    config = load_config()
+    name = name or config.DEFAULT_RULESET
+    path = rulesets_dir(directory) / f"{name}.yaml"
+    if not path.is_file():
+        raise click.UsageError(f"no ruleset file {path}")
+    base_source = source_at(base, path)
+    if base_source is None:
+        raise click.UsageError(f"{path} does not exist at {base}: there is nothing to compare with")
+    if leads_file is not None and db is not None:
+        raise click.UsageError("give --db or --leads, not both")
+    try:
+        if leads_file is not None:
+            when = at or now()
+            leads = (_jsonl_lead(line, i, when) for i, line in enumerate(leads_file, 1) if line.strip())
+            report = history_diff.run(base_source, path.read_text("utf-8"), leads, workers, samples)
+            label = f"`{leads_file.name}`"
+        else:
+            trail = open_trail(replace(config, DB=db) if db else config)
+            try:
+                stored = ((lead, facts, at or when) for lead, facts, when in latest_facts(trail, name))
+                report = history_diff.run(base_source, path.read_text("utf-8"), stored, workers, samples)
+            finally:
+                trail.close()
+            label = f"the audit trail `{db or config.DB}`"
+    except RulesetError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    click.echo(history_diff.markdown(report, base, "working copy", label), nl=False)
+    routes = report.percent(report.changed_count("route"))
+    if fail_over is not None and routes > fail_over:
+        click.echo(f"\n**{routes:.1f}% of routes change: more than the {fail_over:g}% allowed.**")
+        sys.exit(1)
+
+
+def _jsonl_lead(line: str, number: int, at: str) -> tuple[str, dict, str]:
+    try:
+        facts = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise click.UsageError(f"--leads line {number} is not JSON: {exc}") from None
+    if not isinstance(facts, dict):
+        raise click.UsageError(f"--leads line {number} is not a JSON object")
+    return str(facts.get("lead_id", f"line-{number}")), facts, at

@@ -1,0 +1,211 @@
+"""Decision diff on history: what a ruleset change would do to the leads already decided.
+
+Both versions re-decide the same facts at the same time (by default each lead's latest recorded
+decision: its facts, its previous stage, its evaluation time), on every core, and the differences
+are summed up as a Markdown report fit for a pull-request comment.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from engine import EngineError, compile_source
+
+FIELDS = ("stage", "route", "quadrant")
+CHUNK = 500
+
+_pair: tuple = ()  # (base, head) compiled rulesets, one pair per worker process
+
+
+def summary(decision: dict) -> dict:
+    return {
+        "stage": decision["stage"],
+        "route": decision["route"]["id"],
+        "quadrant": decision["quadrant"],
+        "scores": decision["scores"],
+        "fired": [r["rule"] for r in decision["reasons"] if not r["rule"].startswith("@")],
+    }
+
+
+def _compile(base_source: str, head_source: str) -> None:
+    global _pair
+    _pair = (compile_source(base_source, "<base>"), compile_source(head_source, "<head>"))
+
+
+def _decide_chunk(chunk: list[tuple[str, dict, str]]) -> list[tuple]:
+    out = []
+    for lead_id, facts, at in chunk:
+        results = []
+        for ruleset in _pair:
+            try:
+                results.append(summary(ruleset.evaluate(facts, at).decision))
+            except EngineError as exc:
+                results.append(f"{type(exc).__name__}: {exc}")
+        out.append((lead_id, *results))
+    return out
+
+
+@dataclass
+class Diff:
+    base: dict  # identity of each side
+    head: dict
+    leads: int = 0
+    seconds: float = 0.0
+    workers: int = 1
+    changed: dict[str, Counter] = field(default_factory=lambda: {f: Counter() for f in FIELDS})
+    any_changed: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    score_shifts: dict[str, list[float]] = field(default_factory=dict)
+    rules: dict[str, list[int]] = field(default_factory=dict)  # rule -> [fired in base, fired in head]
+    samples: list[dict] = field(default_factory=list)
+
+    def changed_count(self, name: str) -> int:
+        return sum(self.changed[name].values())
+
+    def percent(self, count: int) -> float:
+        return 100 * count / self.leads if self.leads else 0.0
+
+    def add(self, lead_id: str, base, head, max_samples: int) -> None:
+        self.leads += 1
+        if isinstance(base, str) or isinstance(head, str):
+            self.errors.append((lead_id, base if isinstance(base, str) else head))
+            return
+        differs = False
+        for name in FIELDS:
+            if base[name] != head[name]:
+                self.changed[name][(base[name], head[name])] += 1
+                differs = True
+        for score in sorted(set(base["scores"]) | set(head["scores"])):
+            shift = round((head["scores"].get(score) or 0) - (base["scores"].get(score) or 0), 2)
+            self.score_shifts.setdefault(score, []).append(shift)
+        fired_base, fired_head = set(base["fired"]), set(head["fired"])
+        for rule in fired_base | fired_head:
+            counts = self.rules.setdefault(rule, [0, 0])
+            counts[0] += rule in fired_base
+            counts[1] += rule in fired_head
+        if differs:
+            self.any_changed += 1
+            if len(self.samples) < max_samples:
+                self.samples.append(
+                    {
+                        "lead_id": lead_id,
+                        **{name: (base[name], head[name]) for name in FIELDS},
+                        "newly_fired": sorted(fired_head - fired_base),
+                        "stopped_firing": sorted(fired_base - fired_head),
+                    }
+                )
+
+
+def run(
+    base_source: str,
+    head_source: str,
+    leads: Iterable[tuple[str, dict, str]],
+    workers: int | None = None,
+    max_samples: int = 5,
+) -> Diff:
+    """Re-decide every (lead_id, facts, at) under both sources; `workers` processes (default: every core)."""
+    workers = workers or multiprocessing.cpu_count()
+    base, head = (
+        compile_source(s, f"<{n}>").identity for s, n in ((base_source, "base"), (head_source, "head"))
+    )
+    diff = Diff(base, head, workers=workers)
+    started = time.perf_counter()
+    chunks = _chunks(leads)
+    if workers == 1:
+        _compile(base_source, head_source)
+        results = map(_decide_chunk, chunks)
+        _consume(diff, results, max_samples)
+    else:
+        # fork: the children start from this process (no re-import); each compiles its own pair.
+        context = multiprocessing.get_context("fork")
+        with context.Pool(workers, _compile, (base_source, head_source)) as pool:
+            _consume(diff, pool.imap(_decide_chunk, chunks), max_samples)
+    diff.seconds = time.perf_counter() - started
+    return diff
+
+
+def _chunks(leads):
+    chunk = []
+    for item in leads:
+        chunk.append(item)
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _consume(diff: Diff, results, max_samples: int) -> None:
+    for chunk in results:
+        for lead_id, base, head in chunk:
+            diff.add(lead_id, base, head, max_samples)
+
+
+def markdown(diff: Diff, base_label: str, head_label: str, source_label: str) -> str:
+    """The report, for a pull-request comment."""
+    b, h = diff.base, diff.head
+    lines = [
+        f"## Decision diff: {b['name']} v{b['version']} ({base_label}) → {h['name']} v{h['version']} ({head_label})",
+        "",
+        f"Re-decided **{diff.leads:,}** leads from {source_label} under both versions "
+        f"({diff.seconds:.1f} s on {diff.workers} processes). "
+        f"**{diff.any_changed:,}** ({diff.percent(diff.any_changed):.1f}%) change stage, route or quadrant.",
+        "",
+        "| what | leads changed | share |",
+        "| --- | ---: | ---: |",
+    ]
+    for name in FIELDS:
+        count = diff.changed_count(name)
+        lines.append(f"| {name} | {count:,} | {diff.percent(count):.1f}% |")
+    if diff.errors:
+        lines.append(
+            f"| could not be evaluated | {len(diff.errors):,} | {diff.percent(len(diff.errors)):.1f}% |"
+        )
+    for name in FIELDS:
+        if diff.changed[name]:
+            lines += [
+                "",
+                f"### {name.capitalize()}: from → to",
+                "",
+                "| from | to | leads |",
+                "| --- | --- | ---: |",
+            ]
+            for (old, new), count in diff.changed[name].most_common():
+                lines.append(f"| {old} | {new} | {count:,} |")
+    if diff.score_shifts:
+        lines += [
+            "",
+            "### Score shifts",
+            "",
+            "| score | leads moved | mean shift | smallest | largest |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for score, shifts in diff.score_shifts.items():
+            moved = sum(1 for s in shifts if s)
+            mean = sum(shifts) / len(shifts)
+            lines.append(f"| {score} | {moved:,} | {mean:+.2f} | {min(shifts):+.2f} | {max(shifts):+.2f} |")
+    different = {r: c for r, c in diff.rules.items() if c[0] != c[1]}
+    if different:
+        lines += ["", "### Rules that fire differently", "", "| rule | fired before | fired after | change |"]
+        lines.append("| --- | ---: | ---: | ---: |")
+        for rule, (before, after) in sorted(
+            different.items(), key=lambda kv: (-abs(kv[1][1] - kv[1][0]), kv[0])
+        ):
+            lines.append(f"| `{rule}` | {before:,} | {after:,} | {after - before:+,} |")
+    if diff.samples:
+        lines += ["", "### Sample leads that change", ""]
+        for s in diff.samples:
+            moves = ", ".join(f"{n} {s[n][0]} → {s[n][1]}" for n in FIELDS if s[n][0] != s[n][1])
+            lines.append(f"- `{s['lead_id']}`: {moves}")
+            if s["newly_fired"]:
+                lines.append(f"  - newly fired: {', '.join(f'`{r}`' for r in s['newly_fired'])}")
+            if s["stopped_firing"]:
+                lines.append(f"  - stopped firing: {', '.join(f'`{r}`' for r in s['stopped_firing'])}")
+    if diff.errors:
+        lines += ["", "### Leads the new version cannot evaluate", ""]
+        lines += [f"- `{lead}`: {message}" for lead, message in diff.errors[:5]]
+    return "\n".join(lines) + "\n"
