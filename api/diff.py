@@ -18,7 +18,10 @@ from engine import EngineError, compile_source
 FIELDS = ("stage", "route", "quadrant")
 CHUNK = 500
 
-_pair: tuple = ()  # (base, head) compiled rulesets, one pair per worker process
+# Set in the parent before the worker processes fork, so they inherit them instead of receiving them.
+_pair: tuple = ()  # (base, head) compiled rulesets
+_leads: list = []  # (lead_id, facts, at)
+_samples = 5
 
 
 def summary(decision: dict) -> dict:
@@ -36,17 +39,18 @@ def _compile(base_source: str, head_source: str) -> None:
     _pair = (compile_source(base_source, "<base>"), compile_source(head_source, "<head>"))
 
 
-def _decide_chunk(chunk: list[tuple[str, dict, str]]) -> list[tuple]:
-    out = []
-    for lead_id, facts, at in chunk:
+def _decide_range(bounds: tuple[int, int]) -> Diff:
+    """Decide _leads[start:stop] under both versions: a partial Diff for the parent to merge."""
+    part = Diff(_pair[0].identity, _pair[1].identity)
+    for lead_id, facts, at in _leads[bounds[0] : bounds[1]]:
         results = []
         for ruleset in _pair:
             try:
                 results.append(summary(ruleset.evaluate(facts, at).decision))
             except EngineError as exc:
                 results.append(f"{type(exc).__name__}: {exc}")
-        out.append((lead_id, *results))
-    return out
+        part.add(lead_id, *results, _samples)
+    return part
 
 
 @dataclass
@@ -62,6 +66,20 @@ class Diff:
     score_shifts: dict[str, list[float]] = field(default_factory=dict)
     rules: dict[str, list[int]] = field(default_factory=dict)  # rule -> [fired in base, fired in head]
     samples: list[dict] = field(default_factory=list)
+
+    def merge(self, part: Diff, max_samples: int) -> None:
+        self.leads += part.leads
+        self.any_changed += part.any_changed
+        for name in FIELDS:
+            self.changed[name].update(part.changed[name])
+        self.errors += part.errors
+        for score, shifts in part.score_shifts.items():
+            self.score_shifts.setdefault(score, []).extend(shifts)
+        for rule, (before, after) in part.rules.items():
+            counts = self.rules.setdefault(rule, [0, 0])
+            counts[0] += before
+            counts[1] += after
+        self.samples += part.samples[: max_samples - len(self.samples)]
 
     def changed_count(self, name: str) -> int:
         return sum(self.changed[name].values())
@@ -108,41 +126,27 @@ def run(
     max_samples: int = 5,
 ) -> Diff:
     """Re-decide every (lead_id, facts, at) under both sources; `workers` processes (default: every core)."""
+    global _leads, _samples
     workers = workers or multiprocessing.cpu_count()
-    base, head = (
-        compile_source(s, f"<{n}>").identity for s, n in ((base_source, "base"), (head_source, "head"))
-    )
-    diff = Diff(base, head, workers=workers)
+    _compile(base_source, head_source)
+    diff = Diff(_pair[0].identity, _pair[1].identity, workers=workers)
     started = time.perf_counter()
-    chunks = _chunks(leads)
-    if workers == 1:
-        _compile(base_source, head_source)
-        results = map(_decide_chunk, chunks)
-        _consume(diff, results, max_samples)
-    else:
-        # fork: the children start from this process (no re-import); each compiles its own pair.
-        context = multiprocessing.get_context("fork")
-        with context.Pool(workers, _compile, (base_source, head_source)) as pool:
-            _consume(diff, pool.imap(_decide_chunk, chunks), max_samples)
+    _leads, _samples = list(leads), max_samples
+    try:
+        ranges = [(i, min(i + CHUNK, len(_leads))) for i in range(0, len(_leads), CHUNK)]
+        if workers == 1:
+            parts = map(_decide_range, ranges)
+            for part in parts:
+                diff.merge(part, max_samples)
+        else:
+            # fork: the children inherit the compiled pair and the leads; only partial results travel.
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for part in pool.imap(_decide_range, ranges):
+                    diff.merge(part, max_samples)
+    finally:
+        _leads = []
     diff.seconds = time.perf_counter() - started
     return diff
-
-
-def _chunks(leads):
-    chunk = []
-    for item in leads:
-        chunk.append(item)
-        if len(chunk) == CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def _consume(diff: Diff, results, max_samples: int) -> None:
-    for chunk in results:
-        for lead_id, base, head in chunk:
-            diff.add(lead_id, base, head, max_samples)
 
 
 def markdown(diff: Diff, base_label: str, head_label: str, source_label: str) -> str:

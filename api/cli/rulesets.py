@@ -230,8 +230,7 @@ def rulesets_diff(base, name, directory, db, leads_file, at, workers, samples, f
         raise click.UsageError("give --db or --leads, not both")
     try:
         if leads_file is not None:
-            when = at or now()
-            leads = (_jsonl_lead(line, i, when) for i, line in enumerate(leads_file, 1) if line.strip())
+            leads = (_jsonl_lead(line, i, at) for i, line in enumerate(leads_file, 1) if line.strip())
             report = history_diff.run(base_source, path.read_text("utf-8"), leads, workers, samples)
             label = f"`{leads_file.name}`"
         else:
@@ -252,11 +251,13 @@ def rulesets_diff(base, name, directory, db, leads_file, at, workers, samples, f
         sys.exit(1)
 
 
-def _jsonl_lead(line: str, number: int, at: str) -> tuple[str, dict, str]:
+def _jsonl_lead(line: str, number: int, at: str | None) -> tuple[str, dict, str]:
     try:
         facts = json.loads(line)
     except json.JSONDecodeError as exc:
         raise click.UsageError(f"--leads line {number} is not JSON: {exc}") from None
     if not isinstance(facts, dict):
         raise click.UsageError(f"--leads line {number} is not a JSON object")
-    return str(facts.get("lead_id", f"line-{number}")), facts, at
+    if "decision_id" in facts and isinstance(facts.get("facts"), dict):  # a record of `audit export`
+        return str(facts["lead_id"]), facts["facts"], at or facts["evaluated_at"]
+    return str(facts.get("lead_id", f"line-{number}")), facts, at or now()
