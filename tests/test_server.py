@@ -79,3 +79,81 @@ def test_first_start_creates_a_local_admin_key(tmp_path):
 
     trail = AuditTrail(tmp_path / "first.db")
     assert authenticate(trail, key).scope == "admin"
+
+
+def test_reloads_under_load_fail_no_request_and_reach_every_worker(tmp_path):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from tests.server import LEADGATE, ROOT
+
+    rulesets = tmp_path / "rulesets"
+    rulesets.mkdir()
+    original = (ROOT / "rulesets" / "default.yaml").read_text()
+    shutil.copy(ROOT / "rulesets" / "doggie-delights.yaml", rulesets)
+
+    def write(version: int, text: str | None = None):
+        (rulesets / "default.yaml").write_text(
+            text or original.replace("version: 1\n", f"version: {version}\n", 1)
+        )
+
+    write(1)
+    results, stop = [], threading.Event()
+    with Server(tmp_path / "reload.db", workers=2, rulesets=rulesets) as server:
+
+        def load(worker: int):
+            i = 0
+            while not stop.is_set():
+                status, body, _ = server.request("POST", "/v1/decisions", lead(worker * 100_000 + i))
+                results.append((status, (body or {}).get("ruleset", {}).get("version"), body))
+                i += 1
+
+        threads = [threading.Thread(target=load, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+
+        def served_everywhere(version: int) -> bool:
+            # Fresh connections land on either worker: every one must answer with the new version.
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                seen = {server.request("GET", "/readyz")[1]["rulesets"]["default"] for _ in range(8)}
+                if seen == {version}:
+                    return True
+                time.sleep(0.2)
+            return False
+
+        time.sleep(0.5)
+        write(2)
+        os.kill(server.proc.pid, signal.SIGHUP)  # the gunicorn master
+        assert served_everywhere(2)
+        write(3)
+        status, body, _ = server.request("POST", "/v1/admin/reload")
+        assert status == 200 and body["changed"], body
+        assert served_everywhere(3)
+        write(4, "name: [not yaml")
+        status, body, _ = server.request("POST", "/v1/admin/reload")
+        assert status == 422 and "still serving the last good version of default v3" in body["message"]
+        write(5)
+        env = {**server.env, "LEADGATE_DB": str(server.db), "LEADGATE_RULESETS": str(rulesets)}
+        subprocess.run([str(LEADGATE), "rulesets", "reload"], env=env, check=True, capture_output=True)
+        assert served_everywhere(5)
+        time.sleep(0.3)
+        stop.set()
+        for t in threads:
+            t.join()
+        _, reloads, _ = server.request("GET", "/v1/admin/reloads")
+
+    statuses = [status for status, _, _ in results]
+    assert len(results) > 50 and set(statuses) == {201}, {s: statuses.count(s) for s in set(statuses)}
+    assert {version for _, version, _ in results} >= {1, 3, 5}
+    assert results[-1][1] == 5
+    by = [r["requested_by"] for r in reversed(reloads["reloads"])]
+    assert by[0] == "startup" and by[1:].count("sighup") == 1 and by[-1] == "cli" and len(by) == 5
+    assert [bool(r["problems"]) for r in reversed(reloads["reloads"])] == [False, False, False, True, False]
+    trail = AuditTrail(tmp_path / "reload.db")
+    assert trail.verify() == []
+    assert trail._read("SELECT count(*) AS n FROM decisions")[0]["n"] == len(results)
