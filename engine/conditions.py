@@ -293,6 +293,8 @@ class Lowering:
                 return None
             op, value = ("in" if op == "in_list" else "not_in"), list(values)
         if op == "exists":
+            if ftype == LIST:  # lists never reach the engine's lead fact: their presence is a feature
+                key = "f." + self._feature("given", (key,)).name
             return ("ex" if value else "nex", key)
         if op == "matches":
             if ftype != STRING:

@@ -328,6 +328,8 @@ def compute_feature(feature, profile: dict, answers: dict, events: list[dict], a
         key, pattern = spec
         value = _lookup(key, profile, answers)
         return None if not isinstance(value, str) else bool(_regex(pattern).search(value))
+    if kind == "given":
+        return True if isinstance(_lookup(spec[0], profile, answers), list) else None
     if kind == "contains":
         key, wanted = spec
         value = _lookup(key, profile, answers)

@@ -70,6 +70,19 @@ def test_list_field_contains_ignores_case(mini):
     assert rs.evaluate(lead(profile={"tech_stack": []}), AT).decision["tags"] == []
 
 
+def test_exists_on_a_list_field_sees_the_list(mini):
+    # Regression: lists never reach the engine's lead fact, so `exists: true` on one never held.
+    rs = mini(
+        [
+            R("has-stack", {"profile.tech_stack": {"exists": True}}, {"tag": "has_stack"}),
+            R("no-stack", {"profile.tech_stack": {"exists": False}}, {"tag": "no_stack"}),
+        ]
+    )
+    assert rs.evaluate(lead(profile={"tech_stack": ["slack"]}), AT).decision["tags"] == ["has_stack"]
+    assert rs.evaluate(lead(profile={"tech_stack": []}), AT).decision["tags"] == ["has_stack"]
+    assert rs.evaluate(lead(profile={"country": "US"}), AT).decision["tags"] == ["no_stack"]
+
+
 def test_text_and_amount_answers_never_compare_across_types(mini):
     rs = mini(
         [
