@@ -28,6 +28,7 @@ elif str(ROOT) not in sys.path:
 
 import argparse
 import os
+import re
 
 from api import diff
 from bench.engine import AT, generate
@@ -36,7 +37,8 @@ TARGET_SECONDS = 60.0
 
 
 def head_of(base: str) -> str:
-    head = base.replace("version: 1\n", "version: 2\n", 1).replace(
+    version = int(re.search(r"(?m)^version: (\d+)$", base).group(1))
+    head = base.replace(f"version: {version}\n", f"version: {version + 1}\n", 1).replace(
         "score: {engagement: {gte: 40}, fit: {gte: 40}}", "score: {engagement: {gte: 35}, fit: {gte: 40}}"
     )
     assert head.count("{gte: 35}") == 1, "the default ruleset's mql-score rule changed: update bench/diff.py"

@@ -21,7 +21,7 @@ from typing import Any
 
 from .errors import Problem
 from .model import Ruleset
-from .vocabulary import BOOLEAN, EVENT_TYPES, FUNNEL_POSITIONS, LIST, NUMBER, QUADRANTS, STRING
+from .vocabulary import BOOLEAN, EVENT_TYPES, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
 
 MAX_ALTERNATIVES = 32
 _NEGATED = {"eq": "neq", "neq": "eq", "gt": "lte", "lte": "gt", "gte": "lt", "lt": "gte"}
@@ -57,7 +57,7 @@ class Feature:
     """A value computed in Python from the lead's facts and put on the lead fact under f.<name>."""
 
     name: str
-    kind: str  # matches | contains | count | days_since
+    kind: str  # matches | contains | given | count | days_since | outcome | overdue
     spec: tuple  # hashable description, see facts.compute_features
 
     def describe(self) -> str:
@@ -182,6 +182,11 @@ class Lowering:
             return self._single("lead", self._test("c", value, STRING, path, "channel"), negated)
         if key in ("count", "days_since"):
             return self._single("lead", self._aggregate(key, value, path), negated)
+        if key == "outcome":
+            return self._single("lead", ("ex", "f." + self._outcome(value, path).name), negated)
+        if key == "overdue":
+            feature = self._feature("overdue", ())
+            return self._single("lead", ("ex" if value else "nex", "f." + feature.name), negated)
         if key in ("score", "grade"):
             exprs = []
             for name, test in value.items():
@@ -357,6 +362,34 @@ class Lowering:
             self._problem(path, f"{kind} needs a comparison (gte, lt, eq, … or exists)")
             return ("ex", "f." + feature.name)
         return self._test("f." + feature.name, ops, NUMBER, path, kind)
+
+    def _outcome(self, spec, path: tuple) -> Feature:
+        """`outcome: won`, or {type, reason, within_days, latest, after_events}: computed in Python."""
+        spec = {"type": spec} if isinstance(spec, str) else spec
+        types = [spec["type"]] if isinstance(spec["type"], str) else list(spec["type"])
+        for name in types:
+            if name not in OUTCOME_TYPES:
+                self._problem(path + ("type",), f"unknown outcome {name!r}" + _hint(name, OUTCOME_TYPES))
+        reasons = spec.get("reason")
+        reasons = [reasons] if isinstance(reasons, str) else list(reasons or [])
+        known = {r for t in types for r in self.model.outcome_reasons.get(t, ())}
+        for reason in reasons:
+            if reason not in known:
+                self._problem(
+                    path + ("reason",),
+                    f"unknown reason {reason!r} for {', '.join(types)} (declare it under outcomes)"
+                    + _hint(reason, known),
+                )
+        return self._feature(
+            "outcome",
+            (
+                tuple(sorted(types)),
+                tuple(sorted(reasons)),
+                spec.get("within_days"),
+                bool(spec.get("latest", False)),
+                bool(spec.get("after_events", False)),
+            ),
+        )
 
     def _event_types(self, value, path, allow_any=False) -> tuple[str, ...]:
         names = [value] if isinstance(value, str) else list(value)

@@ -18,7 +18,16 @@ from functools import lru_cache
 from .errors import FactsError
 from .model import Ruleset
 from .schema import suggest
-from .vocabulary import BOOLEAN, DERIVED_PROFILE_FIELDS, EVENT_TYPES, LIST, NUMBER, STRING
+from .vocabulary import (
+    BOOLEAN,
+    DERIVED_PROFILE_FIELDS,
+    EVENT_TYPES,
+    LIST,
+    NUMBER,
+    OUTCOME_TYPES,
+    OUTCOMES_WITH_REASON,
+    STRING,
+)
 
 MAX_NUMBER = 1e15
 MAX_TEXT = 2000
@@ -103,7 +112,7 @@ def normalise(model: Ruleset, facts: dict) -> dict:
     errors = _Errors()
     if not isinstance(facts, dict):
         raise FactsError({"": ["lead facts must be a JSON object"]})
-    known = {"lead_id", "channel", "profile", "answers", "events", "previous_stage"}
+    known = {"lead_id", "channel", "profile", "answers", "events", "previous_stage", "outcomes", "handoff"}
     for key in facts:
         if key not in known:
             errors.add(key, "unknown field" + suggest(key, known))
@@ -150,6 +159,8 @@ def normalise(model: Ruleset, facts: dict) -> dict:
             answers[key] = checked
 
     events = _events(facts.get("events"), errors)
+    outcomes = _outcomes(facts.get("outcomes"), model, errors)
+    handoff = _handoff(facts.get("handoff"), errors)
     previous = facts.get("previous_stage")
     if previous is not None and previous not in {s.id for s in model.stages}:
         errors.add(
@@ -162,7 +173,104 @@ def normalise(model: Ruleset, facts: dict) -> dict:
     out = {"lead_id": lead_id, "channel": channel, "profile": profile, "answers": answers, "events": events}
     if previous is not None:
         out["previous_stage"] = previous
+    if outcomes:
+        out["outcomes"] = outcomes
+    if handoff is not None:
+        out["handoff"] = handoff
     return out
+
+
+def _outcomes(raw, model: Ruleset, errors: _Errors) -> list[dict]:
+    """What sales reported, in time order: type, at, and the reason (rejected, lost) or amount (won)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or len(raw) > MAX_EVENTS:
+        errors.add("outcomes", f"must be a list of at most {MAX_EVENTS} outcomes")
+        return []
+    out = []
+    for i, item in enumerate(raw):
+        field = f"outcomes[{i}]"
+        problems = outcome_problems(item, model)
+        for key, message in problems:
+            errors.add(f"{field}.{key}" if key else field, message)
+        if problems:
+            continue
+        clean = {"type": item["type"], "at": format_time(parse_time(item["at"], f"{field}.at"))}
+        for key in ("id", "reason", "amount"):
+            if item.get(key) is not None:
+                clean[key] = clean_number(item[key]) if key == "amount" else item[key]
+        out.append(clean)
+    out.sort(key=lambda o: (o["at"], o.get("id", ""), o["type"]))
+    return out
+
+
+def outcome_problems(item, model: Ruleset) -> list[tuple[str, str]]:
+    """(field, message) for everything wrong with one outcome; the API checks outcomes with it too."""
+    if not isinstance(item, dict):
+        return [("", "must be an object")]
+    out = []
+    for key in sorted(set(item) - {"id", "type", "at", "reason", "amount"}):
+        out.append((key, "unknown field" + suggest(key, ["id", "type", "at", "reason", "amount"])))
+    otype = item.get("type")
+    if otype not in OUTCOME_TYPES:
+        out.append(
+            (
+                "type",
+                f"{otype!r} is not an outcome ({', '.join(OUTCOME_TYPES)})"
+                + suggest(str(otype), OUTCOME_TYPES),
+            )
+        )
+    try:
+        parse_time(item.get("at"), "at")
+    except FactsError:
+        out.append(("at", "must be an ISO 8601 time"))
+    oid = item.get("id")
+    if oid is not None and (not isinstance(oid, str) or not 1 <= len(oid) <= 200):
+        out.append(("id", "must be text of 1 to 200 characters"))
+    reason = item.get("reason")
+    if otype in OUTCOMES_WITH_REASON:
+        allowed = model.outcome_reasons.get(otype, ())
+        if reason not in allowed:
+            listed = ", ".join(allowed) or f"none: the ruleset declares no outcomes.{otype} reasons"
+            out.append(
+                (
+                    "reason",
+                    f"{otype} needs a reason from the ruleset ({listed})" + suggest(str(reason), allowed),
+                )
+            )
+    elif reason is not None:
+        out.append(("reason", f"only {' and '.join(OUTCOMES_WITH_REASON)} take a reason"))
+    amount = item.get("amount")
+    if amount is not None:
+        if otype != "won":
+            out.append(("amount", "only won takes an amount"))
+        elif isinstance(amount, bool) or not isinstance(amount, int | float) or not 0 <= amount <= MAX_NUMBER:
+            out.append(("amount", f"must be a number from 0 to {MAX_NUMBER:.0e}"))
+    return out
+
+
+def _handoff(raw, errors: _Errors) -> dict | None:
+    """The lead's open hand-off (route, at, due_at), which leadgate supplies from the audit trail."""
+    if raw is None:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or set(raw) - {"route", "at", "due_at"}
+        or not isinstance(raw.get("route"), str)
+    ):
+        errors.add("handoff", "must be an object with route, at and due_at")
+        return None
+    try:
+        return {
+            "route": raw["route"],
+            "at": format_time(parse_time(raw.get("at"), "handoff.at")),
+            "due_at": format_time(parse_time(raw.get("due_at"), "handoff.due_at")),
+        }
+    except FactsError as exc:
+        for key, messages in exc.errors.items():
+            for m in messages:
+                errors.add(key, m)
+        return None
 
 
 def _section(raw, name: str, fields: dict, errors: _Errors, derived: dict) -> dict:
@@ -322,8 +430,15 @@ def event_ages(events: list[dict], at: datetime) -> list[float]:
     return [max(0.0, round((now - parse_time(e["at"], "at").timestamp()) / DAY, 4)) for e in events]
 
 
-def compute_feature(feature, profile: dict, answers: dict, events: list[dict], ages: list[float]):
+def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: datetime):
+    """The value of one feature for these (normalised) facts at time `at`; None when it has none."""
     kind, spec = feature.kind, feature.spec
+    answers, events = facts["answers"], facts["events"]
+    if kind == "outcome":
+        return _outcome_holds(spec, facts, at)
+    if kind == "overdue":
+        handoff = facts.get("handoff")
+        return True if handoff and parse_time(handoff["due_at"], "due_at") < at else None
     if kind == "matches":
         key, pattern = spec
         value = _lookup(key, profile, answers)
@@ -345,6 +460,27 @@ def compute_feature(feature, profile: dict, answers: dict, events: list[dict], a
     if kind == "count":
         return len(matching)
     return min(matching) if matching else None  # days_since
+
+
+def _outcome_holds(spec: tuple, facts: dict, at: datetime):
+    """True when an outcome of the lead matches (types, reasons, within_days, latest, after_events)."""
+    types, reasons, within, latest, after_events = spec
+    outcomes = facts.get("outcomes") or []
+    candidates = outcomes[-1:] if latest else outcomes
+    last_event = facts["events"][-1]["at"] if facts["events"] else None
+    for o in candidates:
+        if o["type"] not in types or (reasons and o.get("reason") not in reasons):
+            continue
+        if within is not None and (at - parse_time(o["at"], "at")).total_seconds() / DAY > within:
+            continue
+        if (
+            after_events
+            and last_event is not None
+            and parse_time(last_event, "at") > parse_time(o["at"], "at")
+        ):
+            continue  # the lead re-engaged since: the outcome no longer decides
+        return True
+    return None
 
 
 def _lookup(key: str, profile: dict, answers: dict):

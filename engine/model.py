@@ -96,6 +96,7 @@ class Ruleset:
     routes: dict[str, Route]
     defaults: dict[str, str]
     rules: list[Rule] = field(default_factory=list)
+    outcome_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rejected/lost -> reasons
 
     @property
     def funnel_stages(self) -> list[str]:
@@ -136,6 +137,7 @@ def build(data: dict) -> Ruleset:
         questions=questions,
         routes={rid: _route(rid, r) for rid, r in data["routes"].items()},
         defaults=dict(data["defaults"]),
+        outcome_reasons={k: tuple(v) for k, v in (data.get("outcomes") or {}).items()},
         rules=[
             Rule(
                 r["id"],

@@ -134,7 +134,7 @@ class CompiledRuleset:
             lead["c"] = facts["channel"]
         features = {}
         for feature in plan.features:
-            value = compute_feature(feature, profile, answers, events, ages)
+            value = compute_feature(feature, facts, profile, ages, at)
             if value is not None:
                 features[feature.name] = value
         if features:

@@ -53,6 +53,11 @@ EVENT_TYPES = (
     "careers_page_view",
 )
 
+# What sales reports back about a lead (POST /v1/leads/{id}/outcomes); rejected and lost carry a reason
+# from the ruleset's `outcomes` lists, won an amount.
+OUTCOME_TYPES = ("accepted", "rejected", "contacted", "meeting_held", "opportunity", "won", "lost")
+OUTCOMES_WITH_REASON = ("rejected", "lost")
+
 ANSWER_FIELDS: dict[str, str] = {
     "budget": STRING,  # yes / no / unknown, or an amount (a number)
     "authority": STRING,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,13 @@ def mini_source(rules: list[dict], **overrides) -> str:
 def mini():
     """mini(rules, **top-level overrides) -> a compiled ruleset."""
     return lambda rules, **overrides: compile_source(mini_source(rules, **overrides), "mini.yaml")
+
+
+def with_version(source: str, version: int) -> str:
+    """A ruleset source with its `version:` line set to `version`."""
+    out, n = re.subn(r"(?m)^version: \d+$", f"version: {version}", source, count=1)
+    assert n == 1
+    return out
 
 
 def lead(**parts) -> dict:

@@ -187,8 +187,9 @@ def test_preview_changes_nothing(client):
 
 
 def test_a_ruleset_version_can_be_pinned(client):
-    r = client.post("/v1/decisions", {**LEAD, "ruleset": {"name": "default", "version": 1}})
-    assert r.json["ruleset"]["version"] == 1
+    version = client.get("/v1/rulesets/default").json["active_version"]
+    r = client.post("/v1/decisions", {**LEAD, "ruleset": {"name": "default", "version": version}})
+    assert r.json["ruleset"]["version"] == version
     assert_error(
         client.post("/v1/decisions", {**LEAD, "ruleset": {"name": "default", "version": 9}}),
         422,
@@ -374,7 +375,7 @@ def test_every_v1_endpoint_requires_a_key(app):
 def test_probes_openapi_and_docs_page(client):
     assert client.get("/healthz", scope=None).json == {"status": "ok"}
     ready = client.get("/readyz", scope=None).json
-    assert ready["status"] == "ok" and ready["database"] == "ok" and ready["rulesets"]["default"] == 1
+    assert ready["status"] == "ok" and ready["database"] == "ok" and ready["rulesets"]["default"] == 2
     spec = client.get("/openapi.json", scope=None).json
     assert spec["openapi"].startswith("3.") and "/v1/decisions" in spec["paths"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

@@ -90,7 +90,7 @@ def test_a_decision_is_stored_with_everything_needed_to_explain_and_replay_it(tr
     record = trail.decision(body["decision_id"])
     assert record["decision"] == body
     assert record["client"] == "test" and record["channel"] == "demo_form"
-    assert record["ruleset"] == {"name": "default", "version": 1, "digest": default.digest}
+    assert record["ruleset"] == {"name": "default", "version": default.version, "digest": default.digest}
     assert record["facts"]["events"] == [{"type": "demo_request", "at": "2026-11-23T09:00:00Z", "id": "f1"}]
     assert record["input"]["lead_id"] == "L1" and record["latency_ms"] > 0
     assert trail.ruleset_source(default.digest) == default.source

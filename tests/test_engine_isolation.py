@@ -10,7 +10,7 @@ import pytest
 
 from engine import Deployment, EvaluationError, Registry
 from engine.decision import canonical
-from tests.conftest import AT, RULESETS, lead
+from tests.conftest import AT, RULESETS, lead, with_version
 
 
 def sample_leads(n: int, seed: int = 7) -> list[dict]:
@@ -123,8 +123,8 @@ def test_more_evaluations_than_durable_rules_live_session_limit(mini):
 
 
 def test_two_versions_of_one_ruleset_live_side_by_side():
-    source = (RULESETS / "default.yaml").read_text()
-    v2 = source.replace("version: 1\n", "version: 2\n", 1).replace(
+    source = with_version((RULESETS / "default.yaml").read_text(), 1)
+    v2 = with_version(source, 2).replace(
         "when: {profile.industry: {in_list: target_industries}}\n    then: {points: {fit: 15}}",
         "when: {profile.industry: {in_list: target_industries}}\n    then: {points: {fit: 25}}",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from audit import AuditTrail
+from tests.conftest import with_version
 from tests.server import Server
 
 
@@ -97,9 +98,7 @@ def test_reloads_under_load_fail_no_request_and_reach_every_worker(tmp_path):
     shutil.copy(ROOT / "rulesets" / "doggie-delights.yaml", rulesets)
 
     def write(version: int, text: str | None = None):
-        (rulesets / "default.yaml").write_text(
-            text or original.replace("version: 1\n", f"version: {version}\n", 1)
-        )
+        (rulesets / "default.yaml").write_text(text or with_version(original, version))
 
     write(1)
     results, stop = [], threading.Event()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from api import create_app
@@ -12,7 +10,7 @@ from audit import AuditTrail, deployments
 from audit.keys import create
 from engine import Registry
 from engine.files import read_directory
-from tests.conftest import RULESETS
+from tests.conftest import RULESETS, with_version
 
 LEAD = {
     "lead_id": "V-1",
@@ -23,7 +21,7 @@ LEAD = {
 
 def bump(text: str, version: int, fit_points: int | None = None) -> str:
     """The default ruleset at another version; optionally a different value for the industry rule."""
-    out = text.replace("version: 1\n", f"version: {version}\n", 1)
+    out = with_version(text, version)
     if fit_points is not None:
         out = out.replace(
             "when: {profile.industry: {in_list: target_industries}}\n    then: {points: {fit: 15}}",
@@ -37,7 +35,8 @@ def bump(text: str, version: int, fit_points: int | None = None) -> str:
 def rulesets(tmp_path):
     directory = tmp_path / "rulesets"
     directory.mkdir()
-    shutil.copy(RULESETS / "default.yaml", directory / "default.yaml")
+    # The tests count versions from 1, whatever version the shipped file is at.
+    (directory / "default.yaml").write_text(with_version((RULESETS / "default.yaml").read_text(), 1))
     return directory
 
 
