@@ -13,9 +13,9 @@ import json
 import time
 from datetime import UTC, datetime
 
-from audit import AuditTrail, merge_facts
-from engine import CompiledRuleset, EngineError, Evaluation, Registry
-from engine.facts import format_time
+from audit import AuditTrail, NotFound, merge_facts, outcomes
+from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry
+from engine.facts import format_time, outcome_problems, parse_time
 
 from .config import Config
 
@@ -139,6 +139,56 @@ def _shadow(shadow: CompiledRuleset, live: Evaluation) -> tuple:
     except EngineError as exc:
         result = f"{type(exc).__name__}: {exc}"
     return shadow.identity, shadow.source, result
+
+
+def report_outcome(
+    ruleset: CompiledRuleset,
+    trail: AuditTrail,
+    lead_id: str,
+    outcome: dict,
+    *,
+    client: str | None = None,
+    source: str = "api",
+    note: str | None = None,
+    at: str | None = None,
+) -> dict:
+    """Record what sales reported about a lead and decide the lead again with it: {outcome, decision}.
+
+    Both are recorded in one transaction, or neither; an unknown lead is NotFound, a wrong outcome
+    (type, reason not declared by the ruleset, amount) a FactsError naming the field.
+    """
+    at = at or now()
+    outcome = {k: v for k, v in outcome.items() if v is not None}
+    outcome.setdefault("at", at)
+    problems = outcome_problems(outcome, ruleset.model)
+    if problems:
+        raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
+    outcome["at"] = format_time(parse_time(outcome["at"], "at"))
+    with trail.transaction() as db:
+        if trail.lead_facts(lead_id) is None:
+            raise NotFound("lead", lead_id)
+        recorded = outcomes.record(db, lead_id, outcome, client, source, note)
+        started = time.perf_counter()
+        request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}
+        evaluation = ruleset.evaluate(_merged(trail, {"lead_id": lead_id, "channel": "outcome"}), at)
+        item = _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
+        return {"outcome": recorded, "decision": trail.record(**item)}
+
+
+def escalate_overdue(
+    ruleset_of, trail: AuditTrail, at: str | None = None, client: str | None = None
+) -> list[dict]:
+    """Decide again every lead whose hand-off is overdue, so that escalation rules can re-route it.
+
+    `ruleset_of(name)` gives the ruleset that decides a lead (the one that last decided it).
+    """
+    at = at or now()
+    decisions = []
+    for item in outcomes.sla(trail, at)["overdue"]:
+        lead = trail.lead(item["lead_id"])
+        request = {"lead_id": item["lead_id"], "channel": "sla"}
+        decisions.append(decide(ruleset_of(lead["ruleset_name"]), trail, request, at=at, client=client)[0])
+    return decisions
 
 
 def evaluator(registry: Registry):

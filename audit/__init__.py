@@ -3,7 +3,7 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import deployments
+from . import deployments, outcomes
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -16,4 +16,5 @@ __all__ = [
     "StorageUnavailable",
     "deployments",
     "merge_facts",
+    "outcomes",
 ]

@@ -61,6 +61,23 @@ ENTRIES = {
     "preview": ("decisions", "recorded_at", DECISION_COLUMNS),
     "erasure": ("erasures", "at", ("id", "seq", "lead_id", "at", "requested_by", "removed")),
     "reload": ("reloads", "at", ("id", "seq", "at", "requested_by", "deployment", "problems", "changed")),
+    "outcome": (
+        "outcomes",
+        "recorded_at",
+        (
+            "id",
+            "seq",
+            "lead_id",
+            "type",
+            "at",
+            "reason",
+            "amount",
+            "note",
+            "reported_by",
+            "recorded_at",
+            "source",
+        ),
+    ),
 }
 
 

@@ -13,8 +13,8 @@ import uuid
 
 from . import chain
 from .errors import StorageUnavailable
-from .rows import dumps, store_source
-from .trail import AuditTrail, now_iso
+from .rows import dumps, now_iso, store_source
+from .trail import AuditTrail
 
 
 def current(trail: AuditTrail) -> dict | None:

@@ -21,7 +21,8 @@ def merge_facts(stored: dict | None, new: dict) -> dict:
     """The facts to evaluate: what is stored for the lead, updated by what the caller sends now.
 
     Profile fields and answers sent now replace stored ones (null removes one); events are added,
-    each event id counting once; the stored stage is the previous stage.
+    each event id counting once; the stored stage is the previous stage; outcomes and the open
+    hand-off are the stored ones.
     """
     stored = stored or {"profile": {}, "answers": {}, "events": []}
     merged = {**new, "channel": new.get("channel") or stored.get("channel")}
@@ -45,6 +46,11 @@ def merge_facts(stored: dict | None, new: dict) -> dict:
         merged["events"] = list(events.values())
     if stored.get("previous_stage"):
         merged["previous_stage"] = stored["previous_stage"]
+    # What sales reported and the open hand-off come from the trail only, never from the caller.
+    for key in ("outcomes", "handoff"):
+        merged.pop(key, None)
+        if stored.get(key):
+            merged[key] = stored[key]
     return merged
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from .trail import AuditTrail, record_of
 
 MAX_PAGE = 500
+# SQLite integers are 64-bit: a larger `before` is bound as this (later than every seq), never an overflow.
+MAX_SEQ = 2**63 - 1
 # filter name -> SQL condition on the decisions table
 FILTERS = {
     "lead_id": "lead_id = ?",
@@ -64,9 +66,17 @@ def _where(filters: dict) -> tuple[str, list]:
             continue
         if name not in FILTERS:
             raise ValueError(f"unknown filter {name!r}")
+        if isinstance(value, int) and not -MAX_SEQ - 1 <= value <= MAX_SEQ:
+            clauses.append("0")  # no stored integer lies outside SQLite's 64-bit range: nothing matches
+            continue
         clauses.append(FILTERS[name])
         params.append(value)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _seq(before) -> int:
+    """A `before` bound SQLite can take: clamped to its integer range, which holds every seq."""
+    return max(-MAX_SEQ, min(int(before), MAX_SEQ))
 
 
 def summary(row: dict) -> dict:
@@ -104,7 +114,7 @@ def list_decisions(trail: AuditTrail, filters: dict, limit: int = 50, before: in
     where, params = _where(filters)
     if before is not None:
         where += (" AND " if where else " WHERE ") + "seq < ?"
-        params.append(int(before))
+        params.append(_seq(before))
     rows = trail._read(
         f"SELECT {_SUMMARY_COLUMNS} FROM decisions{where} ORDER BY seq DESC LIMIT ?", [*params, limit + 1]
     )
@@ -118,7 +128,7 @@ def timeline(trail: AuditTrail, lead_id: str, limit: int = 50, before: int | Non
     params: list = [lead_id]
     extra = ""
     if before is not None:
-        extra, params = " AND seq < ?", [lead_id, int(before)]
+        extra, params = " AND seq < ?", [lead_id, _seq(before)]
     rows = trail._read(
         f"SELECT seq, id, evaluated_at, recorded_at, channel, decision FROM decisions "
         f"WHERE lead_id = ? AND kind = 'decision'{extra} ORDER BY seq DESC LIMIT ?",

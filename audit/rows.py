@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def dumps(value) -> str:

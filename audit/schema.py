@@ -169,6 +169,53 @@ def m003_deployments(db: Database) -> None:
     db["shadow_decisions"].create_index(["ruleset_name", "ruleset_version"])
 
 
+@migrations()
+def m004_outcomes(db: Database) -> None:
+    # What sales reported about a lead: a chained entry, like a decision, and the decision it produced.
+    db["outcomes"].create(
+        {
+            "id": str,
+            "seq": int,
+            "lead_id": str,
+            "type": str,
+            "at": str,
+            "reason": str,
+            "amount": float,
+            "note": str,
+            "reported_by": str,
+            "recorded_at": str,
+            "source": str,
+        },
+        pk="id",
+        not_null={"seq", "lead_id", "type", "at", "recorded_at"},
+        foreign_keys=[("lead_id", "leads", "lead_id")],
+    )
+    db["outcomes"].create_index(["seq"], unique=True)
+    db["outcomes"].create_index(["lead_id", "at"])
+    db["outcomes"].create_index(["type", "at"])
+    # Hand-offs to a route with an SLA: when due, when first acted on (an outcome), or superseded.
+    db["handoffs"].create(
+        {
+            "id": int,
+            "lead_id": str,
+            "decision_id": str,
+            "route": str,
+            "destination": str,
+            "team": str,
+            "at": str,
+            "due_at": str,
+            "acted_at": str,
+            "acted_by": str,
+            "closed_at": str,
+        },
+        pk="id",
+        not_null={"lead_id", "decision_id", "route", "at", "due_at"},
+        foreign_keys=[("decision_id", "decisions", "id")],
+    )
+    db["handoffs"].create_index(["lead_id", "id"])
+    db["handoffs"].create_index(["due_at"])
+
+
 def connect(path: str | Path, durability: str = "full") -> Database:
     """An open, migrated database with WAL, foreign keys and a busy timeout."""
     if durability not in DURABILITY:

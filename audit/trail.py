@@ -13,23 +13,18 @@ import json
 import sqlite3
 import threading
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import chain
+from . import chain, outcomes
 from .errors import NotFound, StorageUnavailable
 from .leads import event_key
 from .personal import Personal
-from .rows import dumps, record_shadow, store_source
+from .rows import dumps, now_iso, record_shadow, store_source
 from .schema import connect
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class AuditTrail:
@@ -209,6 +204,7 @@ class AuditTrail:
                 for e in facts.get("events", [])
             ],
         )
+        outcomes.track(db, lead_id, decision_id, decision)
         before = previous[0] if previous else None
         if before != decision["stage"]:
             db["stage_history"].insert(
@@ -248,7 +244,7 @@ class AuditTrail:
             if props:
                 event["properties"] = props
             events.append(event)
-        return {
+        facts = {
             "lead_id": lead_id,
             "channel": lead["channel"],
             "profile": self.personal.reveal(json.loads(lead["profile"]), values),
@@ -256,6 +252,13 @@ class AuditTrail:
             "events": events,
             "previous_stage": lead["stage"],
         }
+        reported = outcomes.as_facts(outcomes.of_lead(self, lead_id))
+        if reported:
+            facts["outcomes"] = reported
+        handoff = outcomes.open_handoff(self, lead_id)
+        if handoff:
+            facts["handoff"] = handoff
+        return facts
 
     def personal_values(self, lead_id: str) -> dict[str, str]:
         return {

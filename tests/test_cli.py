@@ -124,7 +124,8 @@ def test_decide_why_verify_replay_export_erase(tmp_path, monkeypatch):
 
     why = run("why", "L9")
     assert why.exit_code == 0
-    assert "Route: sales_handoff → sales" in why.output and "budget: unknown → met" in why.output
+    # Handed off to sales at 10:00, due 10:30, nobody acted by 11:00: the second decision escalates it.
+    assert "Route: sales_escalation → sales" in why.output and "budget: unknown → met" in why.output
     assert first["stage"] == "mql"
     assert json.loads(run("why", "L9", "--json").output)["lead_id"] == "L9"
     assert run("why", "nobody").exit_code == 1

@@ -1,0 +1,146 @@
+"""`leadgate outcomes import` and `leadgate sla`: feedback from sales, and hand-offs past due."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import click
+
+from audit import AuditError, NotFound, outcomes
+from engine import EngineError, Registry
+from engine.facts import outcome_problems
+from engine.files import load_directory
+
+from ..config import load_config
+from ..service import escalate_overdue, open_trail, report_outcome
+from . import main, rulesets_dir
+
+COLUMNS = ("lead_id", "type", "at", "reason", "amount", "note")
+
+
+def _registry(directory) -> Registry:
+    registry = Registry()
+    for problem in load_directory(registry, rulesets_dir(directory)):
+        click.echo(str(problem), err=True)
+    return registry
+
+
+@main.group("outcomes")
+def outcomes_group():
+    """Feedback from sales: what happened to each lead."""
+
+
+@outcomes_group.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
+@click.option("--dir", "directory", help="Rulesets directory (default: LEADGATE_RULESETS or ./rulesets).")
+def outcomes_import(file, db, directory):
+    """Record the outcomes in FILE.csv (lead_id,type,at,reason,amount,note), each deciding its lead again.
+
+    Every row is checked first: with any problem, each is printed as FILE:LINE and nothing is recorded.
+    """
+    config = load_config(db=db)
+    registry = _registry(directory)
+    trail = open_trail(config)
+    try:
+        rows, problems = _read(file, trail, registry, config.DEFAULT_RULESET)
+        for problem in problems:
+            click.echo(problem)
+        if problems:
+            click.echo(f"nothing recorded: {len(problems)} problem(s) in {file.name}")
+            sys.exit(1)
+        counts: dict[str, int] = {}
+        for lead_id, outcome, note, ruleset in rows:
+            result = report_outcome(
+                ruleset, trail, lead_id, outcome, client="cli", source="import", note=note
+            )
+            counts[result["decision"]["stage"]] = counts.get(result["decision"]["stage"], 0) + 1
+        stages = ", ".join(f"{n} {stage}" for stage, n in sorted(counts.items()))
+        click.echo(f"{len(rows)} outcomes recorded, each lead decided again ({stages or 'none'})")
+    except (EngineError, AuditError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        trail.close()
+
+
+def _read(file, trail, registry, default_ruleset):
+    reader = csv.DictReader(file)
+    missing = {"lead_id", "type"} - set(reader.fieldnames or [])
+    if missing:
+        return [], [
+            f"{file.name}:1: missing column(s) {', '.join(sorted(missing))} (columns: {', '.join(COLUMNS)})"
+        ]
+    rows, problems = [], []
+    for row in reader:
+        line = reader.line_num
+        unknown = sorted(k for k in row if k not in COLUMNS)
+        if unknown:
+            problems.append(f"{file.name}:{line}: unknown column(s) {', '.join(map(str, unknown))}")
+            continue
+        lead_id = (row.get("lead_id") or "").strip()
+        try:
+            ruleset = registry.get(trail.lead(lead_id)["ruleset_name"] or default_ruleset)
+        except NotFound:
+            problems.append(f"{file.name}:{line}: no lead {lead_id!r} in the audit trail")
+            continue
+        outcome = {k: row[k].strip() for k in ("type", "at", "reason") if row.get(k) and row[k].strip()}
+        if row.get("amount") and row["amount"].strip():
+            try:
+                outcome["amount"] = float(row["amount"])
+            except ValueError:
+                problems.append(f"{file.name}:{line}: amount {row['amount']!r} is not a number")
+                continue
+        for field, message in outcome_problems({"at": "2000-01-01T00:00:00Z", **outcome}, ruleset.model):
+            problems.append(f"{file.name}:{line}: {field}: {message}")
+        rows.append((lead_id, outcome, (row.get("note") or "").strip() or None, ruleset))
+    return rows, problems
+
+
+@main.command("sla")
+@click.option("--at", help="Overdue at this time (default: now).")
+@click.option("--team", help="Only this team.")
+@click.option(
+    "--escalate", is_flag=True, help="Decide every overdue lead again, so escalation rules re-route it."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
+@click.option("--dir", "directory", help="Rulesets directory, for --escalate.")
+def sla(at, team, escalate, as_json, db, directory):
+    """Hand-offs neither accepted nor rejected in time, by team, and the median time to first action."""
+    trail = open_trail(load_config(db=db))
+    try:
+        if escalate:
+            registry = _registry(directory)
+            decided = escalate_overdue(registry.get, trail, at, client="cli")
+            for d in decided:
+                click.echo(f"decided {d['lead_id']} again: route {d['route']['id']} ({d['decision_id']})")
+        report = outcomes.sla(trail, at, team)
+    except (EngineError, AuditError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        trail.close()
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo(f"Hand-offs at {report['at']}")
+    click.echo(
+        f"{'team':<24}{'hand-offs':>10}{'in time':>9}{'late':>6}{'open':>6}{'overdue':>9}{'median min':>12}"
+    )
+    for name, t in report["teams"].items():
+        median = (
+            "-" if t["median_minutes_to_first_action"] is None else f"{t['median_minutes_to_first_action']:g}"
+        )
+        click.echo(
+            f"{name:<24}{t['handoffs']:>10}{t['acted_in_time']:>9}{t['acted_late']:>6}{t['open']:>6}"
+            f"{t['overdue']:>9}{median:>12}"
+        )
+    if report["overdue"]:
+        click.echo("\nOverdue (nobody acted yet):")
+        for o in report["overdue"]:
+            click.echo(
+                f"  {o['lead_id']:<20} {o['route']:<20} due {o['due_at']}  {o['minutes_overdue']:g} min late"
+            )

@@ -1,0 +1,61 @@
+"""Feedback from sales: POST/GET /v1/leads/{lead_id}/outcomes, and GET /v1/sla for hand-offs past due."""
+
+from __future__ import annotations
+
+from flask import current_app, g
+
+from audit import NotFound, outcomes
+
+from . import schemas
+from .auth import requires
+from .decisions import _documented
+from .parsing import Blueprint
+from .service import now, report_outcome
+from .state import registry, trail
+
+bp = Blueprint("outcomes", __name__, url_prefix="/v1", description="Outcomes and SLA: the feedback loop")
+
+
+def ruleset_of_lead(lead_id: str):
+    """The active version of the ruleset that last decided the lead."""
+    try:
+        name = trail().lead(lead_id)["ruleset_name"]
+    except NotFound:
+        name = current_app.config["LEADGATE_DEFAULT_RULESET"]
+    return registry().get(name)
+
+
+@bp.post("/leads/<lead_id>/outcomes")
+@bp.arguments(schemas.OutcomeRequestSchema)
+@bp.response(201, schemas.OutcomeReplySchema)
+@_documented(400, 401, 403, 404, 413, 415, 422, 503)
+@requires("decide")
+def post_outcome(body, lead_id):
+    """Report what happened to a lead (sales accepted, rejected, won…)
+
+    The outcome is recorded in the audit trail and the lead is decided again with it, in one
+    transaction: in the default ruleset a rejected hand-off recycles the lead, a won one makes it a
+    customer. A rejection or a loss needs one of the reasons the ruleset declares.
+    """
+    note = body.pop("note", None)
+    return report_outcome(ruleset_of_lead(lead_id), trail(), lead_id, body, client=g.key.id, note=note)
+
+
+@bp.get("/leads/<lead_id>/outcomes")
+@bp.response(200, schemas.OutcomeListSchema)
+@_documented(401, 403, 404)
+@requires("review")
+def get_outcomes(lead_id):
+    """Every outcome reported for a lead, oldest first"""
+    trail().lead(lead_id)
+    return {"lead_id": lead_id, "outcomes": outcomes.of_lead(trail(), lead_id)}
+
+
+@bp.get("/sla")
+@bp.arguments(schemas.SlaQuerySchema, location="query")
+@bp.response(200, schemas.SlaSchema)
+@_documented(401, 403, 422)
+@requires("review")
+def get_sla(query):
+    """Hand-offs neither accepted nor rejected in time, and each team's median time to first action"""
+    return outcomes.sla(trail(), query.get("at") or now(), query.get("team"))

@@ -1,0 +1,173 @@
+"""What sales reported about each lead, and the hand-offs it answers: the feedback loop's storage.
+
+An outcome (accepted, rejected with a reason, contacted, meeting held, opportunity, won with an amount,
+lost with a reason) is a chained entry like a decision. A hand-off opens when a decision routes a
+lead to a route with an SLA; the first outcome after it is the first action on it; a later decision
+that routes the lead elsewhere closes it. `leadgate sla` reads them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from . import chain
+from .rows import now_iso
+
+if TYPE_CHECKING:  # the trail calls into this module while it records
+    from .trail import AuditTrail
+
+OUTCOME_FACT_KEYS = ("id", "type", "at", "reason", "amount")
+
+
+def record(db, lead_id: str, outcome: dict, reported_by: str | None, source: str, note: str | None) -> dict:
+    """Store one outcome inside the caller's transaction; it is the first action on an open hand-off."""
+    row = {
+        "id": "out_" + uuid.uuid4().hex,
+        "lead_id": lead_id,
+        "type": outcome["type"],
+        "at": outcome["at"],
+        "reason": outcome.get("reason"),
+        "amount": outcome.get("amount"),
+        "note": note,
+        "reported_by": reported_by,
+        "recorded_at": now_iso(),
+        "source": source,
+    }
+    chain.append_entry(db, "outcome", row)
+    db.execute(
+        "UPDATE handoffs SET acted_at = ?, acted_by = ? "
+        "WHERE lead_id = ? AND acted_at IS NULL AND closed_at IS NULL AND at <= ?",
+        (row["at"], row["type"], lead_id, row["at"]),
+    )
+    return outcome_of(row)
+
+
+def outcome_of(row: dict) -> dict:
+    return {
+        "outcome_id": row["id"],
+        "seq": row["seq"],
+        "lead_id": row["lead_id"],
+        "type": row["type"],
+        "at": row["at"],
+        "reason": row["reason"],
+        "amount": row["amount"],
+        "note": row["note"],
+        "reported_by": row["reported_by"],
+        "recorded_at": row["recorded_at"],
+        "source": row["source"],
+    }
+
+
+def of_lead(trail: AuditTrail, lead_id: str) -> list[dict]:
+    return [
+        outcome_of(r)
+        for r in trail._read("SELECT * FROM outcomes WHERE lead_id = ? ORDER BY at, seq", (lead_id,))
+    ]
+
+
+def as_facts(outcomes: list[dict]) -> list[dict]:
+    """Outcomes as the engine reads them (id, type, at, reason, amount)."""
+    return [
+        {
+            k: o[k if k != "id" else "outcome_id"]
+            for k in OUTCOME_FACT_KEYS
+            if o[k if k != "id" else "outcome_id"] is not None
+        }
+        for o in outcomes
+    ]
+
+
+def open_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
+    """The lead's hand-off nobody acted on yet, as a fact: {route, at, due_at}."""
+    rows = trail._read(
+        "SELECT route, at, due_at FROM handoffs WHERE lead_id = ? AND acted_at IS NULL AND closed_at IS NULL "
+        "ORDER BY id DESC LIMIT 1",
+        (lead_id,),
+    )
+    return dict(rows[0]) if rows else None
+
+
+def track(db, lead_id: str, decision_id: str, decision: dict) -> None:
+    """Open, keep or close the lead's hand-off after a decision (inside the decision's transaction)."""
+    route, at = decision["route"], decision["evaluated_at"]
+    current = db.execute(
+        "SELECT id, route FROM handoffs WHERE lead_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
+        (lead_id,),
+    ).fetchone()
+    if current is not None and current[1] == route["id"]:
+        return  # the same hand-off goes on: its due time stays the first one
+    if current is not None:
+        db.execute("UPDATE handoffs SET closed_at = ? WHERE id = ?", (at, current[0]))
+    if route.get("due_at"):
+        db["handoffs"].insert(
+            {
+                "lead_id": lead_id,
+                "decision_id": decision_id,
+                "route": route["id"],
+                "destination": route["destination"],
+                "team": route.get("team"),
+                "at": at,
+                "due_at": route["due_at"],
+            }
+        )
+
+
+def _minutes(start: str, end: str) -> float:
+    return (_time(end) - _time(start)).total_seconds() / 60
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def sla(trail: AuditTrail, at: str | None = None, team: str | None = None) -> dict:
+    """Hand-offs past due and unanswered, and per team how fast the first action came.
+
+    {"at", "overdue": [{lead_id, route, team, at, due_at, minutes_overdue}], "teams": {team: {handoffs,
+    acted, acted_in_time, acted_late, open, overdue, median_minutes_to_first_action}}}
+    """
+    at = at or now_iso()
+    rows = trail._read(
+        "SELECT * FROM handoffs WHERE (? IS NULL OR team = ?) ORDER BY due_at, id", (team, team)
+    )
+    overdue, teams = [], {}
+    for r in rows:
+        stats = teams.setdefault(
+            r["team"] or r["route"],
+            {
+                "handoffs": 0,
+                "acted": 0,
+                "acted_in_time": 0,
+                "acted_late": 0,
+                "open": 0,
+                "overdue": 0,
+                "_minutes": [],
+            },
+        )
+        stats["handoffs"] += 1
+        if r["acted_at"] is not None:
+            stats["acted"] += 1
+            stats["acted_in_time" if _time(r["acted_at"]) <= _time(r["due_at"]) else "acted_late"] += 1
+            stats["_minutes"].append(_minutes(r["at"], r["acted_at"]))
+        elif r["closed_at"] is None:
+            stats["open"] += 1
+            if _time(r["due_at"]) < _time(at):
+                stats["overdue"] += 1
+                overdue.append(
+                    {
+                        "lead_id": r["lead_id"],
+                        "route": r["route"],
+                        "team": r["team"],
+                        "at": r["at"],
+                        "due_at": r["due_at"],
+                        "minutes_overdue": round(_minutes(r["due_at"], at), 1),
+                        "decision_id": r["decision_id"],
+                    }
+                )
+    for stats in teams.values():
+        minutes = stats.pop("_minutes")
+        stats["median_minutes_to_first_action"] = round(statistics.median(minutes), 1) if minutes else None
+    return {"at": at, "overdue": overdue, "teams": dict(sorted(teams.items()))}
