@@ -36,14 +36,27 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.extensions["leadgate.config"] = config
     app.extensions["leadgate.registry"] = Registry()
 
-    from . import admin, decisions, docs, errors, health, leads, outcomes, parsing, rulesets, schemas, state
+    from . import (
+        admin,
+        decisions,
+        docs,
+        errors,
+        health,
+        leads,
+        outcomes,
+        parsing,
+        reports,
+        rulesets,
+        schemas,
+        state,
+    )
 
     class LeadgateApi(Api):
         ERROR_SCHEMA = schemas.ErrorSchema  # one error shape, in the document as in the replies
 
     api = LeadgateApi(app)
     app.extensions["leadgate.api"] = api
-    for blueprint in (health.bp, decisions.bp, leads.bp, outcomes.bp, rulesets.bp, admin.bp):
+    for blueprint in (health.bp, decisions.bp, leads.bp, outcomes.bp, reports.bp, rulesets.bp, admin.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.bp)
     app.before_request(parsing.require_json)

@@ -355,6 +355,26 @@ class SlaSchema(Schema):
     teams = fields.Dict(keys=fields.String(), values=fields.Nested(TeamSlaSchema))
 
 
+class ReportQuerySchema(StrictSchema):
+    by = fields.String(
+        validate=validate.OneOf(
+            ["fit_band", "engagement_band", "route", "channel", "ruleset_version", "quadrant"]
+        ),
+        metadata={"description": "conversion only: the dimension (default fit_band)"},
+    )
+    ruleset = fields.String(metadata={"description": "Only leads decided by this ruleset"})
+    since = fields.String(validate=_iso_time, metadata={"format": "date-time"})
+    until = fields.String(validate=_iso_time, metadata={"format": "date-time"})
+
+
+class ReportSchema(Schema):
+    report = fields.String()
+    leads = fields.Integer(metadata={"description": "Leads the report looked at"})
+    data = fields.Dict(
+        metadata={"description": "The report (its shape is documented per report in the README)"}
+    )
+
+
 class ProblemSchema(Schema):
     file = fields.String()
     line = fields.Integer()

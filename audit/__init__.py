@@ -3,7 +3,7 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import deployments, outcomes
+from . import deployments, outcomes, reports
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -17,4 +17,5 @@ __all__ = [
     "deployments",
     "merge_facts",
     "outcomes",
+    "reports",
 ]

@@ -1,0 +1,81 @@
+"""`leadgate report NAME`: is the definition of a qualified lead working? Printed tables or JSON."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from audit import reports
+
+from ..config import load_config
+from ..reports import NAMES, build
+from ..service import open_trail
+from . import main
+
+GROUP_COLUMNS = ("leads", "accepted", "rejected", "won", "lost", "conversion", "win_rate")
+
+
+@main.command("report")
+@click.argument("name", type=click.Choice(NAMES))
+@click.option("--by", type=click.Choice(sorted(reports.DIMENSIONS)), help="conversion: the dimension.")
+@click.option("--ruleset", help="Only leads decided by this ruleset.")
+@click.option("--since", help="Only leads whose snapshot decision is at or after this time.")
+@click.option("--until", help="…and before this time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
+def report(name, by, ruleset, since, until, as_json, db):
+    """Print a report: funnel, matrix, conversion (--by), rejections or rules (lift)."""
+    trail = open_trail(load_config(db=db))
+    try:
+        items = reports.leads(trail, ruleset, since, until)
+    finally:
+        trail.close()
+    data = build(name, items, by)
+    if as_json:
+        click.echo(json.dumps({"report": name, "leads": len(items), "data": data}, indent=2))
+        return
+    click.echo(f"{name} report over {len(items)} leads")
+    if name == "funnel":
+        _table(["from", "to", "from_count", "to_count", "conversion"], data["steps"])
+        click.echo("now: " + ", ".join(f"{stage} {n}" for stage, n in data["now"].items()))
+    elif name == "matrix":
+        _groups("quadrant", data["quadrants"], extra=("share",))
+        for warning in data["warnings"]:
+            click.echo(f"warning: {warning}")
+    elif name == "conversion":
+        _groups(data["by"], data["groups"])
+    elif name == "rejections":
+        click.echo(
+            f"handed off {data['handed_off']}, rejected {data['rejected']} "
+            f"({_fmt(data['rejection_rate'], 'rejection_rate')})"
+        )
+        for reason, count in data["reasons"].items():
+            click.echo(f"  {count:>6}  {reason}")
+    else:
+        _table(["rule", "fired", "conversion_when_fired", "conversion_otherwise", "lift"], data["rules"])
+
+
+def _groups(label: str, groups: dict, extra=()) -> None:
+    _table([label, *GROUP_COLUMNS, *extra], [{label: k, **v} for k, v in groups.items()])
+
+
+RATES = ("conversion", "win_rate", "share", "rejection_rate", "conversion_when_fired", "conversion_otherwise")
+
+
+def _fmt(value, column: str = "") -> str:
+    if value is None:
+        return "-"
+    if column in RATES:
+        return f"{value:.1%}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _table(columns: list[str], rows: list[dict]) -> None:
+    cells = [[_fmt(r.get(c), c) for c in columns] for r in rows]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)
+    ]
+    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
