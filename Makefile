@@ -7,7 +7,10 @@ LEADGATE_HOST ?= 127.0.0.1
 LEADGATE_PORT ?= 8000
 LEADGATE_WORKERS ?= 2
 
-.PHONY: run test lint bench install clean
+CHROMEDRIVER := /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint bench install browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +31,14 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+# The review pages are tested in a real browser: Debian's Chromium and its driver, from the system packages.
+$(CHROMEDRIVER):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver
+
+browser: $(CHROMEDRIVER)
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 bench: install
