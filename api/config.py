@@ -25,6 +25,9 @@ class Config:
     BATCH_LIMIT: int = 100  # LEADGATE_BATCH_LIMIT: leads per POST /v1/decisions/batch
     EXAMPLES: str = "examples"  # LEADGATE_EXAMPLES: directory whose form.html is served at /demo/form
     PERSONAL_DATA: str = "hash"  # LEADGATE_PERSONAL_DATA: hash (kept apart, erasable) or drop (not kept)
+    # LEADGATE_SECURE_COOKIES: 1 sends the review pages' session cookie over HTTPS only; 0 also over plain
+    # http, for `make run` and tests on 127.0.0.1 (never behind a public address).
+    SECURE_COOKIES: int = 1
 
     def to_flask(self) -> dict:
         return {f"LEADGATE_{f.name}": getattr(self, f.name) for f in fields(self)}

@@ -69,6 +69,7 @@ def post_decision(body):
         client=g.key.id,
         idempotency_key=_idempotency_key(),
         shadow=shadow_for(ruleset),
+        teams=registry().deployment.teams,
     )
     headers = {"Location": url_for("decisions.get_decision", decision_id=reply["decision_id"])}
     if replayed:
@@ -95,7 +96,12 @@ def post_batch(body):
             raise ApiError(422, exc.code, str(exc), {f"items[{i}].ruleset": [str(exc)]}) from exc
     try:
         decisions = decide_batch(
-            rulesets, trail(), items, client=g.key.id, shadows=[shadow_for(r) for r in rulesets]
+            rulesets,
+            trail(),
+            items,
+            client=g.key.id,
+            shadows=[shadow_for(r) for r in rulesets],
+            teams=registry().deployment.teams,
         )
     except FactsError as exc:
         raise ApiError(

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from audit import AuditTrail, StorageUnavailable, deployments
 from engine import Deployment, Problem, Registry
-from engine.files import read_directory
+from engine.files import TEAMS, read_directory
+from engine.teams import load_teams
 
 
 @dataclass
@@ -32,11 +33,15 @@ def reload(
     """Load the files, record the reload, serve it: (reload, problems, versions kept from before)."""
     deployment, problems, refused = read_directory(registry, Path(directory))
     kept = _keep_last_good(registry, trail, deployment, refused)
-    compiled = {c.digest: c for c in [*deployment.active.values(), *deployment.candidates]}
+    sources = {
+        c.digest: (c.identity, c.source) for c in [*deployment.active.values(), *deployment.candidates]
+    }
+    if deployment.teams is not None:
+        sources[deployment.teams.digest] = (deployment.teams.identity, deployment.teams.source)
     record = deployments.record_reload(
         trail,
         deployment.digests(),
-        [(c.identity, c.source) for c in compiled.values()],
+        list(sources.values()),
         [p.to_dict() for p in sorted(problems)],
         requested_by,
         only_if_changed=only_if_changed,
@@ -50,7 +55,12 @@ def _keep_last_good(registry, trail, deployment: Deployment, refused: set[str]) 
     if latest is None:
         return {}
     kept = {}
-    for name in sorted(refused - set(deployment.active)):
+    if TEAMS in refused and latest["deployment"].get("teams"):
+        deployment.teams = load_teams(
+            trail.ruleset_source(latest["deployment"]["teams"]), "<last good teams>"
+        )
+        kept[TEAMS] = deployment.teams.version
+    for name in sorted(refused - set(deployment.active) - {TEAMS}):
         digest = latest["deployment"]["active"].get(name)
         if digest is not None:
             deployment.active[name] = registry.compile(
@@ -71,6 +81,9 @@ def rebuild(registry: Registry, trail: AuditTrail, recorded: dict) -> Deployment
         active={name: compiled(d) for name, d in recorded["active"].items()},
         candidates=list(candidates.values()),
         shadows={name: candidates.get(d) or compiled(d) for name, d in recorded["shadows"].items()},
+        teams=load_teams(trail.ruleset_source(recorded["teams"]), "<stored teams>")
+        if recorded.get("teams")
+        else None,
     )
 
 

@@ -38,7 +38,15 @@ def post_outcome(body, lead_id):
     customer. A rejection or a loss needs one of the reasons the ruleset declares.
     """
     note = body.pop("note", None)
-    return report_outcome(ruleset_of_lead(lead_id), trail(), lead_id, body, client=g.key.id, note=note)
+    return report_outcome(
+        ruleset_of_lead(lead_id),
+        trail(),
+        lead_id,
+        body,
+        client=g.key.id,
+        note=note,
+        teams=registry().deployment.teams,
+    )
 
 
 @bp.get("/leads/<lead_id>/outcomes")

@@ -127,6 +127,14 @@ class ReasonSchema(Schema):
     )
 
 
+class AssignmentSchema(Schema):
+    team = fields.String()
+    owner = fields.String(allow_none=True, metadata={"description": "null: the team's queue takes it"})
+    name = fields.String(allow_none=True)
+    basis = fields.String(validate=validate.OneOf(["lead_owner", "domain_owner", "round_robin", "none"]))
+    reason = fields.String()
+
+
 class DecisionSchema(Schema):
     decision_id = fields.String()
     lead_id = fields.String()
@@ -146,6 +154,11 @@ class DecisionSchema(Schema):
     next_questions = fields.List(fields.Nested(QuestionSchema))
     reasons = fields.List(fields.Nested(ReasonSchema))
     evaluated_at = fields.String()
+    assignment = fields.Nested(
+        AssignmentSchema,
+        allow_none=True,
+        metadata={"description": "Who takes a hand-off to a team (rulesets/teams.yaml); null otherwise"},
+    )
 
 
 class BatchResponseSchema(Schema):

@@ -13,9 +13,10 @@ import json
 import time
 from datetime import UTC, datetime
 
-from audit import AuditTrail, NotFound, merge_facts, outcomes
+from audit import AuditTrail, NotFound, assignment, merge_facts, outcomes
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry
-from engine.facts import format_time, outcome_problems, parse_time
+from engine.facts import email_domain, format_time, outcome_problems, parse_time
+from engine.teams import Teams
 
 from .config import Config
 
@@ -51,17 +52,18 @@ def decide(
     client: str | None = None,
     idempotency_key: str | None = None,
     shadow: CompiledRuleset | None = None,
+    teams: Teams | None = None,
 ) -> tuple[dict, bool]:
     """Evaluate the lead's accumulated facts plus `request`, record the decision, return (reply, replayed).
 
     kind `preview` evaluates the same way but leaves the lead unchanged (recorded as a preview).
     A `shadow` candidate evaluates the same facts at the same time; its result is stored beside the
-    decision and never returned.
+    decision and never returned. With `teams`, a hand-off to a team is assigned to one of its members.
     With an idempotency key already used by this client for the same request, the first reply is
     returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
     """
     digest = request_hash(request) if idempotency_key else None
-    with trail.transaction():
+    with trail.transaction() as db:
         if idempotency_key:
             first = trail.by_idempotency_key(client, idempotency_key)
             if first is not None:
@@ -70,6 +72,8 @@ def decide(
                 return first["decision"], True
         started = time.perf_counter()
         evaluation = ruleset.evaluate(_merged(trail, request), at or now())
+        if kind == "decision":
+            evaluation = _assigned(db, teams, evaluation)
         item = _item(ruleset, evaluation, request, kind, client, time.perf_counter() - started, shadow)
         return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
 
@@ -82,13 +86,14 @@ def decide_batch(
     at: str | None = None,
     client: str | None = None,
     shadows: list[CompiledRuleset | None] | None = None,
+    teams: Teams | None = None,
 ) -> list[dict]:
     """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
 
     A lead that appears twice sees its earlier item's facts and stage, as with separate calls.
     """
     at = at or now()
-    with trail.transaction():
+    with trail.transaction() as db:
         known: dict[str, dict] = {}
         items = []
         for ruleset, request, shadow in zip(
@@ -97,12 +102,21 @@ def decide_batch(
             started = time.perf_counter()
             lead_id = request.get("lead_id")
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
-            evaluation = ruleset.evaluate(merge_facts(stored, facts_of(request)), at)
+            evaluation = _assigned(db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at))
             known[lead_id] = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
             items.append(
                 _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started, shadow)
             )
         return trail.record_many(items)
+
+
+def _assigned(db, teams: Teams | None, evaluation: Evaluation) -> Evaluation:
+    """The evaluation with its hand-off assigned to a person (the reply's `assignment`, null if none)."""
+    found = None
+    if teams is not None:
+        domain = email_domain(evaluation.facts["profile"].get("email"))
+        found = assignment.assign(db, teams, evaluation.facts["lead_id"], evaluation.decision, domain)
+    return Evaluation(evaluation.facts, {**evaluation.decision, "assignment": found})
 
 
 def _stored(trail: AuditTrail, lead_id) -> dict | None:
@@ -151,6 +165,7 @@ def report_outcome(
     source: str = "api",
     note: str | None = None,
     at: str | None = None,
+    teams: Teams | None = None,
 ) -> dict:
     """Record what sales reported about a lead and decide the lead again with it: {outcome, decision}.
 
@@ -171,12 +186,17 @@ def report_outcome(
         started = time.perf_counter()
         request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}
         evaluation = ruleset.evaluate(_merged(trail, {"lead_id": lead_id, "channel": "outcome"}), at)
+        evaluation = _assigned(db, teams, evaluation)
         item = _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
         return {"outcome": recorded, "decision": trail.record(**item)}
 
 
 def escalate_overdue(
-    ruleset_of, trail: AuditTrail, at: str | None = None, client: str | None = None
+    ruleset_of,
+    trail: AuditTrail,
+    at: str | None = None,
+    client: str | None = None,
+    teams: Teams | None = None,
 ) -> list[dict]:
     """Decide again every lead whose hand-off is overdue, so that escalation rules can re-route it.
 
@@ -187,7 +207,8 @@ def escalate_overdue(
     for item in outcomes.sla(trail, at)["overdue"]:
         lead = trail.lead(item["lead_id"])
         request = {"lead_id": item["lead_id"], "channel": "sla"}
-        decisions.append(decide(ruleset_of(lead["ruleset_name"]), trail, request, at=at, client=client)[0])
+        ruleset = ruleset_of(lead["ruleset_name"])
+        decisions.append(decide(ruleset, trail, request, at=at, client=client, teams=teams)[0])
     return decisions
 
 

@@ -3,7 +3,7 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import deployments, outcomes, reports
+from . import assignment, deployments, outcomes, reports
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -11,6 +11,7 @@ from .trail import AuditTrail
 __all__ = [
     "AuditError",
     "AuditTrail",
+    "assignment",
     "NotFound",
     "ReplayImpossible",
     "StorageUnavailable",

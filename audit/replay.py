@@ -48,7 +48,9 @@ def _replay(trail: AuditTrail, record: dict, evaluate: Evaluate) -> dict:
     facts = {**facts, "profile": trail.personal.reveal(profile, values)}
     source = trail.ruleset_source(record["ruleset"]["digest"])
     stored = dict(record["decision"])
+    # Not the engine's: the id of the record, and who took the hand-off (the audit's own state decides it).
     stored.pop("decision_id", None)
+    stored.pop("assignment", None)
     try:
         again = evaluate(source, facts, record["evaluated_at"])
     except Exception as exc:  # noqa: BLE001 - any failure to re-evaluate is the answer

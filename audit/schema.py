@@ -216,6 +216,29 @@ def m004_outcomes(db: Database) -> None:
     db["handoffs"].create_index(["due_at"])
 
 
+@migrations()
+def m005_assignments(db: Database) -> None:
+    # Who took each hand-off, and why (lead owner, company owner, round robin): counts per period for caps.
+    db["assignments"].create(
+        {
+            "id": int,
+            "lead_id": str,
+            "team": str,
+            "owner": str,
+            "basis": str,
+            "domain": str,
+            "period": str,
+            "at": str,
+            "recorded_at": str,
+        },
+        pk="id",
+        not_null={"lead_id", "team", "basis", "period", "at"},
+    )
+    db["assignments"].create_index(["team", "period", "owner"])
+    db["assignments"].create_index(["lead_id", "team"])
+    db["assignments"].create_index(["domain", "team"])
+
+
 def connect(path: str | Path, durability: str = "full") -> Database:
     """An open, migrated database with WAL, foreign keys and a busy timeout."""
     if durability not in DURABILITY:

@@ -6,6 +6,7 @@
     rulesets/candidates/<name>.v<N>.cases.yaml   the candidate's cases
     rulesets/candidates/shadows.yaml             `<name>: <N>`: evaluate every live decision of <name>
                                                  under candidate v<N> too (stored, never returned)
+    rulesets/teams.yaml                          the members of each team who take hand-offs
 
 All of it goes through pull requests like any ruleset change.
 """
@@ -17,15 +18,22 @@ from pathlib import Path
 from .errors import Problem, RulesetError
 from .registry import Deployment, Registry
 from .runtime import CompiledRuleset
+from .teams import FILE as TEAMS_FILE
+from .teams import read_teams
 from .yamlsource import load
 
 CANDIDATES = "candidates"
+TEAMS = "@teams"  # how a refused teams file is named among refused rulesets
 SHADOWS = "shadows.yaml"
 
 
 def ruleset_files(directory: Path) -> list[Path]:
-    """The active ruleset files of a directory (not their cases)."""
-    return sorted(p for p in Path(directory).glob("*.yaml") if not p.name.endswith(".cases.yaml"))
+    """The active ruleset files of a directory (not their cases, not the teams file)."""
+    return sorted(
+        p
+        for p in Path(directory).glob("*.yaml")
+        if not p.name.endswith(".cases.yaml") and p.name != TEAMS_FILE
+    )
 
 
 def candidate_files(directory: Path) -> list[Path]:
@@ -76,6 +84,11 @@ def read_directory(registry: Registry, directory: Path) -> tuple[Deployment, lis
             deployment.candidates.append(compiled)
         else:
             deployment.active[compiled.name] = compiled
+    try:
+        deployment.teams = read_teams(Path(directory))
+    except RulesetError as exc:
+        problems.extend(exc.problems)
+        refused.add(TEAMS)
     problems += _clashes(deployment)
     problems += _read_shadows(Path(directory) / CANDIDATES / SHADOWS, deployment)
     return deployment, problems, refused

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from .compiler import compile_source, digest_of
 from .errors import UnknownRuleset
 from .runtime import CompiledRuleset
+from .teams import Teams
 from .yamlsource import load
 
 
@@ -24,6 +25,7 @@ class Deployment:
     active: dict[str, CompiledRuleset] = field(default_factory=dict)
     candidates: list[CompiledRuleset] = field(default_factory=list)
     shadows: dict[str, CompiledRuleset] = field(default_factory=dict)  # name -> candidate run beside it
+    teams: Teams | None = None  # who takes hand-offs (rulesets/teams.yaml)
 
     def digests(self) -> dict:
         """The deployment as data: what the audit records and what every worker rebuilds from."""
@@ -31,6 +33,7 @@ class Deployment:
             "active": {name: c.digest for name, c in sorted(self.active.items())},
             "candidates": sorted(c.digest for c in self.candidates),
             "shadows": {name: c.digest for name, c in sorted(self.shadows.items())},
+            "teams": self.teams.digest if self.teams else None,
         }
 
     def versions(self) -> dict[str, dict[int, CompiledRuleset]]:
@@ -69,7 +72,10 @@ class Registry:
         current = self.deployment
         self.deploy(
             Deployment(
-                {**current.active, compiled.name: compiled}, list(current.candidates), dict(current.shadows)
+                {**current.active, compiled.name: compiled},
+                list(current.candidates),
+                dict(current.shadows),
+                current.teams,
             )
         )
 

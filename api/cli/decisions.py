@@ -41,7 +41,7 @@ def _ruleset_options(command):
 
 
 def _load(lead, name, version, directory):
-    """The lead facts from the file and the compiled ruleset that should decide them."""
+    """The lead facts from the file, the compiled ruleset that should decide them, and the teams."""
     config = load_config()
     registry = Registry()
     for problem in load_directory(registry, rulesets_dir(directory)):
@@ -51,7 +51,7 @@ def _load(lead, name, version, directory):
     except json.JSONDecodeError as exc:
         raise click.UsageError(f"{lead.name} is not JSON: {exc}") from None
     try:
-        return facts, registry.get(name or config.DEFAULT_RULESET, version)
+        return facts, registry.get(name or config.DEFAULT_RULESET, version), registry.deployment.teams
     except EngineError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -65,7 +65,7 @@ def _print(decision: dict) -> None:
 @_ruleset_options
 def evaluate(lead, name, version, at, directory):
     """Print the decision for the lead facts in LEAD (a JSON file, or - for standard input); records nothing."""
-    facts, compiled = _load(lead, name, version, directory)
+    facts, compiled, _ = _load(lead, name, version, directory)
     try:
         _print(compiled.evaluate(facts, at or now()).decision)
     except EngineError as exc:
@@ -78,10 +78,10 @@ def evaluate(lead, name, version, at, directory):
 @click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 def decide(lead, name, version, at, directory, db):
     """Decide for LEAD with what is already known of it, record the decision, print it (imports, scripts)."""
-    facts, compiled = _load(lead, name, version, directory)
+    facts, compiled, teams = _load(lead, name, version, directory)
     trail = open_trail(load_config(db=db))
     try:
-        _print(decide_and_record(compiled, trail, facts, at=at, client="cli")[0])
+        _print(decide_and_record(compiled, trail, facts, at=at, client="cli", teams=teams)[0])
     except (EngineError, AuditError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

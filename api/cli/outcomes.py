@@ -114,7 +114,7 @@ def sla(at, team, escalate, as_json, db, directory):
     try:
         if escalate:
             registry = _registry(directory)
-            decided = escalate_overdue(registry.get, trail, at, client="cli")
+            decided = escalate_overdue(registry.get, trail, at, client="cli", teams=registry.deployment.teams)
             for d in decided:
                 click.echo(f"decided {d['lead_id']} again: route {d['route']['id']} ({d['decision_id']})")
         report = outcomes.sla(trail, at, team)

@@ -15,6 +15,8 @@ from engine import Problem, Registry, RulesetError, check_source, digest_of
 from engine.cases import cases_path, run_cases
 from engine.files import all_files, load_file, naming_problem
 from engine.schema import ruleset_schema
+from engine.teams import FILE as TEAMS_FILE
+from engine.teams import load_teams
 from engine.yamlsource import load
 
 from .. import diff as history_diff
@@ -63,14 +65,19 @@ def selected(directory: Path, names: tuple[str, ...]) -> list[tuple[Path, bool]]
     "--base", help="A git ref: refuse a ruleset whose content changed since it without a new version."
 )
 def rulesets_validate(names, directory, base):
-    """Report every problem in the ruleset files, with file, line and rule id."""
+    """Report every problem in the ruleset files (and teams.yaml), with file, line and rule id."""
     failed = False
-    for path, candidate in selected(rulesets_dir(directory), names):
+    checks = [(path, candidate) for path, candidate in selected(rulesets_dir(directory), names)]
+    teams = rulesets_dir(directory) / TEAMS_FILE
+    if not names and teams.exists():
+        checks.append((teams, None))
+    for path, candidate in checks:
         text = path.read_text("utf-8")
-        problems = check_source(text, str(path))
+        problems = _teams_problems(text, path) if candidate is None else check_source(text, str(path))
         if not problems:
             data = load(text, str(path)).data
-            problems = [p for p in [naming_problem(path, data["name"], data["version"], candidate)] if p]
+            if candidate is not None:
+                problems = [p for p in [naming_problem(path, data["name"], data["version"], candidate)] if p]
             if base and not problems:
                 problems = version_problems(path, data, base)
         for problem in problems:
@@ -81,8 +88,18 @@ def rulesets_validate(names, directory, base):
     sys.exit(1 if failed else 0)
 
 
+def _teams_problems(text: str, path: Path) -> list[Problem]:
+    try:
+        load_teams(text, str(path))
+    except RulesetError as exc:
+        return exc.problems
+    return []
+
+
 def version_problems(path: Path, data: dict, base: str) -> list[Problem]:
-    """Every shipped change is a new version: content that changed since `base` needs a higher one."""
+    """Every shipped change is a new version: content that changed since `base` needs a higher one.
+
+    The same holds for the teams file."""
     old_text = source_at(base, path)
     if old_text is None:
         return []

@@ -1,0 +1,132 @@
+"""Who takes a hand-off: the members of each team, their weights, caps and availability.
+
+`rulesets/teams.yaml` sits beside the rulesets and changes the same way (a pull request, a new
+`version`, a reload). Loaded strictly, with every problem named by file and line:
+
+    version: 3
+    period: day                  # caps count per day (UTC) or week
+    personal_domains: [gmail.com]  # never treated as one company when matching owners by domain
+    teams:
+      account-executives:
+        - {id: sam, name: Sam Okafor, weight: 2, cap: 20}
+        - {id: lee, name: Lee Chen}                 # weight 1, no cap
+        - {id: kim, name: Kim Ito, available: false}  # on leave: gets no new leads
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compiler import digest_of
+from .errors import Problem, RulesetError
+from .schema import suggest
+from .yamlsource import load
+
+FILE = "teams.yaml"
+PERIODS = ("day", "week")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+_MEMBER_KEYS = ("id", "name", "weight", "cap", "available")
+_TOP_KEYS = ("version", "period", "personal_domains", "teams")
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    name: str
+    weight: float
+    cap: int | None
+    available: bool
+
+
+@dataclass(frozen=True)
+class Teams:
+    version: int
+    period: str
+    personal_domains: frozenset[str]
+    teams: dict[str, tuple[Member, ...]]
+    digest: str
+    source: str
+
+    @property
+    def identity(self) -> dict:
+        return {"name": "@teams", "version": self.version, "digest": self.digest}
+
+
+def load_teams(text: str, file: str = FILE) -> Teams:
+    doc = load(text, file)
+    data, problems = doc.data, []
+
+    def problem(path, message):
+        problems.append(Problem(file, doc.line(path), None, message))
+
+    if not isinstance(data, dict):
+        raise RulesetError([Problem(file, 1, None, "teams.yaml is a mapping with version, period and teams")])
+    for key in data:
+        if key not in _TOP_KEYS:
+            problem((key,), f"unknown key {key!r}" + suggest(key, _TOP_KEYS))
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problem(("version",), "version must be a whole number from 1 (raise it with every change)")
+    period = data.get("period", "day")
+    if period not in PERIODS:
+        problem(("period",), f"period must be one of {', '.join(PERIODS)}")
+    domains = data.get("personal_domains") or []
+    if not isinstance(domains, list) or not all(isinstance(d, str) for d in domains):
+        problem(("personal_domains",), "personal_domains is a list of email domains")
+        domains = []
+    teams: dict[str, tuple[Member, ...]] = {}
+    raw_teams = data.get("teams")
+    if not isinstance(raw_teams, dict) or not raw_teams:
+        problem(("teams",), "teams maps each team (as routes name it) to its members")
+        raw_teams = {}
+    for team, members in raw_teams.items():
+        if not isinstance(members, list) or not members:
+            problem(("teams", team), f"team {team!r} needs a list of members")
+            continue
+        seen, out = set(), []
+        for i, m in enumerate(members):
+            member = _member(m, ("teams", team, i), problem)
+            if member is None:
+                continue
+            if member.id in seen:
+                problem(("teams", team, i), f"member {member.id!r} appears twice in {team}")
+            seen.add(member.id)
+            out.append(member)
+        teams[team] = tuple(out)
+    if problems:
+        raise RulesetError(problems)
+    return Teams(version, period, frozenset(d.lower() for d in domains), teams, digest_of(data), text)
+
+
+def _member(m, path, problem) -> Member | None:
+    if not isinstance(m, dict):
+        problem(path, "a member is a mapping: {id, name, weight, cap, available}")
+        return None
+    for key in m:
+        if key not in _MEMBER_KEYS:
+            problem(path + (key,), f"unknown key {key!r}" + suggest(key, _MEMBER_KEYS))
+    mid = m.get("id")
+    if not isinstance(mid, str) or not _ID.match(mid):
+        problem(path + ("id",), "a member id is lower case letters, digits, . _ and -")
+        return None
+    weight = m.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+        problem(path + ("weight",), "weight must be a number above 0")
+        return None
+    cap = m.get("cap")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+        problem(path + ("cap",), "cap must be a whole number of leads per period")
+        return None
+    available = m.get("available", True)
+    if not isinstance(available, bool):
+        problem(path + ("available",), "available is true or false")
+        return None
+    return Member(mid, str(m.get("name") or mid), float(weight), cap, available)
+
+
+def read_teams(directory: Path) -> Teams | None:
+    """The teams file of a rulesets directory; None when there is none (no assignment then)."""
+    path = Path(directory) / FILE
+    return load_teams(path.read_text("utf-8"), str(path)) if path.exists() else None
