@@ -30,6 +30,7 @@ class Lead:
     stages: set[str] = field(default_factory=set)
     outcomes: list[dict] = field(default_factory=list)
     fired: list[str] = field(default_factory=list)
+    points: dict[str, dict[str, float]] = field(default_factory=dict)  # rule -> score -> points it gave
 
     @property
     def types(self) -> set[str]:
@@ -86,10 +87,16 @@ def leads(trail: AuditTrail, ruleset: str | None = None, since: str | None = Non
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
         for row in trail._read(f"SELECT id, decision FROM decisions WHERE id IN ({marks})", chunk):
-            reasons = json.loads(row["decision"])["reasons"]
-            by_decision[row["id"]].fired = sorted(
-                {r["rule"] for r in reasons if not r["rule"].startswith("@")}
-            )
+            lead = by_decision[row["id"]]
+            for reason in json.loads(row["decision"])["reasons"]:
+                if reason["rule"].startswith("@"):
+                    continue
+                lead.fired.append(reason["rule"])
+                for effect in reason["effects"]:
+                    if effect["type"] == "points":
+                        scores = lead.points.setdefault(reason["rule"], {})
+                        scores[effect["score"]] = scores.get(effect["score"], 0.0) + effect["points"]
+            lead.fired = sorted(set(lead.fired))
     return list(out.values())
 
 

@@ -29,6 +29,17 @@ def default(registry):
     return registry.get("default")
 
 
+@pytest.fixture(scope="session")
+def history_db(tmp_path_factory, registry):
+    """(path, trail, truth) of an audit file holding tests/history.py's generated leads and outcomes."""
+    from audit import AuditTrail
+    from tests import history
+
+    path = tmp_path_factory.mktemp("history") / "h.db"
+    trail = AuditTrail(path, durability="normal")
+    return path, trail, history.build(trail, registry.get("default"), history.N)
+
+
 BASE = {
     "leadgate": 1,
     "name": "mini",

@@ -33,7 +33,7 @@ QUADRANTS = {
 REJECTED = 0.20
 WON_IF_ACCEPTED = 0.40
 REJECTION_REASONS = {"not_a_fit": 0.5, "bad_timing": 0.3, "no_budget": 0.2}
-DAY0 = "2026-10-01T09:00:00Z"
+N = 1500  # leads in the shared test history
 
 
 def expected_conversion(quadrant: str) -> float:

@@ -10,19 +10,17 @@ from click.testing import CliRunner
 
 from api import create_app
 from api.cli import main
-from audit import AuditTrail, reports
+from audit import reports
 from audit.keys import create
 from tests import history
 from tests.conftest import RULESETS
 
-N = 1500
+N = history.N
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, registry):
-    path = tmp_path_factory.mktemp("history") / "h.db"
-    trail = AuditTrail(path, durability="normal")
-    truth = history.build(trail, registry.get("default"), N)
+def built(history_db):
+    path, trail, truth = history_db
     return path, trail, truth, reports.leads(trail)
 
 

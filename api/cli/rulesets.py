@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from audit import deployments
+from audit import deployments, reports
 from audit.queries import latest_facts
 from engine import Problem, Registry, RulesetError, check_source, digest_of
 from engine.cases import cases_path, run_cases
@@ -23,6 +23,7 @@ from .. import diff as history_diff
 from ..config import load_config
 from ..deploy import reload
 from ..service import now, open_trail
+from ..suggest import MIN_SAMPLE, SuggestionRefused, suggest
 from . import main, rulesets_dir
 from .gitref import source_at
 
@@ -207,7 +208,9 @@ def rulesets_shadow_report(name, since, as_json):
                 click.echo(f"    {count:>6}  {pair}")
 
 
-def _pct(part: int, whole: int) -> str:
+def _pct(part, whole: int = 1) -> str:
+    if part is None:
+        return "-"
     return f"{100 * part / whole:.1f}%" if whole else "0%"
 
 
@@ -278,3 +281,66 @@ def _jsonl_lead(line: str, number: int, at: str | None) -> tuple[str, dict, str]
     if "decision_id" in facts and isinstance(facts.get("facts"), dict):  # a record of `audit export`
         return str(facts["lead_id"]), facts["facts"], at or facts["evaluated_at"]
     return str(facts.get("lead_id", f"line-{number}")), facts, at or now()
+
+
+@rulesets.command("suggest")
+@click.option("--ruleset", "name", default=None, help="The ruleset (default: LEADGATE_DEFAULT_RULESET).")
+@DIR_OPTION
+@click.option("--db", "db", help="The audit file with the outcomes (default: LEADGATE_DB).")
+@click.option("--at", help="Learn from the outcomes as of this time (default: now).")
+@click.option("--min-sample", type=int, default=MIN_SAMPLE, show_default=True, help="Refuse below this.")
+@click.option(
+    "--write", is_flag=True, help="Write the proposal over rulesets/NAME.yaml (then: rulesets diff)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the suggestion as JSON.")
+def rulesets_suggest(name, directory, db, at, min_sample, write, as_json):
+    """Suggest point values and thresholds that would have separated won from lost leads better."""
+    config = load_config()
+    name = name or config.DEFAULT_RULESET
+    path = rulesets_dir(directory) / f"{name}.yaml"
+    if not path.is_file():
+        raise click.UsageError(f"no ruleset file {path}")
+    compiled = load_file(Registry(), path)
+    trail = open_trail(replace(config, DB=db) if db else config)
+    try:
+        items = reports.leads(trail, name)
+    finally:
+        trail.close()
+    try:
+        result = suggest(compiled, items, at or now(), min_sample)
+    except SuggestionRefused as exc:
+        click.echo(f"no suggestion: {exc}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in vars(result).items() if k != "source"}, indent=2))
+    else:
+        _print_suggestion(result)
+    if write:
+        path.write_text(result.source, "utf-8")
+        click.echo(
+            f"\nwrote {path} as v{compiled.version + 1}: see what it changes with `leadgate rulesets diff --base HEAD`"
+        )
+
+
+def _print_suggestion(result) -> None:
+    click.echo(
+        f"Learnt from {result.labelled} leads with a known result ({result.won} won): "
+        "a logistic regression over the rules that fired when each was handed off."
+    )
+    click.echo(f"\n{'rule':<32}{'score':<12}{'now':>6}{'suggested':>11}{'coefficient':>13}")
+    for p in result.points:
+        if p["coefficient"] is None:
+            continue
+        click.echo(
+            f"{p['rule']:<32}{p['score']:<12}{p['current']:>6g}{p['suggested']:>11g}{p['coefficient']:>13.3f}"
+        )
+    for t in result.thresholds:
+        click.echo(
+            f"threshold {t['rule']} {t['score']} >= {t['current']:g} → {t['suggested']:g} "
+            f"(F1 for won leads {t['f1_current']:.2f} → {t['f1_suggested']:.2f})"
+        )
+    now_, then = result.handoff["current"], result.handoff["proposed"]
+    click.echo(
+        f"hand-off to sales: precision {_pct(now_['precision'])} → {_pct(then['precision'])}, "
+        f"recall {_pct(now_['recall'])} → {_pct(then['recall'])} ({now_['handed_off']} → {then['handed_off']} leads)"
+    )
