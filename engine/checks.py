@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 
 from .errors import Problem
+from .hours import zone_problem
 from .model import Rule, Ruleset
 from .schema import suggest
 
@@ -94,6 +95,21 @@ class Checker:
                 self._add(path, "met / unmet need an item to settle")
             if q.met_at_least is not None and not q.amount:
                 self._add(path + ("met_at_least",), "met_at_least needs amount: true")
+        if m.business_hours is not None:
+            problem = zone_problem(m.business_hours["timezone"])
+            if problem:
+                self._add(("business_hours", "timezone"), problem)
+            elif m.business_hours["start"] >= m.business_hours["end"]:
+                self._add(("business_hours", "end"), "business hours must end after they start")
+        for rid, route in m.routes.items():
+            if route.business_hours and m.business_hours is None:
+                self._add(
+                    ("routes", rid, "business_hours"), "business_hours: true needs a top-level business_hours"
+                )
+            if route.business_hours and not route.sla_minutes:
+                self._add(
+                    ("routes", rid, "business_hours"), "business_hours counts sla_minutes: give the route one"
+                )
         defaults = m.defaults
         for key in ("route", "not_a_lead_route", "disqualified_route"):
             self._known(defaults[key], m.routes, "route", ("defaults", key))

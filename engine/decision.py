@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+from . import hours
 from .facts import format_time
 from .model import Ruleset
 from .vocabulary import FUNNEL_POSITIONS
@@ -288,6 +289,12 @@ class Run:
         )
 
     # -- the decision ------------------------------------------------------------------------
+    def _due(self, route) -> datetime:
+        """When a hand-off on this route must be answered: the SLA from now, in business hours if asked."""
+        if route.business_hours:
+            return hours.parse(self.model.business_hours).add(self.at, route.sla_minutes)
+        return self.at + timedelta(minutes=route.sla_minutes)
+
     def decision(self, identity: dict) -> dict:
         model = self.model
         stage = self.slots["stage"]
@@ -336,9 +343,7 @@ class Run:
                 "team": route.team,
                 "track": route.track,
                 "sla_minutes": route.sla_minutes if is_lead else None,
-                "due_at": format_time(self.at + timedelta(minutes=route.sla_minutes))
-                if route.sla_minutes and is_lead
-                else None,
+                "due_at": format_time(self._due(route)) if route.sla_minutes and is_lead else None,
                 "next_step": dict(route.next_step),
             },
             "next_questions": questions,

@@ -66,6 +66,7 @@ class Route:
     sla_minutes: int | None
     next_step: dict
     description: str
+    business_hours: bool = False  # the SLA counts only the ruleset's business hours
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Ruleset:
     defaults: dict[str, str]
     rules: list[Rule] = field(default_factory=list)
     outcome_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rejected/lost -> reasons
+    business_hours: dict | None = None  # as written; engine.hours.parse makes it usable
 
     @property
     def funnel_stages(self) -> list[str]:
@@ -138,6 +140,7 @@ def build(data: dict) -> Ruleset:
         routes={rid: _route(rid, r) for rid, r in data["routes"].items()},
         defaults=dict(data["defaults"]),
         outcome_reasons={k: tuple(v) for k, v in (data.get("outcomes") or {}).items()},
+        business_hours=data.get("business_hours"),
         rules=[
             Rule(
                 r["id"],
@@ -189,4 +192,5 @@ def _route(rid: str, r: dict) -> Route:
         r.get("sla_minutes"),
         dict(r["next_step"]),
         r.get("description", ""),
+        r.get("business_hours", False),
     )

@@ -314,3 +314,31 @@ def test_an_answer_settles_an_item_before_any_inference(mini):
     d = rs.evaluate(lead(profile={"seniority": "c_level"}, answers={"authority": "user"}), AT).decision
     assert d["qualification"]["authority"] == "unmet"
     assert effects(d, "exec")[0]["note"] == "kept 'unmet' set by answer-authority-unmet"
+
+
+@pytest.mark.parametrize(
+    ("at", "due"),
+    [
+        ("2026-11-23T15:00:00Z", "2026-11-23T15:30:00Z"),  # Monday 10:00 in New York: plain 30 minutes
+        ("2026-11-23T21:50:00Z", "2026-11-24T14:20:00Z"),  # Monday 16:50: 10 minutes today, 20 on Tuesday
+        ("2026-11-28T15:00:00Z", "2026-11-30T14:30:00Z"),  # Saturday: from Monday's opening
+        ("2026-11-23T03:00:00Z", "2026-11-23T14:30:00Z"),  # before opening: from the opening
+    ],
+)
+def test_an_sla_in_business_hours_stops_the_clock_outside_them(mini, at, due):
+    rs = mini(
+        [R("hot", {"profile.country": "US"}, {"route": "sales"})],
+        business_hours={"timezone": "America/New_York", "start": "09:00", "end": "17:00"},
+        routes={
+            "sales": {
+                "destination": "sales",
+                "sla_minutes": 30,
+                "business_hours": True,
+                "next_step": {"action": "book_meeting", "text": "Book"},
+            },
+            "nurture": {"destination": "nurture", "next_step": {"action": "thank_you", "text": "Thanks"}},
+            "out": {"destination": "disqualified", "next_step": {"action": "none", "text": "-"}},
+        },
+    )
+    facts = lead(profile={"country": "US"}, events=[{"type": "demo_request", "at": "2026-11-01T00:00:00Z"}])
+    assert rs.evaluate(facts, at).decision["route"]["due_at"] == due

@@ -195,3 +195,25 @@ def test_fit_needs_good_at():
 def test_question_answers_must_be_consistent():
     questions = [{"id": "budget", "item": "budget", "text": "?", "answers": ["yes", "no"], "met": ["si"]}]
     assert any("'si' is not one of the question's answers" in p for p in one([RULE], questions=questions))
+
+
+@pytest.mark.parametrize(
+    ("hours", "route_extra", "message"),
+    [
+        (
+            {"timezone": "Mars/Olympus", "start": "09:00", "end": "17:00"},
+            {},
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        ({"timezone": "Europe/Berlin", "start": "17:00", "end": "09:00"}, {}, "must end after they start"),
+        (None, {}, "business_hours: true needs a top-level business_hours"),
+        ({"timezone": "UTC", "start": "09:00", "end": "17:00"}, {"sla_minutes": None}, "give the route one"),
+    ],
+)
+def test_business_hours_mistakes(hours, route_extra, message):
+    from tests.conftest import BASE
+
+    routes = {**BASE["routes"], "sales": {**BASE["routes"]["sales"], "business_hours": True, **route_extra}}
+    routes["sales"] = {k: v for k, v in routes["sales"].items() if v is not None}
+    extra = {"business_hours": hours} if hours else {}
+    assert any(message in p for p in one([RULE], routes=routes, **extra)), one([RULE], routes=routes, **extra)
