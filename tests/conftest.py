@@ -29,6 +29,14 @@ def default(registry):
     return registry.get("default")
 
 
+@pytest.fixture
+def app(tmp_path):
+    """The Flask app on a fresh audit file and the shipped rulesets."""
+    from api import create_app
+
+    return create_app(db=str(tmp_path / "api.db"), rulesets=str(RULESETS))
+
+
 @pytest.fixture(scope="session")
 def history_db(tmp_path_factory, registry):
     """(path, trail, truth) of an audit file holding tests/history.py's generated leads and outcomes."""

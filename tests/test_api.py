@@ -9,7 +9,6 @@ import pytest
 from api import create_app
 from api.state import trail
 from audit.keys import create, revoke
-from tests.conftest import RULESETS
 
 LEAD = {
     "lead_id": "L-1001",
@@ -47,11 +46,6 @@ CONTRACT = {
     "reasons",
     "evaluated_at",
 }
-
-
-@pytest.fixture
-def app(tmp_path):
-    return create_app(db=str(tmp_path / "api.db"), rulesets=str(RULESETS))
 
 
 @pytest.fixture

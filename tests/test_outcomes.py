@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from api import create_app
 from api.cli import main
 from api.service import decide, evaluator, report_outcome
 from api.state import registry, trail
@@ -29,11 +28,6 @@ VP = {
     "answers": {"budget": "yes"},
 }
 T0 = "2026-11-23T10:00:00Z"  # the hand-off: sales_handoff, due 30 minutes later
-
-
-@pytest.fixture
-def app(tmp_path):
-    return create_app(db=str(tmp_path / "o.db"), rulesets=str(RULESETS))
 
 
 @pytest.fixture
@@ -145,11 +139,11 @@ def test_sla_lists_overdue_hand_offs_and_the_time_to_first_action(app, auth):
 
 def test_sla_escalate_re_routes_overdue_hand_offs(app, tmp_path):
     handed_off(app)
-    env = {"LEADGATE_DB": str(tmp_path / "o.db"), "LEADGATE_RULESETS": str(RULESETS)}
+    env = {"LEADGATE_DB": str(tmp_path / "api.db"), "LEADGATE_RULESETS": str(RULESETS)}
     result = CliRunner().invoke(main, ["sla", "--escalate", "--at", "2026-11-23T11:00:00Z"], env=env)
     assert result.exit_code == 0, result.output
     assert "decided O-1 again: route sales_escalation" in result.output
-    trail_ = AuditTrail(tmp_path / "o.db")
+    trail_ = AuditTrail(tmp_path / "api.db")
     report = outcomes.sla(trail_, "2026-11-23T11:00:00Z")
     # the escalation is a new hand-off, to the sales managers, due in 60 minutes: not overdue yet
     assert report["overdue"] == [] and report["teams"]["sales-managers"]["open"] == 1
@@ -158,7 +152,7 @@ def test_sla_escalate_re_routes_overdue_hand_offs(app, tmp_path):
 def test_import_checks_every_row_first_and_records_all(app, tmp_path):
     handed_off(app)
     handed_off(app, {**VP, "lead_id": "O-2"})
-    env = {"LEADGATE_DB": str(tmp_path / "o.db"), "LEADGATE_RULESETS": str(RULESETS)}
+    env = {"LEADGATE_DB": str(tmp_path / "api.db"), "LEADGATE_RULESETS": str(RULESETS)}
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "lead_id,type,at,reason,amount\n"
@@ -175,7 +169,7 @@ def test_import_checks_every_row_first_and_records_all(app, tmp_path):
         and f"{bad}:5: amount 'lots' is not a number" in result.output
     )
     assert "nothing recorded" in result.output
-    assert AuditTrail(tmp_path / "o.db")._read("SELECT count(*) AS n FROM outcomes")[0]["n"] == 0
+    assert AuditTrail(tmp_path / "api.db")._read("SELECT count(*) AS n FROM outcomes")[0]["n"] == 0
 
     good = tmp_path / "good.csv"
     good.write_text(
@@ -187,7 +181,7 @@ def test_import_checks_every_row_first_and_records_all(app, tmp_path):
     result = CliRunner().invoke(main, ["outcomes", "import", str(good)], env=env)
     assert result.exit_code == 0, result.output
     assert "3 outcomes recorded" in result.output
-    trail_ = AuditTrail(tmp_path / "o.db")
+    trail_ = AuditTrail(tmp_path / "api.db")
     stages = {r["lead_id"]: r["stage"] for r in trail_._read("SELECT lead_id, stage FROM leads")}
     assert stages == {"O-1": "customer", "O-2": "recycled"}
     assert trail_.verify() == []
