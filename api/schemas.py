@@ -235,6 +235,7 @@ class WhySchema(Schema):
     quadrant = fields.String()
     route = fields.Nested(RouteSchema)
     routed_by = fields.Dict(allow_none=True)
+    assignment = fields.Nested(AssignmentSchema, allow_none=True)
     scores = fields.Dict()
     qualification = fields.Dict()
     open_questions = fields.List(fields.Nested(QuestionSchema))

@@ -54,6 +54,7 @@ def explain(trail: AuditTrail, lead_id: str) -> dict:
         "routed_by": {"rule": routed_by["rule"], "description": routed_by["description"]}
         if routed_by
         else None,
+        "assignment": decision.get("assignment"),
         "scores": scores,
         "qualification": decision["qualification"],
         "open_questions": decision["next_questions"],
@@ -89,6 +90,10 @@ def render(why: dict) -> str:
     out.append(line)
     if why["routed_by"]:
         out.append(f"  because {why['routed_by']['rule']}: {why['routed_by']['description']}")
+    assigned = why.get("assignment")
+    if assigned:
+        who = f"{assigned['name']} ({assigned['owner']})" if assigned["owner"] else "nobody yet"
+        out.append(f"Assigned to: {who}, {assigned['reason']}")
     out.append(
         f"Matrix: {why['fit']} fit, {'ready' if why['ready'] else 'not ready'} → {why['quadrant']}; "
         f"funnel {why['funnel']}"
