@@ -46,6 +46,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         outcomes,
         parsing,
         reports,
+        review,
         rulesets,
         schemas,
         state,
@@ -62,4 +63,5 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.before_request(parsing.require_json)
     errors.init_app(app)  # after Api(): its own HTTP error handler is replaced by ours
     state.init_app(app)
+    review.init_app(app)  # last: it adapts the JSON API's body check to its own forms
     return app

@@ -1,0 +1,168 @@
+"""Signing in to the review pages: an API key of review scope, remembered by its id in a signed cookie.
+
+The cookie is Flask's signed session (HttpOnly, SameSite=Lax, Secure unless LEADGATE_SECURE_COOKIES=0,
+path /review), signed with a secret kept in the audit database so that every gunicorn worker reads it
+and a restart keeps people signed in. It holds the key's id, never the key: on every request the key
+is read again, and a revoked key (or one without review scope) is signed out at once.
+
+CSRF: Flask-WTF's CSRFProtect, checked only for the review blueprint. The JSON API authenticates with
+`Authorization: Bearer`, which a browser never adds on its own, so it is not exposed to CSRF; checking
+it by default would make every new API blueprint fail until someone remembered to exempt it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_wtf.csrf import CSRFProtect
+
+from audit import StorageUnavailable, sessions
+from audit.keys import authenticate
+
+from .. import parsing
+from ..state import trail
+from . import bp
+
+SCOPE = "review"
+SESSION_LIFETIME = timedelta(hours=8)
+PUBLIC = {"review.sign_in", "review.sign_in_post"}
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+
+csrf = CSRFProtect()
+
+
+def _under_review(path: str) -> bool:
+    return path == bp.url_prefix or path.startswith(bp.url_prefix + "/")
+
+
+class ReviewSessions(SecureCookieSessionInterface):
+    """Signed-cookie sessions for the review pages only; the JSON API stays stateless."""
+
+    def open_session(self, app, request):
+        if not _under_review(request.path):
+            return None  # a null session: API requests never read the database for a secret
+        if app.secret_key is None:
+            try:
+                app.secret_key = sessions.secret(trail())
+            except StorageUnavailable:
+                return None  # the guard below answers 503
+        return super().open_session(app, request)
+
+
+def _not_for_review(hook):
+    """The JSON API's hook, skipped for the review pages: their forms post url-encoded, not JSON."""
+
+    def json_api_only():
+        return None if request.blueprint == bp.name else hook()
+
+    return json_api_only
+
+
+def init_app(app: Flask) -> None:
+    config = app.extensions["leadgate.config"]
+    app.config.update(
+        SESSION_COOKIE_NAME="leadgate_review",
+        SESSION_COOKIE_PATH=bp.url_prefix,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(config.SECURE_COOKIES),
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        WTF_CSRF_CHECK_DEFAULT=False,  # checked by the review blueprint's guard, see the module doc
+        WTF_CSRF_TIME_LIMIT=None,  # a form's token is good for as long as its signed session
+    )
+    app.session_interface = ReviewSessions()
+    csrf.init_app(app)
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks[:] = [_not_for_review(h) if h is parsing.require_json else h for h in hooks]
+
+
+def signed_in_key():
+    """The key this session signed in with, if it still exists, is not revoked and may review."""
+    key_id = session.get("key_id")
+    key = sessions.active_key(trail(), key_id) if isinstance(key_id, str) else None
+    return key if key is not None and key.allows(SCOPE) else None
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path of these pages: never another site (an open redirect)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or "\\" in target or not _under_review(parts.path):
+        return None
+    return target
+
+
+@bp.before_request
+def guard():
+    if current_app.secret_key is None:
+        raise StorageUnavailable("the session secret cannot be read from the audit database")
+    csrf.protect()
+    if request.endpoint in PUBLIC:
+        return None
+    key = signed_in_key()
+    if key is None:
+        session.pop("key_id", None)
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        return redirect(url_for("review.sign_in", next=target))
+    g.review_key = key
+    return None
+
+
+@bp.after_request
+def security_headers(response):
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # same-origin, not no-referrer: on HTTPS, Flask-WTF checks that a form post came from this host.
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"  # pages show leads; no shared or back-button copies
+    return response
+
+
+@bp.context_processor
+def signed_in():
+    return {"signed_in": g.get("review_key")}
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("review.decisions"))
+
+
+@bp.get("/sign-in")
+def sign_in():
+    return render_template(
+        "review/sign_in.html",
+        next=_safe_next(request.args.get("next")),
+        signed_out="signed_out" in request.args,
+    )
+
+
+@bp.post("/sign-in")
+def sign_in_post():
+    key = authenticate(trail(), request.form.get("key", "").strip())
+    target = _safe_next(request.form.get("next"))
+    if key is None or not key.allows(SCOPE):
+        message = (
+            "This key is unknown or revoked."
+            if key is None
+            else f"This key has scope {key.scope}; the review pages need a review or admin key."
+        )
+        page = render_template("review/sign_in.html", next=target, error=message)
+        return page, 401 if key is None else 403
+    session.clear()  # a fresh session (and CSRF token) for whoever signs in
+    session.permanent = True
+    session["key_id"] = key.id
+    return redirect(target or url_for("review.decisions"))
+
+
+@bp.post("/sign-out")
+def sign_out():
+    session.clear()
+    return redirect(url_for("review.sign_in", signed_out=1))

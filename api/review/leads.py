@@ -1,0 +1,65 @@
+"""One lead: why it is routed where it is (audit.why, as GET /v1/leads/{id}/why), its scores rule by
+rule, its open questions, its facts, and its timeline of decisions and outcomes with what changed."""
+
+from __future__ import annotations
+
+import json
+
+from flask import render_template, request
+
+from audit import outcomes
+from audit.queries import timeline
+from audit.why import explain, render
+
+from ..state import trail
+from . import bp, charts
+from .params import Params
+
+PAGE = 25
+
+
+def _facts(lead_id: str) -> dict:
+    """What GET /v1/leads/{id} shows of the facts: personal fields stay tokens."""
+    lead = trail().lead(lead_id)
+    return {
+        "channel": lead["channel"],
+        "created_at": lead["created_at"],
+        "profile": json.loads(lead["profile"]),
+        "answers": json.loads(lead["answers"]),
+        "events": trail().lead_facts(lead_id)["events"],
+    }
+
+
+def _history(lead_id: str, before: int | None):
+    """One page of decisions, newest first, with the outcomes reported in the span it covers."""
+    page = timeline(trail(), lead_id, PAGE, before)
+    newest = page.items[0]["evaluated_at"] if page.items and before is not None else None
+    oldest = page.items[-1]["evaluated_at"] if page.items and page.next_before is not None else None
+    entries = [{"kind": "decision", "at": d["evaluated_at"], "item": d} for d in page.items]
+    entries += [
+        {"kind": "outcome", "at": o["at"], "item": o}
+        for o in outcomes.of_lead(trail(), lead_id)
+        if (oldest is None or o["at"] >= oldest) and (newest is None or o["at"] <= newest)
+    ]
+    # Newest first; the decision an outcome caused, made at the same moment, shows above it.
+    entries.sort(key=lambda e: (e["at"], e["kind"] == "decision"), reverse=True)
+    return entries, page.next_before
+
+
+@bp.get("/leads/<path:lead_id>")
+def lead(lead_id):
+    why = explain(trail(), lead_id)
+    params = Params(request.args)
+    entries, next_before = _history(lead_id, params.whole("before", "Page"))
+    most = max((abs(line["points"]) for s in why["scores"].values() for line in s["breakdown"]), default=0)
+    return render_template(
+        "review/lead.html",
+        why=why,
+        text=render(why),
+        facts=_facts(lead_id),
+        entries=entries,
+        next_before=next_before,
+        paged="before" in request.args,
+        problems=params.problems,
+        bar=lambda points: charts.bar(points, most),
+    )
