@@ -31,19 +31,23 @@ def _latest(lead_id: str) -> dict:
 def get_lead(lead_id):
     """Current facts, stage and latest decision of a lead"""
     lead, latest = _latest(lead_id)
-    facts = {
-        "profile": json.loads(lead["profile"]),
-        "answers": json.loads(lead["answers"]),
-        "events": trail().lead_facts(lead_id)["events"],
-    }
     return {
         "lead_id": lead_id,
         "created_at": lead["created_at"],
         "updated_at": lead["updated_at"],
         "channel": lead["channel"],
         "stage": lead["stage"],
-        "facts": facts,
+        "facts": shown_facts(lead),
         "latest_decision": latest["decision"],
+    }
+
+
+def shown_facts(lead: dict) -> dict:
+    """What is known of a lead as reviewers see it: personal fields stay tokens."""
+    return {
+        "profile": json.loads(lead["profile"]),
+        "answers": json.loads(lead["answers"]),
+        "events": trail().lead_facts(lead["lead_id"])["events"],
     }
 
 

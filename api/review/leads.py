@@ -3,31 +3,18 @@ rule, its open questions, its facts, and its timeline of decisions and outcomes 
 
 from __future__ import annotations
 
-import json
-
 from flask import render_template, request
 
 from audit import outcomes
 from audit.queries import timeline
 from audit.why import explain, render
 
+from ..leads import shown_facts
 from ..state import trail
 from . import bp, charts
 from .params import Params
 
 PAGE = 25
-
-
-def _facts(lead_id: str) -> dict:
-    """What GET /v1/leads/{id} shows of the facts: personal fields stay tokens."""
-    lead = trail().lead(lead_id)
-    return {
-        "channel": lead["channel"],
-        "created_at": lead["created_at"],
-        "profile": json.loads(lead["profile"]),
-        "answers": json.loads(lead["answers"]),
-        "events": trail().lead_facts(lead_id)["events"],
-    }
 
 
 def _history(lead_id: str, before: int | None):
@@ -49,6 +36,7 @@ def _history(lead_id: str, before: int | None):
 @bp.get("/leads/<path:lead_id>")
 def lead(lead_id):
     why = explain(trail(), lead_id)
+    row = trail().lead(lead_id)
     params = Params(request.args)
     entries, next_before = _history(lead_id, params.whole("before", "Page"))
     most = max((abs(line["points"]) for s in why["scores"].values() for line in s["breakdown"]), default=0)
@@ -56,7 +44,8 @@ def lead(lead_id):
         "review/lead.html",
         why=why,
         text=render(why),
-        facts=_facts(lead_id),
+        lead=row,
+        facts=shown_facts(row),
         entries=entries,
         next_before=next_before,
         paged="before" in request.args,
