@@ -203,7 +203,7 @@ def make_lead(rng: random.Random, i: int, now: datetime, reasons: dict | None = 
     lead_id = f"L-{i:06d}"
     kinds, weights = zip(*_ARCHETYPES, strict=True)
     archetype = rng.choices(kinds, weights)[0]
-    hot = archetype == "hot"
+    hot = archetype == "hot"  # hot leads take the head of the lists: core countries, target industries…
     first, last, word = rng.choice(_FIRST), rng.choice(_LAST), rng.choice(_WORDS)
     domain = f"{word}{rng.randrange(1000)}.{rng.choice(['com', 'io', 'de', 'co.uk'])}"
     if not hot and rng.random() < 0.06:
