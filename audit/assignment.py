@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .rows import now_iso
+from .rows import insert, now_iso
 
 if TYPE_CHECKING:  # the audit stores what the engine's teams file says; it does not load it
     from engine.teams import Teams
@@ -79,7 +79,9 @@ def assign(db, teams: Teams, lead_id: str, decision: dict, domain: str | None) -
                 "round_robin",
                 f"round robin: lead {n}{cap} this {teams.period}, weight {member.weight:g}",
             )
-    db["assignments"].insert(
+    insert(
+        db,
+        "assignments",
         {
             "lead_id": lead_id,
             "team": team,
@@ -89,7 +91,7 @@ def assign(db, teams: Teams, lead_id: str, decision: dict, domain: str | None) -
             "period": period,
             "at": at,
             "recorded_at": now_iso(),
-        }
+        },
     )
     return choice
 

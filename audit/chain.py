@@ -12,6 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from .rows import insert
+
 GENESIS = "0" * 64
 
 
@@ -95,7 +97,7 @@ def append_entry(db, kind: str, row: dict) -> dict:
     row["seq"] = append(
         db, kind, row["id"], row[at_column], lambda seq: payload_hash(kind, {**row, "seq": seq})
     )
-    db[table].insert(row)
+    insert(db, table, row)
     return row
 
 

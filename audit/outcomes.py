@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import chain
-from .rows import now_iso
+from .rows import insert, now_iso
 
 if TYPE_CHECKING:  # the trail calls into this module while it records
     from .trail import AuditTrail
@@ -102,7 +102,9 @@ def track(db, lead_id: str, decision_id: str, decision: dict) -> None:
     if current is not None:
         db.execute("UPDATE handoffs SET closed_at = ? WHERE id = ?", (at, current[0]))
     if route.get("due_at"):
-        db["handoffs"].insert(
+        insert(
+            db,
+            "handoffs",
             {
                 "lead_id": lead_id,
                 "decision_id": decision_id,
@@ -111,7 +113,7 @@ def track(db, lead_id: str, decision_id: str, decision: dict) -> None:
                 "team": route.get("team"),
                 "at": at,
                 "due_at": route["due_at"],
-            }
+            },
         )
 
 

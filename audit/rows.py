@@ -1,9 +1,16 @@
-"""Row writers shared by the trail's write transactions: ruleset sources by digest, shadow results."""
+"""Row writers shared by the trail's write transactions: ruleset sources by digest, shadow results.
+
+The hot path (a decision: its row, chain link, lead, events, hand-off, assignment) writes with plain
+prepared statements: sqlite-utils' `insert` and `upsert` introspect the table and open savepoints on
+every call, which measured at 21 of the 33 statements of a decision. The schema and the migrations
+stay with sqlite-utils.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import cache
 
 
 def now_iso() -> str:
@@ -12,6 +19,27 @@ def now_iso() -> str:
 
 def dumps(value) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@cache
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+@cache
+def _upsert_sql(table: str, columns: tuple[str, ...], key: str) -> str:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    return f"{_insert_sql(table, columns)} ON CONFLICT ({key}) DO UPDATE SET {updates}"
+
+
+def insert(db, table: str, row: dict) -> None:
+    """INSERT one row (table and column names are ours, never the caller's)."""
+    db.execute(_insert_sql(table, tuple(row)), tuple(row.values()))
+
+
+def upsert(db, table: str, row: dict, key: str) -> None:
+    """Insert the row, or update the columns it names where `key` already exists."""
+    db.execute(_upsert_sql(table, tuple(row), key), tuple(row.values()))
 
 
 def store_source(db, identity: dict, source: str, at: str) -> None:
@@ -44,4 +72,4 @@ def record_shadow(db, decision_id: str, live: dict, shadow_identity: dict, sourc
         )
     else:
         row["error"] = str(result)
-    db["shadow_decisions"].insert(row)
+    insert(db, "shadow_decisions", row)

@@ -21,7 +21,7 @@ from . import chain, outcomes
 from .errors import NotFound, StorageUnavailable
 from .leads import event_key
 from .personal import Personal
-from .rows import dumps, now_iso, record_shadow, store_source
+from .rows import dumps, insert, now_iso, record_shadow, store_source, upsert
 from .schema import connect
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
@@ -114,11 +114,10 @@ class AuditTrail:
                 if item["shadow"] is not None:
                     record_shadow(db, row["id"], decision, *item["shadow"])
                 if row["kind"] == "decision":
-                    facts = json.loads(row["facts"])
                     self._update_lead(
-                        db, facts, kept, decision, row["id"], row["recorded_at"], row["channel"]
+                        db, item["facts"], kept, decision, row["id"], row["recorded_at"], row["channel"]
                     )
-        return [json.loads(row["decision"]) for row, _, _ in prepared]
+        return [{"decision_id": row["id"], **item["decision"]} for row, item, _ in prepared]
 
     def _prepare(
         self,
@@ -181,21 +180,19 @@ class AuditTrail:
             [(token, lead_id, field, value) for token, field, value in kept],
         )
         previous = db.execute("SELECT stage FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
-        db["leads"].upsert(
-            {
-                "lead_id": lead_id,
-                "updated_at": at,
-                "channel": channel or facts.get("channel"),
-                "profile": dumps(facts.get("profile") or {}),
-                "answers": dumps(facts.get("answers") or {}),
-                "stage": decision["stage"],
-                "ruleset_name": decision["ruleset"]["name"],
-                "last_decision_id": decision_id,
-            },
-            pk="lead_id",
-        )
+        lead = {
+            "lead_id": lead_id,
+            "updated_at": at,
+            "channel": channel or facts.get("channel"),
+            "profile": dumps(facts.get("profile") or {}),
+            "answers": dumps(facts.get("answers") or {}),
+            "stage": decision["stage"],
+            "ruleset_name": decision["ruleset"]["name"],
+            "last_decision_id": decision_id,
+        }
         if previous is None:
-            db.execute("UPDATE leads SET created_at = ? WHERE lead_id = ?", (at, lead_id))
+            lead["created_at"] = at
+        upsert(db, "leads", lead, "lead_id")
         db.conn.executemany(
             "INSERT OR IGNORE INTO events (lead_id, event_id, type, at, properties, first_seen_at, decision_id) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -207,14 +204,16 @@ class AuditTrail:
         outcomes.track(db, lead_id, decision_id, decision)
         before = previous[0] if previous else None
         if before != decision["stage"]:
-            db["stage_history"].insert(
+            insert(
+                db,
+                "stage_history",
                 {
                     "lead_id": lead_id,
                     "at": at,
                     "from_stage": before,
                     "to_stage": decision["stage"],
                     "decision_id": decision_id,
-                }
+                },
             )
 
     # -- the lead's accumulated facts --------------------------------------------------------
