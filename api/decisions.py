@@ -50,7 +50,7 @@ def _documented(*statuses):
 
 
 @bp.post("/decisions")
-@bp.arguments(schemas.DecisionRequestSchema)
+@bp.arguments(schemas.DecisionRequestSchema())
 @bp.response(201, schemas.DecisionSchema)
 @_documented(*ERRORS)
 @requires("decide")
@@ -78,7 +78,7 @@ def post_decision(body):
 
 
 @bp.post("/decisions/batch")
-@bp.arguments(schemas.BatchRequestSchema)
+@bp.arguments(schemas.BatchRequestSchema())
 @bp.response(201, schemas.BatchResponseSchema)
 @_documented(*ERRORS)
 @requires("decide")
@@ -111,7 +111,7 @@ def post_batch(body):
 
 
 @bp.post("/preview")
-@bp.arguments(schemas.DecisionRequestSchema)
+@bp.arguments(schemas.DecisionRequestSchema())
 @bp.response(200, schemas.DecisionSchema)
 @_documented(*ERRORS)
 @requires("decide")

@@ -52,7 +52,7 @@ def shown_facts(lead: dict) -> dict:
 
 
 @bp.get("/<lead_id>/decisions")
-@bp.arguments(schemas.PageQuerySchema, location="query")
+@bp.arguments(schemas.PageQuerySchema(), location="query")
 @bp.response(200, schemas.TimelineSchema)
 @_documented(401, 403, 404, 422)
 @requires("review")

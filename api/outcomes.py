@@ -26,7 +26,7 @@ def ruleset_of_lead(lead_id: str):
 
 
 @bp.post("/leads/<lead_id>/outcomes")
-@bp.arguments(schemas.OutcomeRequestSchema)
+@bp.arguments(schemas.OutcomeRequestSchema())
 @bp.response(201, schemas.OutcomeReplySchema)
 @_documented(400, 401, 403, 404, 413, 415, 422, 503)
 @requires("decide")
@@ -60,7 +60,7 @@ def get_outcomes(lead_id):
 
 
 @bp.get("/sla")
-@bp.arguments(schemas.SlaQuerySchema, location="query")
+@bp.arguments(schemas.SlaQuerySchema(), location="query")
 @bp.response(200, schemas.SlaSchema)
 @_documented(401, 403, 422)
 @requires("review")

@@ -1,38 +1,56 @@
 """Reading request bodies strictly: JSON only, no NaN or Infinity, bounded nesting and size.
 
 webargs parses bodies for flask-smorest; this parser refuses what Python's json module would accept
-but JSON does not (NaN, Infinity) and turns a recursion overflow from deeply nested input into a 400.
+but JSON does not (NaN, Infinity) or Unicode does not (a lone surrogate escaped as \\ud800), and
+turns a recursion overflow from deeply nested input into a 400.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from flask import request
 from flask_smorest import Blueprint as _Blueprint
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .errors import ApiError
 
 MAX_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _no_constants(name: str):
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def _depth(value, limit: int) -> int:
-    stack, deepest = [(value, 1)], 1
+def _inspect(value) -> None:
+    """Refuse a body nested more than MAX_DEPTH levels, or holding a lone surrogate anywhere.
+
+    JSON may escape a lone surrogate (\\ud800), but it is no Unicode character: SQLite and the rules
+    engine cannot take one, so such a body is malformed here rather than a failure further down.
+    """
+    stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > limit:
-            return deepest
-        if isinstance(item, dict):
+        if depth > MAX_DEPTH:
+            raise ApiError(
+                400, "malformed_json", f"The JSON body is nested more than {MAX_DEPTH} levels deep."
+            )
+        if isinstance(item, str):
+            if not item.isascii() and _SURROGATE.search(item):
+                raise ApiError(
+                    400,
+                    "malformed_json",
+                    "The body is not valid JSON text: a string holds a lone surrogate "
+                    "(\\ud800 to \\udfff), which is not a Unicode character.",
+                )
+        elif isinstance(item, dict):
+            stack.extend((k, depth + 1) for k in item)
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 def loads(data: bytes):
@@ -44,9 +62,22 @@ def loads(data: bytes):
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from None
-    if _depth(value, MAX_DEPTH) > MAX_DEPTH:
-        raise ApiError(400, "malformed_json", f"The JSON body is nested more than {MAX_DEPTH} levels deep.")
+    _inspect(value)
     return value
+
+
+def body(req) -> bytes:
+    """The request body, or 413 when it is larger than the limit, also when it was streamed (chunked).
+
+    A chunked body has no Content-Length to refuse up front; werkzeug stops reading at the limit and
+    returns what it read, so a longer body would otherwise be parsed cut short (a misleading 400).
+    """
+    data = req.get_data(cache=True)
+    limit = req.max_content_length
+    if req.content_length is None and limit is not None and len(data) >= limit:
+        if req.environ["wsgi.input"].read(1):  # the server's own stream: is there more than the limit?
+            raise RequestEntityTooLarge()
+    return data
 
 
 class StrictParser(FlaskParser):
@@ -55,7 +86,7 @@ class StrictParser(FlaskParser):
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return super()._raw_load_json(req)
-        return loads(req.get_data(cache=True))
+        return loads(body(req))
 
 
 class Blueprint(_Blueprint):

@@ -33,7 +33,7 @@ NAMES = ("funnel", "matrix", "conversion", "rejections", "rules")
 
 
 @bp.get("/<name>")
-@bp.arguments(schemas.ReportQuerySchema, location="query")
+@bp.arguments(schemas.ReportQuerySchema(), location="query")
 @bp.response(200, schemas.ReportSchema)
 @_documented(401, 403, 404, 422)
 @requires("review")
