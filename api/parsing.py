@@ -74,9 +74,14 @@ def body(req) -> bytes:
     """
     data = req.get_data(cache=True)
     limit = req.max_content_length
-    if req.content_length is None and limit is not None and len(data) >= limit:
-        if req.environ["wsgi.input"].read(1):  # the server's own stream: is there more than the limit?
-            raise RequestEntityTooLarge()
+    # Without a Content-Length, read one byte past the limit from the server's own stream: is there more?
+    if (
+        req.content_length is None
+        and limit is not None
+        and len(data) >= limit
+        and req.environ["wsgi.input"].read(1)
+    ):
+        raise RequestEntityTooLarge()
     return data
 
 

@@ -63,6 +63,18 @@ def decide(
     returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
     """
     digest = request_hash(request) if idempotency_key else None
+    at = at or now()
+
+    def evaluate() -> tuple[Evaluation, tuple | None, float]:
+        started = time.perf_counter()
+        evaluation = ruleset.evaluate(_merged(trail, request), at)
+        shadowed = _shadow(shadow, evaluation) if shadow is not None and kind == "decision" else None
+        return evaluation, shadowed, time.perf_counter() - started
+
+    # Evaluate before taking the write lock, so that workers evaluate in parallel; if another worker
+    # decided for the same lead meanwhile, evaluate again under the lock (nothing is ever lost).
+    seen = trail.lead_version(request.get("lead_id"))
+    evaluation, shadowed, seconds = evaluate()
     with trail.transaction() as db:
         if idempotency_key:
             first = trail.by_idempotency_key(client, idempotency_key)
@@ -70,11 +82,11 @@ def decide(
                 if first["request_hash"] != digest:
                     raise IdempotencyConflict(idempotency_key, first["decision_id"])
                 return first["decision"], True
-        started = time.perf_counter()
-        evaluation = ruleset.evaluate(_merged(trail, request), at or now())
+        if trail.lead_version(request.get("lead_id")) != seen:
+            evaluation, shadowed, seconds = evaluate()
         if kind == "decision":
             evaluation = _assigned(db, teams, evaluation)
-        item = _item(ruleset, evaluation, request, kind, client, time.perf_counter() - started, shadow)
+        item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed)
         return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
 
 
@@ -104,8 +116,11 @@ def decide_batch(
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
             evaluation = _assigned(db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at))
             known[lead_id] = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
+            shadowed = _shadow(shadow, evaluation) if shadow is not None else None
             items.append(
-                _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started, shadow)
+                _item(
+                    ruleset, evaluation, request, "decision", client, time.perf_counter() - started, shadowed
+                )
             )
         return trail.record_many(items)
 
@@ -132,9 +147,9 @@ def facts_of(request: dict) -> dict:
     return {k: v for k, v in request.items() if k != "ruleset"}
 
 
-def _item(ruleset, evaluation, request, kind, client, seconds, shadow=None) -> dict:
+def _item(ruleset, evaluation, request, kind, client, seconds, shadowed=None) -> dict:
     return {
-        "shadow": _shadow(shadow, evaluation) if shadow is not None and kind == "decision" else None,
+        "shadow": shadowed,
         "facts": evaluation.facts,
         "decision": evaluation.decision,
         "source": ruleset.source,

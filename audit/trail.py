@@ -223,6 +223,15 @@ class AuditTrail:
             raise NotFound("lead", lead_id)
         return rows[0]
 
+    def lead_version(self, lead_id) -> tuple | None:
+        """Changes whenever anything known of the lead changes (a decision, an erasure); None if new.
+
+        Read it before the facts: a write that lands in between then shows as a change."""
+        if not isinstance(lead_id, str):
+            return None
+        rows = self._read("SELECT last_decision_id, updated_at FROM leads WHERE lead_id = ?", (lead_id,))
+        return (rows[0]["last_decision_id"], rows[0]["updated_at"]) if rows else None
+
     def lead_facts(self, lead_id: str) -> dict | None:
         """What is known of a lead, with personal values still kept; None for a new lead."""
         rows = self._read("SELECT * FROM leads WHERE lead_id = ?", (lead_id,))
@@ -309,8 +318,10 @@ class AuditTrail:
                 db.execute("SELECT profile FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()[0]
             )
             kept = {k: v for k, v in profile.items() if k not in self.personal.fields}
-            db.execute("UPDATE leads SET profile = ? WHERE lead_id = ?", (dumps(kept), lead_id))
             at = now_iso()
+            db.execute(
+                "UPDATE leads SET profile = ?, updated_at = ? WHERE lead_id = ?", (dumps(kept), at, lead_id)
+            )
             erasure = {
                 "id": "era_" + uuid.uuid4().hex,
                 "lead_id": lead_id,
