@@ -26,14 +26,18 @@ from engine.vocabulary import (
 _OPENAPI_TYPE = {NUMBER: "number", LIST: "array", "boolean": "boolean", "string": "string"}
 
 
-def _vocabulary_schema(name: str, vocabulary: dict[str, str], doc: str) -> type[Schema]:
+def _vocabulary_schema(
+    name: str, vocabulary: dict[str, str], doc: str, amounts: bool = False
+) -> type[Schema]:
+    """A schema documenting a vocabulary; with `amounts`, text fields may also be numbers (answers)."""
+
+    def described(ftype: str) -> dict:
+        if amounts and ftype == "string":
+            return {"nullable": True, "oneOf": [{"type": "string"}, {"type": "number"}]}
+        return {"type": _OPENAPI_TYPE[ftype]} | ({"items": {"type": "string"}} if ftype == LIST else {})
+
     attrs = {
-        field: fields.Raw(
-            allow_none=True,
-            metadata={"type": _OPENAPI_TYPE[ftype]}
-            | ({"items": {"type": "string"}} if ftype == LIST else {}),
-        )
-        for field, ftype in vocabulary.items()
+        field: fields.Raw(allow_none=True, metadata=described(ftype)) for field, ftype in vocabulary.items()
     }
     attrs["Meta"] = type("Meta", (), {"unknown": INCLUDE})
     schema = type(name, (Schema,), attrs)
@@ -50,6 +54,7 @@ AnswersSchema = _vocabulary_schema(
     "Answers",
     ANSWER_FIELDS,
     "Answers to qualification questions (text, or an amount where the question allows).",
+    amounts=True,
 )
 
 

@@ -71,6 +71,7 @@ def decide(
         shadowed = _shadow(shadow, evaluation) if shadow is not None and kind == "decision" else None
         return evaluation, shadowed, time.perf_counter() - started
 
+    ruleset.normalise(facts_of(request))  # what was sent is checked before anything is merged into it
     # Evaluate before taking the write lock, so that workers evaluate in parallel; if another worker
     # decided for the same lead meanwhile, evaluate again under the lock (nothing is ever lost).
     seen = trail.lead_version(request.get("lead_id"))
@@ -112,6 +113,7 @@ def decide_batch(
             rulesets, requests, shadows or [None] * len(requests), strict=True
         ):
             started = time.perf_counter()
+            ruleset.normalise(facts_of(request))
             lead_id = request.get("lead_id")
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
             evaluation = _assigned(db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at))

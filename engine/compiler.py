@@ -166,7 +166,7 @@ def plan(model: Ruleset, file: str, line_of) -> Plan:
                 )
             )
     problems += lowering.problems
-    for name in model.scores:
+    for name in sorted(model.scores):  # the digest ignores key order: so must everything it identifies
         nodes[f"@tally:{name}"] = ({f"points:{name}"}, {f"total:{name}"})
     nodes["@matrix"] = ({"total:fit", "slot:ready"}, {"slot:fit", "slot:quadrant"})
     layers, cycle = stratify(nodes)
@@ -286,7 +286,7 @@ def _durable(model: Ruleset, alternatives, layers, lowering: Lowering) -> Plan:
                 bool(alt.event_facts) and then.get("decay", points_decay),
                 model,
             )
-    for name in model.scores:
+    for name in sorted(model.scores):
         key = f"@tally:{name}"
         definition[key] = {
             "all": [{"m": {"$and": [{"t": "tally"}, {"score": name}]}}],

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .checks import regex_hazard
 from .errors import Problem
 from .model import Ruleset
 from .vocabulary import BOOLEAN, EVENT_TYPES, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
@@ -309,6 +310,15 @@ class Lowering:
                 re.compile(value)
             except re.error as exc:
                 self._problem(path, f"regular expression {value!r} does not compile: {exc}")
+                return None
+            hazard = regex_hazard(value)
+            if hazard is not None:
+                # It would run on text a caller chooses: refused here rather than hold a worker for minutes.
+                self._problem(
+                    path,
+                    f"regular expression {value!r} can backtrack catastrophically: it has {hazard}; "
+                    "rewrite it so that each part of the text can match only one way",
+                )
                 return None
             return ("cmp", "eq", "f." + self._feature("matches", (key, value)).name, True)
         if op == "contains":

@@ -107,11 +107,37 @@ def _check_value(value, ftype: str, field: str, errors: _Errors):
     return None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogates(facts: dict) -> dict[str, list[str]]:
+    """Fields holding a lone surrogate: JSON may escape one (\\ud800), but it is no Unicode character,
+    so neither durable_rules nor SQLite can take it. Field names are escaped, so they can be printed."""
+    errors: dict[str, list[str]] = {}
+    stack = [(facts, "")]
+    while stack:
+        value, field = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _SURROGATE.search(value):
+                errors[field.encode("utf-8", "backslashreplace").decode()] = [
+                    "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
+                ]
+        elif isinstance(value, dict):
+            stack.extend((v, f"{field}.{k}" if field else str(k)) for k, v in value.items())
+            stack.extend((k, f"{field}.{k}" if field else str(k)) for k in value if isinstance(k, str))
+        elif isinstance(value, list):
+            stack.extend((v, f"{field}[{i}]") for i, v in enumerate(value))
+    return errors
+
+
 def normalise(model: Ruleset, facts: dict) -> dict:
     """Checked, canonical lead facts; FactsError names every field that is wrong."""
     errors = _Errors()
     if not isinstance(facts, dict):
         raise FactsError({"": ["lead facts must be a JSON object"]})
+    invalid = _surrogates(facts)
+    if invalid:
+        raise FactsError(invalid)
     known = {"lead_id", "channel", "profile", "answers", "events", "previous_stage", "outcomes", "handoff"}
     for key in facts:
         if key not in known:
@@ -162,7 +188,9 @@ def normalise(model: Ruleset, facts: dict) -> dict:
     outcomes = _outcomes(facts.get("outcomes"), model, errors)
     handoff = _handoff(facts.get("handoff"), errors)
     previous = facts.get("previous_stage")
-    if previous is not None and previous not in {s.id for s in model.stages}:
+    if previous is not None and (
+        not isinstance(previous, str) or previous not in {s.id for s in model.stages}
+    ):
         errors.add(
             "previous_stage",
             f"{previous!r} is not a stage of ruleset {model.name}"

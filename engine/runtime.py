@@ -155,7 +155,8 @@ class CompiledRuleset:
                     fact.setdefault(section, {})[name] = value
             out.append(fact)
         out.extend(
-            {"id": f"tally:{name}", "t": "tally", "sid": sid, "score": name} for name in self.model.scores
+            {"id": f"tally:{name}", "t": "tally", "sid": sid, "score": name}
+            for name in sorted(self.model.scores)
         )
         out.append({"id": "matrix", "t": "matrix", "sid": sid})
         texts = [json.dumps(out, ensure_ascii=False)[1:-1]]

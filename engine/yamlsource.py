@@ -15,10 +15,24 @@ from .errors import Problem, RulesetError
 
 MAX_SOURCE_BYTES = 1_000_000
 MAX_NODES = 200_000
+MAX_DEPTH = 64  # a ruleset nests a dozen levels; PyYAML's composer recurses and would overflow the stack
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 core booleans."""
+    """SafeLoader with YAML 1.2 core booleans and a bound on nesting."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep", self.peek_event().start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {

@@ -40,13 +40,16 @@ class Server:
         self.proc = None
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen(
-            [str(LEADGATE), "serve", "--port", str(self.port), "--workers", str(self.workers)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        # Errors go to a file: a pipe nobody reads fills up under many logged 503s and stalls the server.
+        self.log = self.db.parent / f"server-{self.port}.log"
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(LEADGATE), "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -55,7 +58,7 @@ class Server:
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("leadgate serve did not become ready: " + self.proc.stderr.read().decode()[-2000:])
+        raise RuntimeError("leadgate serve did not become ready: " + self.log.read_text()[-2000:])
 
     def request(self, method: str, path: str, body=None, headers=None, timeout: float = 30):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
@@ -81,8 +84,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
-        if self.proc and self.proc.stderr:
-            self.proc.stderr.close()
 
     def __enter__(self):
         return self.start()

@@ -100,7 +100,10 @@ def serve(host, port, workers):
     from ..server import run
 
     config = load_config(host=host, port=port, workers=workers)
-    trail = open_trail(config)
+    try:
+        trail = open_trail(config)
+    except AuditError as exc:
+        raise click.ClickException(f"the audit database {config.DB} cannot be used: {exc}") from None
     if active_count(trail) == 0:
         key, text = create(trail, "local admin (created by the first leadgate serve)", "admin")
         click.echo(
