@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 
 from audit import AuditTrail, NotFound, assignment, merge_facts, outcomes
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry
-from engine.facts import email_domain, format_time, outcome_problems, parse_time
+from engine.facts import format_time, outcome_problems, parse_time
+from engine.features import email_domain
 from engine.teams import Teams
 
 from .config import Config

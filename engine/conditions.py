@@ -19,9 +19,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .checks import regex_hazard
 from .errors import Problem
 from .model import Ruleset
+from .regexes import regex_hazard
 from .vocabulary import BOOLEAN, EVENT_TYPES, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
 
 MAX_ALTERNATIVES = 32
@@ -59,7 +59,7 @@ class Feature:
 
     name: str
     kind: str  # matches | contains | given | count | days_since | outcome | overdue
-    spec: tuple  # hashable description, see facts.compute_features
+    spec: tuple  # hashable description, see features.compute_feature
 
     def describe(self) -> str:
         return json.dumps({"kind": self.kind, "spec": self.spec}, default=list)

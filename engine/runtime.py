@@ -24,7 +24,8 @@ import durable_rules_engine as dre
 from .compiler import Handler, Plan
 from .decision import MATRIX_SLOTS, Run
 from .errors import EngineError, EvaluationError
-from .facts import compute_feature, email_domain, event_ages, normalise, parse_time
+from .facts import normalise, parse_time
+from .features import compute_feature, email_domain, event_ages
 from .model import Ruleset
 
 _sessions = itertools.count(1)

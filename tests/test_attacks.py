@@ -27,8 +27,8 @@ from audit import AuditTrail
 from audit.keys import create
 from audit.queries import list_decisions, timeline
 from engine import RulesetError, check_source, compile_source
-from engine.checks import regex_hazard
 from engine.facts import MAX_TEXT
+from engine.regexes import regex_hazard
 from tests.conftest import RULESETS, mini_source
 from tests.server import Server
 

@@ -1,0 +1,142 @@
+"""Features: what the engine matches badly, computed in Python from the normalised facts.
+
+Regular expressions (durable_rules' own are anchored and miss matches), list membership, event
+aggregates (count, days since), what sales reported (outcomes) and whether a hand-off is overdue.
+Each becomes a value on the lead fact (f.<name>) that durable_rules then matches by equality or
+comparison; the lowering of conditions (conditions.py) decides which features a ruleset needs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from functools import lru_cache
+
+from .facts import DAY, parse_time
+
+
+@lru_cache(maxsize=4096)
+def _parsed(test_json: str):
+    return json.loads(test_json)
+
+
+@lru_cache(maxsize=4096)
+def _regex(pattern: str):
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def where_matches(props: dict, where: tuple) -> bool:
+    """Python twin of an event-property pattern, for aggregates (same semantics: missing is false)."""
+    for prop, test_json in where:
+        test = _parsed(test_json)
+        value = props.get(prop)
+        ops = test if isinstance(test, dict) else {"eq": test}
+        for op, expected in ops.items():
+            if op == "exists":
+                if (value is not None) != expected:
+                    return False
+                continue
+            if value is None:
+                return False
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            if op in ("gt", "gte", "lt", "lte"):
+                if not numeric:
+                    return False
+                ok = {
+                    "gt": value > expected,
+                    "gte": value >= expected,
+                    "lt": value < expected,
+                    "lte": value <= expected,
+                }[op]
+            elif op in ("in", "not_in"):
+                ok = any(_same(value, v) for v in expected) == (op == "in")
+            else:
+                ok = _same(value, expected) == (op == "eq")
+            if not ok:
+                return False
+    return True
+
+
+def _same(a, b) -> bool:
+    return (
+        type(a) is type(b)
+        and a == b
+        or (
+            isinstance(a, int | float)
+            and isinstance(b, int | float)
+            and not isinstance(a, bool)
+            and not isinstance(b, bool)
+            and a == b
+        )
+    )
+
+
+def event_ages(events: list[dict], at: datetime) -> list[float]:
+    """Age in days of each event at the evaluation time; an event later than it counts as fresh."""
+    now = at.timestamp()
+    return [max(0.0, round((now - parse_time(e["at"], "at").timestamp()) / DAY, 4)) for e in events]
+
+
+def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: datetime):
+    """The value of one feature for these (normalised) facts at time `at`; None when it has none."""
+    kind, spec = feature.kind, feature.spec
+    answers, events = facts["answers"], facts["events"]
+    if kind == "outcome":
+        return _outcome_holds(spec, facts, at)
+    if kind == "overdue":
+        handoff = facts.get("handoff")
+        return True if handoff and parse_time(handoff["due_at"], "due_at") < at else None
+    if kind == "matches":
+        key, pattern = spec
+        value = _lookup(key, profile, answers)
+        return None if not isinstance(value, str) else bool(_regex(pattern).search(value))
+    if kind == "given":
+        return True if isinstance(_lookup(spec[0], profile, answers), list) else None
+    if kind == "contains":
+        key, wanted = spec
+        value = _lookup(key, profile, answers)
+        return None if not isinstance(value, list) else wanted.casefold() in {v.casefold() for v in value}
+    types, where, within = spec
+    matching = [
+        age
+        for event, age in zip(events, ages, strict=True)
+        if (types == ("any",) or event["type"] in types)
+        and (within is None or age <= within)
+        and where_matches(event.get("properties", {}), where)
+    ]
+    if kind == "count":
+        return len(matching)
+    return min(matching) if matching else None  # days_since
+
+
+def _outcome_holds(spec: tuple, facts: dict, at: datetime):
+    """True when an outcome of the lead matches (types, reasons, within_days, latest, after_events)."""
+    types, reasons, within, latest, after_events = spec
+    outcomes = facts.get("outcomes") or []
+    candidates = outcomes[-1:] if latest else outcomes
+    last_event = facts["events"][-1]["at"] if facts["events"] else None
+    for o in candidates:
+        if o["type"] not in types or (reasons and o.get("reason") not in reasons):
+            continue
+        if within is not None and (at - parse_time(o["at"], "at")).total_seconds() / DAY > within:
+            continue
+        if (
+            after_events
+            and last_event is not None
+            and parse_time(last_event, "at") > parse_time(o["at"], "at")
+        ):
+            continue  # the lead re-engaged since: the outcome no longer decides
+        return True
+    return None
+
+
+def _lookup(key: str, profile: dict, answers: dict):
+    section, name = key.split(".", 1)
+    return profile.get(name) if section == "p" else answers.get(name)
+
+
+def email_domain(email) -> str | None:
+    if isinstance(email, str) and "@" in email:
+        return email.rsplit("@", 1)[1].strip().casefold() or None
+    return None
