@@ -80,7 +80,8 @@ from audit import AuditTrail
 from audit.chain import DECISION_COLUMNS
 from audit.queries import timeline
 from audit.why import explain, render
-from bench.engine import AT, generate, pin
+from bench.engine import pin
+from bench.leads import AT, generate
 from engine import compile_source
 
 RULESET = ROOT / "rulesets" / "default.yaml"

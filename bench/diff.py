@@ -31,7 +31,7 @@ import os
 import re
 
 from api import diff
-from bench.engine import AT, generate
+from bench.leads import AT, generate
 
 TARGET_SECONDS = 60.0
 

@@ -73,8 +73,9 @@ import tempfile
 import time
 from array import array
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
+from bench.leads import ANSWERS, EVENT_MIX, SENIORITIES, event, make_lead
 from tests.server import Server
 
 HOST = "127.0.0.1"  # loopback only, never any other address
@@ -88,130 +89,28 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # -- Realistic leads for the default ruleset ------------------------------------------------------
 
-_COUNTRIES = ["US"] * 30 + ["GB"] * 10 + ["DE"] * 10 + ["FR"] * 6 + ["CA"] * 6 + ["NL"] * 4
-_COUNTRIES += ["ES", "IT", "SE", "CH", "IE", "BE", "DK", "NO", "AT", "PT", "FI"]
-_COUNTRIES += ["BR", "IN", "JP", "AU", "MX", "ZA", "SG", "PL"]  # outside the served market
-_INDUSTRIES = ["software", "saas", "fintech", "ecommerce", "retail", "healthcare", "media"]
-_INDUSTRIES += ["manufacturing", "education", "logistics", "government", "consulting", "energy"]
-_SENIORITIES = ["c_level", "vp", "director", "director", "manager", "manager", "manager"]
-_SENIORITIES += ["individual", "individual", "individual", "student"]
-_TITLES = ["Head of Growth", "Chief Data Officer", "VP Marketing", "Marketing Manager", "Data Analyst"]
-_TITLES += ["Founder", "Sales Operations Lead", "BI Developer", "Product Intern", "Owner"]
-_DEPARTMENTS = ["marketing", "sales", "revenue_operations", "operations", "analytics", "finance"]
-_DEPARTMENTS += ["engineering", "hr", "it", "product"]
-_STACK = ["salesforce", "hubspot", "snowflake", "bigquery", "tableau", "looker", "segment", "marketo"]
-_FREE_MAIL = ["gmail.com", "yahoo.com", "outlook.com", "gmx.de", "icloud.com"]
-_FIRST = ["ana", "ben", "chloe", "david", "emma", "farid", "greta", "hugo", "ines", "jonas", "kai"]
-_LAST = ["lopez", "okafor", "schmidt", "martin", "rossi", "nowak", "smith", "dubois", "jensen"]
-_WORDS = ["acme", "globex", "initech", "umbrella", "hooli", "vandelay", "stark", "wayne", "tyrell"]
-_WORDS += ["cyberdyne", "soylent", "wonka", "oscorp", "aperture", "massive", "nakatomi"]
-_EVENTS = [
-    ("page_view", 20),
-    ("email_open", 14),
-    ("email_click", 8),
-    ("content_download", 12),
-    ("pricing_page_view", 8),
-    ("webinar_registered", 5),
-    ("webinar_attended", 3),
-    ("social_follow", 3),
-    ("free_trial", 4),
-    ("info_request", 3),
-    ("demo_request", 4),
-    ("contact_sales", 2),
-    ("application", 1),
-    ("unsubscribe", 1),
-    ("email_bounce", 1),
-    ("careers_page_view", 2),
-]
-_CONTENT = ["whitepaper", "whitepaper", "ebook", "case_study", "report"]
-_CHANNELS = ["demo_form", "contact_form", "content_form", "chatbot", "webinar_form", "import"]
-_ANSWERS = {
-    "budget": ["yes", "no", "unknown", 5000, 25000, 120000],
-    "authority": ["decision_maker", "influencer", "user"],
-    "need": ["yes", "no", "We need one place for our revenue reporting."],
-    "timeline": ["now", "this_quarter", "this_year", "later", "none"],
-    "talk_to_sales": ["yes", "no"],
-}
-
-
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _events(rng: random.Random, lead_id: str, now: datetime, n: int, first: int) -> list[dict]:
-    types, weights = zip(*_EVENTS, strict=True)
-    out = []
-    for k, kind in enumerate(rng.choices(types, weights, k=n)):
-        event = {
-            "type": kind,
-            "at": _iso(now - timedelta(days=rng.uniform(0, 75), seconds=rng.randrange(3600))),
-            "id": f"{lead_id}-e{first + k}",
-        }
-        if kind == "content_download":
-            event["properties"] = {"content": rng.choice(_CONTENT)}
-        out.append(event)
-    return out
-
 
 def new_lead(rng: random.Random, lead_id: str, now: datetime) -> dict:
-    """A first contact from a form: a profile, one to six events, sometimes answers."""
-    first, last, word = rng.choice(_FIRST), rng.choice(_LAST), rng.choice(_WORDS)
-    company = f"{word.title()} {rng.choice(['Inc', 'GmbH', 'Ltd', 'SAS', 'BV', 'Labs'])}"
-    roll = rng.random()
-    if roll < 0.08:
-        domain = rng.choice(_FREE_MAIL)
-    elif roll < 0.09:
-        domain = "rivalytics.com"
-    else:
-        domain = f"{word}{rng.randrange(1000)}.{rng.choice(['com', 'io', 'de', 'co.uk'])}"
-    email = f"test{rng.randrange(99)}@{domain}" if rng.random() < 0.01 else f"{first}.{last}@{domain}"
-    profile: dict = {
-        "email": email,
-        "first_name": first.title(),
-        "last_name": last.title(),
-        "company": company,
-        "country": rng.choice(_COUNTRIES),
-        "industry": rng.choice(_INDUSTRIES),
-        "employees": int(rng.lognormvariate(5.0, 1.8)) + 1,
-        "department": rng.choice(_DEPARTMENTS),
-    }
-    if rng.random() < 0.8:
-        profile["seniority"] = rng.choice(_SENIORITIES)
-    if rng.random() < 0.6:
-        profile["job_title"] = rng.choice(_TITLES)
-    if rng.random() < 0.4:
-        profile["annual_revenue"] = rng.choice([500_000, 2_000_000, 15_000_000, 80_000_000, 400_000_000])
-    if rng.random() < 0.5:
-        profile["tech_stack"] = rng.sample(_STACK, rng.randint(1, 4))
-    if rng.random() < 0.3:
-        profile["phone"] = f"+1 555 {rng.randrange(10**7):07d}"
-    body = {
-        "lead_id": lead_id,
-        "channel": rng.choice(_CHANNELS),
-        "profile": profile,
-        "events": _events(rng, lead_id, now, rng.randint(1, 6), 0),
-    }
-    if rng.random() < 0.25:
-        keys = rng.sample(sorted(_ANSWERS), rng.randint(1, 3))
-        body["answers"] = {k: rng.choice(_ANSWERS[k]) for k in keys}
-    return body
+    """A first contact from a form, as bench/leads.py makes them (what the API accepts of it)."""
+    lead = make_lead(rng, 0, now, lead_id=lead_id)
+    lead.pop("previous_stage", None)  # the stage is the API's to remember, not the caller's to send
+    return lead
 
 
 def repeat_lead(rng: random.Random, lead_id: str, now: datetime, seq: int) -> dict:
     """A later call for a known lead: a chatbot answer, or new behaviour, or a profile update."""
     roll = rng.random()
     if roll < 0.45:
-        key = rng.choice(sorted(_ANSWERS))
-        return {"lead_id": lead_id, "channel": "chatbot", "answers": {key: rng.choice(_ANSWERS[key])}}
+        key = rng.choice(sorted(ANSWERS))
+        return {"lead_id": lead_id, "channel": "chatbot", "answers": {key: rng.choice(ANSWERS[key])}}
     if roll < 0.9:
-        events = _events(rng, lead_id, now, rng.randint(1, 3), 100 + seq * 3)
-        for e in events:  # recent behaviour
-            e["at"] = _iso(now - timedelta(minutes=rng.randrange(1, 600)))
+        kinds = rng.choices(*zip(*EVENT_MIX, strict=True), k=rng.randint(1, 3))
+        events = [event(rng, lead_id, 100 + seq * 3 + k, kind, now, (0, 0.4)) for k, kind in enumerate(kinds)]
         return {"lead_id": lead_id, "channel": "web", "events": events}
     return {
         "lead_id": lead_id,
         "channel": "crm_sync",
-        "profile": {"employees": rng.randrange(5, 20000), "seniority": rng.choice(_SENIORITIES)},
+        "profile": {"employees": rng.randrange(5, 20000), "seniority": rng.choice(SENIORITIES)},
     }
 
 
