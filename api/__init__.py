@@ -44,7 +44,6 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         health,
         leads,
         outcomes,
-        parsing,
         reports,
         review,
         rulesets,
@@ -60,8 +59,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     for blueprint in (health.bp, decisions.bp, leads.bp, outcomes.bp, reports.bp, rulesets.bp, admin.bp):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.bp)
-    app.before_request(parsing.require_json)
     errors.init_app(app)  # after Api(): its own HTTP error handler is replaced by ours
     state.init_app(app)
-    review.init_app(app)  # last: it adapts the JSON API's body check to its own forms
+    review.init_app(app)
     return app

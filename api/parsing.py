@@ -95,7 +95,13 @@ class StrictParser(FlaskParser):
 
 
 class Blueprint(_Blueprint):
+    """A blueprint of the JSON API: strict argument parsing, and bodies must be JSON."""
+
     ARGUMENTS_PARSER = StrictParser()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.before_request(require_json)
 
 
 def require_json() -> None:

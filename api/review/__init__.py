@@ -13,7 +13,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 
 
 def init_app(app: Flask) -> None:
-    """Sessions, CSRF and the pages. Call it after the JSON API is set up (it adapts one of its hooks)."""
+    """Sessions, CSRF and the pages."""
     # The view modules add their routes to `bp` when imported; it must happen before registering.
     from . import access, decisions, errors, format, funnel, leads, rulesets  # noqa: F401
 

@@ -22,7 +22,6 @@ from flask_wtf.csrf import CSRFProtect
 from audit import StorageUnavailable, sessions
 from audit.keys import authenticate
 
-from .. import parsing
 from ..state import trail
 from . import bp
 
@@ -55,15 +54,6 @@ class ReviewSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
-def _not_for_review(hook):
-    """The JSON API's hook, skipped for the review pages: their forms post url-encoded, not JSON."""
-
-    def json_api_only():
-        return None if request.blueprint == bp.name else hook()
-
-    return json_api_only
-
-
 def init_app(app: Flask) -> None:
     config = app.extensions["leadgate.config"]
     app.config.update(
@@ -78,8 +68,6 @@ def init_app(app: Flask) -> None:
     )
     app.session_interface = ReviewSessions()
     csrf.init_app(app)
-    hooks = app.before_request_funcs.setdefault(None, [])
-    hooks[:] = [_not_for_review(h) if h is parsing.require_json else h for h in hooks]
 
 
 def signed_in_key():
