@@ -1,8 +1,9 @@
 """Decision diff on history: what a ruleset change would do to the leads already decided.
 
-Both versions re-decide the same facts at the same time (by default each lead's latest recorded
-decision: its facts, its previous stage, its evaluation time), on every core, and the differences
-are summed up as a Markdown report fit for a pull-request comment.
+Both versions re-decide the same facts at the same time (by default each lead's snapshot decision:
+the one that handed it off, or its latest when sales reported nothing; its facts, its previous stage,
+its evaluation time), on every core, and the differences are summed up as a Markdown report fit for
+a pull-request comment, with how the leads whose route changes actually ended.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ CHUNK = 500
 
 # Set in the parent before the worker processes fork, so they inherit them instead of receiving them.
 _pair: tuple = ()  # (base, head) compiled rulesets
-_leads: list = []  # (lead_id, facts, at)
+_leads: list = []  # (lead_id, facts, at, ending)
 _samples = 5
 
 
@@ -42,15 +43,24 @@ def _compile(base_source: str, head_source: str) -> None:
 def _decide_range(bounds: tuple[int, int]) -> Diff:
     """Decide _leads[start:stop] under both versions: a partial Diff for the parent to merge."""
     part = Diff(_pair[0].identity, _pair[1].identity)
-    for lead_id, facts, at in _leads[bounds[0] : bounds[1]]:
+    for lead_id, facts, at, ending in _leads[bounds[0] : bounds[1]]:
         results = []
         for ruleset in _pair:
             try:
                 results.append(summary(ruleset.evaluate(facts, at).decision))
             except EngineError as exc:
                 results.append(f"{type(exc).__name__}: {exc}")
-        part.add(lead_id, *results, _samples)
+        part.add(lead_id, *results, _samples, ending or ended(facts))
     return part
+
+
+ENDINGS = ("won", "lost", "rejected", "open")
+
+
+def ended(facts: dict) -> str:
+    """How a lead ended, by what sales reported in its facts: won, lost, rejected, or still open."""
+    reported = {o.get("type") for o in facts.get("outcomes") or [] if isinstance(o, dict)}
+    return next((e for e in ENDINGS[:3] if e in reported), "open")
 
 
 @dataclass
@@ -66,6 +76,8 @@ class Diff:
     score_shifts: dict[str, list[float]] = field(default_factory=dict)
     rules: dict[str, list[int]] = field(default_factory=dict)  # rule -> [fired in base, fired in head]
     samples: list[dict] = field(default_factory=list)
+    # route from → to -> how those leads ended (won, lost, rejected, open), where sales reported
+    endings: dict[tuple[str, str], Counter] = field(default_factory=dict)
 
     def merge(self, part: Diff, max_samples: int) -> None:
         self.leads += part.leads
@@ -80,6 +92,8 @@ class Diff:
             counts[0] += before
             counts[1] += after
         self.samples += part.samples[: max_samples - len(self.samples)]
+        for pair, counts in part.endings.items():
+            self.endings.setdefault(pair, Counter()).update(counts)
 
     def changed_count(self, name: str) -> int:
         return sum(self.changed[name].values())
@@ -87,7 +101,7 @@ class Diff:
     def percent(self, count: int) -> float:
         return 100 * count / self.leads if self.leads else 0.0
 
-    def add(self, lead_id: str, base, head, max_samples: int) -> None:
+    def add(self, lead_id: str, base, head, max_samples: int, ending: str = "open") -> None:
         self.leads += 1
         if isinstance(base, str) or isinstance(head, str):
             self.errors.append((lead_id, base if isinstance(base, str) else head))
@@ -105,6 +119,8 @@ class Diff:
             counts = self.rules.setdefault(rule, [0, 0])
             counts[0] += rule in fired_base
             counts[1] += rule in fired_head
+        if base["route"] != head["route"]:
+            self.endings.setdefault((base["route"], head["route"]), Counter())[ending] += 1
         if differs:
             self.any_changed += 1
             if len(self.samples) < max_samples:
@@ -125,7 +141,8 @@ def run(
     workers: int | None = None,
     max_samples: int = 5,
 ) -> Diff:
-    """Re-decide every (lead_id, facts, at) under both sources; `workers` processes (default: every core)."""
+    """Re-decide every (lead_id, facts, at, ending) under both sources; `workers` processes (default: every
+    core). `ending` is how the lead went (won, lost, rejected, open), or None to read it from the facts."""
     global _leads, _samples
     workers = workers or multiprocessing.cpu_count()
     _compile(base_source, head_source)
@@ -192,6 +209,18 @@ def markdown(diff: Diff, base_label: str, head_label: str, source_label: str) ->
             moved = sum(1 for s in shifts if s)
             mean = sum(shifts) / len(shifts)
             lines.append(f"| {score} | {moved:,} | {mean:+.2f} | {min(shifts):+.2f} | {max(shifts):+.2f} |")
+    if any(sum(c[e] for e in ENDINGS[:3]) for c in diff.endings.values()):
+        lines += [
+            "",
+            "### How the leads whose route changes actually ended",
+            "",
+            "| from | to | leads | won | lost | rejected | no outcome yet |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for (old, new), c in sorted(diff.endings.items(), key=lambda kv: -sum(kv[1].values())):
+            lines.append(
+                f"| {old} | {new} | {sum(c.values()):,} | {c['won']:,} | {c['lost']:,} | {c['rejected']:,} | {c['open']:,} |"
+            )
     different = {r: c for r, c in diff.rules.items() if c[0] != c[1]}
     if different:
         lines += ["", "### Rules that fire differently", "", "| rule | fired before | fired after | change |"]

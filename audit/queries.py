@@ -223,31 +223,3 @@ def _csv_line(values) -> str:
     out = io.StringIO()
     csv.writer(out).writerow(["" if v is None else v for v in values])
     return out.getvalue()
-
-
-def latest_facts(trail: AuditTrail, ruleset: str | None = None) -> Iterator[tuple[str, dict, str]]:
-    """(lead_id, facts, evaluated_at) of every lead's latest decision, with the personal values kept.
-
-    Re-deciding exactly these facts at that time under another ruleset shows what it would change.
-    """
-    after = ""
-    while True:
-        rows = trail._read(
-            "SELECT l.lead_id, d.facts, d.evaluated_at FROM leads l JOIN decisions d ON d.id = l.last_decision_id "
-            "WHERE l.lead_id > ? AND (? IS NULL OR d.ruleset_name = ?) ORDER BY l.lead_id LIMIT 2000",
-            (after, ruleset, ruleset),
-        )
-        if not rows:
-            return
-        values: dict[str, str] = {}
-        for r in trail._read(
-            "SELECT token, value FROM personal WHERE lead_id >= ? AND lead_id <= ?",
-            (rows[0]["lead_id"], rows[-1]["lead_id"]),
-        ):
-            values[r["token"]] = r["value"]
-        for row in rows:
-            facts = json.loads(row["facts"])
-            if facts.get("profile"):
-                facts["profile"] = trail.personal.reveal(facts["profile"], values)
-            yield row["lead_id"], facts, row["evaluated_at"]
-        after = rows[-1]["lead_id"]

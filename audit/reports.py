@@ -235,3 +235,31 @@ def rule_lift(items: list[Lead]) -> list[dict]:
             }
         )
     return sorted(out, key=lambda r: (-(r["lift"] or 0), r["rule"]))
+
+
+def snapshot_facts(trail: AuditTrail, ruleset: str | None = None):
+    """(lead_id, facts, evaluated_at, ending) of every lead's snapshot decision, personal values kept.
+
+    Re-deciding exactly these facts at that time under another ruleset shows what it would have
+    decided when the lead was handed off; `ending` (won, lost, rejected, open) says how it went.
+    """
+    items = leads(trail, ruleset)
+    for start in range(0, len(items), 500):
+        chunk = items[start : start + 500]
+        ids = [x.snapshot["id"] for x in chunk]
+        marks = ",".join("?" * len(ids))
+        facts = {
+            r["id"]: r["facts"]
+            for r in trail._read(f"SELECT id, facts FROM decisions WHERE id IN ({marks})", ids)
+        }
+        lead_ids = [x.lead_id for x in chunk]
+        values = {
+            r["token"]: r["value"]
+            for r in trail._read(f"SELECT token, value FROM personal WHERE lead_id IN ({marks})", lead_ids)
+        }
+        for x in chunk:
+            stored = json.loads(facts[x.snapshot["id"]])
+            if stored.get("profile"):
+                stored["profile"] = trail.personal.reveal(stored["profile"], values)
+            ending = "won" if x.won else "lost" if x.lost else "rejected" if x.rejected else "open"
+            yield x.lead_id, stored, x.snapshot["evaluated_at"], ending

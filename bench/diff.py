@@ -54,7 +54,7 @@ def main(argv=None) -> int:
 
     base = (ROOT / "rulesets" / "default.yaml").read_text()
     head = head_of(base)
-    leads = [(lead["lead_id"], lead, AT) for lead in generate(args.leads, args.seed)]
+    leads = [(lead["lead_id"], lead, AT, None) for lead in generate(args.leads, args.seed)]
     print(f"{args.leads:,} generated leads, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 
     runs = {}

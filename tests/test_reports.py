@@ -100,3 +100,20 @@ def test_the_cli_and_the_api_serve_the_same_reports(built):
     assert reply.json["data"]["rules"] == json.loads(json.dumps(reports.rule_lift(items)))
     missing = app.test_client().get("/v1/reports/nope", headers={"Authorization": f"Bearer {key}"})
     assert missing.status_code == 404
+
+
+def test_the_decision_diff_says_how_the_leads_it_moves_actually_ended(built):
+    from api import diff
+
+    _, trail, _, items = built
+    base = (RULESETS / "default.yaml").read_text()
+    head = base.replace("    good_at: 50\n", "    good_at: 80\n", 1)  # fit 75 is no longer a good fit
+    assert head != base
+    result = diff.run(base, head, reports.snapshot_facts(trail), workers=1)
+    moved = result.endings[("sales_handoff", "bring_in_authority")]
+    handed = [x for x in items if x.snapshot["route"] == "sales_handoff"]
+    assert sum(moved.values()) == len(handed)
+    assert moved["won"] == sum(x.won for x in handed) and moved["rejected"] == sum(x.rejected for x in handed)
+    report = diff.markdown(result, "main", "working copy", "the history")
+    assert "### How the leads whose route changes actually ended" in report
+    assert f"| sales_handoff | bring_in_authority | {len(handed):,} | {moved['won']:,} |" in report

@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from audit import deployments, reports
-from audit.queries import latest_facts
 from engine import Problem, Registry, RulesetError, check_source, digest_of
 from engine.cases import cases_path, run_cases
 from engine.files import all_files, load_file, naming_problem
@@ -256,7 +255,10 @@ def rulesets_diff(base, name, directory, db, leads_file, at, workers, samples, f
         else:
             trail = open_trail(replace(config, DB=db) if db else config)
             try:
-                stored = ((lead, facts, at or when) for lead, facts, when in latest_facts(trail, name))
+                stored = (
+                    (lead, facts, at or when, ending)
+                    for lead, facts, when, ending in reports.snapshot_facts(trail, name)
+                )
                 report = history_diff.run(base_source, path.read_text("utf-8"), stored, workers, samples)
             finally:
                 trail.close()
@@ -271,7 +273,7 @@ def rulesets_diff(base, name, directory, db, leads_file, at, workers, samples, f
         sys.exit(1)
 
 
-def _jsonl_lead(line: str, number: int, at: str | None) -> tuple[str, dict, str]:
+def _jsonl_lead(line: str, number: int, at: str | None) -> tuple[str, dict, str, None]:
     try:
         facts = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -279,8 +281,8 @@ def _jsonl_lead(line: str, number: int, at: str | None) -> tuple[str, dict, str]
     if not isinstance(facts, dict):
         raise click.UsageError(f"--leads line {number} is not a JSON object")
     if "decision_id" in facts and isinstance(facts.get("facts"), dict):  # a record of `audit export`
-        return str(facts["lead_id"]), facts["facts"], at or facts["evaluated_at"]
-    return str(facts.get("lead_id", f"line-{number}")), facts, at or now()
+        return str(facts["lead_id"]), facts["facts"], at or facts["evaluated_at"], None
+    return str(facts.get("lead_id", f"line-{number}")), facts, at or now(), None
 
 
 @rulesets.command("suggest")
