@@ -8,6 +8,8 @@ from . import create_app, state
 from .config import Config
 from .service import open_trail
 
+THREADS = 4
+
 
 class _Server(BaseApplication):
     def __init__(self, config: Config):
@@ -18,6 +20,10 @@ class _Server(BaseApplication):
         c = self._config
         self.cfg.set("bind", f"{c.HOST}:{c.PORT}")
         self.cfg.set("workers", c.WORKERS)
+        # Threads in each worker: a client that is slow to send its request holds one thread, not a
+        # whole worker (with sync workers, two such clients stalled the service until the timeout).
+        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("threads", THREADS)
         self.cfg.set("accesslog", "-")
         # Compile rulesets once in the master; workers inherit them on fork.
         self.cfg.set("preload_app", True)

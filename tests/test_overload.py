@@ -146,11 +146,6 @@ def test_more_clients_than_workers_wait_or_get_503_and_nothing_is_half_recorded(
     assert figures["gave_up"] > 0, "no client hung up: the burst did not overload two workers"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gunicorn's sync workers each wait on one client: two that never finish their headers "
-    "stall the service until the 30 s worker timeout; fix requested in api/server.py",
-)
 def test_clients_that_never_finish_a_request_do_not_stall_the_others(tmp_path):
     with Server(tmp_path / "slow.db", workers=2) as server:
         slow = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(server.workers)]
