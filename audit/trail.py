@@ -37,17 +37,35 @@ class AuditTrail:
         personal_fields=PERSONAL_FIELDS,
         personal_mode: str = "hash",
     ):
-        self.path = str(path)
-        try:
-            self.db: Database = connect(path, durability)
-        except sqlite3.Error as exc:
-            raise StorageUnavailable(f"the audit database cannot be opened: {exc}") from exc
+        self.path, self.durability = str(path), durability
+        self.db: Database = self._open()
+        self._reopen = False  # set when the connection was found read-only: open it again before writing
         self._lock = threading.RLock()
         self._depth = 0
         self.personal = Personal(self._secret(), tuple(personal_fields), personal_mode)
 
     def close(self) -> None:
         self.db.close()
+
+    def _open(self) -> Database:
+        try:
+            return connect(self.path, self.durability)
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"the audit database cannot be opened: {exc}") from exc
+
+    def _writable(self) -> None:
+        # SQLite opens a file it cannot write read-only and keeps it so: once the fault is cleared,
+        # only a new connection writes again.
+        if self._reopen:
+            fresh = self._open()
+            with contextlib.suppress(sqlite3.Error):
+                self.db.close()
+            self.db, self._reopen = fresh, False
+
+    def _failed(self, exc: sqlite3.Error) -> StorageUnavailable:
+        if "readonly" in str(exc):
+            self._reopen = True
+        return StorageUnavailable(f"the audit database cannot be written: {exc}")
 
     def _secret(self) -> bytes:
         with self.transaction():
@@ -71,10 +89,11 @@ class AuditTrail:
                 finally:
                     self._depth -= 1
                 return
+            self._writable()
             try:
                 self.db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
-                raise StorageUnavailable(f"the audit database cannot be written: {exc}") from exc
+                raise self._failed(exc) from exc
             self._depth = 1
             try:
                 yield self.db
@@ -82,7 +101,7 @@ class AuditTrail:
             except BaseException as exc:
                 self.db.rollback()
                 if isinstance(exc, sqlite3.Error):
-                    raise StorageUnavailable(f"the audit database cannot be written: {exc}") from exc
+                    raise self._failed(exc) from exc
                 raise
             finally:
                 self._depth = 0
