@@ -6,7 +6,7 @@ from flask import current_app, g
 
 from audit import NotFound, outcomes
 
-from . import schemas
+from . import feedback_schemas
 from .auth import requires
 from .decisions import _documented
 from .parsing import Blueprint
@@ -26,8 +26,8 @@ def ruleset_of_lead(lead_id: str):
 
 
 @bp.post("/leads/<lead_id>/outcomes")
-@bp.arguments(schemas.OutcomeRequestSchema())
-@bp.response(201, schemas.OutcomeReplySchema)
+@bp.arguments(feedback_schemas.OutcomeRequestSchema())
+@bp.response(201, feedback_schemas.OutcomeReplySchema)
 @_documented(400, 401, 403, 404, 413, 415, 422, 503)
 @requires("decide")
 def post_outcome(body, lead_id):
@@ -50,7 +50,7 @@ def post_outcome(body, lead_id):
 
 
 @bp.get("/leads/<lead_id>/outcomes")
-@bp.response(200, schemas.OutcomeListSchema)
+@bp.response(200, feedback_schemas.OutcomeListSchema)
 @_documented(401, 403, 404)
 @requires("review")
 def get_outcomes(lead_id):
@@ -60,8 +60,8 @@ def get_outcomes(lead_id):
 
 
 @bp.get("/sla")
-@bp.arguments(schemas.SlaQuerySchema(), location="query")
-@bp.response(200, schemas.SlaSchema)
+@bp.arguments(feedback_schemas.SlaQuerySchema(), location="query")
+@bp.response(200, feedback_schemas.SlaSchema)
 @_documented(401, 403, 422)
 @requires("review")
 def get_sla(query):

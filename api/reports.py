@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit import reports
 
-from . import schemas
+from . import feedback_schemas
 from .auth import requires
 from .decisions import _documented
 from .errors import ApiError
@@ -33,8 +33,8 @@ NAMES = ("funnel", "matrix", "conversion", "rejections", "rules")
 
 
 @bp.get("/<name>")
-@bp.arguments(schemas.ReportQuerySchema(), location="query")
-@bp.response(200, schemas.ReportSchema)
+@bp.arguments(feedback_schemas.ReportQuerySchema(), location="query")
+@bp.response(200, feedback_schemas.ReportSchema)
 @_documented(401, 403, 404, 422)
 @requires("review")
 def get_report(query, name):

@@ -7,9 +7,7 @@ wrong field in the same error shape.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, validate
+from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
 from engine.vocabulary import (
     ANSWER_FIELDS,
@@ -18,7 +16,6 @@ from engine.vocabulary import (
     FUNNEL_POSITIONS,
     LIST,
     NUMBER,
-    OUTCOME_TYPES,
     PROFILE_FIELDS,
     QUADRANTS,
 )
@@ -291,106 +288,6 @@ class RulesetDetailSchema(Schema):
     versions = fields.List(fields.Nested(RulesetVersionSchema))
     source = fields.String(
         allow_none=True, metadata={"description": "Source of the active version (null with candidates only)"}
-    )
-
-
-class OutcomeRequestSchema(StrictSchema):
-    type = fields.String(
-        required=True, validate=validate.OneOf(OUTCOME_TYPES), metadata={"example": "accepted"}
-    )
-    at = fields.String(metadata={"format": "date-time", "description": "When it happened (default: now)"})
-    reason = fields.String(
-        allow_none=True,
-        metadata={"description": "rejected and lost: one of the ruleset's `outcomes` reasons"},
-    )
-    amount = fields.Float(
-        allow_none=True, allow_nan=False, metadata={"description": "won: the deal's amount"}
-    )
-    note = fields.String(allow_none=True, validate=validate.Length(max=2000))
-
-
-class OutcomeSchema(Schema):
-    outcome_id = fields.String()
-    seq = fields.Integer(metadata={"description": "Its place in the audit's hash chain"})
-    lead_id = fields.String()
-    type = fields.String()
-    at = fields.String()
-    reason = fields.String(allow_none=True)
-    amount = fields.Float(allow_none=True)
-    note = fields.String(allow_none=True)
-    reported_by = fields.String(allow_none=True)
-    recorded_at = fields.String()
-    source = fields.String()
-
-
-class OutcomeReplySchema(Schema):
-    outcome = fields.Nested(OutcomeSchema)
-    decision = fields.Nested(DecisionSchema, metadata={"description": "The lead decided again with it"})
-
-
-class OutcomeListSchema(Schema):
-    lead_id = fields.String()
-    outcomes = fields.List(fields.Nested(OutcomeSchema))
-
-
-def _iso_time(value: str) -> None:
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError("must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z") from None
-
-
-class SlaQuerySchema(StrictSchema):
-    at = fields.String(
-        validate=_iso_time,
-        metadata={"format": "date-time", "description": "Overdue at this time (default: now)"},
-    )
-    team = fields.String()
-
-
-class OverdueSchema(Schema):
-    lead_id = fields.String()
-    route = fields.String()
-    team = fields.String(allow_none=True)
-    at = fields.String()
-    due_at = fields.String()
-    minutes_overdue = fields.Float()
-    decision_id = fields.String()
-
-
-class TeamSlaSchema(Schema):
-    handoffs = fields.Integer()
-    acted = fields.Integer()
-    acted_in_time = fields.Integer()
-    acted_late = fields.Integer()
-    open = fields.Integer()
-    overdue = fields.Integer()
-    median_minutes_to_first_action = fields.Float(allow_none=True)
-
-
-class SlaSchema(Schema):
-    at = fields.String()
-    overdue = fields.List(fields.Nested(OverdueSchema))
-    teams = fields.Dict(keys=fields.String(), values=fields.Nested(TeamSlaSchema))
-
-
-class ReportQuerySchema(StrictSchema):
-    by = fields.String(
-        validate=validate.OneOf(
-            ["fit_band", "engagement_band", "route", "channel", "ruleset_version", "quadrant"]
-        ),
-        metadata={"description": "conversion only: the dimension (default fit_band)"},
-    )
-    ruleset = fields.String(metadata={"description": "Only leads decided by this ruleset"})
-    since = fields.String(validate=_iso_time, metadata={"format": "date-time"})
-    until = fields.String(validate=_iso_time, metadata={"format": "date-time"})
-
-
-class ReportSchema(Schema):
-    report = fields.String()
-    leads = fields.Integer(metadata={"description": "Leads the report looked at"})
-    data = fields.Dict(
-        metadata={"description": "The report (its shape is documented per report in the README)"}
     )
 
 
