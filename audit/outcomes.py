@@ -19,7 +19,8 @@ from .rows import insert, now_iso
 if TYPE_CHECKING:  # the trail calls into this module while it records
     from .trail import AuditTrail
 
-OUTCOME_FACT_KEYS = ("id", "type", "at", "reason", "amount")
+# fact key -> the key of a recorded outcome (what the engine reads of it)
+OUTCOME_FACT_KEYS = {"id": "outcome_id", "type": "type", "at": "at", "reason": "reason", "amount": "amount"}
 
 
 def record(db, lead_id: str, outcome: dict, reported_by: str | None, source: str, note: str | None) -> dict:
@@ -71,12 +72,7 @@ def of_lead(trail: AuditTrail, lead_id: str) -> list[dict]:
 def as_facts(outcomes: list[dict]) -> list[dict]:
     """Outcomes as the engine reads them (id, type, at, reason, amount)."""
     return [
-        {
-            k: o[k if k != "id" else "outcome_id"]
-            for k in OUTCOME_FACT_KEYS
-            if o[k if k != "id" else "outcome_id"] is not None
-        }
-        for o in outcomes
+        {k: o[stored] for k, stored in OUTCOME_FACT_KEYS.items() if o[stored] is not None} for o in outcomes
     ]
 
 

@@ -67,18 +67,6 @@ class Registry:
         with self._lock:
             self._deployment, self._versions = deployment, versions
 
-    def add(self, compiled: CompiledRuleset) -> None:
-        """Make one compiled ruleset the active version of its name (tests, one-off scripts)."""
-        current = self.deployment
-        self.deploy(
-            Deployment(
-                {**current.active, compiled.name: compiled},
-                list(current.candidates),
-                dict(current.shadows),
-                current.teams,
-            )
-        )
-
     @property
     def deployment(self) -> Deployment:
         with self._lock:
