@@ -10,8 +10,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from engine import Registry
-
-from .config import Config, load_config
+from service.config import Config, load_config
 
 API_VERSION = "1.0"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import current_app, g, request, url_for
 
 from engine import FactsError, UnknownRuleset
+from service.decide import decide, decide_batch
 
 from . import schemas
 from .auth import requires
 from .errors import ApiError
 from .parsing import Blueprint
-from .service import decide, decide_batch
 from .state import registry, trail
 
 bp = Blueprint(

@@ -13,8 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from audit import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from engine import EngineError, EvaluationError, FactsError, RulesetError, UnknownRuleset
-
-from .service import IdempotencyConflict
+from service.decide import IdempotencyConflict
 
 # status -> (code, message) for errors raised by Flask, werkzeug and webargs
 HTTP_CODES = {

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import current_app, g
 
 from audit import NotFound, outcomes
+from service.decide import now, report_outcome
 
 from . import feedback_schemas
 from .auth import requires
 from .decisions import _documented
 from .parsing import Blueprint
-from .service import now, report_outcome
 from .state import registry, trail
 
 bp = Blueprint("outcomes", __name__, url_prefix="/v1", description="Outcomes and SLA: the feedback loop")

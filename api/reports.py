@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audit import reports
+from service.reports import NAMES, build
 
 from . import feedback_schemas
 from .auth import requires
@@ -12,24 +13,6 @@ from .parsing import Blueprint
 from .state import trail
 
 bp = Blueprint("reports", __name__, url_prefix="/v1/reports", description="Is the lead definition working?")
-
-
-def build(name: str, items: list, by: str | None = None):
-    """One report as data; the CLI and the review pages call this too."""
-    if name == "funnel":
-        return reports.funnel(items)
-    if name == "matrix":
-        return reports.matrix(items)
-    if name == "conversion":
-        return reports.conversion(items, by or "fit_band")
-    if name == "rejections":
-        return reports.rejections(items)
-    if name == "rules":
-        return {"rules": reports.rule_lift(items)}
-    raise KeyError(name)
-
-
-NAMES = ("funnel", "matrix", "conversion", "rejections", "rules")
 
 
 @bp.get("/<name>")

@@ -18,9 +18,8 @@ from flask import Flask, current_app, g
 from audit import AuditTrail, StorageUnavailable
 from engine import Registry
 from engine.files import load_directory
-
-from . import deploy
-from .service import open_trail
+from service import deploy
+from service.decide import open_trail
 
 _lock = threading.RLock()
 

@@ -11,7 +11,7 @@ What it measures, in a temporary directory (removed afterwards):
    - the recording: `AuditTrail.record`, one transaction and one commit per decision, as the API does
      (the decision row, its hash-chain link, the lead's upsert, its new events, its stage change,
      the ruleset source by digest, personal fields as tokens);
-   - for information, `api.service.decide` without HTTP: read the lead, evaluate, record, in one
+   - for information, `service.decide.decide` without HTTP: read the lead, evaluate, record, in one
      transaction (what `POST /v1/decisions` does after parsing the request).
    All three files use WAL and synchronous=FULL (the API default, `LEADGATE_DURABILITY=full`: every
    commit is fsynced and survives a power cut), so each path pays one fsync per decision.
@@ -75,7 +75,6 @@ import tempfile
 import time
 from array import array
 
-from api.service import decide
 from audit import AuditTrail
 from audit.chain import DECISION_COLUMNS
 from audit.queries import timeline
@@ -83,6 +82,7 @@ from audit.why import explain, render
 from bench.engine import pin
 from bench.leads import AT, generate
 from engine import compile_source
+from service.decide import decide
 
 RULESET = ROOT / "rulesets" / "default.yaml"
 TARGET_RATIO = 2.0
@@ -110,7 +110,7 @@ def _mib(n: float) -> str:
 
 
 def item_for(compiled, facts: dict, decision: dict, request: dict) -> dict:
-    """What api.service.decide hands to AuditTrail.record for one evaluated lead."""
+    """What service.decide.decide hands to AuditTrail.record for one evaluated lead."""
     return {
         "facts": facts,
         "decision": decision,

@@ -1,6 +1,6 @@
 """How fast the decision diff re-decides history: 100,000 leads under two versions of the default ruleset.
 
-What it measures: `api.diff.run` (what `leadgate rulesets diff` runs) on generated leads (the mix of
+What it measures: `service.diff.run` (what `leadgate rulesets diff` runs) on generated leads (the mix of
 bench/engine.py), base = `rulesets/default.yaml`, head = the same with the MQL score threshold at 35
 instead of 40 and the version raised (a realistic small change). Every lead is decided twice (once
 per version), so 100,000 leads are 200,000 evaluations. It runs once with one process and once with
@@ -30,8 +30,8 @@ import argparse
 import os
 import re
 
-from api import diff
 from bench.leads import AT, generate
+from service import diff
 
 TARGET_SECONDS = 60.0
 

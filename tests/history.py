@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 
-from api.service import decide, report_outcome
 from audit import AuditTrail
 from engine import CompiledRuleset
+from service.decide import decide, report_outcome
 
 GOOD_FIT = {
     "country": "US",

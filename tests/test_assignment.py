@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from api.service import decide
 from audit import AuditTrail, assignment
 from engine import RulesetError
 from engine.teams import load_teams
+from service.decide import decide
 from tests.conftest import RULESETS
 from tests.server import Server
 

@@ -21,11 +21,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.cli import main
 from api.state import trail
 from audit import AuditTrail
 from audit.keys import create
 from audit.queries import list_decisions, timeline
+from cli import main
 from engine import RulesetError, check_source, compile_source
 from engine.facts import MAX_TEXT
 from engine.regexes import regex_hazard

@@ -7,7 +7,7 @@ import shutil
 
 from click.testing import CliRunner
 
-from api.cli import main
+from cli import main
 from tests.conftest import AT, RULESETS, mini_source
 
 

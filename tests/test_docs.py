@@ -7,9 +7,9 @@ from dataclasses import fields
 import click
 import pytest
 
-from api.cli import main
-from api.config import Config
+from cli import main
 from engine.schema import ruleset_schema
+from service.config import Config
 from tests.conftest import ROOT
 
 README = (ROOT / "README.md").read_text()

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from api.service import decide, evaluator, report_outcome
 from api.state import registry, trail
 from audit import AuditTrail, outcomes
 from audit.keys import create
 from audit.replay import replay
+from cli import main
 from engine import FactsError
+from service.decide import decide, evaluator, report_outcome
 from tests.conftest import RULESETS
 
 VP = {

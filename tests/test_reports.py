@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from api import create_app
-from api.cli import main
 from audit import reports
 from audit.keys import create
+from cli import main
 from tests import history
 from tests.conftest import RULESETS
 
@@ -103,7 +103,7 @@ def test_the_cli_and_the_api_serve_the_same_reports(built):
 
 
 def test_the_decision_diff_says_how_the_leads_it_moves_actually_ended(built):
-    from api import diff
+    from service import diff
 
     _, trail, _, items = built
     base = (RULESETS / "default.yaml").read_text()

@@ -12,11 +12,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from api import create_app
-from api.service import decide
 from api.state import registry, trail
 from audit import sessions
 from audit.keys import create, revoke
 from audit.why import explain
+from service.decide import decide
 from tests import history
 from tests.conftest import AT, RULESETS, with_version
 

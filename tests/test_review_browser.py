@@ -127,7 +127,11 @@ class Pages:
 
         page = self.css("html")
         self.css(selector).click()
-        WebDriverWait(self.driver, 10).until(staleness_of(page))
+        wait = WebDriverWait(self.driver, 10)
+        wait.until(staleness_of(page))
+        # The old document is gone once the new one starts loading: wait until it has loaded, or a
+        # lookup can land on a node the loading page replaces ("Node ... does not belong to the document").
+        wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def path(self) -> str:
         return self.driver.current_url.removeprefix(self.base)

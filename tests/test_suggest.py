@@ -7,10 +7,10 @@ import difflib
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from api.suggest import SuggestionRefused, suggest
 from audit import reports
+from cli import main
 from engine import compile_source
+from service.suggest import SuggestionRefused, suggest
 from tests.conftest import RULESETS
 
 AT = "2026-11-24T00:00:00Z"  # the history runs through October: most leads have settled

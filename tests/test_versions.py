@@ -146,7 +146,7 @@ def test_a_reload_by_one_worker_reaches_the_others(tmp_path, rulesets):
 def test_the_cli_reload_reaches_a_running_app(tmp_path, rulesets, monkeypatch):
     from click.testing import CliRunner
 
-    from api.cli import main
+    from cli import main
 
     app, auth = app_and_key(tmp_path, rulesets)
     (rulesets / "default.yaml").write_text(bump(source(rulesets), 2))
@@ -220,7 +220,7 @@ def repo(rulesets):
 def cli(*args, env=None):
     from click.testing import CliRunner
 
-    from api.cli import main
+    from cli import main
 
     return CliRunner().invoke(main, list(args), env=env)
 

@@ -8,8 +8,8 @@ from audit import NotFound, ReplayImpossible
 from audit.queries import list_decisions
 from audit.replay import replay
 from engine.vocabulary import QUADRANTS
+from service.decide import evaluator
 
-from ..service import evaluator
 from ..state import registry, trail
 from . import bp
 from .params import Params

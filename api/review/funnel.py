@@ -6,9 +6,9 @@ from __future__ import annotations
 from flask import render_template, request
 
 from audit import outcomes, reports
+from service.decide import now
+from service.reports import build
 
-from ..reports import build
-from ..service import now
 from ..state import registry, trail
 from . import bp, charts
 from .params import Params

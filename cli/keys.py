@@ -8,9 +8,9 @@ import click
 
 from audit import AuditError
 from audit.keys import SCOPES, create, list_keys, revoke
+from service.config import load_config
+from service.decide import open_trail
 
-from ..config import load_config
-from ..service import open_trail
 from . import main
 
 db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")

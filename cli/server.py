@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
-from . import create_app, state
-from .config import Config
-from .service import open_trail
+from api import create_app, state
+from service.config import Config
+from service.decide import open_trail
 
 THREADS = 4
 

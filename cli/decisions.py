@@ -10,10 +10,10 @@ import click
 from audit import AuditError
 from engine import EngineError, Registry
 from engine.files import load_directory
+from service.config import load_config
+from service.decide import decide as decide_and_record
+from service.decide import now, open_trail
 
-from ..config import load_config
-from ..service import decide as decide_and_record
-from ..service import now, open_trail
 from . import main, rulesets_dir
 
 
@@ -97,7 +97,7 @@ def serve(host, port, workers):
     """Serve the API with gunicorn; on first start with no key, create a local admin key and print it once."""
     from audit.keys import active_count, create
 
-    from ..server import run
+    from .server import run
 
     config = load_config(host=host, port=port, workers=workers)
     try:

@@ -7,10 +7,10 @@ import json
 import click
 
 from audit import reports
+from service.config import load_config
+from service.decide import open_trail
+from service.reports import NAMES, build
 
-from ..config import load_config
-from ..reports import NAMES, build
-from ..service import open_trail
 from . import main
 
 GROUP_COLUMNS = ("leads", "accepted", "rejected", "won", "lost", "conversion", "win_rate")

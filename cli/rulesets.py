@@ -17,12 +17,12 @@ from engine.schema import ruleset_schema
 from engine.teams import FILE as TEAMS_FILE
 from engine.teams import load_teams
 from engine.yamlsource import load
+from service import diff as history_diff
+from service.config import load_config
+from service.decide import now, open_trail
+from service.deploy import reload
+from service.suggest import MIN_SAMPLE, SuggestionRefused, suggest
 
-from .. import diff as history_diff
-from ..config import load_config
-from ..deploy import reload
-from ..service import now, open_trail
-from ..suggest import MIN_SAMPLE, SuggestionRefused, suggest
 from . import main, rulesets_dir
 from .gitref import source_at
 

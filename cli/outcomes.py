@@ -12,9 +12,9 @@ from audit import AuditError, NotFound, outcomes
 from engine import EngineError, Registry
 from engine.facts import outcome_problems
 from engine.files import load_directory
+from service.config import load_config
+from service.decide import escalate_overdue, open_trail, report_outcome
 
-from ..config import load_config
-from ..service import escalate_overdue, open_trail, report_outcome
 from . import main, rulesets_dir
 
 COLUMNS = ("lead_id", "type", "at", "reason", "amount", "note")

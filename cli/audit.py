@@ -12,9 +12,9 @@ from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
 from audit.why import explain, render
 from engine import Registry
+from service.config import load_config
+from service.decide import evaluator, open_trail
 
-from ..config import load_config
-from ..service import evaluator, open_trail
 from . import main
 
 db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")

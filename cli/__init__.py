@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ..config import load_config
+from service.config import load_config
 
 
 def rulesets_dir(value: str | None) -> Path:
