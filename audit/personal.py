@@ -1,7 +1,7 @@
 """Personal data: kept out of decisions, chains and exports.
 
 Configured personal profile fields (email, names, phone…) are replaced by tokens, an HMAC of the
-value under a secret of this database, everywhere a decision is stored. With mode `hash` the raw
+value under the key file's personal-data secret, everywhere a decision is stored. With mode `hash` the raw
 value is kept once, in the `personal` table, so later decisions and replays can use it until the lead
 is erased; with mode `drop` it is not kept at all. Erasing a lead deletes its `personal` rows: the
 decisions keep their tokens, so the chain still verifies.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 
 MODES = ("hash", "drop")
 PREFIX = "pii:"
@@ -22,10 +21,6 @@ class Personal:
         if mode not in MODES:
             raise ValueError(f"personal data mode must be one of {', '.join(MODES)}, not {mode!r}")
         self.secret, self.fields, self.mode = secret, tuple(fields), mode
-
-    @staticmethod
-    def new_secret() -> str:
-        return secrets.token_hex(32)
 
     def token(self, field: str, value: str) -> str:
         digest = hmac.new(self.secret, f"{field}\x00{value}".encode(), hashlib.sha256).hexdigest()

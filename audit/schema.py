@@ -6,6 +6,7 @@ at any earlier version is brought up to date on open.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -244,7 +245,7 @@ def connect(path: str | Path, durability: str = "full") -> Database:
     if durability not in DURABILITY:
         raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private(path)
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
@@ -256,6 +257,18 @@ def connect(path: str | Path, durability: str = "full") -> Database:
     db.execute("PRAGMA secure_delete = ON")  # erased personal data is overwritten, not left in free pages
     migrate(db)
     return db
+
+
+def private(path: Path) -> None:
+    """Create the database's directory 0700 and the file 0600 when they do not exist yet.
+
+    SQLite gives the -wal and -shm files the mode of the database file, so they are private too.
+    Existing files keep their mode: the operator may have chosen a group.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if str(path) != ":memory:" and not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
 
 
 def migrate(db: Database) -> None:

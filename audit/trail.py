@@ -23,6 +23,7 @@ from .leads import event_key
 from .personal import Personal
 from .rows import dumps, insert, now_iso, record_shadow, store_source, upsert
 from .schema import connect
+from .secrets import Secrets, default_path
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
 
@@ -36,13 +37,20 @@ class AuditTrail:
         durability: str = "full",
         personal_fields=PERSONAL_FIELDS,
         personal_mode: str = "hash",
+        secrets: Secrets | None = None,
     ):
         self.path, self.durability = str(path), durability
         self.db: Database = self._open()
         self._reopen = False  # set when the connection was found read-only: open it again before writing
         self._lock = threading.RLock()
         self._depth = 0
-        self.personal = Personal(self._secret(), tuple(personal_fields), personal_mode)
+        try:
+            self.secrets = secrets or Secrets(default_path(self.path))
+            self._move_old_secrets()
+        except BaseException:
+            self.db.close()
+            raise
+        self.personal = Personal(self.secrets.get("personal"), tuple(personal_fields), personal_mode)
 
     def close(self) -> None:
         self.db.close()
@@ -67,13 +75,15 @@ class AuditTrail:
             self._reopen = True
         return StorageUnavailable(f"the audit database cannot be written: {exc}")
 
-    def _secret(self) -> bytes:
-        with self.transaction():
-            row = self.db.execute("SELECT value FROM meta WHERE key = 'personal_secret'").fetchone()
-            if row is None:
-                row = (Personal.new_secret(),)
-                self.db["meta"].insert({"key": "personal_secret", "value": row[0]})
-        return bytes.fromhex(row[0])
+    def _move_old_secrets(self) -> None:
+        """Files from before the key file kept their secrets in `meta`: move them out (key file first)."""
+        old = {"personal_secret": "personal", "session_secret": "session"}
+        with self.transaction() as db:
+            for key, value in db.execute(
+                "SELECT key, value FROM meta WHERE key IN ('personal_secret', 'session_secret')"
+            ).fetchall():
+                self.secrets.adopt(old[key], value)
+                db.execute("DELETE FROM meta WHERE key = ?", (key,))
 
     # -- transactions ------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -12,6 +12,9 @@ from dataclasses import dataclass, fields, replace
 @dataclass(frozen=True)
 class Config:
     DB: str = "var/leadgate.db"  # LEADGATE_DB: the SQLite audit file
+    # LEADGATE_SECRET_FILE: the key file of signing and tokenising secrets (0600); empty: beside the
+    # database as <DB>.key. Keep it out of the database's backups; LEADGATE_SECRET_<NAME> overrides one.
+    SECRET_FILE: str = ""
     RULESETS: str = "rulesets"  # LEADGATE_RULESETS: directory of <name>.yaml rulesets
     DEFAULT_RULESET: str = "default"  # LEADGATE_DEFAULT_RULESET: used when a request names none
     HOST: str = "127.0.0.1"  # LEADGATE_HOST

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 
 from audit import AuditTrail, NotFound, assignment, merge_facts, outcomes
+from audit.secrets import Secrets, default_path
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry
 from engine.facts import format_time, outcome_problems, parse_time
 from engine.features import email_domain
@@ -32,7 +33,8 @@ class IdempotencyConflict(Exception):
 
 def open_trail(config: Config) -> AuditTrail:
     fields = tuple(f.strip() for f in config.PERSONAL_FIELDS.split(",") if f.strip())
-    return AuditTrail(config.DB, config.DURABILITY, fields, config.PERSONAL_DATA)
+    secrets = Secrets(config.SECRET_FILE or default_path(config.DB))
+    return AuditTrail(config.DB, config.DURABILITY, fields, config.PERSONAL_DATA, secrets)
 
 
 def now() -> str:
