@@ -19,7 +19,7 @@ $(BIN)/python:
 # Re-install only when the packaging changes; durable-rules compiles with the machine's gcc here.
 # A new top-level package needs a re-install too (editable installs map packages when installed).
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml $(wildcard */__init__.py)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,suggest]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -13,12 +13,12 @@ kind: with small samples it fits noise (docs/outcomes.md says when not to trust 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from ruamel.yaml import YAML
+
 from engine import CompiledRuleset, compile_source
-from engine.yamlsource import load
 
 MIN_SAMPLE = 200
 MIN_CLASS = 30
@@ -55,7 +55,13 @@ def suggest(
     least `settle_days` old without a win: leaving those out would teach the model that every lead
     nobody reported on was won.
     """
-    from sklearn.linear_model import LogisticRegression
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        raise SuggestionRefused(
+            "suggestions need scikit-learn, an optional extra: pip install -e '.[suggest]' "
+            "(make run and make test install it)"
+        ) from None
 
     now = _time(at)
     labelled = [
@@ -204,26 +210,35 @@ def _f1(labelled, predicted) -> float:
 
 
 def _write(compiled: CompiledRuleset, result: Suggestion) -> str:
-    """The ruleset source with the suggested numbers and the next version: only those lines change."""
-    doc = load(compiled.source, compiled.file)
+    """The ruleset source with the suggested numbers and the next version: only those numbers change.
+
+    ruamel.yaml's round-trip loader knows where each value stands (line and column), so each edit
+    replaces exactly that number and the file's comments, layout and wrapping stay as the owner wrote them.
+    """
+    doc = YAML(typ="rt").load(compiled.source)
     lines = compiled.source.split("\n")
+    edits: list[tuple[int, int, object]] = []
     index = {rule.id: rule.path[1] for rule in compiled.model.rules if not rule.generated}
 
-    def replace(path, pattern, value):
-        n = doc.line(path) - 1
-        lines[n], count = re.subn(pattern, lambda m: m.group(1) + _number(value), lines[n], count=1)
-        if count != 1:
-            raise ValueError(f"could not find {pattern!r} on line {n + 1} of {compiled.file}")
+    def number_at(mapping, key, value) -> None:
+        line, column = mapping.lc.value(key)
+        edits.append((line, column, value))
 
-    replace(("version",), r"^(version:\s*)\d+", compiled.version + 1)
+    number_at(doc, "version", compiled.version + 1)
     for p in result.points:
         if p["suggested"] != p["current"]:
-            path = ("rules", index[p["rule"]], "then", "points", p["score"])
-            replace(path, rf"(\b{p['score']}:\s*)-?\d+(?:\.\d+)?", p["suggested"])
+            number_at(doc["rules"][index[p["rule"]]]["then"]["points"], p["score"], p["suggested"])
     for t in result.thresholds:
         if t["suggested"] != t["current"]:
-            path = ("rules", index[t["rule"]], "when", "score", t["score"], "gte")
-            replace(path, rf"(\b{t['score']}:\s*\{{\s*gte:\s*)-?\d+(?:\.\d+)?", t["suggested"])
+            number_at(doc["rules"][index[t["rule"]]]["when"]["score"][t["score"]], "gte", t["suggested"])
+    for line, column, value in sorted(edits, reverse=True):  # right to left: columns stay valid
+        text = lines[line]
+        end = column
+        while end < len(text) and text[end] in "+-.0123456789":
+            end += 1
+        if end == column:
+            raise ValueError(f"no number at line {line + 1}, column {column + 1} of {compiled.file}")
+        lines[line] = text[:column] + _number(value) + text[end:]
     source = "\n".join(lines)
     proposed = compile_source(source, compiled.file).model  # fails loudly if the edit broke the file
     points = {(r.id, s): v for r in proposed.rules for s, v in (r.then.get("points") or {}).items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from audit import reports
 from cli import main
 from engine import compile_source
-from service.suggest import SuggestionRefused, suggest
+from service.suggest import Suggestion, SuggestionRefused, _write, suggest
 from tests.conftest import RULESETS
 
 AT = "2026-11-24T00:00:00Z"  # the history runs through October: most leads have settled
@@ -81,3 +82,23 @@ def test_the_command_prints_and_writes_the_proposal(history_db, tmp_path):
     assert compile_source((rulesets / "default.yaml").read_text(), "default.yaml").version == before + 1
     refused = CliRunner().invoke(main, [*args, "--min-sample", "99999"], env=env)
     assert refused.exit_code == 1 and "no suggestion" in refused.output
+
+
+def test_the_edit_keeps_comments_and_touches_only_the_number(default):
+    """Written through ruamel.yaml's positions: a comment on the edited line and the wrapped lists survive."""
+    line = "    then: {points: {engagement: 30}, funnel: bofu, ready: true, qualify: {need: met}}"
+    source = default.source.replace(line, line + "  # agreed with sales in Q3")
+    assert source != default.source
+    compiled = compile_source(source, "default.yaml")
+    change = {"rule": "eng-demo-request", "score": "engagement", "current": 30, "suggested": 42.5}
+    written = _write(compiled, Suggestion(ruleset={}, labelled=0, won=0, points=[change]))
+    expected = source.replace(line, line.replace("engagement: 30", "engagement: 42.5"))
+    assert written == expected.replace(
+        f"version: {compiled.version}\n", f"version: {compiled.version + 1}\n", 1
+    )
+
+
+def test_without_scikit_learn_it_says_how_to_install_it(default, items, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.linear_model", None)  # import fails as if not installed
+    with pytest.raises(SuggestionRefused, match=r"pip install -e '\.\[suggest\]'"):
+        suggest(default, items, AT)
