@@ -29,18 +29,21 @@ class SecretsError(AuditError):
     """The key file cannot be read or written, or an environment secret is too short."""
 
 
-def default_path(db_path: str | Path) -> Path:
-    """Where the key file lives when LEADGATE_SECRET_FILE names none: beside the database, never in it."""
-    return Path(f"{db_path}.key")
+def default_path(db_path: str | Path) -> Path | None:
+    """Where the key file lives when LEADGATE_SECRET_FILE names none: beside the database, never in it.
+
+    An in-memory database (tests, throwaway evaluations) has no key file: its secrets die with it.
+    """
+    return None if str(db_path) == ":memory:" else Path(f"{db_path}.key")
 
 
 class Secrets:
     """Named secrets from the environment or the key file at `path`."""
 
-    def __init__(self, path: str | Path, environ=None):
-        self.path = Path(path)
+    def __init__(self, path: str | Path | None, environ=None):
+        self.path = None if path is None else Path(path)
         self.environ = os.environ if environ is None else environ
-        self._values = self._load()
+        self._values = self._load() if self.path else {n: _random.token_hex(32) for n in NAMES}
 
     def get(self, name: str) -> bytes:
         if name not in NAMES:
@@ -58,6 +61,9 @@ class Secrets:
 
     def adopt(self, name: str, hex_value: str) -> None:
         """Keep `hex_value` as the secret `name` (moving a secret out of an old database)."""
+        if self.path is None:
+            self._values[name] = hex_value
+            return
         with self._locked():
             self._values = {**self._read(), name: hex_value}
             self._write(self._values)

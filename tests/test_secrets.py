@@ -119,3 +119,13 @@ def test_rotating_the_session_secret_changes_it(tmp_path):
     before = Secrets(path).get("session")
     Secrets(path).rotate("session")
     assert Secrets(path).get("session") != before
+
+
+def test_an_in_memory_database_writes_no_key_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trail = AuditTrail(":memory:")
+    try:
+        assert len(trail.secrets.get("session")) == 32
+    finally:
+        trail.close()
+    assert list(tmp_path.iterdir()) == []
