@@ -1,0 +1,186 @@
+"""Deliveries of outbox events to webhook destinations, and every attempt made, kept in the audit.
+
+The deliverer fans each new event out to the destinations subscribed to it (one `deliveries` row each,
+in one transaction with the cursor it advances), then sends the head of each (destination, lead)
+queue: a pending delivery blocks the later events of its lead at that destination, never other leads.
+A dead letter (the last attempt failed) releases its lead; `retry` makes it pending again and `replay`
+queues an event that was already delivered once more, under the same event id.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from .errors import AuditError, NotFound
+from .rows import now_iso
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+STATUSES = (PENDING, DELIVERED, DEAD)
+CURSOR = "outbox_fanned_seq"
+FAN_OUT_BATCH = 1000
+
+
+class DeliveryError(AuditError):
+    """A delivery cannot be retried or replayed as asked."""
+
+
+def fan_out(trail, wants: dict) -> int:
+    """Queue every event not yet fanned out for each destination whose `wants(event)` is true."""
+    newer = trail._read(
+        "SELECT 1 FROM outbox WHERE seq > COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0) "
+        "LIMIT 1",
+        (CURSOR,),
+    )
+    if not newer:  # the common case: no write transaction at all
+        return 0
+    with trail.transaction() as db:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (CURSOR,)).fetchone()
+        cursor = int(row[0]) if row else 0
+        events = db.execute(
+            "SELECT seq, id, type, lead_id, ruleset, route, team FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (cursor, FAN_OUT_BATCH),
+        ).fetchall()
+        if not events:
+            return 0
+        at, queued = now_iso(), []
+        for seq, eid, kind, lead_id, ruleset, route, team in events:
+            event = {"type": kind, "ruleset": ruleset, "route": route, "team": team}
+            for destination, wanted in wants.items():
+                if wanted(event):
+                    queued.append(
+                        ("dlv_" + uuid.uuid4().hex, seq, eid, destination, lead_id, PENDING, 0, 0.0, at)
+                    )
+        db.conn.executemany(
+            "INSERT INTO deliveries (id, event_seq, event_id, destination, lead_id, status, attempts, next_at, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            queued,
+        )
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (CURSOR, str(events[-1][0])),
+        )
+        return len(queued)
+
+
+def ready(trail, now: float, limit: int, busy=frozenset()) -> list[dict]:
+    """The deliveries due now that head their (destination, lead) queue, oldest event first."""
+    rows = trail._read(
+        "SELECT d.*, o.payload FROM deliveries d JOIN ("
+        "  SELECT destination, lead_id, MIN(event_seq) AS head FROM deliveries WHERE status = 'pending'"
+        "  GROUP BY destination, lead_id"
+        ") h ON d.destination = h.destination AND d.lead_id = h.lead_id AND d.event_seq = h.head "
+        "JOIN outbox o ON o.id = d.event_id "
+        "WHERE d.status = 'pending' AND d.next_at <= ? ORDER BY d.event_seq LIMIT ?",
+        (now, limit + len(busy)),
+    )
+    return [r for r in rows if (r["destination"], r["lead_id"]) not in busy][:limit]
+
+
+def record_attempt(
+    trail,
+    delivery: dict,
+    *,
+    status: int | None,
+    latency_ms: float,
+    error: str | None,
+    outcome: str,
+    next_at=0.0,
+) -> None:
+    """Keep one attempt (HTTP status, latency, error) and the delivery's new state, in one transaction."""
+    attempt = delivery["attempts"] + 1
+    at = now_iso()
+    with trail.transaction() as db:
+        db.execute(
+            "INSERT INTO delivery_attempts (delivery_id, event_id, destination, attempt, at, status, latency_ms, "
+            "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                delivery["id"],
+                delivery["event_id"],
+                delivery["destination"],
+                attempt,
+                at,
+                status,
+                latency_ms,
+                error,
+            ),
+        )
+        db.execute(
+            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, updated_at = ?, last_status = ?, "
+            "last_error = ? WHERE id = ?",
+            (outcome, attempt, next_at, at, status, error, delivery["id"]),
+        )
+
+
+def listing(trail, status: str | None = None, destination: str | None = None, limit: int = 100) -> list[dict]:
+    """Deliveries, newest first, with their event's type."""
+    return trail._read(
+        "SELECT d.id, d.event_id, o.type, d.destination, d.lead_id, d.status, d.attempts, d.created_at, "
+        "d.updated_at, d.last_status, d.last_error FROM deliveries d JOIN outbox o ON o.id = d.event_id "
+        "WHERE (? IS NULL OR d.status = ?) AND (? IS NULL OR d.destination = ?) "
+        "ORDER BY d.event_seq DESC, d.created_at DESC LIMIT ?",
+        (status, status, destination, destination, limit),
+    )
+
+
+def failing(trail, limit: int = 100) -> list[dict]:
+    """Dead letters and pending deliveries whose last attempt failed: what someone should look at."""
+    return trail._read(
+        "SELECT d.id, d.event_id, o.type, d.destination, d.lead_id, d.status, d.attempts, d.updated_at, "
+        "d.last_status, d.last_error FROM deliveries d JOIN outbox o ON o.id = d.event_id "
+        "WHERE d.status = 'dead' OR (d.status = 'pending' AND d.attempts > 0) "
+        "ORDER BY d.updated_at DESC LIMIT ?",
+        (limit,),
+    )
+
+
+def attempts(trail, delivery_id: str) -> list[dict]:
+    return trail._read(
+        "SELECT attempt, at, status, latency_ms, error FROM delivery_attempts WHERE delivery_id = ? ORDER BY id",
+        (delivery_id,),
+    )
+
+
+def get(trail, delivery_id: str) -> dict:
+    rows = trail._read("SELECT * FROM deliveries WHERE id = ?", (delivery_id,))
+    if not rows:
+        raise NotFound("delivery", delivery_id)
+    return rows[0]
+
+
+def retry(trail, delivery_id: str) -> dict:
+    """Make a dead or waiting delivery due now, with its attempts counted afresh (the old ones stay)."""
+    with trail.transaction() as db:
+        delivery = get(trail, delivery_id)
+        if delivery["status"] == DELIVERED:
+            raise DeliveryError(f"delivery {delivery_id} was delivered: replay its event to send it again")
+        db.execute(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_at = 0, updated_at = ? WHERE id = ?",
+            (now_iso(), delivery_id),
+        )
+    return get(trail, delivery_id)
+
+
+def replay(trail, event_id: str, destination: str | None = None) -> list[dict]:
+    """Queue an event again for the destinations it went to (or one of them), under the same event id."""
+    with trail.transaction() as db:
+        earlier = trail._read(
+            "SELECT DISTINCT event_seq, destination, lead_id FROM deliveries WHERE event_id = ? "
+            "AND (? IS NULL OR destination = ?)",
+            (event_id, destination, destination),
+        )
+        if not earlier:
+            raise NotFound("delivery of event", event_id)
+        at, ids = now_iso(), []
+        for row in earlier:
+            ids.append("dlv_" + uuid.uuid4().hex)
+            db.execute(
+                "INSERT INTO deliveries (id, event_seq, event_id, destination, lead_id, status, attempts, next_at, "
+                "created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, 0, ?)",
+                (ids[-1], row["event_seq"], event_id, row["destination"], row["lead_id"], at),
+            )
+    return [get(trail, i) for i in ids]
+
+
+def payload(row: dict) -> dict:
+    return json.loads(row["payload"])

@@ -1,0 +1,246 @@
+"""`leadgate deliver`: the outbox's events sent to their webhook destinations, signed, until they arrive.
+
+One process per database (a lock file beside it says so). Each poll it serves the destinations of
+the latest recorded reload, fans new outbox events out to the destinations subscribed to them, and
+sends the head of every (destination, lead) queue in a pool of threads: the lead's later events wait
+for it, other leads do not. Requests are signed the Standard Webhooks way (`webhook-id` is the event
+id, the same on every attempt); a 2xx answer delivers, anything else (an error status, a refused
+connection, a timeout) is retried after an exponential backoff with jitter, and the last allowed
+attempt makes a dead letter. Every attempt is kept in the audit. Nothing here logs a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import http.client
+import json
+import logging
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from standardwebhooks import Webhook
+
+from audit import AuditTrail, StorageUnavailable, deliveries, deployments
+from audit.secrets import MIN_ENV_LENGTH, Secrets
+from engine.destinations import Destination, Destinations
+
+from .config import Config
+from .deploy import stored_destinations
+
+log = logging.getLogger("leadgate.deliver")
+MAX_BACKOFF_S = 3600
+MAX_ANSWER_BYTES = 65_536
+PREFIX = "whsec_"
+
+
+class DeliveryFailed(Exception):
+    """An attempt that could not even be made (no secret, destination gone)."""
+
+
+class AlreadyRunning(Exception):
+    """Another `leadgate deliver` holds this database."""
+
+
+def signing_key(destination: Destination, secrets: Secrets, environ=None) -> bytes:
+    """The destination's secret: `whsec_<base64>` or 32+ characters from its variable, else the key file's."""
+    environ = os.environ if environ is None else environ
+    if destination.secret_env is None:
+        return secrets.webhook(destination.id)
+    raw = environ.get(destination.secret_env)
+    if not raw:
+        raise DeliveryFailed(f"{destination.secret_env} is not set")
+    if raw.startswith(PREFIX):
+        try:
+            return base64.b64decode(raw[len(PREFIX) :], validate=True)
+        except ValueError:
+            raise DeliveryFailed(f"{destination.secret_env} is not whsec_ followed by base64") from None
+    if len(raw) < MIN_ENV_LENGTH:
+        raise DeliveryFailed(
+            f"{destination.secret_env} must be whsec_<base64> or {MIN_ENV_LENGTH}+ characters"
+        )
+    return raw.encode()
+
+
+def shown_secret(key: bytes) -> str:
+    """The form a receiver is given (and standardwebhooks reads): whsec_<base64>."""
+    return PREFIX + base64.b64encode(key).decode()
+
+
+def render(event: dict, fmt: str, public_url: str) -> str:
+    """The request body: the event itself (json) or a Slack-compatible incoming-webhook message."""
+    if fmt == "json":
+        return json.dumps(event, separators=(",", ":"), sort_keys=True)
+    data, lead = event["data"], event["lead_id"]
+    link = f"{public_url.rstrip('/')}/review/leads/{lead}"
+    route = data.get("route") if isinstance(data.get("route"), dict) else {"id": data.get("route")}
+    owner = (
+        (data.get("assignment") or {}).get("name") or route.get("team") or data.get("team") or "nobody yet"
+    )
+    due = route.get("due_at") or data.get("due_at") or "no SLA"
+    titles = {
+        "lead.handed_off": "New hand-off",
+        "lead.stage_changed": f"Stage {data.get('previous_stage')} → {data.get('stage')}",
+        "lead.disqualified": "Lead disqualified",
+        "sla.breached": "SLA breached",
+        "outcome.recorded": f"Outcome: {data.get('type')}",
+    }
+    title = titles.get(event["type"], event["type"])
+    text = f"{title}: lead {lead}, route {route.get('id')}, owner {owner}, due {due}. <{link}|Review>"
+    fields = [f"*Lead*\n{lead}", f"*Route*\n{route.get('id')}", f"*Owner*\n{owner}", f"*Due*\n{due}"]
+    return json.dumps(
+        {
+            "text": text,
+            "blocks": [
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": f"*{title}* · <{link}|review the lead>"},
+                },
+                {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+            ],
+        },
+        ensure_ascii=False,
+    )
+
+
+def post(url: str, body: str, headers: dict, timeout: float) -> int:
+    """POST and return the answer's status (the body is read, bounded, and dropped)."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn = connection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.request(
+            "POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body.encode(), headers
+        )
+        answer = conn.getresponse()
+        answer.read(MAX_ANSWER_BYTES)
+        return answer.status
+    finally:
+        conn.close()
+
+
+def backoff(attempt: int, base_s: float) -> float:
+    """Seconds before the next try: doubled per attempt, at most an hour, jittered down to half."""
+    return min(MAX_BACKOFF_S, base_s * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+
+class Deliverer:
+    def __init__(self, config: Config, trail: AuditTrail, environ=None):
+        self.config, self.trail, self.environ = config, trail, environ
+        self.destinations: dict[str, Destination] = {}
+        self._digest: str | None = None
+        self._busy: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def sync(self) -> None:
+        """Serve the destinations of the latest recorded reload."""
+        latest = deployments.current(self.trail)
+        recorded = latest["deployment"] if latest else {}
+        if recorded.get("destinations") != self._digest:
+            found: Destinations | None = stored_destinations(self.trail, recorded)
+            self.destinations = dict(found.destinations) if found else {}
+            self._digest = recorded.get("destinations")
+            log.info("destinations: %s", ", ".join(sorted(self.destinations)) or "none")
+
+    def step(self, pool: ThreadPoolExecutor | None = None) -> int:
+        """One poll: sync, fan out, start the due heads (in `pool`, or here); how many were started."""
+        self.sync()
+        deliveries.fan_out(self.trail, {d.id: d.wants for d in self.destinations.values()})
+        with self._lock:
+            free = self.config.DELIVERY_CONCURRENCY - len(self._busy)
+            due = deliveries.ready(self.trail, time.time(), free, frozenset(self._busy)) if free > 0 else []
+            self._busy.update((d["destination"], d["lead_id"]) for d in due)
+        for delivery in due:
+            if pool is None:
+                self._attempt_and_release(delivery)
+            else:
+                pool.submit(self._attempt_and_release, delivery)
+        return len(due)
+
+    def run(self, stop: threading.Event) -> None:
+        with ThreadPoolExecutor(self.config.DELIVERY_CONCURRENCY, thread_name_prefix="deliver") as pool:
+            while not stop.is_set():
+                try:
+                    self.step(pool)
+                except StorageUnavailable as exc:
+                    log.warning("the audit database is unavailable, retrying: %s", exc)
+                stop.wait(self.config.DELIVERY_POLL_MS / 1000)
+
+    def _attempt_and_release(self, delivery: dict) -> None:
+        try:
+            self.attempt(delivery)
+        except Exception:  # the delivery stays pending and is tried again on a later poll
+            log.exception("delivery %s could not be recorded", delivery["id"])
+        finally:
+            with self._lock:
+                self._busy.discard((delivery["destination"], delivery["lead_id"]))
+
+    def attempt(self, delivery: dict) -> str:
+        """Send one delivery once and record the attempt: its new status."""
+        status, error = None, None
+        started = time.perf_counter()
+        try:
+            destination = self.destinations.get(delivery["destination"])
+            if destination is None:
+                raise DeliveryFailed(f"destination {delivery['destination']!r} is no longer declared")
+            event = deliveries.payload(delivery)
+            body = render(event, destination.format, self.config.PUBLIC_URL)
+            now = datetime.now(UTC)
+            headers = {
+                "content-type": "application/json",
+                "user-agent": "leadgate-webhooks",
+                "webhook-id": event["id"],
+                "webhook-timestamp": str(int(now.timestamp())),
+                "webhook-signature": Webhook(signing_key(destination, self.trail.secrets, self.environ)).sign(
+                    event["id"], now, body
+                ),
+            }
+            status = post(destination.url, body, headers, self.config.DELIVERY_TIMEOUT_MS / 1000)
+            if not 200 <= status < 300:
+                error = f"answered HTTP {status}"
+        except (OSError, http.client.HTTPException, DeliveryFailed) as exc:
+            error = str(exc) or type(exc).__name__
+        latency_ms = round((time.perf_counter() - started) * 1000, 3)
+        attempt = delivery["attempts"] + 1
+        if error is None:
+            outcome, next_at = deliveries.DELIVERED, 0.0
+        elif attempt >= self.config.DELIVERY_ATTEMPTS:
+            outcome, next_at = deliveries.DEAD, 0.0
+        else:
+            outcome = deliveries.PENDING
+            next_at = time.time() + backoff(attempt, self.config.DELIVERY_BACKOFF_MS / 1000)
+        deliveries.record_attempt(
+            self.trail,
+            delivery,
+            status=status,
+            latency_ms=latency_ms,
+            error=error,
+            outcome=outcome,
+            next_at=next_at,
+        )
+        log.info(
+            "%s %s to %s (attempt %d, %s, %.0f ms)",
+            outcome,
+            delivery["event_id"],
+            delivery["destination"],
+            attempt,
+            error or f"HTTP {status}",
+            latency_ms,
+        )
+        return outcome
+
+
+def exclusive(db_path: str):
+    """Hold the deliverer's lock file beside the database (released when the process ends, even killed)."""
+    fd = os.open(f"{db_path}.deliver.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunning(f"another leadgate deliver is running on {db_path}") from None
+    return fd
