@@ -375,3 +375,43 @@ def test_cli_lists_and_replays_deliveries(world, registry):
     delivered = deliveries.listing(trail, "delivered")[0]["id"]
     again = runner.invoke(main, ["deliveries", "retry", delivered, "--db", str(trail.path)])
     assert again.exit_code == 1 and "replay" in again.output
+
+
+# -- the review page -----------------------------------------------------------------------------
+
+
+def test_the_review_page_lists_failed_deliveries_and_retries_one_with_its_csrf_token(world, registry):
+    from api import create_app
+    from audit.keys import create
+    from tests.test_review import sign_in, token
+
+    trail, deliverer, receiver = world
+    receiver.fail_all = True
+    receiver.start()
+    hand_off(registry, trail, "L-page")
+    assert drain(deliverer(delivery_attempts=1), lambda: len(deliveries.listing(trail, "dead")) == 2)
+    dead = deliveries.listing(trail, "dead")[0]["id"]
+    app = create_app(db=str(trail.path), rulesets=str(Path(trail.path).parent / "rulesets"), secure_cookies=0)
+    keys = {scope: create(trail, scope, scope)[1] for scope in ("review", "admin")}
+    reviewer, admin = app.test_client(), app.test_client()
+    assert sign_in(reviewer, keys["review"]).status_code == 302
+    assert sign_in(admin, keys["admin"]).status_code == 302
+    page = reviewer.get("/review/deliveries")
+    assert page.status_code == 200 and dead in page.text and "answered HTTP 500" in page.text
+    assert f'id="retry-{dead}"' not in page.text  # reviewers see, admins retry
+    assert (
+        reviewer.post(f"/review/deliveries/{dead}/retry", data={"csrf_token": token(page)}).status_code == 403
+    )
+    page = admin.get("/review/deliveries")
+    assert f'id="retry-{dead}"' in page.text
+    assert admin.post(f"/review/deliveries/{dead}/retry", data={}).status_code == 400  # no token
+    assert admin.post(f"/review/deliveries/{dead}/retry", data={"csrf_token": "forged"}).status_code == 400
+    assert deliveries.get(trail, dead)["status"] == "dead"
+    done = admin.post(f"/review/deliveries/{dead}/retry", data={"csrf_token": token(page)})
+    assert done.status_code == 302 and deliveries.get(trail, dead)["status"] == "pending"
+    assert (
+        admin.post("/review/deliveries/dlv_nope/retry", data={"csrf_token": token(page)}).status_code == 404
+    )
+    receiver.fail_all = False
+    assert drain(deliverer(), lambda: deliveries.get(trail, dead)["status"] == "delivered")
+    assert "No delivery is failing" not in admin.get("/review/deliveries").text  # the other is still dead
