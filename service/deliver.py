@@ -134,11 +134,16 @@ class Deliverer:
         self.config, self.trail, self.environ = config, trail, environ
         self.destinations: dict[str, Destination] = {}
         self._digest: str | None = None
+        self._reload_id: str | None = None
         self._busy: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
     def sync(self) -> None:
-        """Serve the destinations of the latest recorded reload."""
+        """Serve the destinations of the latest recorded reload (one indexed row when it has not moved)."""
+        reload_id = deployments.current_id(self.trail)
+        if reload_id == self._reload_id:
+            return
+        self._reload_id = reload_id
         latest = deployments.current(self.trail)
         recorded = latest["deployment"] if latest else {}
         if recorded.get("destinations") != self._digest:

@@ -415,3 +415,40 @@ def test_the_review_page_lists_failed_deliveries_and_retries_one_with_its_csrf_t
     receiver.fail_all = False
     assert drain(deliverer(), lambda: deliveries.get(trail, dead)["status"] == "delivered")
     assert "No delivery is failing" not in admin.get("/review/deliveries").text  # the other is still dead
+
+
+def test_the_example_receiver_verifies_signatures_and_drops_duplicates(tmp_path, registry):
+    import http.client
+    import sys
+
+    from tests.server import free_port
+
+    port = free_port()
+    example = subprocess.Popen(
+        [sys.executable, str(ROOT / "examples" / "receiver.py"), "--port", str(port), "--secret", SECRET],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    trail = AuditTrail(tmp_path / "e.db", durability="normal")
+    try:
+        assert example.stdout.readline().startswith("listening")
+        deploy.reload(registry, trail, write_rulesets(tmp_path, f"http://127.0.0.1:{port}/hooks"), "tests")
+        hand_off(registry, trail, "L-example")
+        d = Deliverer(load_config(environ={}, db=str(trail.path)), trail, environ=ENV)
+        assert drain(d, lambda: {r["status"] for r in deliveries.listing(trail)} == {"delivered"})
+        handed_off = event_ids(trail, "L-example")[0]
+        deliveries.replay(trail, handed_off)
+        assert drain(d, lambda: {r["status"] for r in deliveries.listing(trail)} == {"delivered"})
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/hooks", b'{"type": "lead.handed_off"}', {"webhook-id": "evt_forged"})
+        assert conn.getresponse().status == 401
+        conn.close()
+    finally:
+        example.terminate()
+        output = example.communicate(timeout=10)[0]
+        trail.close()
+    lines = output.splitlines()
+    first = json.loads(lines[0])
+    assert first["id"] == handed_off and first["owner"] and first["route"] == "sales_handoff"
+    assert f"duplicate {handed_off} (already handled)" in lines
+    assert "refused: the signature does not verify" in lines
