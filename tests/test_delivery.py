@@ -452,3 +452,42 @@ def test_the_example_receiver_verifies_signatures_and_drops_duplicates(tmp_path,
     assert first["id"] == handed_off and first["owner"] and first["route"] == "sales_handoff"
     assert f"duplicate {handed_off} (already handled)" in lines
     assert "refused: the signature does not verify" in lines
+
+
+@pytest.mark.slow
+def test_through_the_real_server_every_hand_off_is_told_and_no_refused_request_is(tmp_path):
+    from tests.server import Server
+
+    receiver = Receiver(KEY).start()
+    directory = write_rulesets(tmp_path, receiver.url)
+    db = tmp_path / "server.db"
+    server = Server(db, workers=2, rulesets=directory)
+    log = tmp_path / "deliver.log"
+    with server:
+        proc = _deliverer_process(db, log)
+        try:
+            accepted = []
+            for i in range(12):
+                lead = {**copy.deepcopy(LEAD), "lead_id": f"L-http-{i}"}
+                status, reply, _ = server.request("POST", "/v1/decisions", lead)
+                assert status == 201
+                accepted.append(reply)
+                bad = {**lead, "lead_id": f"L-refused-{i}", "profile": {"employees": "many"}}
+                assert 400 <= server.request("POST", "/v1/decisions", bad)[0] < 500
+                preview = {**lead, "lead_id": f"L-preview-{i}"}
+                assert server.request("POST", "/v1/preview", preview)[0] == 200
+            trail = AuditTrail(db)
+            try:
+                expected = event_ids(trail)
+            finally:
+                trail.close()
+            assert receiver.wait(lambda: set(receiver.ids()) >= set(expected), 30), log.read_text()[-2000:]
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            receiver.stop()
+    told = [s["event"] for s in receiver.accepted]
+    handed_off = [e for e in told if e["type"] == "lead.handed_off"]
+    assert sorted(e["data"]["decision_id"] for e in handed_off) == sorted(r["decision_id"] for r in accepted)
+    assert not [e for e in told if not e["lead_id"].startswith("L-http-")]  # nothing for refusals, previews
+    assert set(receiver.ids()) == set(expected) and all(s["verified"] for s in receiver.seen)
