@@ -77,39 +77,33 @@ def ready(trail, now: float, limit: int, busy=frozenset()) -> list[dict]:
     return [r for r in rows if (r["destination"], r["lead_id"]) not in busy][:limit]
 
 
-def record_attempt(
-    trail,
-    delivery: dict,
-    *,
-    status: int | None,
-    latency_ms: float,
-    error: str | None,
-    outcome: str,
-    next_at=0.0,
-) -> None:
-    """Keep one attempt (HTTP status, latency, error) and the delivery's new state, in one transaction."""
-    attempt = delivery["attempts"] + 1
-    at = now_iso()
+def record_attempts(trail, results: list[dict]) -> None:
+    """Keep attempts and their deliveries' new state, all in one transaction (one commit for many).
+
+    Each result: delivery (the row attempted), at, status (HTTP, or None), latency_ms, error, outcome
+    (the new state) and next_at (when a pending delivery is due again, in epoch seconds)."""
     with trail.transaction() as db:
-        db.execute(
-            "INSERT INTO delivery_attempts (delivery_id, event_id, destination, attempt, at, status, latency_ms, "
-            "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                delivery["id"],
-                delivery["event_id"],
-                delivery["destination"],
-                attempt,
-                at,
-                status,
-                latency_ms,
-                error,
-            ),
-        )
-        db.execute(
-            "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, updated_at = ?, last_status = ?, "
-            "last_error = ? WHERE id = ?",
-            (outcome, attempt, next_at, at, status, error, delivery["id"]),
-        )
+        for r in results:
+            d, attempt = r["delivery"], r["delivery"]["attempts"] + 1
+            db.execute(
+                "INSERT INTO delivery_attempts (delivery_id, event_id, destination, attempt, at, status, "
+                "latency_ms, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    d["id"],
+                    d["event_id"],
+                    d["destination"],
+                    attempt,
+                    r["at"],
+                    r["status"],
+                    r["latency_ms"],
+                    r["error"],
+                ),
+            )
+            db.execute(
+                "UPDATE deliveries SET status = ?, attempts = ?, next_at = ?, updated_at = ?, last_status = ?, "
+                "last_error = ? WHERE id = ?",
+                (r["outcome"], attempt, r["next_at"], r["at"], r["status"], r["error"], d["id"]),
+            )
 
 
 def listing(trail, status: str | None = None, destination: str | None = None, limit: int = 100) -> list[dict]:

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from dataclasses import replace
 
 import click
 
@@ -32,7 +33,7 @@ def deliver(db):
     except AlreadyRunning as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    trail = open_trail(config)
+    trail = open_trail(replace(config, DURABILITY="normal"))  # see service/deliver.py: at least once
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -7,6 +7,10 @@ for it, other leads do not. Requests are signed the Standard Webhooks way (`webh
 id, the same on every attempt); a 2xx answer delivers, anything else (an error status, a refused
 connection, a timeout) is retried after an exponential backoff with jitter, and the last allowed
 attempt makes a dead letter. Every attempt is kept in the audit. Nothing here logs a secret.
+
+The attempts finished between two polls are recorded in one commit, without an fsync of its own
+(`synchronous=NORMAL`): a power cut may forget the last attempts, and then their events are sent
+again, under the same ids — at least once, as always. Decisions keep their own durability.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from urllib.parse import urlsplit
 from standardwebhooks import Webhook
 
 from audit import AuditTrail, StorageUnavailable, deliveries, deployments
+from audit.rows import now_iso
 from audit.secrets import MIN_ENV_LENGTH, Secrets
 from engine.destinations import Destination, Destinations
 
@@ -135,7 +140,8 @@ class Deliverer:
         self.destinations: dict[str, Destination] = {}
         self._digest: str | None = None
         self._reload_id: str | None = None
-        self._busy: set[tuple[str, str]] = set()
+        self._busy: set[tuple[str, str]] = set()  # (destination, lead) with an attempt not yet recorded
+        self._finished: list[dict] = []
         self._lock = threading.Lock()
 
     def sync(self) -> None:
@@ -153,7 +159,11 @@ class Deliverer:
             log.info("destinations: %s", ", ".join(sorted(self.destinations)) or "none")
 
     def step(self, pool: ThreadPoolExecutor | None = None) -> int:
-        """One poll: sync, fan out, start the due heads (in `pool`, or here); how many were started."""
+        """One poll: record finished attempts, sync, fan out, start the due heads (in `pool`, or here).
+
+        How many were started. A lead's next event is chosen only once its previous attempt is
+        recorded, so order holds; the attempts finished since the last poll share one commit."""
+        self.record()
         self.sync()
         deliveries.fan_out(self.trail, {d.id: d.wants for d in self.destinations.values()})
         with self._lock:
@@ -162,9 +172,11 @@ class Deliverer:
             self._busy.update((d["destination"], d["lead_id"]) for d in due)
         for delivery in due:
             if pool is None:
-                self._attempt_and_release(delivery)
+                self._attempt(delivery)
             else:
-                pool.submit(self._attempt_and_release, delivery)
+                pool.submit(self._attempt, delivery)
+        if pool is None:
+            self.record()
         return len(due)
 
     def run(self, stop: threading.Event) -> None:
@@ -175,18 +187,49 @@ class Deliverer:
                 except StorageUnavailable as exc:
                     log.warning("the audit database is unavailable, retrying: %s", exc)
                 stop.wait(self.config.DELIVERY_POLL_MS / 1000)
+        self.record()  # what finished while stopping
 
-    def _attempt_and_release(self, delivery: dict) -> None:
+    def record(self) -> None:
+        """Commit the attempts finished so far, then let their leads' next events go."""
+        with self._lock:
+            results, self._finished = self._finished, []
+        if not results:
+            return
         try:
-            self.attempt(delivery)
-        except Exception:  # the delivery stays pending and is tried again on a later poll
-            log.exception("delivery %s could not be recorded", delivery["id"])
-        finally:
+            deliveries.record_attempts(self.trail, results)
+        except StorageUnavailable:
+            log.exception(
+                "%d attempts could not be recorded: their deliveries will be sent again", len(results)
+            )
+        for r in results:
+            d = r["delivery"]
+            log.info(
+                "%s %s to %s (attempt %d, %s, %.0f ms)",
+                r["outcome"],
+                d["event_id"],
+                d["destination"],
+                d["attempts"] + 1,
+                r["error"] or f"HTTP {r['status']}",
+                r["latency_ms"],
+            )
+        with self._lock:
+            self._busy.difference_update(
+                (r["delivery"]["destination"], r["delivery"]["lead_id"]) for r in results
+            )
+
+    def _attempt(self, delivery: dict) -> None:
+        try:
+            result = self.attempt(delivery)
+        except Exception:  # not an answer but a fault here (the key file unreadable…): try again later
+            log.exception("delivery %s could not be attempted", delivery["id"])
             with self._lock:
                 self._busy.discard((delivery["destination"], delivery["lead_id"]))
+            return
+        with self._lock:
+            self._finished.append(result)
 
-    def attempt(self, delivery: dict) -> str:
-        """Send one delivery once and record the attempt: its new status."""
+    def attempt(self, delivery: dict) -> dict:
+        """Send one delivery once: the attempt's result (recorded by `record`)."""
         status, error = None, None
         started = time.perf_counter()
         try:
@@ -219,25 +262,15 @@ class Deliverer:
         else:
             outcome = deliveries.PENDING
             next_at = time.time() + backoff(attempt, self.config.DELIVERY_BACKOFF_MS / 1000)
-        deliveries.record_attempt(
-            self.trail,
-            delivery,
-            status=status,
-            latency_ms=latency_ms,
-            error=error,
-            outcome=outcome,
-            next_at=next_at,
-        )
-        log.info(
-            "%s %s to %s (attempt %d, %s, %.0f ms)",
-            outcome,
-            delivery["event_id"],
-            delivery["destination"],
-            attempt,
-            error or f"HTTP {status}",
-            latency_ms,
-        )
-        return outcome
+        return {
+            "delivery": delivery,
+            "at": now_iso(),
+            "status": status,
+            "latency_ms": latency_ms,
+            "error": error,
+            "outcome": outcome,
+            "next_at": next_at,
+        }
 
 
 def exclusive(db_path: str):
