@@ -25,15 +25,19 @@ class DeliveryError(AuditError):
     """A delivery cannot be retried or replayed as asked."""
 
 
+def unfanned(trail) -> bool:
+    """Whether an event waits to be fanned out (a read: no write transaction when there is none)."""
+    return bool(
+        trail._read(
+            "SELECT 1 FROM outbox WHERE seq > "
+            "COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0) LIMIT 1",
+            (CURSOR,),
+        )
+    )
+
+
 def fan_out(trail, wants: dict) -> int:
     """Queue every event not yet fanned out for each destination whose `wants(event)` is true."""
-    newer = trail._read(
-        "SELECT 1 FROM outbox WHERE seq > COALESCE((SELECT CAST(value AS INTEGER) FROM meta WHERE key = ?), 0) "
-        "LIMIT 1",
-        (CURSOR,),
-    )
-    if not newer:  # the common case: no write transaction at all
-        return 0
     with trail.transaction() as db:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (CURSOR,)).fetchone()
         cursor = int(row[0]) if row else 0

@@ -142,6 +142,7 @@ class Deliverer:
         self._reload_id: str | None = None
         self._busy: set[tuple[str, str]] = set()  # (destination, lead) with an attempt not yet recorded
         self._finished: list[dict] = []
+        self._wake = threading.Event()
         self._lock = threading.Lock()
 
     def sync(self) -> None:
@@ -163,9 +164,8 @@ class Deliverer:
 
         How many were started. A lead's next event is chosen only once its previous attempt is
         recorded, so order holds; the attempts finished since the last poll share one commit."""
-        self.record()
         self.sync()
-        deliveries.fan_out(self.trail, {d.id: d.wants for d in self.destinations.values()})
+        self.record(fan_out=True)
         with self._lock:
             free = self.config.DELIVERY_CONCURRENCY - len(self._busy)
             due = deliveries.ready(self.trail, time.time(), free, frozenset(self._busy)) if free > 0 else []
@@ -186,21 +186,27 @@ class Deliverer:
                     self.step(pool)
                 except StorageUnavailable as exc:
                     log.warning("the audit database is unavailable, retrying: %s", exc)
-                stop.wait(self.config.DELIVERY_POLL_MS / 1000)
+                # Poll again when an attempt finishes (its lead's next event may go) or after the interval.
+                self._wake.wait(self.config.DELIVERY_POLL_MS / 1000)
+                self._wake.clear()
         self.record()  # what finished while stopping
 
-    def record(self) -> None:
-        """Commit the attempts finished so far, then let their leads' next events go."""
+    def record(self, fan_out: bool = False) -> None:
+        """Commit the attempts finished so far (and fan out new events: one write transaction for both),
+        then let their leads' next events go."""
         with self._lock:
             results, self._finished = self._finished, []
-        if not results:
+        fan_out = fan_out and deliveries.unfanned(self.trail)
+        if not results and not fan_out:
             return
         try:
-            deliveries.record_attempts(self.trail, results)
+            with self.trail.transaction():
+                deliveries.record_attempts(self.trail, results)
+                if fan_out:
+                    deliveries.fan_out(self.trail, {d.id: d.wants for d in self.destinations.values()})
         except StorageUnavailable:
-            log.exception(
-                "%d attempts could not be recorded: their deliveries will be sent again", len(results)
-            )
+            log.exception("%d attempts could not be recorded: they will be sent again", len(results))
+            results = [{**r, "outcome": "not recorded"} for r in results]
         for r in results:
             d = r["delivery"]
             log.info(
@@ -227,6 +233,7 @@ class Deliverer:
             return
         with self._lock:
             self._finished.append(result)
+        self._wake.set()
 
     def attempt(self, delivery: dict) -> dict:
         """Send one delivery once: the attempt's result (recorded by `record`)."""
