@@ -49,6 +49,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from bench.http import _loadavg, generate, percentile, post_request, run_phase
+from service.config import load_config
 from tests.server import LEADGATE, Server
 
 KEY = os.urandom(32)
@@ -247,7 +248,7 @@ def main(argv=None) -> int:
     print()
     print(
         f"throughput: {throughput:.0f} events/s delivered from a backlog of {len(backlog)} (one deliverer, "
-        "16 in flight, each event signed, sent, its attempt committed)"
+        f"{load_config().DELIVERY_CONCURRENCY} in flight, each event signed, sent, its attempt committed)"
     )
     print(
         f"hand-offs: {handoffs['sent']} posted at {handoffs['issue_rate']:.0f}/s, replies {handoffs['statuses']}; "
