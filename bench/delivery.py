@@ -78,7 +78,7 @@ def _receive(port: int, key: bytes, pipe) -> None:
     """The receiver's process: serve until told, then send back (id, first receipt, event timestamp)."""
     from tests.receiver import Receiver
 
-    receiver = Receiver(key, port).start()
+    receiver = Receiver(key, port, keep_alive=True).start()
     pipe.send("ready")
     while True:
         if pipe.recv() == "stop":

@@ -26,6 +26,8 @@ def handler_for(webhook: Webhook, out=sys.stdout):
     seen: set[str] = set()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: the deliverer reuses its connection
+
         def do_POST(self):
             length = int(self.headers.get("content-length") or 0)
             if length > MAX_BODY:

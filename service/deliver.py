@@ -113,20 +113,68 @@ def render(event: dict, fmt: str, public_url: str) -> str:
     )
 
 
-def post(url: str, body: str, headers: dict, timeout: float) -> int:
-    """POST and return the answer's status (the body is read, bounded, and dropped)."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = connection(parts.hostname, parts.port, timeout=timeout)
-    try:
-        conn.request(
-            "POST", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""), body.encode(), headers
-        )
-        answer = conn.getresponse()
-        answer.read(MAX_ANSWER_BYTES)
+class Connections:
+    """Keep-alive HTTP/1.1 connections to the destinations, one per delivery thread and address.
+
+    A kept connection the receiver has closed meanwhile fails before any answer: the request is sent
+    once more on a new connection (as urllib3 does); the receiver may then see it twice, which at-least-
+    once delivery allows."""
+
+    def __init__(self):
+        self._local = threading.local()
+        self._all: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    def post(self, url: str, body: str, headers: dict, timeout: float) -> int:
+        """POST and return the answer's status (the body is read, bounded, and dropped)."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname, parts.port)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        kept = self._local.__dict__.setdefault("kept", {})
+        conn = kept.pop(key, None)
+        if conn is not None and conn.sock is None:  # closed by `close`: not to be opened again
+            conn = None
+        if conn is not None:
+            if conn.sock is not None:
+                conn.sock.settimeout(timeout)
+            try:
+                return self._exchange(kept, key, conn, path, body, headers)
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                pass  # closed by the receiver while it was kept: once more on a new connection
+        return self._exchange(kept, key, self._open(parts, timeout), path, body, headers)
+
+    def _exchange(self, kept: dict, key, conn, path: str, body: str, headers: dict) -> int:
+        try:
+            conn.request("POST", path, body.encode(), headers)
+            answer = conn.getresponse()
+            answer.read(MAX_ANSWER_BYTES)
+        except BaseException:
+            self._close(conn)
+            raise
+        if answer.will_close or not answer.isclosed():  # closing, or an answer too long to finish
+            self._close(conn)
+        else:
+            kept[key] = conn
         return answer.status
-    finally:
+
+    def _open(self, parts, timeout: float) -> http.client.HTTPConnection:
+        connection = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        conn = connection(parts.hostname, parts.port, timeout=timeout)
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _close(self, conn) -> None:
         conn.close()
+        with self._lock:
+            if conn in self._all:
+                self._all.remove(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            conn.close()
 
 
 def backoff(attempt: int, base_s: float) -> float:
@@ -143,6 +191,7 @@ class Deliverer:
         self._busy: set[tuple[str, str]] = set()  # (destination, lead) with an attempt not yet recorded
         self._finished: list[dict] = []
         self._wake = threading.Event()
+        self.connections = Connections()
         self._lock = threading.Lock()
 
     def sync(self) -> None:
@@ -190,6 +239,10 @@ class Deliverer:
                 self._wake.wait(self.config.DELIVERY_POLL_MS / 1000)
                 self._wake.clear()
         self.record()  # what finished while stopping
+        self.close()
+
+    def close(self) -> None:
+        self.connections.close()
 
     def record(self, fan_out: bool = False) -> None:
         """Commit the attempts finished so far (and fan out new events: one write transaction for both),
@@ -255,7 +308,9 @@ class Deliverer:
                     event["id"], now, body
                 ),
             }
-            status = post(destination.url, body, headers, self.config.DELIVERY_TIMEOUT_MS / 1000)
+            status = self.connections.post(
+                destination.url, body, headers, self.config.DELIVERY_TIMEOUT_MS / 1000
+            )
             if not 200 <= status < 300:
                 error = f"answered HTTP {status}"
         except (OSError, http.client.HTTPException, DeliveryFailed) as exc:

@@ -14,7 +14,7 @@ from tests.server import free_port
 
 
 class Receiver:
-    def __init__(self, secret: bytes, port: int | None = None):
+    def __init__(self, secret: bytes, port: int | None = None, keep_alive: bool = False):
         self.webhook = Webhook(secret)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/hooks"
@@ -25,11 +25,14 @@ class Receiver:
         self.delay = 0.0
         self._lock = threading.Lock()
         self._server = None
+        self.keep_alive = keep_alive  # HTTP/1.1: the benchmark's; tests close every connection
 
     def start(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if receiver.keep_alive else "HTTP/1.0"
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 try:
@@ -53,6 +56,7 @@ class Receiver:
                         receiver.accepted.append(seen)
                 try:
                     self.send_response(500 if fail else 204)
+                    self.send_header("content-length", "0")
                     self.end_headers()
                 except OSError:
                     pass  # the deliverer gave up waiting (its timeout): it will try again

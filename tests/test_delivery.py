@@ -52,11 +52,16 @@ def world(tmp_path, registry):
     trail = AuditTrail(tmp_path / "d.db", durability="normal")
     deploy.reload(registry, trail, write_rulesets(tmp_path, receiver.url), "tests")
 
+    made = []
+
     def deliverer(**settings):
         config = load_config(environ={}, db=str(tmp_path / "d.db"), delivery_backoff_ms=1, **settings)
-        return Deliverer(config, trail, environ=ENV)
+        made.append(Deliverer(config, trail, environ=ENV))
+        return made[-1]
 
     yield trail, deliverer, receiver
+    for d in made:
+        d.close()
     receiver.stop()
     trail.close()
 
@@ -430,20 +435,22 @@ def test_the_example_receiver_verifies_signatures_and_drops_duplicates(tmp_path,
         text=True,
     )
     trail = AuditTrail(tmp_path / "e.db", durability="normal")
+    d = Deliverer(load_config(environ={}, db=str(trail.path)), trail, environ=ENV)
     try:
         assert example.stdout.readline().startswith("listening")
         deploy.reload(registry, trail, write_rulesets(tmp_path, f"http://127.0.0.1:{port}/hooks"), "tests")
         hand_off(registry, trail, "L-example")
-        d = Deliverer(load_config(environ={}, db=str(trail.path)), trail, environ=ENV)
         assert drain(d, lambda: {r["status"] for r in deliveries.listing(trail)} == {"delivered"})
         handed_off = event_ids(trail, "L-example")[0]
         deliveries.replay(trail, handed_off)
         assert drain(d, lambda: {r["status"] for r in deliveries.listing(trail)} == {"delivered"})
+        assert len(d.connections._all) == 1  # the three requests went over one kept-alive connection
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         conn.request("POST", "/hooks", b'{"type": "lead.handed_off"}', {"webhook-id": "evt_forged"})
         assert conn.getresponse().status == 401
         conn.close()
     finally:
+        d.close()
         example.terminate()
         output = example.communicate(timeout=10)[0]
         trail.close()
