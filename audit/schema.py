@@ -270,6 +270,7 @@ def m006_outbox(db: Database) -> None:
     )
     db["deliveries"].create_index(["status", "destination", "lead_id", "event_seq"])
     db["deliveries"].create_index(["event_id"])
+    db["deliveries"].create_index(["event_seq"])
     db["delivery_attempts"].create(
         {
             "id": int,

@@ -121,6 +121,41 @@ def test_a_broken_destinations_file_keeps_the_last_good_one(tmp_path, registry):
         trail.close()
 
 
+def test_filters_narrow_what_a_destination_is_told():
+    text = (
+        "version: 1\ndestinations:\n  ae:\n    url: https://x.example.com/h\n    events: [lead.handed_off]\n"
+        "    teams: [account-executives]\n    rulesets: [default]\n"
+    )
+    ae = load_destinations(text).destinations["ae"]
+    event = {
+        "type": "lead.handed_off",
+        "ruleset": "default",
+        "route": "sales_handoff",
+        "team": "account-executives",
+    }
+    assert ae.wants(event)
+    assert not ae.wants({**event, "team": "sdr"})
+    assert not ae.wants({**event, "ruleset": "doggie-delights"})
+    assert not ae.wants({**event, "type": "lead.stage_changed"})
+
+
+def test_a_missing_or_weak_secret_is_an_attempt_error_that_names_the_variable_not_a_value(tmp_path):
+    from audit.secrets import Secrets
+    from service.deliver import DeliveryFailed, signing_key
+
+    text = "version: 1\ndestinations:\n  s:\n    url: https://x.example.com/h\n    events: [sla.breached]\n"
+    keyed = load_destinations(text).destinations["s"]
+    named = load_destinations(text + "    secret_env: LEADGATE_WEBHOOK_S\n").destinations["s"]
+    secrets = Secrets(tmp_path / "k.key")
+    assert signing_key(keyed, secrets) == signing_key(keyed, Secrets(tmp_path / "k.key")) != b""  # kept
+    with pytest.raises(DeliveryFailed, match="LEADGATE_WEBHOOK_S is not set"):
+        signing_key(named, secrets, environ={})
+    with pytest.raises(DeliveryFailed, match="32\\+ characters") as caught:
+        signing_key(named, secrets, environ={"LEADGATE_WEBHOOK_S": "short-value"})
+    assert "short-value" not in str(caught.value)
+    assert signing_key(named, secrets, environ={"LEADGATE_WEBHOOK_S": SECRET}) == KEY
+
+
 # -- the outbox ----------------------------------------------------------------------------------
 
 
