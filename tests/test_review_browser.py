@@ -176,6 +176,10 @@ class Pages:
         self._width(WIDTHS[0])
 
 
+def refuse(*args, **kwargs):
+    raise ConnectionRefusedError("connection refused here")
+
+
 def test_review_pages_in_a_browser(server, browser, default):
     pages = Pages(browser, f"http://127.0.0.1:{server.port}")
 
@@ -258,6 +262,27 @@ def test_review_pages_in_a_browser(server, browser, default):
     assert len(pages.all("#matrix svg .cell")) == 4
     assert pages.all("#stages svg rect") and pages.all("#fit-bands svg rect") and pages.all("#sla svg rect")
     pages.look("09-funnel")
+
+    # Webhooks to the shipped destination, refused (whatever listens on its port on this machine): listed.
+    from audit import deliveries as queue
+    from service.config import load_config
+    from service.deliver import Deliverer
+
+    trail = AuditTrail(server.db)
+    try:
+        deliverer = Deliverer(load_config(environ={}, db=str(server.db), delivery_attempts=1), trail)
+        deliverer.connections.post = refuse
+        deliverer.step()
+        deliverer.close()
+        failed = queue.failing(trail)
+    finally:
+        trail.close()
+    assert failed and {d["status"] for d in failed} == {"dead"}
+    pages.follow("nav a[href='/review/deliveries']")
+    assert len(pages.all("#deliveries tbody tr")) == len(failed)
+    assert "connection refused here" in pages.css("#deliveries tbody tr .error").text
+    assert not pages.all("#deliveries button")  # a review key sees them; an admin key retries
+    pages.look("10-deliveries")
 
     pages.follow("#sign-out")
     assert pages.path() == "/review/sign-in?signed_out=1"
