@@ -2,7 +2,8 @@
 
 It sits beside the rulesets and teams.yaml and changes the same way (a pull request that raises
 `version`, a reload). A destination never holds its signing secret: `secret_env` names the
-environment variable that does, or, without it, the key file keeps one under `webhook.<id>`.
+environment variable that does, or, without it, the key file keeps one under `webhook.<id>`. An
+address that is a secret itself (a Slack incoming webhook's) comes from the variable `url_env` names.
 
     version: 1
     destinations:
@@ -11,7 +12,7 @@ environment variable that does, or, without it, the key file keeps one under `we
         secret_env: LEADGATE_WEBHOOK_SALES_CRM_SECRET
         events: [lead.handed_off, outcome.recorded]
       sales-chat:
-        url: https://hooks.slack.com/services/T000/B000/XXXX
+        url_env: LEADGATE_WEBHOOK_SALES_CHAT_URL  # a Slack webhook's address is itself a secret
         format: slack                       # or json (the default): the plain event
         events: [lead.handed_off, sla.breached]
         teams: [account-executives]         # optional filters: rulesets, routes, teams
@@ -41,14 +42,15 @@ FORMATS = ("json", "slack")
 FILTERS = ("rulesets", "routes", "teams")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _ENV = re.compile(r"^LEADGATE_WEBHOOK_[A-Z0-9_]{1,64}$")
-_KEYS = ("url", "secret_env", "format", "events", *FILTERS)
+_KEYS = ("url", "url_env", "secret_env", "format", "events", *FILTERS)
 _TOP_KEYS = ("version", "destinations")
 
 
 @dataclass(frozen=True)
 class Destination:
     id: str
-    url: str
+    url: str | None  # None: read from the variable url_env names, when sending
+    url_env: str | None
     secret_env: str | None
     format: str
     events: frozenset[str]
@@ -120,18 +122,21 @@ def _destination(did, spec, path, problem) -> Destination | None:
     for key in spec:
         if key not in _KEYS:
             problem(path + (key,), f"unknown key {key!r}" + suggest(key, _KEYS))
-    url = spec.get("url")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-        problem(path + ("url",), "url must be an http:// or https:// address")
-    elif parts.password or parts.username:
-        problem(path + ("url",), "url must not hold credentials: sign with a secret instead")
+    url, url_env = spec.get("url"), spec.get("url_env")
+    if (url is None) == (url_env is None):
+        problem(path, f"destination {did!r} needs either url or url_env (the variable holding the address)")
+    elif url is not None:
+        message = url_problem(url)
+        if message:
+            problem(path + ("url",), message)
+    for key in ("url_env", "secret_env"):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, str) or not _ENV.match(value)):
+            problem(
+                path + (key,),
+                f"{key} names an environment variable LEADGATE_WEBHOOK_<NAME> (the value itself never goes here)",
+            )
     secret_env = spec.get("secret_env")
-    if secret_env is not None and (not isinstance(secret_env, str) or not _ENV.match(secret_env)):
-        problem(
-            path + ("secret_env",),
-            "secret_env names an environment variable LEADGATE_WEBHOOK_<NAME> (the secret itself never goes here)",
-        )
     fmt = spec.get("format", "json")
     if fmt not in FORMATS:
         problem(path + ("format",), f"format must be one of {', '.join(FORMATS)}")
@@ -149,7 +154,20 @@ def _destination(did, spec, path, problem) -> Destination | None:
             problem(path + (name,), f"{name} is a list of names")
             value = []
         filters[name] = frozenset(value)
-    return Destination(did, url, secret_env, fmt, frozenset(events), **filters)
+    return Destination(did, url, url_env, secret_env, fmt, frozenset(events), **filters)
+
+
+def url_problem(url) -> str | None:
+    """What is wrong with a destination's address (never repeating it: it may be a secret), or None."""
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        return "url must be an http:// or https:// address"
+    if parts.password or parts.username:
+        return "url must not hold credentials: sign with a secret instead"
+    return None
 
 
 def read_destinations(directory: Path) -> Destinations | None:

@@ -35,7 +35,7 @@ class Config:
     # attempts before a dead letter, each attempt's timeout, the first backoff (doubled each attempt,
     # with jitter, at most an hour), deliveries in flight at once, and how often the outbox is polled.
     PUBLIC_URL: str = "http://127.0.0.1:8000"  # LEADGATE_PUBLIC_URL
-    DELIVERY_ATTEMPTS: int = 8  # LEADGATE_DELIVERY_ATTEMPTS
+    DELIVERY_ATTEMPTS: int = 12  # LEADGATE_DELIVERY_ATTEMPTS: about 1 to 2 hours of retries
     DELIVERY_TIMEOUT_MS: int = 5000  # LEADGATE_DELIVERY_TIMEOUT_MS
     DELIVERY_BACKOFF_MS: int = 2000  # LEADGATE_DELIVERY_BACKOFF_MS
     DELIVERY_CONCURRENCY: int = 64  # LEADGATE_DELIVERY_CONCURRENCY

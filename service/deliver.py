@@ -33,7 +33,7 @@ from standardwebhooks import Webhook
 from audit import AuditTrail, StorageUnavailable, deliveries, deployments
 from audit.rows import now_iso
 from audit.secrets import MIN_ENV_LENGTH, Secrets
-from engine.destinations import Destination, Destinations
+from engine.destinations import Destination, Destinations, url_problem
 
 from .config import Config
 from .deploy import stored_destinations
@@ -70,6 +70,19 @@ def signing_key(destination: Destination, secrets: Secrets, environ=None) -> byt
             f"{destination.secret_env} must be whsec_<base64> or {MIN_ENV_LENGTH}+ characters"
         )
     return raw.encode()
+
+
+def address(destination: Destination, environ=None) -> str:
+    """The destination's URL: from the file, or from the variable its url_env names."""
+    if destination.url is not None:
+        return destination.url
+    raw = (os.environ if environ is None else environ).get(destination.url_env)
+    if not raw:
+        raise DeliveryFailed(f"{destination.url_env} is not set")
+    problem = url_problem(raw)
+    if problem:
+        raise DeliveryFailed(f"{destination.url_env}: {problem}")
+    return raw
 
 
 def shown_secret(key: bytes) -> str:
@@ -235,6 +248,9 @@ class Deliverer:
                     self.step(pool)
                 except StorageUnavailable as exc:
                     log.warning("the audit database is unavailable, retrying: %s", exc)
+                except Exception:  # a deliverer that stops tells nobody: log it and poll again
+                    log.exception("a poll failed; trying again in a second")
+                    stop.wait(1)
                 # Poll again when an attempt finishes (its lead's next event may go) or after the interval.
                 self._wake.wait(self.config.DELIVERY_POLL_MS / 1000)
                 self._wake.clear()
@@ -309,7 +325,7 @@ class Deliverer:
                 ),
             }
             status = self.connections.post(
-                destination.url, body, headers, self.config.DELIVERY_TIMEOUT_MS / 1000
+                address(destination, self.environ), body, headers, self.config.DELIVERY_TIMEOUT_MS / 1000
             )
             if not 200 <= status < 300:
                 error = f"answered HTTP {status}"

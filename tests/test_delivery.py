@@ -103,6 +103,12 @@ def test_a_destination_file_is_checked_with_file_and_line():
     assert (8, "url must not hold credentials: sign with a secret instead") in messages
     assert any(line == 9 and "LEADGATE_WEBHOOK_" in m for line, m in messages)
     assert (11, "format must be one of json, slack") in messages
+    both = (
+        "version: 1\ndestinations:\n  x:\n    url: https://a.example.com\n    url_env: LEADGATE_WEBHOOK_X\n"
+    )
+    for text in (both, "version: 1\ndestinations:\n  x: {events: [sla.breached]}\n"):
+        with pytest.raises(RulesetError, match="needs either url or url_env"):
+            load_destinations(text)
 
 
 def test_a_broken_destinations_file_keeps_the_last_good_one(tmp_path, registry):
@@ -141,7 +147,7 @@ def test_filters_narrow_what_a_destination_is_told():
 
 def test_a_missing_or_weak_secret_is_an_attempt_error_that_names_the_variable_not_a_value(tmp_path):
     from audit.secrets import Secrets
-    from service.deliver import DeliveryFailed, signing_key
+    from service.deliver import DeliveryFailed, address, signing_key
 
     text = "version: 1\ndestinations:\n  s:\n    url: https://x.example.com/h\n    events: [sla.breached]\n"
     keyed = load_destinations(text).destinations["s"]
@@ -154,6 +160,17 @@ def test_a_missing_or_weak_secret_is_an_attempt_error_that_names_the_variable_no
         signing_key(named, secrets, environ={"LEADGATE_WEBHOOK_S": "short-value"})
     assert "short-value" not in str(caught.value)
     assert signing_key(named, secrets, environ={"LEADGATE_WEBHOOK_S": SECRET}) == KEY
+    hidden = load_destinations(text.replace("url: https://x.example.com/h", "url_env: LEADGATE_WEBHOOK_U"))
+    chat = hidden.destinations["s"]
+    with pytest.raises(DeliveryFailed, match="LEADGATE_WEBHOOK_U is not set"):
+        address(chat, {})
+    with pytest.raises(DeliveryFailed, match="url must be an http") as caught:
+        address(chat, {"LEADGATE_WEBHOOK_U": "ftp://secret-token@x"})
+    assert "secret-token" not in str(caught.value)
+    assert (
+        address(chat, {"LEADGATE_WEBHOOK_U": "https://hooks.example.com/T/B/X"})
+        == "https://hooks.example.com/T/B/X"
+    )
 
 
 # -- the outbox ----------------------------------------------------------------------------------
@@ -299,9 +316,10 @@ def test_chat_destinations_get_a_slack_message_with_owner_due_time_and_review_li
     trail = AuditTrail(tmp_path / "c.db", durability="normal")
     try:
         chat = (
-            "  chat:\n    url: URL\n    format: slack\n    secret_env: LEADGATE_WEBHOOK_SALES_SECRET\n"
+            "  chat:\n    url_env: LEADGATE_WEBHOOK_CHAT_URL\n    format: slack\n"
+            "    secret_env: LEADGATE_WEBHOOK_SALES_SECRET\n"
             "    events: [lead.handed_off]\n    teams: [account-executives]\n"
-        ).replace("URL", receiver.url)
+        )
         directory = write_rulesets(tmp_path, "http://127.0.0.1:9/unused", chat)
         (directory / "destinations.yaml").write_text(
             (directory / "destinations.yaml")
@@ -311,7 +329,7 @@ def test_chat_destinations_get_a_slack_message_with_owner_due_time_and_review_li
         deploy.reload(registry, trail, directory, "tests")
         reply = hand_off(registry, trail, "L-chat")
         config = load_config(environ={}, db=str(trail.path), public_url="https://leads.example.com")
-        d = Deliverer(config, trail, environ=ENV)
+        d = Deliverer(config, trail, environ={**ENV, "LEADGATE_WEBHOOK_CHAT_URL": receiver.url})
         assert drain(d, lambda: len(receiver.accepted) == 1)
         message = receiver.accepted[0]["event"]
         owner, due = reply["assignment"]["name"], reply["route"]["due_at"]
