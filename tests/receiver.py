@@ -4,6 +4,7 @@ signatures and misbehaves on purpose (fails, answers slowly, is down for a while
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,8 @@ class Receiver:
         self.fail_all = False
         self.fail_leads: set[str] = set()
         self.delay = 0.0
+        self.fail_rate = 0.0  # share of requests answered 500 at random (seeded: the same run each time)
+        self._random = random.Random(17)
         self._lock = threading.Lock()
         self._server = None
         self.keep_alive = keep_alive  # HTTP/1.1: the benchmark's; tests close every connection
@@ -50,7 +53,14 @@ class Receiver:
                 with receiver._lock:
                     receiver.seen.append(seen)
                 time.sleep(receiver.delay)
-                fail = receiver.fail_all or event.get("lead_id") in receiver.fail_leads or not verified
+                with receiver._lock:
+                    unlucky = receiver._random.random() < receiver.fail_rate
+                fail = (
+                    unlucky
+                    or receiver.fail_all
+                    or event.get("lead_id") in receiver.fail_leads
+                    or not verified
+                )
                 if not fail:  # before answering: the deliverer records the delivery as soon as it reads 204
                     with receiver._lock:
                         receiver.accepted.append(seen)

@@ -294,6 +294,40 @@ def test_a_receiver_down_for_a_while_gets_everything_in_order_per_lead(world, re
         assert [i for i in receiver.ids() if i in set(event_ids(trail, lead))] == event_ids(trail, lead)
 
 
+def test_with_many_in_flight_and_random_failures_each_lead_still_arrives_in_order(world, registry):
+    import threading
+
+    trail, deliverer, receiver = world
+    receiver.fail_rate = 0.3
+    receiver.delay = 0.01
+    receiver.start()
+    leads = [f"L-order-{i}" for i in range(12)]
+    for round_ in range(3):
+        for lead in leads:
+            hand_off(registry, trail, lead)
+            outcome = {"type": ["contacted", "meeting_held", "accepted"][round_]}
+            report_outcome(registry.get("default"), trail, lead, outcome, teams=registry.deployment.teams)
+    expected = event_ids(trail)
+    d = deliverer(delivery_attempts=1000, delivery_concurrency=8, delivery_poll_ms=5)
+    stop = threading.Event()
+    runner = threading.Thread(target=d.run, args=(stop,))
+    runner.start()
+    try:
+        assert receiver.wait(lambda: set(receiver.ids()) >= set(expected), 60)
+    finally:
+        stop.set()
+        runner.join(30)
+    assert len(receiver.seen) > len(expected)  # failures happened and were retried
+    received = receiver.ids()
+    for lead in leads:
+        mine = set(event_ids(trail, lead))
+        assert [i for i in dict.fromkeys(received) if i in mine] == event_ids(trail, lead)
+    concurrent = max(
+        sum(1 for t in (s["at"] for s in receiver.seen) if abs(t - s0["at"]) < 0.01) for s0 in receiver.seen
+    )
+    assert concurrent > 1  # several leads were in flight at once
+
+
 def test_slow_answers_arrive_and_timeouts_are_retried(world, registry):
     trail, deliverer, receiver = world
     receiver.delay = 0.3
