@@ -1,17 +1,28 @@
 """A real webhook receiver for tests: an HTTP server on 127.0.0.1 that verifies Standard Webhooks
-signatures and misbehaves on purpose (fails, answers slowly, is down for a while)."""
+signatures and misbehaves on purpose (fails, answers slowly, is down for a while); and what the
+webhook tests share: a destination pointing at it, hand-offs, a deliverer driven poll by poll."""
 
 from __future__ import annotations
 
+import base64
+import copy
 import json
 import random
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from tests.server import free_port
+from audit import AuditTrail, outbox
+from service import deploy
+from service.config import load_config
+from service.decide import decide
+from service.deliver import Deliverer
+from tests.server import ROOT, free_port
+from tests.test_api import LEAD
 
 
 class Receiver:
@@ -103,3 +114,61 @@ class Receiver:
                 return True
             time.sleep(0.05)
         return predicate()
+
+
+# -- what the webhook tests share ----------------------------------------------------------------
+
+KEY = bytes(range(32))
+SECRET = "whsec_" + base64.b64encode(KEY).decode()
+ENV = {"LEADGATE_WEBHOOK_SALES_SECRET": SECRET}
+ALL = "[lead.handed_off, lead.stage_changed, lead.disqualified, sla.breached, outcome.recorded]"
+
+
+def write_rulesets(tmp_path: Path, url: str, extra: str = "") -> Path:
+    directory = tmp_path / "rulesets"
+    if not directory.exists():
+        shutil.copytree(ROOT / "rulesets", directory)
+    (directory / "destinations.yaml").write_text(
+        f"version: 1\ndestinations:\n  sales:\n    url: {url}\n"
+        f"    secret_env: LEADGATE_WEBHOOK_SALES_SECRET\n    events: {ALL}\n{extra}"
+    )
+    return directory
+
+
+def webhook_world(tmp_path, registry):
+    """(trail, deliverer factory, receiver) on a fresh database whose destination is the receiver."""
+    receiver = Receiver(KEY)
+    trail = AuditTrail(tmp_path / "d.db", durability="normal")
+    deploy.reload(registry, trail, write_rulesets(tmp_path, receiver.url), "tests")
+
+    made = []
+
+    def deliverer(**settings):
+        config = load_config(environ={}, db=str(tmp_path / "d.db"), delivery_backoff_ms=1, **settings)
+        made.append(Deliverer(config, trail, environ=ENV))
+        return made[-1]
+
+    yield trail, deliverer, receiver
+    for d in made:
+        d.close()
+    receiver.stop()
+    trail.close()
+
+
+def hand_off(registry, trail, lead_id: str, **changes) -> dict:
+    request = {**copy.deepcopy(LEAD), "lead_id": lead_id, **changes}
+    return decide(registry.get("default"), trail, request, teams=registry.deployment.teams)[0]
+
+
+def drain(deliverer, done, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        deliverer.step()
+        if done():
+            return True
+        time.sleep(0.01)
+    return done()
+
+
+def event_ids(trail, lead_id=None) -> list[str]:
+    return [e["id"] for e in outbox.events(trail, lead_id, limit=10_000)]
