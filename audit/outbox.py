@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timedelta
 
-from .rows import dumps
+from .rows import dumps, iso
 
 HANDED_OFF, STAGE_CHANGED, DISQUALIFIED = "lead.handed_off", "lead.stage_changed", "lead.disqualified"
 SLA_BREACHED, OUTCOME_RECORDED = "sla.breached", "outcome.recorded"
 DISQUALIFIED_STAGE = "disqualified"
 _ROUTE_KEYS = ("id", "destination", "team", "track", "due_at")
+BREACH_CURSOR = "sla_breaches_checked_at"
 
 
 def event_id(kind: str, cause: str) -> str:
@@ -91,6 +93,50 @@ def sla_breached(db, overdue: dict, ruleset: str | None, at: str) -> str:
     return emit(
         db, SLA_BREACHED, cause, overdue["lead_id"], at, data, ruleset, overdue["route"], overdue["team"]
     )
+
+
+def breaches(trail, now: datetime) -> int:
+    """Tell every hand-off whose SLA passed, unanswered, since the last look: one sla.breached each.
+
+    Time, not a request, causes these, so the deliverer looks every few seconds; `leadgate sla
+    --escalate` writes the same event (same id) when it re-routes the lead, so either way it is one."""
+    from .outcomes import _time  # the one parser of stored times
+
+    with trail.transaction() as db:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (BREACH_CURSOR,)).fetchone()
+        since = _time(row[0]) if row else None
+        # Stored times compare as text only to the second: select a little wide, then compare exactly.
+        rows = db.execute(
+            "SELECT h.lead_id, h.decision_id, h.route, h.team, h.at, h.due_at, l.ruleset_name "
+            "FROM handoffs h LEFT JOIN leads l ON l.lead_id = h.lead_id "
+            "WHERE h.acted_at IS NULL AND h.closed_at IS NULL AND h.due_at <= ? AND (? IS NULL OR h.due_at >= ?)",
+            (
+                iso(now + timedelta(seconds=1)),
+                since and iso(since),
+                since and iso(since - timedelta(seconds=1)),
+            ),
+        ).fetchall()
+        told = 0
+        for lead_id, decision_id, route, team, at, due_at, ruleset in rows:
+            due = _time(due_at)
+            if due > now or (since is not None and due <= since):
+                continue
+            overdue = {
+                "lead_id": lead_id,
+                "decision_id": decision_id,
+                "route": route,
+                "team": team,
+                "at": at,
+                "due_at": due_at,
+                "minutes_overdue": round((now - due).total_seconds() / 60, 1),
+            }
+            sla_breached(db, overdue, ruleset, iso(now))
+            told += 1
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (BREACH_CURSOR, iso(now)),
+        )
+    return told
 
 
 def events(trail, lead_id: str | None = None, limit: int = 100) -> list[dict]:

@@ -1,7 +1,8 @@
 """`leadgate deliver`: the outbox's events sent to their webhook destinations, signed, until they arrive.
 
 One process per database (a lock file beside it says so). Each poll it serves the destinations of
-the latest recorded reload, fans new outbox events out to the destinations subscribed to them, and
+the latest recorded reload, writes sla.breached for hand-offs whose SLA just passed unanswered (every
+few seconds), fans new outbox events out to the destinations subscribed to them, and
 sends the head of every (destination, lead) queue in a pool of threads: the lead's later events wait
 for it, other leads do not. Requests are signed the Standard Webhooks way (`webhook-id` is the event
 id, the same on every attempt); a 2xx answer delivers, anything else (an error status, a refused
@@ -30,7 +31,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
-from audit import AuditTrail, StorageUnavailable, deliveries, deployments
+from audit import AuditTrail, StorageUnavailable, deliveries, deployments, outbox
 from audit.rows import now_iso
 from audit.secrets import MIN_ENV_LENGTH, Secrets
 from engine.destinations import Destination, Destinations, url_problem
@@ -41,6 +42,7 @@ from .deploy import stored_destinations
 log = logging.getLogger("leadgate.deliver")
 MAX_BACKOFF_S = 3600
 MAX_ANSWER_BYTES = 65_536
+BREACH_CHECK_S = 5  # how often hand-offs past their SLA are looked for
 PREFIX = "whsec_"
 
 
@@ -205,6 +207,7 @@ class Deliverer:
         self._finished: list[dict] = []
         self._wake = threading.Event()
         self.connections = Connections()
+        self._breaches_checked = float("-inf")
         self._lock = threading.Lock()
 
     def sync(self) -> None:
@@ -227,6 +230,9 @@ class Deliverer:
         How many were started. A lead's next event is chosen only once its previous attempt is
         recorded, so order holds; the attempts finished since the last poll share one commit."""
         self.sync()
+        if time.monotonic() - self._breaches_checked >= BREACH_CHECK_S:
+            outbox.breaches(self.trail, datetime.now(UTC))
+            self._breaches_checked = time.monotonic()
         self.record(fan_out=True)
         with self._lock:
             free = self.config.DELIVERY_CONCURRENCY - len(self._busy)

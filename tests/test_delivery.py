@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from audit import AuditTrail, deliveries
+from audit import AuditTrail, deliveries, outbox
 from cli import main
 from service import deploy
 from service.config import load_config
@@ -248,3 +248,34 @@ def test_the_review_page_lists_failed_deliveries_and_retries_one_with_its_csrf_t
     receiver.fail_all = False
     assert drain(deliverer(), lambda: deliveries.get(trail, dead)["status"] == "delivered")
     assert "No delivery is failing" not in admin.get("/review/deliveries").text  # the other is still dead
+
+
+def test_the_deliverer_tells_a_breached_sla_by_itself_once_and_not_an_answered_one(world, registry):
+    from datetime import UTC, datetime, timedelta
+
+    from service.decide import decide, escalate_overdue
+    from tests.test_api import LEAD
+
+    trail, deliverer, receiver = world
+    receiver.start()
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    teams = registry.deployment.teams
+    for lead in ("L-late", "L-answered"):
+        body = {**LEAD, "lead_id": lead}
+        decide(registry.get("default"), trail, body, at=two_hours_ago, teams=teams)
+    report_outcome(
+        registry.get("default"), trail, "L-answered", {"type": "accepted"}, at=two_hours_ago, teams=teams
+    )
+    d = deliverer()
+
+    def breaches():
+        return [s["event"] for s in receiver.accepted if s["event"]["type"] == "sla.breached"]
+
+    assert drain(d, breaches)
+    [told] = breaches()
+    assert told["lead_id"] == "L-late" and told["data"]["route"] == "sales_handoff"
+    assert 85 <= told["data"]["minutes_overdue"] <= 95
+    escalate_overdue(registry.get, trail, teams=teams)  # re-routes the lead: the same breach, not a second
+    assert drain(d, lambda: not deliveries.listing(trail, "pending"))
+    assert [e["type"] for e in outbox.events(trail, "L-late")].count("sla.breached") == 1
+    assert not [e for e in outbox.events(trail, "L-answered") if e["type"] == "sla.breached"]
