@@ -159,3 +159,29 @@ def test_outcomes_and_sla_breaches_are_events_and_a_breach_is_told_once(world, r
 def test_render_keeps_the_plain_event_for_json():
     event = {"id": "evt_1", "type": "lead.handed_off", "lead_id": "L", "timestamp": "t", "data": {}}
     assert json.loads(render(event, "json", "http://x")) == event
+
+
+def test_the_key_file_secret_of_a_destination_is_printed_for_its_receiver_and_stays_the_same(tmp_path):
+    from datetime import UTC, datetime
+
+    from standardwebhooks import Webhook
+
+    from audit.secrets import Secrets
+    from service.deliver import signing_key
+
+    db = tmp_path / "s.db"
+    runner = CliRunner()
+    first = runner.invoke(main, ["deliveries", "secret", "crm", "--db", str(db)])
+    second = runner.invoke(main, ["deliveries", "secret", "crm", "--db", str(db)])
+    assert first.exit_code == 0 and first.output == second.output and first.output.startswith("whsec_")
+    other = runner.invoke(main, ["deliveries", "secret", "chat", "--db", str(db)])
+    assert other.output != first.output  # each destination its own
+    crm = load_destinations(
+        "version: 1\ndestinations:\n  crm: {url: 'https://x.example.com', events: [sla.breached]}\n"
+    )
+    key = signing_key(crm.destinations["crm"], Secrets(f"{db}.key"))
+    at = datetime.now(UTC)
+    assert Webhook(first.output.strip()).sign("evt_1", at, "{}") == Webhook(key).sign("evt_1", at, "{}")
+    assert first.output.strip().encode() not in b"".join(
+        p.read_bytes() for p in tmp_path.glob("s.db*") if p.suffix != ".key"
+    )
