@@ -48,7 +48,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from bench.http import _loadavg, generate, percentile, post_request, run_phase
+from bench.http import _loadavg, _proc_cpu, generate, percentile, post_request, run_phase
 from service.config import load_config
 from tests.server import LEADGATE, Server
 
@@ -191,6 +191,7 @@ def main(argv=None) -> int:
             started = time.perf_counter()
             deliverer = subprocess.Popen([str(LEADGATE), "deliver"], env=env, stdout=log, stderr=log)
             seen = wait_for(remote, backlog, 120)
+            cpu_backlog = _proc_cpu(deliverer.pid)
             drained = time.perf_counter() - started
             got = {s[0] for s in seen} & backlog
             arrivals = sorted(s[1] for s in seen if s[0] in backlog)
@@ -228,6 +229,7 @@ def main(argv=None) -> int:
             worker.join()
             events = {k: v for k, v in outbox(db).items() if k not in before}
             seen = wait_for(remote, set(events), 60)
+            cpu_load = _proc_cpu(deliverer.pid) - cpu_backlog
         finally:
             if deliverer is not None:
                 deliverer.terminate()
@@ -259,6 +261,10 @@ def main(argv=None) -> int:
         f"delivery under load: {len(lags)} events, {rate:.0f} events/s received; lag commit → receipt "
         f"p50 {percentile(lags, 50) * 1000:.0f} ms, p99 {percentile(lags, 99) * 1000:.0f} ms, "
         f"max {lags[-1] * 1000 if lags else float('nan'):.0f} ms"
+    )
+    print(
+        f"deliverer CPU: {cpu_backlog:.2f} s for the backlog (start-up included), {cpu_load:.2f} s for the "
+        f"load phase: {cpu_load / max(len(lags), 1) * 1000:.2f} ms per event"
     )
     print(f"missing events: {len(missing)}; duplicate receipts: {duplicates}; bad signatures: {unverified}")
     ok = percentile(lags, 99) < TARGET_P99_S
