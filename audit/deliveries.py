@@ -67,16 +67,21 @@ def fan_out(trail, wants: dict) -> int:
         return len(queued)
 
 
-def ready(trail, now: float, limit: int, busy=frozenset()) -> list[dict]:
-    """The deliveries due now that head their (destination, lead) queue, oldest event first."""
+def ready(trail, now: float, limit: int, busy=frozenset(), sent=frozenset()) -> list[dict]:
+    """The deliveries due now that head their (destination, lead) queue, oldest event first.
+
+    `busy`: (destination, lead) pairs to leave out; `sent`: ids delivered whose record is not yet
+    committed (the next event of their lead heads the queue)."""
+    skip = json.dumps(sorted(sent))
     rows = trail._read(
         "SELECT d.*, o.payload FROM deliveries d JOIN ("
         "  SELECT destination, lead_id, MIN(event_seq) AS head FROM deliveries WHERE status = 'pending'"
-        "  GROUP BY destination, lead_id"
+        "  AND id NOT IN (SELECT value FROM json_each(?)) GROUP BY destination, lead_id"
         ") h ON d.destination = h.destination AND d.lead_id = h.lead_id AND d.event_seq = h.head "
         "JOIN outbox o ON o.id = d.event_id "
-        "WHERE d.status = 'pending' AND d.next_at <= ? ORDER BY d.event_seq LIMIT ?",
-        (now, limit + len(busy)),
+        "WHERE d.status = 'pending' AND d.next_at <= ? AND d.id NOT IN (SELECT value FROM json_each(?)) "
+        "ORDER BY d.event_seq LIMIT ?",
+        (skip, now, skip, limit + len(busy)),
     )
     return [r for r in rows if (r["destination"], r["lead_id"]) not in busy][:limit]
 

@@ -203,8 +203,10 @@ class Deliverer:
         self.destinations: dict[str, Destination] = {}
         self._digest: str | None = None
         self._reload_id: str | None = None
-        self._busy: set[tuple[str, str]] = set()  # (destination, lead) with an attempt not yet recorded
+        # (destination, lead) with an attempt in flight, or failed and not yet recorded: the lead waits.
+        self._busy: set[tuple[str, str]] = set()
         self._finished: list[dict] = []
+        self._sent: set[str] = set()  # delivered, not yet recorded: the lead's next event may go
         self._wake = threading.Event()
         self.connections = Connections()
         self._breaches_checked = float("-inf")
@@ -227,8 +229,9 @@ class Deliverer:
     def step(self, pool: ThreadPoolExecutor | None = None) -> int:
         """One poll: record finished attempts, sync, fan out, start the due heads (in `pool`, or here).
 
-        How many were started. A lead's next event is chosen only once its previous attempt is
-        recorded, so order holds; the attempts finished since the last poll share one commit."""
+        How many were started. A lead's next event goes once its previous one was delivered, or
+        once a failed attempt is recorded (with its backoff), so order holds; the attempts finished
+        since the last poll share one commit."""
         self.sync()
         if time.monotonic() - self._breaches_checked >= BREACH_CHECK_S:
             outbox.breaches(self.trail, datetime.now(UTC))
@@ -236,8 +239,12 @@ class Deliverer:
         self.record(fan_out=True)
         with self._lock:
             free = self.config.DELIVERY_CONCURRENCY - len(self._busy)
-            due = deliveries.ready(self.trail, time.time(), free, frozenset(self._busy)) if free > 0 else []
-            self._busy.update((d["destination"], d["lead_id"]) for d in due)
+            due = (
+                deliveries.ready(self.trail, time.time(), free, frozenset(self._busy), frozenset(self._sent))
+                if free > 0
+                else []
+            )
+            self._busy.update(_key(d) for d in due)
         for delivery in due:
             if pool is None:
                 self._attempt(delivery)
@@ -268,9 +275,10 @@ class Deliverer:
 
     def record(self, fan_out: bool = False) -> None:
         """Commit the attempts finished so far (and fan out new events: one write transaction for both),
-        then let their leads' next events go."""
+        then let the leads of failed attempts go on (delivered ones did already; see `_attempt`)."""
         with self._lock:
             results, self._finished = self._finished, []
+        held = [_key(r["delivery"]) for r in results if r["outcome"] != deliveries.DELIVERED]
         fan_out = fan_out and deliveries.unfanned(self.trail)
         if not results and not fan_out:
             return
@@ -294,9 +302,8 @@ class Deliverer:
                 r["latency_ms"],
             )
         with self._lock:
-            self._busy.difference_update(
-                (r["delivery"]["destination"], r["delivery"]["lead_id"]) for r in results
-            )
+            self._sent.difference_update(r["delivery"]["id"] for r in results)
+            self._busy.difference_update(held)
 
     def _attempt(self, delivery: dict) -> None:
         try:
@@ -304,10 +311,15 @@ class Deliverer:
         except Exception:  # not an answer but a fault here (the key file unreadable…): try again later
             log.exception("delivery %s could not be attempted", delivery["id"])
             with self._lock:
-                self._busy.discard((delivery["destination"], delivery["lead_id"]))
+                self._busy.discard(_key(delivery))
             return
         with self._lock:
             self._finished.append(result)
+            if result["outcome"] == deliveries.DELIVERED:
+                # The lead's next event may go before this is committed: if the commit is lost, this
+                # one is sent again after it, and receivers keep the first receipt of each id.
+                self._sent.add(delivery["id"])
+                self._busy.discard(_key(delivery))
         self._wake.set()
 
     def attempt(self, delivery: dict) -> dict:
@@ -355,6 +367,10 @@ class Deliverer:
             "outcome": outcome,
             "next_at": next_at,
         }
+
+
+def _key(delivery: dict) -> tuple[str, str]:
+    return delivery["destination"], delivery["lead_id"]
 
 
 def exclusive(db_path: str):
