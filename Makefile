@@ -24,7 +24,9 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml $(wildcard */__init__.py)
 
 install: $(STAMP)
 
+# The webhook deliverer runs beside the server and stops with it (Ctrl-C stops both).
 run: install
+	$(BIN)/leadgate deliver & deliverer=$$!; trap 'kill $$deliverer 2>/dev/null' EXIT; \
 	$(BIN)/leadgate serve --host $(LEADGATE_HOST) --port $(LEADGATE_PORT) --workers $(LEADGATE_WORKERS)
 
 lint: install

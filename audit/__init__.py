@@ -3,7 +3,7 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import assignment, deployments, outcomes, reports
+from . import assignment, deliveries, deployments, outbox, outcomes, reports
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -15,7 +15,9 @@ __all__ = [
     "NotFound",
     "ReplayImpossible",
     "StorageUnavailable",
+    "deliveries",
     "deployments",
+    "outbox",
     "merge_facts",
     "outcomes",
     "reports",

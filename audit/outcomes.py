@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from . import chain
+from . import chain, outbox
 from .rows import insert, now_iso
 
 if TYPE_CHECKING:  # the trail calls into this module while it records
@@ -43,7 +43,9 @@ def record(db, lead_id: str, outcome: dict, reported_by: str | None, source: str
         "WHERE lead_id = ? AND acted_at IS NULL AND closed_at IS NULL AND at <= ?",
         (row["at"], row["type"], lead_id, row["at"]),
     )
-    return outcome_of(row)
+    recorded = outcome_of(row)
+    outbox.outcome_recorded(db, recorded, row["recorded_at"])
+    return recorded
 
 
 def outcome_of(row: dict) -> dict:
@@ -86,15 +88,17 @@ def open_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
     return dict(rows[0]) if rows else None
 
 
-def track(db, lead_id: str, decision_id: str, decision: dict) -> None:
-    """Open, keep or close the lead's hand-off after a decision (inside the decision's transaction)."""
+def track(db, lead_id: str, decision_id: str, decision: dict) -> bool:
+    """Open, keep or close the lead's hand-off after a decision (inside the decision's transaction).
+
+    True when a new hand-off opened (a route with an SLA that the lead was not already on)."""
     route, at = decision["route"], decision["evaluated_at"]
     current = db.execute(
         "SELECT id, route FROM handoffs WHERE lead_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
         (lead_id,),
     ).fetchone()
     if current is not None and current[1] == route["id"]:
-        return  # the same hand-off goes on: its due time stays the first one
+        return False  # the same hand-off goes on: its due time stays the first one
     if current is not None:
         db.execute("UPDATE handoffs SET closed_at = ? WHERE id = ?", (at, current[0]))
     if route.get("due_at"):
@@ -111,6 +115,8 @@ def track(db, lead_id: str, decision_id: str, decision: dict) -> None:
                 "due_at": route["due_at"],
             },
         )
+        return True
+    return False
 
 
 def _minutes(start: str, end: str) -> float:

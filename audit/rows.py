@@ -14,7 +14,12 @@ from functools import cache
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
+
+
+def iso(t: datetime) -> str:
+    """A stored time: UTC with microseconds and a Z."""
+    return t.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def dumps(value) -> str:

@@ -240,6 +240,55 @@ def m005_assignments(db: Database) -> None:
     db["assignments"].create_index(["domain", "team"])
 
 
+@migrations()
+def m006_outbox(db: Database) -> None:
+    # The transactional outbox: each event is written in the transaction of the decision or outcome
+    # that causes it; `seq` orders them. Deliveries (one per event and subscribed destination) and
+    # every attempt to deliver them sit beside it.
+    db.execute(
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, "
+        "type TEXT NOT NULL, lead_id TEXT NOT NULL, ruleset TEXT, route TEXT, team TEXT, "
+        "at TEXT NOT NULL, payload TEXT NOT NULL)"
+    )
+    db["deliveries"].create(
+        {
+            "id": str,
+            "event_seq": int,
+            "event_id": str,
+            "destination": str,
+            "lead_id": str,
+            "status": str,
+            "attempts": int,
+            "next_at": float,
+            "created_at": str,
+            "updated_at": str,
+            "last_status": int,
+            "last_error": str,
+        },
+        pk="id",
+        not_null={"event_seq", "event_id", "destination", "lead_id", "status", "attempts", "created_at"},
+    )
+    db["deliveries"].create_index(["status", "destination", "lead_id", "event_seq"])
+    db["deliveries"].create_index(["event_id"])
+    db["deliveries"].create_index(["event_seq"])
+    db["delivery_attempts"].create(
+        {
+            "id": int,
+            "delivery_id": str,
+            "event_id": str,
+            "destination": str,
+            "attempt": int,
+            "at": str,
+            "status": int,
+            "latency_ms": float,
+            "error": str,
+        },
+        pk="id",
+        not_null={"delivery_id", "event_id", "destination", "attempt", "at"},
+    )
+    db["delivery_attempts"].create_index(["delivery_id", "id"])
+
+
 def connect(path: str | Path, durability: str = "full") -> Database:
     """An open, migrated database with WAL, foreign keys and a busy timeout."""
     if durability not in DURABILITY:

@@ -59,6 +59,21 @@ class Secrets:
             return raw.encode()
         return bytes.fromhex(self._values[name])
 
+    def webhook(self, destination: str) -> bytes:
+        """The signing secret of a webhook destination that names no environment variable.
+
+        Kept in the key file as `webhook.<destination>`, created on first use (the receiver is given it
+        with `leadgate deliveries secret`)."""
+        name = f"webhook.{destination}"
+        if not isinstance(self._values.get(name), str):
+            with self._locked():
+                values = self._read()
+                if not isinstance(values.get(name), str):
+                    values[name] = _random.token_hex(32)
+                    self._write(values)
+                self._values = {**self._values, **values}
+        return bytes.fromhex(self._values[name])
+
     def adopt(self, name: str, hex_value: str) -> None:
         """Keep `hex_value` as the secret `name` (moving a secret out of an old database)."""
         if self.path is None:

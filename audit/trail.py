@@ -2,7 +2,7 @@
 
 Recording is one write transaction (BEGIN IMMEDIATE: writers from several processes queue on the
 busy timeout instead of failing) holding the decision row, its chain link, the lead's accumulated
-facts, its new events, its stage change and the ruleset source by digest. It commits before
+facts, its new events, its stage change, its outbox events and the ruleset source by digest. It commits before
 `record` returns; if anything fails nothing is kept and StorageUnavailable is raised.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import chain, outcomes
+from . import chain, outbox, outcomes
 from .errors import NotFound, StorageUnavailable
 from .leads import event_key
 from .personal import Personal
@@ -230,8 +230,9 @@ class AuditTrail:
                 for e in facts.get("events", [])
             ],
         )
-        outcomes.track(db, lead_id, decision_id, decision)
+        handed_off = outcomes.track(db, lead_id, decision_id, decision)
         before = previous[0] if previous else None
+        outbox.decided(db, lead_id, decision_id, decision, before, handed_off, at)
         if before != decision["stage"]:
             insert(
                 db,

@@ -12,6 +12,8 @@ import click
 from audit import deployments, reports
 from engine import Problem, Registry, RulesetError, check_source, digest_of
 from engine.cases import cases_path, run_cases
+from engine.destinations import FILE as DESTINATIONS_FILE
+from engine.destinations import load_destinations
 from engine.files import all_files, load_file, naming_problem
 from engine.schema import ruleset_schema
 from engine.teams import FILE as TEAMS_FILE
@@ -65,15 +67,16 @@ def selected(directory: Path, names: tuple[str, ...]) -> list[tuple[Path, bool]]
     "--base", help="A git ref: refuse a ruleset whose content changed since it without a new version."
 )
 def rulesets_validate(names, directory, base):
-    """Report every problem in the ruleset files (and teams.yaml), with file, line and rule id."""
+    """Report every problem in the ruleset files (and teams.yaml, destinations.yaml), with file, line and rule id."""
     failed = False
     checks = [(path, candidate) for path, candidate in selected(rulesets_dir(directory), names)]
-    teams = rulesets_dir(directory) / TEAMS_FILE
-    if not names and teams.exists():
-        checks.append((teams, None))
+    for name in (TEAMS_FILE, DESTINATIONS_FILE):
+        extra = rulesets_dir(directory) / name
+        if not names and extra.exists():
+            checks.append((extra, None))
     for path, candidate in checks:
         text = path.read_text("utf-8")
-        problems = _teams_problems(text, path) if candidate is None else check_source(text, str(path))
+        problems = _file_problems(text, path) if candidate is None else check_source(text, str(path))
         if not problems:
             data = load(text, str(path)).data
             if candidate is not None:
@@ -88,9 +91,10 @@ def rulesets_validate(names, directory, base):
     sys.exit(1 if failed else 0)
 
 
-def _teams_problems(text: str, path: Path) -> list[Problem]:
+def _file_problems(text: str, path: Path) -> list[Problem]:
+    """The problems of teams.yaml or destinations.yaml."""
     try:
-        load_teams(text, str(path))
+        (load_destinations if path.name == DESTINATIONS_FILE else load_teams)(text, str(path))
     except RulesetError as exc:
         return exc.problems
     return []

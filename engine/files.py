@@ -7,6 +7,7 @@
     rulesets/candidates/shadows.yaml             `<name>: <N>`: evaluate every live decision of <name>
                                                  under candidate v<N> too (stored, never returned)
     rulesets/teams.yaml                          the members of each team who take hand-offs
+    rulesets/destinations.yaml                   the webhooks told of hand-offs, stage changes, outcomes
 
 All of it goes through pull requests like any ruleset change.
 """
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .destinations import FILE as DESTINATIONS_FILE
+from .destinations import read_destinations
 from .errors import Problem, RulesetError
 from .registry import Deployment, Registry
 from .runtime import CompiledRuleset
@@ -24,15 +27,16 @@ from .yamlsource import load
 
 CANDIDATES = "candidates"
 TEAMS = "@teams"  # how a refused teams file is named among refused rulesets
+DESTINATIONS = "@destinations"  # and a refused destinations file
 SHADOWS = "shadows.yaml"
 
 
 def ruleset_files(directory: Path) -> list[Path]:
-    """The active ruleset files of a directory (not their cases, not the teams file)."""
+    """The active ruleset files of a directory (not their cases, not the teams or destinations file)."""
     return sorted(
         p
         for p in Path(directory).glob("*.yaml")
-        if not p.name.endswith(".cases.yaml") and p.name != TEAMS_FILE
+        if not p.name.endswith(".cases.yaml") and p.name not in (TEAMS_FILE, DESTINATIONS_FILE)
     )
 
 
@@ -89,6 +93,11 @@ def read_directory(registry: Registry, directory: Path) -> tuple[Deployment, lis
     except RulesetError as exc:
         problems.extend(exc.problems)
         refused.add(TEAMS)
+    try:
+        deployment.destinations = read_destinations(Path(directory))
+    except RulesetError as exc:
+        problems.extend(exc.problems)
+        refused.add(DESTINATIONS)
     problems += _clashes(deployment)
     problems += _read_shadows(Path(directory) / CANDIDATES / SHADOWS, deployment)
     return deployment, problems, refused

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .compiler import compile_source, digest_of
+from .destinations import Destinations
 from .errors import UnknownRuleset
 from .runtime import CompiledRuleset
 from .teams import Teams
@@ -26,6 +27,7 @@ class Deployment:
     candidates: list[CompiledRuleset] = field(default_factory=list)
     shadows: dict[str, CompiledRuleset] = field(default_factory=dict)  # name -> candidate run beside it
     teams: Teams | None = None  # who takes hand-offs (rulesets/teams.yaml)
+    destinations: Destinations | None = None  # who is told (rulesets/destinations.yaml)
 
     def digests(self) -> dict:
         """The deployment as data: what the audit records and what every worker rebuilds from."""
@@ -34,6 +36,7 @@ class Deployment:
             "candidates": sorted(c.digest for c in self.candidates),
             "shadows": {name: c.digest for name, c in sorted(self.shadows.items())},
             "teams": self.teams.digest if self.teams else None,
+            "destinations": self.destinations.digest if self.destinations else None,
         }
 
     def versions(self) -> dict[str, dict[int, CompiledRuleset]]:

@@ -31,6 +31,15 @@ class Config:
     # LEADGATE_SECURE_COOKIES: 1 sends the review pages' session cookie over HTTPS only; 0 also over plain
     # http, for `make run` and tests on 127.0.0.1 (never behind a public address).
     SECURE_COOKIES: int = 1
+    # Webhook delivery (`leadgate deliver`): where the review pages are linked from chat messages, the
+    # attempts before a dead letter, each attempt's timeout, the first backoff (doubled each attempt,
+    # with jitter, at most an hour), deliveries in flight at once, and how often the outbox is polled.
+    PUBLIC_URL: str = "http://127.0.0.1:8000"  # LEADGATE_PUBLIC_URL
+    DELIVERY_ATTEMPTS: int = 12  # LEADGATE_DELIVERY_ATTEMPTS: about 1 to 2 hours of retries
+    DELIVERY_TIMEOUT_MS: int = 5000  # LEADGATE_DELIVERY_TIMEOUT_MS
+    DELIVERY_BACKOFF_MS: int = 2000  # LEADGATE_DELIVERY_BACKOFF_MS
+    DELIVERY_CONCURRENCY: int = 64  # LEADGATE_DELIVERY_CONCURRENCY
+    DELIVERY_POLL_MS: int = 50  # LEADGATE_DELIVERY_POLL_MS
 
     def to_flask(self) -> dict:
         return {f"LEADGATE_{f.name}": getattr(self, f.name) for f in fields(self)}

@@ -13,7 +13,7 @@ import json
 import time
 from datetime import UTC, datetime
 
-from audit import AuditTrail, NotFound, assignment, merge_facts, outcomes
+from audit import AuditTrail, NotFound, assignment, merge_facts, outbox, outcomes
 from audit.secrets import Secrets, default_path
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry
 from engine.facts import format_time, outcome_problems, parse_time
@@ -228,7 +228,9 @@ def escalate_overdue(
         lead = trail.lead(item["lead_id"])
         request = {"lead_id": item["lead_id"], "channel": "sla"}
         ruleset = ruleset_of(lead["ruleset_name"])
-        decisions.append(decide(ruleset, trail, request, at=at, client=client, teams=teams)[0])
+        with trail.transaction() as db:  # the breach is told if and only if the escalation is recorded
+            outbox.sla_breached(db, item, lead["ruleset_name"], at)
+            decisions.append(decide(ruleset, trail, request, at=at, client=client, teams=teams)[0])
     return decisions
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from audit import AuditTrail, StorageUnavailable, deployments
 from engine import Deployment, Problem, Registry
-from engine.files import TEAMS, read_directory
+from engine.destinations import load_destinations
+from engine.files import DESTINATIONS, TEAMS, read_directory
 from engine.teams import load_teams
 
 
@@ -36,8 +37,9 @@ def reload(
     sources = {
         c.digest: (c.identity, c.source) for c in [*deployment.active.values(), *deployment.candidates]
     }
-    if deployment.teams is not None:
-        sources[deployment.teams.digest] = (deployment.teams.identity, deployment.teams.source)
+    for file in (deployment.teams, deployment.destinations):
+        if file is not None:
+            sources[file.digest] = (file.identity, file.source)
     record = deployments.record_reload(
         trail,
         deployment.digests(),
@@ -60,7 +62,12 @@ def _keep_last_good(registry, trail, deployment: Deployment, refused: set[str]) 
             trail.ruleset_source(latest["deployment"]["teams"]), "<last good teams>"
         )
         kept[TEAMS] = deployment.teams.version
-    for name in sorted(refused - set(deployment.active) - {TEAMS}):
+    if DESTINATIONS in refused and latest["deployment"].get("destinations"):
+        deployment.destinations = load_destinations(
+            trail.ruleset_source(latest["deployment"]["destinations"]), "<last good destinations>"
+        )
+        kept[DESTINATIONS] = deployment.destinations.version
+    for name in sorted(refused - set(deployment.active) - {TEAMS, DESTINATIONS}):
         digest = latest["deployment"]["active"].get(name)
         if digest is not None:
             deployment.active[name] = registry.compile(
@@ -84,7 +91,14 @@ def rebuild(registry: Registry, trail: AuditTrail, recorded: dict) -> Deployment
         teams=load_teams(trail.ruleset_source(recorded["teams"]), "<stored teams>")
         if recorded.get("teams")
         else None,
+        destinations=stored_destinations(trail, recorded),
     )
+
+
+def stored_destinations(trail: AuditTrail, recorded: dict):
+    """The destinations a recorded deployment served (None: nobody is told)."""
+    digest = recorded.get("destinations")
+    return load_destinations(trail.ruleset_source(digest), "<stored destinations>") if digest else None
 
 
 def sync(registry: Registry, trail: AuditTrail, served: Served) -> Served:

@@ -29,6 +29,7 @@ PAGES = (
     "/review/rulesets/default",
     "/review/sources/sha256:0",
     "/review/funnel",
+    "/review/deliveries",
 )
 
 

@@ -122,13 +122,21 @@ class Pages:
 
     def follow(self, selector: str) -> None:
         """Click something that loads a new page, and wait until it has."""
-        from selenium.webdriver.support.expected_conditions import staleness_of
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.wait import WebDriverWait
+
+        def gone(_):
+            # Stale, or (a chromedriver race under load) "Node ... does not belong to the document": gone either way.
+            try:
+                page.is_enabled()
+            except WebDriverException:
+                return True
+            return False
 
         page = self.css("html")
         self.css(selector).click()
         wait = WebDriverWait(self.driver, 10)
-        wait.until(staleness_of(page))
+        wait.until(gone)
         # The old document is gone once the new one starts loading: wait until it has loaded, or a
         # lookup can land on a node the loading page replaces ("Node ... does not belong to the document").
         wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
@@ -174,6 +182,10 @@ class Pages:
             )
             (ARTEFACTS / f"{name}-{width}.png").write_bytes(base64.b64decode(shot["data"]))
         self._width(WIDTHS[0])
+
+
+def refuse(*args, **kwargs):
+    raise ConnectionRefusedError("connection refused here")
 
 
 def test_review_pages_in_a_browser(server, browser, default):
@@ -253,11 +265,32 @@ def test_review_pages_in_a_browser(server, browser, default):
     )
     pages.look("08-ruleset")
 
+    # Webhooks to the shipped destination, refused (whatever listens on its port on this machine): listed.
+    from audit import deliveries as queue
+    from service.config import load_config
+    from service.deliver import Deliverer
+
+    trail = AuditTrail(server.db)
+    try:
+        deliverer = Deliverer(load_config(environ={}, db=str(server.db), delivery_attempts=1), trail)
+        deliverer.connections.post = refuse
+        deliverer.step()
+        deliverer.close()
+        failed = queue.failing(trail)
+    finally:
+        trail.close()
+    assert failed and {d["status"] for d in failed} == {"dead"}
+    pages.follow("nav a[href='/review/deliveries']")
+    assert len(pages.all("#deliveries tbody tr")) == len(failed)
+    assert "connection refused here" in pages.css("#deliveries tbody tr .error").text
+    assert not pages.all("#deliveries button")  # a review key sees them; an admin key retries
+    pages.look("09-deliveries")
+
     pages.follow("nav a[href='/review/funnel']")
     assert int(pages.css("#lead-count").text) == LEADS + 1
     assert len(pages.all("#matrix svg .cell")) == 4
     assert pages.all("#stages svg rect") and pages.all("#fit-bands svg rect") and pages.all("#sla svg rect")
-    pages.look("09-funnel")
+    pages.look("10-funnel")
 
     pages.follow("#sign-out")
     assert pages.path() == "/review/sign-in?signed_out=1"
