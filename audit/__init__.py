@@ -3,7 +3,7 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import assignment, deployments, outcomes, reports
+from . import assignment, checkpoints, deployments, outcomes, reports
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -12,6 +12,7 @@ __all__ = [
     "AuditError",
     "AuditTrail",
     "assignment",
+    "checkpoints",
     "NotFound",
     "ReplayImpossible",
     "StorageUnavailable",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import chain, outcomes
+from . import chain, checkpoints, derived, outcomes
 from .errors import NotFound, StorageUnavailable
 from .leads import event_key
 from .personal import Personal
@@ -331,10 +331,21 @@ class AuditTrail:
         return rows[0]["source"]
 
     # -- tamper evidence ---------------------------------------------------------------------
-    def verify(self) -> list[str]:
-        """Every edited, deleted, inserted or reordered row, named; empty when the trail is intact."""
+    def verify(self, statements=(), public_keys=None) -> list[str]:
+        """Every edited, deleted, inserted or reordered row, every derived row that its chained entries
+        contradict, and every checkpoint statement the chain no longer matches; empty when intact."""
         with self._lock:
-            return [str(b) for b in chain.verify(self.db)]
+            breaks = chain.verify(self.db) + derived.verify(self.db, self.personal.fields)
+            problems = [str(b) for b in breaks]
+            if statements:
+                keys = public_keys or [checkpoints.public_key(self.secrets)]
+                problems += checkpoints.verify(self.db, statements, keys)
+            return problems
+
+    def checkpoint(self) -> dict:
+        """A signed statement of the chain's head, to keep outside this file (see audit.checkpoints)."""
+        with self._lock:
+            return checkpoints.sign(self.db, self.secrets)
 
     # -- erasure -----------------------------------------------------------------------------
     def erase(self, lead_id: str, requested_by: str | None = None) -> dict:
@@ -346,7 +357,7 @@ class AuditTrail:
             profile = json.loads(
                 db.execute("SELECT profile FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()[0]
             )
-            kept = {k: v for k, v in profile.items() if k not in self.personal.fields}
+            kept = derived.erased_profile(profile, self.personal.fields)
             at = now_iso()
             db.execute(
                 "UPDATE leads SET profile = ?, updated_at = ? WHERE lead_id = ?", (dumps(kept), at, lead_id)
