@@ -3,7 +3,7 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import assignment, checkpoints, deployments, outcomes, reports
+from . import assignment, checkpoints, deployments, idempotency, outcomes, reports
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -17,6 +17,7 @@ __all__ = [
     "ReplayImpossible",
     "StorageUnavailable",
     "deployments",
+    "idempotency",
     "merge_facts",
     "outcomes",
     "reports",
