@@ -41,6 +41,7 @@ class Secrets:
         self.path = Path(path)
         self.environ = os.environ if environ is None else environ
         self._values = self._load()
+        self._stamp = self._mtime()
 
     def get(self, name: str) -> bytes:
         if name not in NAMES:
@@ -54,7 +55,16 @@ class Secrets:
             with contextlib.suppress(ValueError):
                 return bytes.fromhex(raw)
             return raw.encode()
+        stamp = self._mtime()
+        if stamp != self._stamp:  # rotated by another process (`leadgate keys rotate-secret`): read it again
+            self._values, self._stamp = self._load(), stamp
         return bytes.fromhex(self._values[name])
+
+    def _mtime(self) -> int | None:
+        try:
+            return self.path.stat().st_mtime_ns
+        except OSError:
+            return None
 
     def adopt(self, name: str, hex_value: str) -> None:
         """Keep `hex_value` as the secret `name` (moving a secret out of an old database)."""

@@ -31,6 +31,8 @@ class Config:
     # LEADGATE_SECURE_COOKIES: 1 sends the review pages' session cookie over HTTPS only; 0 also over plain
     # http, for `make run` and tests on 127.0.0.1 (never behind a public address).
     SECURE_COOKIES: int = 1
+    # LEADGATE_SESSION_IDLE_MINUTES: a review session unused this long ends on the server (sign in again)
+    SESSION_IDLE_MINUTES: int = 30
 
     def to_flask(self) -> dict:
         return {f"LEADGATE_{f.name}": getattr(self, f.name) for f in fields(self)}
