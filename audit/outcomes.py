@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import chain
-from .rows import insert, now_iso
+from .rows import insert, keep_personal, now_iso
 
 if TYPE_CHECKING:  # the trail calls into this module while it records
     from .trail import AuditTrail
@@ -23,8 +23,17 @@ if TYPE_CHECKING:  # the trail calls into this module while it records
 OUTCOME_FACT_KEYS = {"id": "outcome_id", "type": "type", "at": "at", "reason": "reason", "amount": "amount"}
 
 
-def record(db, lead_id: str, outcome: dict, reported_by: str | None, source: str, note: str | None) -> dict:
-    """Store one outcome inside the caller's transaction; it is the first action on an open hand-off."""
+def record(
+    db, lead_id: str, outcome: dict, reported_by: str | None, source: str, note: str | None, personal=None
+) -> dict:
+    """Store one outcome inside the caller's transaction; it is the first action on an open hand-off.
+
+    With `personal` (the trail's), email addresses and phone numbers in the note become tokens, or the
+    whole note does when LEADGATE_PERSONAL_FIELDS names `outcomes.note`.
+    """
+    if personal is not None:
+        note, kept = personal.protect_note(note)
+        keep_personal(db, lead_id, kept)
     row = {
         "id": "out_" + uuid.uuid4().hex,
         "lead_id": lead_id,

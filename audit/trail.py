@@ -21,7 +21,7 @@ from . import chain, checkpoints, derived, outcomes
 from .errors import NotFound, StorageUnavailable
 from .leads import event_key
 from .personal import Personal
-from .rows import dumps, insert, now_iso, record_shadow, store_source, upsert
+from .rows import dumps, insert, keep_personal, now_iso, record_shadow, store_source, upsert
 from .schema import connect
 from .secrets import Secrets, default_path
 
@@ -199,15 +199,11 @@ class AuditTrail:
     def _protect_facts(self, facts: dict | None):
         if facts is None:
             return None, []
-        profile, kept = self.personal.protect(facts.get("profile"))
-        return ({**facts, "profile": profile} if "profile" in facts else dict(facts)), kept
+        return self.personal.protect_facts(facts)
 
     def _update_lead(self, db, facts, kept, decision, decision_id, at, channel) -> None:
         lead_id = facts["lead_id"]
-        db.conn.executemany(
-            "INSERT OR REPLACE INTO personal (token, lead_id, field, value) VALUES (?, ?, ?, ?)",
-            [(token, lead_id, field, value) for token, field, value in kept],
-        )
+        keep_personal(db, lead_id, kept)
         previous = db.execute("SELECT stage FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
         lead = {
             "lead_id": lead_id,
@@ -281,14 +277,15 @@ class AuditTrail:
             if props:
                 event["properties"] = props
             events.append(event)
-        facts = {
+        stored = {
             "lead_id": lead_id,
             "channel": lead["channel"],
-            "profile": self.personal.reveal(json.loads(lead["profile"]), values),
+            "profile": json.loads(lead["profile"]),
             "answers": json.loads(lead["answers"]),
             "events": events,
             "previous_stage": lead["stage"],
         }
+        facts = self.personal.reveal_facts(stored, values)
         reported = outcomes.as_facts(outcomes.of_lead(self, lead_id))
         if reported:
             facts["outcomes"] = reported

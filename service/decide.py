@@ -194,7 +194,7 @@ def report_outcome(
     with trail.transaction() as db:
         if trail.lead_facts(lead_id) is None:
             raise NotFound("lead", lead_id)
-        recorded = outcomes.record(db, lead_id, outcome, client, source, note)
+        recorded = outcomes.record(db, lead_id, outcome, client, source, note, trail.personal)
         started = time.perf_counter()
         request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}
         evaluation = ruleset.evaluate(_merged(trail, {"lead_id": lead_id, "channel": "outcome"}), at)
