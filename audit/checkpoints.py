@@ -42,17 +42,18 @@ def public_key(secrets) -> str:
 
 
 def _digests(db, seq: int) -> tuple[str, str]:
-    """Digests of the entries of links 1..seq as a set and in their order: tell a reordering from a
-    rewrite (a payload hash covers the entry's seq, so only the entries' names can show a reordering)."""
-    names = [
-        canonical([kind, ref, at])
-        for kind, ref, at in db.execute("SELECT kind, ref, at FROM chain WHERE seq <= ? ORDER BY seq", (seq,))
-    ]
+    """Digests of the entries of links 1..seq as a multiset and in their order, streamed.
 
-    def digest(lines):
-        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
-
-    return digest(sorted(names)), digest(names)
+    Only diagnostic (the signed head hash is the proof): they tell a reordering from a rewrite, and
+    use the entries' names because a payload hash covers the entry's seq. The multiset digest is the
+    sum of the entries' hashes modulo 2**256, so it needs no sorting and no memory per link.
+    """
+    order, total = hashlib.sha256(), 0
+    for kind, ref, at in db.execute("SELECT kind, ref, at FROM chain WHERE seq <= ? ORDER BY seq", (seq,)):
+        line = canonical([kind, ref, at]).encode()
+        order.update(line + b"\n")
+        total = (total + int.from_bytes(hashlib.sha256(line).digest(), "big")) % 2**256
+    return f"{total:064x}", order.hexdigest()
 
 
 def sign(db, secrets) -> dict:

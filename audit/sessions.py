@@ -19,6 +19,7 @@ from .rows import now_iso
 from .trail import AuditTrail
 
 SEEN_EVERY = timedelta(seconds=60)  # how stale `seen_at` may get before a request writes it again
+KEPT = timedelta(days=1)  # sessions are forgotten a day after they started (the lifetime is hours)
 
 
 def secret(trail: AuditTrail) -> bytes:
@@ -37,7 +38,9 @@ def _time(text: str) -> datetime:
 def start(trail: AuditTrail, key_id: str) -> str:
     """A new session for the key that just signed in; its id goes in the cookie, its hash here."""
     session_id, at = _random.token_urlsafe(32), now_iso()
+    forgotten = (datetime.now(UTC) - KEPT).isoformat(timespec="microseconds").replace("+00:00", "Z")
     with trail.transaction() as db:
+        db.execute("DELETE FROM sessions WHERE created_at < ?", (forgotten,))
         db.execute(
             "INSERT INTO sessions (id, key_id, created_at, seen_at) VALUES (?, ?, ?, ?)",
             (_hash(session_id), key_id, at, at),

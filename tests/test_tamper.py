@@ -119,6 +119,21 @@ def edit_number(t, ids):
     return f"({ids['A-3']}): the decision it records was edited"
 
 
+def edit_flag(t, ids):
+    sql(t, "UPDATE decisions SET is_lead = 1 - is_lead WHERE id = ?", ids["A-3"])
+    return f"({ids['A-3']}): the decision it records was edited"
+
+
+def fill_null(t, ids):
+    sql(t, "UPDATE decisions SET previous_stage = 'sql' WHERE id = ?", ids["A-3"])
+    return f"({ids['A-3']}): the decision it records was edited"
+
+
+def edit_link(t, ids):
+    sql(t, "UPDATE chain SET at = '2020-01-01T00:00:00Z' WHERE ref = ?", ids["A-3"])
+    return f"({ids['A-3']}): the link itself was edited"
+
+
 def edit_json(t, ids):
     sql(t, "UPDATE decisions SET decision = json_set(decision, '$.stage', 'sql') WHERE id = ?", ids["A-3"])
     return f"({ids['A-3']}): the decision it records was edited"
@@ -281,6 +296,9 @@ def edit_erasure(t, ids):
 CASES = [
     edit_text,
     edit_number,
+    edit_flag,
+    fill_null,
+    edit_link,
     edit_json,
     edit_outcome,
     delete_decision,
