@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import secrets as _random
+import tempfile
 from pathlib import Path
 
 from .errors import AuditError
@@ -30,7 +31,13 @@ class SecretsError(AuditError):
 
 
 def default_path(db_path: str | Path) -> Path:
-    """Where the key file lives when LEADGATE_SECRET_FILE names none: beside the database, never in it."""
+    """Where the key file lives when LEADGATE_SECRET_FILE names none: beside the database, never in it.
+
+    An in-memory database (tests, `create_app(db=":memory:")`) gets a key file as short-lived as it,
+    in the temporary directory, not a file named ":memory:.key" in the working directory.
+    """
+    if str(db_path) == ":memory:":
+        return Path(tempfile.gettempdir()) / f"leadgate-memory-{os.getpid()}.key"
     return Path(f"{db_path}.key")
 
 
