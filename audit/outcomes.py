@@ -40,7 +40,8 @@ def record(
         "type": outcome["type"],
         "at": outcome["at"],
         "reason": outcome.get("reason"),
-        "amount": outcome.get("amount"),
+        # As SQLite gives it back (REAL): an int would hash as 12000 and read back as 12000.0.
+        "amount": float(outcome["amount"]) if outcome.get("amount") is not None else None,
         "note": note,
         "reported_by": reported_by,
         "recorded_at": now_iso(),
