@@ -8,7 +8,9 @@ rows, so verify rebuilds them the way the write path does and names every differ
   any later erasure; `events` from the facts of the decisions that first carried them;
   `stage_history` from the sequence of stages; `handoffs` from routes with an SLA and the outcomes
   that acted on them; `assignments` from the assignment each decision replied with;
-- `api_keys` from the latest chained snapshot of each key.
+- `api_keys` from the latest chained snapshot of each key;
+- `rulesets`: each stored source must still have the digest decisions name (the digest function is
+  the engine's, passed in by the caller: the audit package does not parse rulesets).
 """
 
 from __future__ import annotations
@@ -254,3 +256,14 @@ def _keys(db) -> list[Break]:
         if changed:
             breaks.append(Break(seq, event_id, f"key {key_id} was changed outside the trail: {changed}"))
     return breaks
+
+
+def sources(db, digest_of) -> list[Break]:
+    """Every stored ruleset source whose content no longer has its digest (decisions replay it)."""
+    return [
+        Break(
+            None, digest, f"the source of ruleset {name} v{version} was edited: it no longer has its digest"
+        )
+        for digest, name, version, source in db.execute("SELECT digest, name, version, source FROM rulesets")
+        if digest_of(source) != digest
+    ]

@@ -328,11 +328,14 @@ class AuditTrail:
         return rows[0]["source"]
 
     # -- tamper evidence ---------------------------------------------------------------------
-    def verify(self, statements=(), public_keys=None) -> list[str]:
+    def verify(self, statements=(), public_keys=None, source_digest=None) -> list[str]:
         """Every edited, deleted, inserted or reordered row, every derived row that its chained entries
-        contradict, and every checkpoint statement the chain no longer matches; empty when intact."""
+        contradict, every ruleset source without its digest (with `source_digest`, the engine's), and
+        every checkpoint statement the chain no longer matches; empty when intact."""
         with self._lock:
             breaks = chain.verify(self.db) + derived.verify(self.db, self.personal.fields)
+            if source_digest is not None:
+                breaks += derived.sources(self.db, source_digest)
             problems = [str(b) for b in breaks]
             if statements:
                 keys = public_keys or [checkpoints.public_key(self.secrets)]

@@ -13,7 +13,7 @@ from audit.replay import replay, replay_range
 from audit.why import explain, render
 from engine import Registry
 from service.config import load_config
-from service.decide import evaluator, open_trail
+from service.decide import evaluator, open_trail, source_digest
 
 from . import main
 
@@ -100,7 +100,7 @@ def audit_replay(decision_id, since, until, db):
 def audit_verify(checkpoint_files, public_keys, db):
     """Check the chain, what is derived from it, and checkpoints: name every problem; exit 1 if any."""
     statements = [s for f in checkpoint_files for s in checkpoints.read(f, f.name)]
-    problems = _trail(db).verify(statements, list(public_keys) or None)
+    problems = _trail(db).verify(statements, list(public_keys) or None, source_digest)
     for problem in problems:
         click.echo(problem)
     matched = f", {len(statements)} checkpoint(s) matched" if statements else ""

@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 
 from audit import AuditTrail, NotFound, assignment, idempotency, merge_facts, outcomes
 from audit.secrets import Secrets, default_path
-from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry
+from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry, digest_of
 from engine.facts import format_time, outcome_problems, parse_time
 from engine.features import email_domain
 from engine.teams import Teams
+from engine.yamlsource import load
 
 from .config import Config
 from .idempotency import IdempotencyConflict, request_hash
@@ -227,3 +228,11 @@ def escalate_overdue(
 def evaluator(registry: Registry):
     """evaluate(source, facts, at) -> decision, for replays of stored decisions."""
     return lambda source, facts, at: registry.compile(source, "<stored ruleset>").evaluate(facts, at).decision
+
+
+def source_digest(source: str) -> str | None:
+    """The digest a stored ruleset source has (what `verify` checks it against); None if unreadable."""
+    try:
+        return digest_of(load(source, "<stored ruleset>").data)
+    except EngineError:
+        return None

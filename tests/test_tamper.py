@@ -18,7 +18,7 @@ from audit import AuditTrail, chain, deployments
 from audit.keys import create, revoke
 from cli import main
 from engine.teams import load_teams
-from service.decide import decide, report_outcome
+from service.decide import decide, report_outcome, source_digest
 from tests.test_assignment import TEAMS, hand_off
 
 AT = "2026-11-23T10:00:00Z"
@@ -106,7 +106,7 @@ def refs(trail) -> list[str]:
 
 def test_the_untouched_copy_verifies_with_its_checkpoint(copy):
     trail, _, statement = copy
-    assert trail.verify([("stmt", statement)]) == []
+    assert trail.verify([("stmt", statement)], source_digest=source_digest) == []
 
 
 def edit_text(t, ids):
@@ -288,6 +288,12 @@ def delete_stage_history(t, ids):
     return f"({ids['A-3']}): stage_history of A-3, row 1 is gone (deleted)"
 
 
+def edit_ruleset_source(t, ids):
+    sql(t, "UPDATE rulesets SET source = replace(source, '{points: {fit: 20}}', '{points: {fit: 90}}')")
+    version = t.db.execute("SELECT version FROM rulesets WHERE name = 'default'").fetchone()[0]
+    return f"the source of ruleset default v{version} was edited: it no longer has its digest"
+
+
 def edit_erasure(t, ids):
     sql(t, "UPDATE erasures SET requested_by = 'someone else' WHERE id = ?", ids["erasure"])
     return f"({ids['erasure']}): the erasure it records was edited"
@@ -323,6 +329,7 @@ CASES = [
     delete_assignment,
     delete_stage_history,
     edit_erasure,
+    edit_ruleset_source,
 ]
 
 
@@ -330,7 +337,7 @@ CASES = [
 def test_every_tampering_is_caught_and_named(copy, tamper):
     trail, ids, statement = copy
     expected = tamper(trail, ids)
-    problems = trail.verify([("stmt", statement)])
+    problems = trail.verify([("stmt", statement)], source_digest=source_digest)
     assert any(expected in p for p in problems), "\n".join(problems)
 
 
