@@ -9,6 +9,8 @@ rows, so verify rebuilds them the way the write path does and names every differ
   `stage_history` from the sequence of stages; `handoffs` from routes with an SLA and the outcomes
   that acted on them; `assignments` from the assignment each decision replied with;
 - `api_keys` from the latest chained snapshot of each key;
+- `personal`: each kept value must still be what its token (an HMAC under the key file's secret) was
+  made from;
 - `rulesets`: each stored source must still have the digest decisions name (the digest function is
   the engine's, passed in by the caller: the audit package does not parse rulesets).
 """
@@ -266,4 +268,17 @@ def sources(db, digest_of) -> list[Break]:
         )
         for digest, name, version, source in db.execute("SELECT digest, name, version, source FROM rulesets")
         if digest_of(source) != digest
+    ]
+
+
+def personal_values(db, personal) -> list[Break]:
+    """Every kept personal value that is not what its token was made from (edited after the fact)."""
+    return [
+        Break(
+            None,
+            lead_id,
+            f"a personal value of {lead_id} ({field}) was edited: it no longer matches its token",
+        )
+        for token, lead_id, field, value in db.execute("SELECT token, lead_id, field, value FROM personal")
+        if personal.token(field, str(value)) != token
     ]

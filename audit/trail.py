@@ -331,9 +331,14 @@ class AuditTrail:
     def verify(self, statements=(), public_keys=None, source_digest=None) -> list[str]:
         """Every edited, deleted, inserted or reordered row, every derived row that its chained entries
         contradict, every ruleset source without its digest (with `source_digest`, the engine's), and
-        every checkpoint statement the chain no longer matches; empty when intact."""
+        every checkpoint statement the chain no longer matches; empty when intact.
+
+        Kept personal values are checked against their tokens unless `public_keys` are given: a
+        verifier that trusts checkpoints by public key holds no key file, so no personal secret."""
         with self._lock:
             breaks = chain.verify(self.db) + derived.verify(self.db, self.personal.fields)
+            if not public_keys:
+                breaks += derived.personal_values(self.db, self.personal)
             if source_digest is not None:
                 breaks += derived.sources(self.db, source_digest)
             problems = [str(b) for b in breaks]

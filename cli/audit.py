@@ -94,7 +94,8 @@ def audit_replay(decision_id, since, until, db):
     "--public-key",
     "public_keys",
     multiple=True,
-    help="Trust statements signed with this hex key (default: the key file's checkpoint key); repeatable.",
+    help="Trust statements signed with this hex key (default: the key file's checkpoint key), as a "
+    "verifier without the key file (personal values are then not checked); repeatable.",
 )
 @db_option
 def audit_verify(checkpoint_files, public_keys, db):

@@ -294,6 +294,11 @@ def edit_ruleset_source(t, ids):
     return f"the source of ruleset default v{version} was edited: it no longer has its digest"
 
 
+def edit_personal_value(t, ids):
+    sql(t, "UPDATE personal SET value = 'someone.else@example.com' WHERE lead_id = 'A-3' AND field = 'email'")
+    return "outside the chain (A-3): a personal value of A-3 (email) was edited"
+
+
 def edit_erasure(t, ids):
     sql(t, "UPDATE erasures SET requested_by = 'someone else' WHERE id = ?", ids["erasure"])
     return f"({ids['erasure']}): the erasure it records was edited"
@@ -330,6 +335,7 @@ CASES = [
     delete_stage_history,
     edit_erasure,
     edit_ruleset_source,
+    edit_personal_value,
 ]
 
 
