@@ -268,6 +268,9 @@ def m006_coverage(db: Database) -> None:
         pk=("client", "key"),
         not_null={"endpoint", "request_hash", "status", "reply", "at"},
     )
+    # One lead's value per token: two leads with the same email share its token, and erasing one of
+    # them must neither leave its value behind nor take the other's away.
+    db["personal"].transform(pk=("token", "lead_id"))
     # Review sessions held on the server: a cookie names one; signing out or idling ends it.
     db["sessions"].create(
         {"id": str, "key_id": str, "created_at": str, "seen_at": str, "ended_at": str},

@@ -145,3 +145,17 @@ def test_drop_mode_keeps_no_value_found_in_free_text(tmp_path, default):
     assert EMAIL.encode() not in raw_bytes(trail.path) and b"415 555" not in raw_bytes(trail.path)
     assert trail.lead_facts("L2")["answers"]["need"].startswith("mail pii:")
     trail.close()
+
+
+def test_two_leads_with_one_email_each_keep_their_own_copy_until_erased(tmp_path, default):
+    trail = AuditTrail(tmp_path / "two.db")
+    for lead_id in ("A", "B", "A"):  # A last: its row used to replace B's
+        decide(default, trail, {"lead_id": lead_id, "profile": {"email": EMAIL, "country": "US"}}, at=AT)
+    trail.erase("A")
+    assert trail.lead_facts("B")["profile"]["email"] == EMAIL
+    assert "email" not in trail.lead_facts("A")["profile"]
+    trail.erase("B")
+    trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert EMAIL.encode() not in raw_bytes(trail.path)
+    assert trail.verify() == []
+    trail.close()
