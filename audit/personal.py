@@ -113,6 +113,10 @@ class Personal:
             out[key] = value
         return out
 
+    def found_in(self, text: str) -> bool:
+        """Whether an email address or a phone number stands in clear in `text`."""
+        return bool(EMAIL.search(text)) or any(_phone(m.group(0)) for m in PHONE.finditer(text))
+
     def protect(self, profile: dict | None) -> tuple[dict | None, list[tuple[str, str, str]]]:
         """The profile with personal fields tokenised (or dropped), and (token, field, value) to keep."""
         kept: list = []

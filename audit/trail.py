@@ -378,7 +378,13 @@ class AuditTrail:
         with self._lock:
             # Old copies of the erased pages may still sit in the write-ahead log: fold it in and empty it.
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return erasure
+        # Free text is tokenised when recorded; records from before that may still hold it in clear.
+        texts = self._read(
+            "SELECT id, coalesce(input, '') || facts AS text FROM decisions WHERE lead_id = ? "
+            "UNION ALL SELECT id, note FROM outcomes WHERE lead_id = ? AND note IS NOT NULL",
+            (lead_id, lead_id),
+        )
+        return {**erasure, "left_in_clear": [r["id"] for r in texts if self.personal.found_in(r["text"])]}
 
 
 def record_of(row: dict) -> dict:

@@ -142,6 +142,13 @@ def audit_erase(lead_id, requested_by, db):
     except AuditError as exc:
         _fail(exc)
     click.echo(f"erased {erasure['removed']} personal value(s) of {lead_id} ({erasure['id']})")
+    if erasure["left_in_clear"]:
+        click.echo(
+            f"warning: {len(erasure['left_in_clear'])} record(s) of {lead_id} written before free text was "
+            f"tokenised still hold an email address or phone number in clear (chained, so not rewritten): "
+            f"{', '.join(erasure['left_in_clear'][:10])}",
+            err=True,
+        )
 
 
 filters = [

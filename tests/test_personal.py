@@ -159,3 +159,19 @@ def test_two_leads_with_one_email_each_keep_their_own_copy_until_erased(tmp_path
     assert EMAIL.encode() not in raw_bytes(trail.path)
     assert trail.verify() == []
     trail.close()
+
+
+def test_erase_names_records_from_before_tokenising_that_still_hold_free_text_in_clear(tmp_path, default):
+    trail = AuditTrail(tmp_path / "old.db")
+    first = decide(default, trail, {"lead_id": "O", "answers": {"need": f"mail {EMAIL}"}}, at=AT)[0]
+    # As a version that did not search free text wrote it:
+    trail.db.execute(
+        "UPDATE decisions SET facts = replace(facts, json_extract(facts, '$.answers.need'), ?)",
+        (f"mail {EMAIL}",),
+    )
+    assert trail.erase("O")["left_in_clear"] == [first["decision_id"]]
+    fresh = AuditTrail(tmp_path / "new.db")
+    decide(default, fresh, {"lead_id": "N", "answers": {"need": f"mail {EMAIL} or {PHONE}"}}, at=AT)
+    assert fresh.erase("N")["left_in_clear"] == []
+    fresh.close()
+    trail.close()
