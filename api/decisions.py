@@ -6,6 +6,7 @@ from flask import current_app, g, request, url_for
 
 from engine import FactsError, UnknownRuleset
 from service.decide import decide, decide_batch
+from service.idempotency import once
 
 from . import schemas
 from .auth import requires
@@ -33,7 +34,10 @@ def shadow_for(ruleset):
     return reg.shadow(ruleset.name) if reg.active_version(ruleset.name) == ruleset.version else None
 
 
-def _idempotency_key() -> str | None:
+REPLAYED = {"Idempotent-Replayed": "true"}
+
+
+def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 1 <= len(key) <= 200:
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 200 characters.")
@@ -67,7 +71,7 @@ def post_decision(body):
         trail(),
         body,
         client=g.key.id,
-        idempotency_key=_idempotency_key(),
+        idempotency_key=idempotency_key(),
         shadow=shadow_for(ruleset),
         teams=registry().deployment.teams,
     )
@@ -83,7 +87,10 @@ def post_decision(body):
 @_documented(*ERRORS)
 @requires("decide")
 def post_batch(body):
-    """Decide for several leads at once (imports, CRM sync): all recorded in one commit, or none"""
+    """Decide for several leads at once (imports, CRM sync): all recorded in one commit, or none
+
+    With an Idempotency-Key header, a repeated batch returns the first reply without recording again.
+    """
     items = body["items"]
     limit = current_app.config["LEADGATE_BATCH_LIMIT"]
     if len(items) > limit:
@@ -94,20 +101,19 @@ def post_batch(body):
             rulesets.append(ruleset_for(item))
         except UnknownRuleset as exc:
             raise ApiError(422, exc.code, str(exc), {f"items[{i}].ruleset": [str(exc)]}) from exc
+    shadows, teams = [shadow_for(r) for r in rulesets], registry().deployment.teams
+
+    def run():
+        decisions = decide_batch(rulesets, trail(), items, client=g.key.id, shadows=shadows, teams=teams)
+        return {"decisions": decisions}, 201
+
     try:
-        decisions = decide_batch(
-            rulesets,
-            trail(),
-            items,
-            client=g.key.id,
-            shadows=[shadow_for(r) for r in rulesets],
-            teams=registry().deployment.teams,
-        )
+        reply, status, replayed = once(trail(), g.key.id, idempotency_key(), "decisions/batch", body, run)
     except FactsError as exc:
         raise ApiError(
             422, exc.code, "The lead facts are not valid.", {f"items.{k}": v for k, v in exc.errors.items()}
         ) from exc
-    return {"decisions": decisions}
+    return reply, status, REPLAYED if replayed else {}
 
 
 @bp.post("/preview")
@@ -120,7 +126,10 @@ def post_preview(body):
 
     Recorded as a preview (never as a routing decision): the lead's facts and stage stay as they are.
     """
-    return decide(ruleset_for(body), trail(), body, kind="preview", client=g.key.id)[0]
+    reply, replayed = decide(
+        ruleset_for(body), trail(), body, kind="preview", client=g.key.id, idempotency_key=idempotency_key()
+    )
+    return reply, 200, REPLAYED if replayed else {}
 
 
 @bp.get("/decisions/<decision_id>")

@@ -6,10 +6,11 @@ from flask import current_app, g
 
 from audit import NotFound, outcomes
 from service.decide import now, report_outcome
+from service.idempotency import once
 
 from . import feedback_schemas
 from .auth import requires
-from .decisions import _documented
+from .decisions import REPLAYED, _documented, idempotency_key
 from .parsing import Blueprint
 from .state import registry, trail
 
@@ -28,25 +29,29 @@ def ruleset_of_lead(lead_id: str):
 @bp.post("/leads/<lead_id>/outcomes")
 @bp.arguments(feedback_schemas.OutcomeRequestSchema())
 @bp.response(201, feedback_schemas.OutcomeReplySchema)
-@_documented(400, 401, 403, 404, 413, 415, 422, 503)
+@_documented(400, 401, 403, 404, 409, 413, 415, 422, 503)
 @requires("decide")
 def post_outcome(body, lead_id):
     """Report what happened to a lead (sales accepted, rejected, won…)
 
     The outcome is recorded in the audit trail and the lead is decided again with it, in one
     transaction: in the default ruleset a rejected hand-off recycles the lead, a won one makes it a
-    customer. A rejection or a loss needs one of the reasons the ruleset declares.
+    customer. A rejection or a loss needs one of the reasons the ruleset declares. With an
+    Idempotency-Key header, a repeated report returns the first reply without recording again.
     """
-    note = body.pop("note", None)
-    return report_outcome(
-        ruleset_of_lead(lead_id),
-        trail(),
-        lead_id,
-        body,
-        client=g.key.id,
-        note=note,
-        teams=registry().deployment.teams,
+    fields = dict(body)
+    note = fields.pop("note", None)
+    # Read before the write transaction: bringing the rulesets up to date may itself write a reload.
+    ruleset, teams = ruleset_of_lead(lead_id), registry().deployment.teams
+
+    def run():
+        reply = report_outcome(ruleset, trail(), lead_id, fields, client=g.key.id, note=note, teams=teams)
+        return reply, 201
+
+    reply, status, replayed = once(
+        trail(), g.key.id, idempotency_key(), "outcomes", {"lead_id": lead_id, **body}, run
     )
+    return reply, status, REPLAYED if replayed else {}
 
 
 @bp.get("/leads/<lead_id>/outcomes")

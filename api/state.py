@@ -73,6 +73,11 @@ def served() -> deploy.Served:
     return current_app.extensions["leadgate.served"]
 
 
+def exclusive():
+    """The lock that guards the served rulesets: take it before a write transaction that reloads them."""
+    return _lock
+
+
 def reload(requested_by: str):
     """Reload the files now (POST /v1/admin/reload): (reload, problems, kept)."""
     with _lock:

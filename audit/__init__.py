@@ -3,7 +3,7 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import assignment, deliveries, deployments, outbox, outcomes, reports
+from . import assignment, checkpoints, deliveries, deployments, idempotency, outbox, outcomes, reports
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -12,11 +12,13 @@ __all__ = [
     "AuditError",
     "AuditTrail",
     "assignment",
+    "checkpoints",
     "NotFound",
     "ReplayImpossible",
     "StorageUnavailable",
     "deliveries",
     "deployments",
+    "idempotency",
     "outbox",
     "merge_facts",
     "outcomes",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 
 from .rows import insert
@@ -62,6 +63,8 @@ ENTRIES = {
     "decision": ("decisions", "recorded_at", DECISION_COLUMNS),
     "preview": ("decisions", "recorded_at", DECISION_COLUMNS),
     "erasure": ("erasures", "at", ("id", "seq", "lead_id", "at", "requested_by", "removed")),
+    # An API key's row as it stood after each change (created, revoked, re-scoped): see `snapshot`.
+    "key": ("key_events", "at", ("id", "seq", "key_id", "action", "at", "snapshot")),
     "reload": ("reloads", "at", ("id", "seq", "at", "requested_by", "deployment", "problems", "changed")),
     "outcome": (
         "outcomes",
@@ -99,6 +102,19 @@ def append_entry(db, kind: str, row: dict) -> dict:
     )
     insert(db, table, row)
     return row
+
+
+def snapshot(db, table: str, key_id: str, action: str, at: str) -> dict:
+    """Chain the whole row `key_id` of `table` (api_keys) as it stands now, after `action`.
+
+    Generic on purpose: whatever columns the table gains, the chained snapshot holds them, and
+    verify compares every column of the live row with its latest snapshot.
+    """
+    cursor = db.execute(f"SELECT * FROM {table} WHERE id = ?", (key_id,))
+    names = [d[0] for d in cursor.description]
+    row = dict(zip(names, cursor.fetchone(), strict=True))
+    entry = {"id": f"kev_{uuid.uuid4().hex}", "key_id": key_id, "action": action, "at": at}
+    return append_entry(db, "key", {**entry, "snapshot": canonical(row)})
 
 
 def append(db, kind: str, ref: str, at: str, payload_for) -> int:

@@ -2,6 +2,8 @@
 
 A key reads `lg_<id>_<secret>`; the id finds the row, the secret is checked against its hash.
 Scopes: `decide` (forms and chatbots), `review` (reading the trail), `admin` (everything).
+Every change to a key's row is chained as a snapshot of the whole row (`chain.snapshot`), so verify
+names a key whose scope, revocation or secret was changed in the file.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from . import chain
 from .errors import NotFound
 from .trail import AuditTrail, now_iso
 
@@ -54,6 +57,7 @@ def create(trail: AuditTrail, name: str, scope: str) -> tuple[Key, str]:
     }
     with trail.transaction() as db:
         db["api_keys"].insert(row)
+        chain.snapshot(db, "api_keys", key_id, "create", row["created_at"])
     return Key(key_id, name, scope, row["created_at"], None), f"lg_{key_id}_{secret}"
 
 
@@ -77,9 +81,9 @@ def revoke(trail: AuditTrail, key_id: str) -> Key:
     with trail.transaction() as db:
         if db.execute("SELECT 1 FROM api_keys WHERE id = ?", (key_id,)).fetchone() is None:
             raise NotFound("key", key_id)
-        db.execute(
-            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", (now_iso(), key_id)
-        )
+        at = now_iso()
+        db.execute("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?", (at, key_id))
+        chain.snapshot(db, "api_keys", key_id, "revoke", at)
     return _key(trail._read("SELECT * FROM api_keys WHERE id = ?", (key_id,))[0])
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import chain, outbox
-from .rows import insert, now_iso
+from .rows import insert, keep_personal, now_iso
 
 if TYPE_CHECKING:  # the trail calls into this module while it records
     from .trail import AuditTrail
@@ -23,15 +23,25 @@ if TYPE_CHECKING:  # the trail calls into this module while it records
 OUTCOME_FACT_KEYS = {"id": "outcome_id", "type": "type", "at": "at", "reason": "reason", "amount": "amount"}
 
 
-def record(db, lead_id: str, outcome: dict, reported_by: str | None, source: str, note: str | None) -> dict:
-    """Store one outcome inside the caller's transaction; it is the first action on an open hand-off."""
+def record(
+    db, lead_id: str, outcome: dict, reported_by: str | None, source: str, note: str | None, personal=None
+) -> dict:
+    """Store one outcome inside the caller's transaction; it is the first action on an open hand-off.
+
+    With `personal` (the trail's), email addresses and phone numbers in the note become tokens, or the
+    whole note does when LEADGATE_PERSONAL_FIELDS names `outcomes.note`.
+    """
+    if personal is not None:
+        note, kept = personal.protect_note(note)
+        keep_personal(db, lead_id, kept)
     row = {
         "id": "out_" + uuid.uuid4().hex,
         "lead_id": lead_id,
         "type": outcome["type"],
         "at": outcome["at"],
         "reason": outcome.get("reason"),
-        "amount": outcome.get("amount"),
+        # As SQLite gives it back (REAL): an int would hash as 12000 and read back as 12000.0.
+        "amount": float(outcome["amount"]) if outcome.get("amount") is not None else None,
         "note": note,
         "reported_by": reported_by,
         "recorded_at": now_iso(),

@@ -45,7 +45,7 @@ def _replay(trail: AuditTrail, record: dict, evaluate: Evaluate) -> dict:
     missing = sorted(
         k for k, v in profile.items() if isinstance(v, str) and v.startswith(PREFIX) and v not in values
     )
-    facts = {**facts, "profile": trail.personal.reveal(profile, values)}
+    facts = trail.personal.reveal_facts({**facts, "profile": profile}, values)
     source = trail.ruleset_source(record["ruleset"]["digest"])
     stored = dict(record["decision"])
     # Not the engine's: the id of the record, and who took the hand-off (the audit's own state decides it).

@@ -259,7 +259,6 @@ def snapshot_facts(trail: AuditTrail, ruleset: str | None = None):
         }
         for x in chunk:
             stored = json.loads(facts[x.snapshot["id"]])
-            if stored.get("profile"):
-                stored["profile"] = trail.personal.reveal(stored["profile"], values)
+            stored = trail.personal.reveal_facts(stored, values)
             ending = "won" if x.won else "lost" if x.lost else "rejected" if x.rejected else "open"
             yield x.lead_id, stored, x.snapshot["evaluated_at"], ending

@@ -78,3 +78,11 @@ def record_shadow(db, decision_id: str, live: dict, shadow_identity: dict, sourc
     else:
         row["error"] = str(result)
     insert(db, "shadow_decisions", row)
+
+
+def keep_personal(db, lead_id: str, kept) -> None:
+    """Keep the raw values behind a lead's tokens (mode hash), in the caller's transaction."""
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO personal (token, lead_id, field, value) VALUES (?, ?, ?, ?)",
+        [(token, lead_id, field, value) for token, field, value in kept],
+    )

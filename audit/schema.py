@@ -13,6 +13,8 @@ from pathlib import Path
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from . import chain, rows
+
 # synchronous=FULL fsyncs the WAL on every commit: an acknowledged decision survives a power cut.
 # NORMAL survives a crash of the process but may lose the last commits if the machine loses power.
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
@@ -241,7 +243,44 @@ def m005_assignments(db: Database) -> None:
 
 
 @migrations()
-def m006_outbox(db: Database) -> None:
+def m006_coverage(db: Database) -> None:
+    # Key changes are chained entries; keys that existed before are chained as they stand.
+    db["key_events"].create(
+        {"id": str, "seq": int, "key_id": str, "action": str, "at": str, "snapshot": str},
+        pk="id",
+        not_null={"seq", "key_id", "action", "at", "snapshot"},
+    )
+    db["key_events"].create_index(["seq"], unique=True)
+    db["key_events"].create_index(["key_id", "seq"])
+    for (key_id,) in db.execute("SELECT id FROM api_keys ORDER BY created_at, id").fetchall():
+        chain.snapshot(db, "api_keys", key_id, "adopted", rows.now_iso())
+    # The first reply to each Idempotency-Key of a client, whatever the endpoint (decisions keep theirs).
+    db["idempotency"].create(
+        {
+            "client": str,
+            "key": str,
+            "endpoint": str,
+            "request_hash": str,
+            "status": int,
+            "reply": str,
+            "at": str,
+        },
+        pk=("client", "key"),
+        not_null={"endpoint", "request_hash", "status", "reply", "at"},
+    )
+    # One lead's value per token: two leads with the same email share its token, and erasing one of
+    # them must neither leave its value behind nor take the other's away.
+    db["personal"].transform(pk=("token", "lead_id"))
+    # Review sessions held on the server: a cookie names one; signing out or idling ends it.
+    db["sessions"].create(
+        {"id": str, "key_id": str, "created_at": str, "seen_at": str, "ended_at": str},
+        pk="id",
+        not_null={"key_id", "created_at", "seen_at"},
+    )
+
+
+@migrations()
+def m007_outbox(db: Database) -> None:
     # The transactional outbox: each event is written in the transaction of the decision or outcome
     # that causes it; `seq` orders them. Deliveries (one per event and subscribed destination) and
     # every attempt to deliver them sit beside it.

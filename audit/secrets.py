@@ -32,9 +32,13 @@ class SecretsError(AuditError):
 def default_path(db_path: str | Path) -> Path | None:
     """Where the key file lives when LEADGATE_SECRET_FILE names none: beside the database, never in it.
 
-    An in-memory database (tests, throwaway evaluations) has no key file: its secrets die with it.
+    An in-memory database (tests, `create_app(db=":memory:")`) has no key file: its secrets live in
+    this process's memory, as short-lived as it, shared by every trail the process opens.
     """
     return None if str(db_path) == ":memory:" else Path(f"{db_path}.key")
+
+
+_IN_MEMORY: dict[str, str] = {}  # the secrets of in-memory databases, made on first use
 
 
 class Secrets:
@@ -43,7 +47,8 @@ class Secrets:
     def __init__(self, path: str | Path | None, environ=None):
         self.path = None if path is None else Path(path)
         self.environ = os.environ if environ is None else environ
-        self._values = self._load() if self.path else {n: _random.token_hex(32) for n in NAMES}
+        self._values = self._load()
+        self._stamp = self._mtime()
 
     def get(self, name: str) -> bytes:
         if name not in NAMES:
@@ -57,27 +62,24 @@ class Secrets:
             with contextlib.suppress(ValueError):
                 return bytes.fromhex(raw)
             return raw.encode()
+        stamp = self._mtime()
+        if stamp != self._stamp:  # rotated by another process (`leadgate keys rotate-secret`): read it again
+            self._values, self._stamp = self._load(), stamp
         return bytes.fromhex(self._values[name])
 
-    def webhook(self, destination: str) -> bytes:
-        """The signing secret of a webhook destination that names no environment variable.
-
-        Kept in the key file as `webhook.<destination>`, created on first use (the receiver is given it
-        with `leadgate deliveries secret`)."""
-        name = f"webhook.{destination}"
-        if not isinstance(self._values.get(name), str):
-            with self._locked():
-                values = self._read()
-                if not isinstance(values.get(name), str):
-                    values[name] = _random.token_hex(32)
-                    self._write(values)
-                self._values = {**self._values, **values}
-        return bytes.fromhex(self._values[name])
+    def _mtime(self) -> int | None:
+        if self.path is None:
+            return None
+        try:
+            return self.path.stat().st_mtime_ns
+        except OSError:
+            return None
 
     def adopt(self, name: str, hex_value: str) -> None:
         """Keep `hex_value` as the secret `name` (moving a secret out of an old database)."""
         if self.path is None:
-            self._values[name] = hex_value
+            _IN_MEMORY[name] = hex_value
+            self._values = dict(_IN_MEMORY)
             return
         with self._locked():
             self._values = {**self._read(), name: hex_value}
@@ -87,7 +89,30 @@ class Secrets:
         """A new random value for `name`: what it signed no longer verifies (for sessions: everyone signs in again)."""
         self.adopt(name, _random.token_hex(32))
 
+    def webhook(self, destination: str) -> bytes:
+        """The signing secret of a webhook destination that names no environment variable.
+
+        Kept in the key file as `webhook.<destination>`, created on first use (the receiver is given it
+        with `leadgate deliveries secret`)."""
+        name = f"webhook.{destination}"
+        if not isinstance(self._values.get(name), str):
+            if self.path is None:
+                _IN_MEMORY.setdefault(name, _random.token_hex(32))
+                self._values = dict(_IN_MEMORY)
+            else:
+                with self._locked():
+                    values = self._read()
+                    if not isinstance(values.get(name), str):
+                        values[name] = _random.token_hex(32)
+                        self._write(values)
+                    self._values = {**self._values, **values}
+        return bytes.fromhex(self._values[name])
+
     def _load(self) -> dict[str, str]:
+        if self.path is None:
+            for n in NAMES:
+                _IN_MEMORY.setdefault(n, _random.token_hex(32))
+            return dict(_IN_MEMORY)
         values = self._read()
         if all(isinstance(values.get(n), str) for n in NAMES):
             return values

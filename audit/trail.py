@@ -17,11 +17,11 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import chain, outbox, outcomes
+from . import chain, checkpoints, derived, outbox, outcomes
 from .errors import NotFound, StorageUnavailable
 from .leads import event_key
 from .personal import Personal
-from .rows import dumps, insert, now_iso, record_shadow, store_source, upsert
+from .rows import dumps, insert, keep_personal, now_iso, record_shadow, store_source, upsert
 from .schema import connect
 from .secrets import Secrets, default_path
 
@@ -199,15 +199,11 @@ class AuditTrail:
     def _protect_facts(self, facts: dict | None):
         if facts is None:
             return None, []
-        profile, kept = self.personal.protect(facts.get("profile"))
-        return ({**facts, "profile": profile} if "profile" in facts else dict(facts)), kept
+        return self.personal.protect_facts(facts)
 
     def _update_lead(self, db, facts, kept, decision, decision_id, at, channel) -> None:
         lead_id = facts["lead_id"]
-        db.conn.executemany(
-            "INSERT OR REPLACE INTO personal (token, lead_id, field, value) VALUES (?, ?, ?, ?)",
-            [(token, lead_id, field, value) for token, field, value in kept],
-        )
+        keep_personal(db, lead_id, kept)
         previous = db.execute("SELECT stage FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
         lead = {
             "lead_id": lead_id,
@@ -282,14 +278,15 @@ class AuditTrail:
             if props:
                 event["properties"] = props
             events.append(event)
-        facts = {
+        stored = {
             "lead_id": lead_id,
             "channel": lead["channel"],
-            "profile": self.personal.reveal(json.loads(lead["profile"]), values),
+            "profile": json.loads(lead["profile"]),
             "answers": json.loads(lead["answers"]),
             "events": events,
             "previous_stage": lead["stage"],
         }
+        facts = self.personal.reveal_facts(stored, values)
         reported = outcomes.as_facts(outcomes.of_lead(self, lead_id))
         if reported:
             facts["outcomes"] = reported
@@ -332,10 +329,29 @@ class AuditTrail:
         return rows[0]["source"]
 
     # -- tamper evidence ---------------------------------------------------------------------
-    def verify(self) -> list[str]:
-        """Every edited, deleted, inserted or reordered row, named; empty when the trail is intact."""
+    def verify(self, statements=(), public_keys=None, source_digest=None) -> list[str]:
+        """Every edited, deleted, inserted or reordered row, every derived row that its chained entries
+        contradict, every ruleset source without its digest (with `source_digest`, the engine's), and
+        every checkpoint statement the chain no longer matches; empty when intact.
+
+        Kept personal values are checked against their tokens unless `public_keys` are given: a
+        verifier that trusts checkpoints by public key holds no key file, so no personal secret."""
         with self._lock:
-            return [str(b) for b in chain.verify(self.db)]
+            breaks = chain.verify(self.db) + derived.verify(self.db, self.personal.fields)
+            if not public_keys:
+                breaks += derived.personal_values(self.db, self.personal)
+            if source_digest is not None:
+                breaks += derived.sources(self.db, source_digest)
+            problems = [str(b) for b in breaks]
+            if statements:
+                keys = public_keys or [checkpoints.public_key(self.secrets)]
+                problems += checkpoints.verify(self.db, statements, keys)
+            return problems
+
+    def checkpoint(self) -> dict:
+        """A signed statement of the chain's head, to keep outside this file (see audit.checkpoints)."""
+        with self._lock:
+            return checkpoints.sign(self.db, self.secrets)
 
     # -- erasure -----------------------------------------------------------------------------
     def erase(self, lead_id: str, requested_by: str | None = None) -> dict:
@@ -347,7 +363,7 @@ class AuditTrail:
             profile = json.loads(
                 db.execute("SELECT profile FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()[0]
             )
-            kept = {k: v for k, v in profile.items() if k not in self.personal.fields}
+            kept = derived.erased_profile(profile, self.personal.fields)
             at = now_iso()
             db.execute(
                 "UPDATE leads SET profile = ?, updated_at = ? WHERE lead_id = ?", (dumps(kept), at, lead_id)
@@ -363,7 +379,13 @@ class AuditTrail:
         with self._lock:
             # Old copies of the erased pages may still sit in the write-ahead log: fold it in and empty it.
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        return erasure
+        # Free text is tokenised when recorded; records from before that may still hold it in clear.
+        texts = self._read(
+            "SELECT id, coalesce(input, '') || facts AS text FROM decisions WHERE lead_id = ? "
+            "UNION ALL SELECT id, note FROM outcomes WHERE lead_id = ? AND note IS NOT NULL",
+            (lead_id, lead_id),
+        )
+        return {**erasure, "left_in_clear": [r["id"] for r in texts if self.personal.found_in(r["text"])]}
 
 
 def record_of(row: dict) -> dict:

@@ -7,13 +7,13 @@ import sys
 
 import click
 
-from audit import AuditError
+from audit import AuditError, checkpoints
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
 from audit.why import explain, render
 from engine import Registry
 from service.config import load_config
-from service.decide import evaluator, open_trail
+from service.decide import evaluator, open_trail, source_digest
 
 from . import main
 
@@ -83,14 +83,52 @@ def audit_replay(decision_id, since, until, db):
 
 
 @audit_group.command("verify")
+@click.option(
+    "--checkpoint",
+    "checkpoint_files",
+    multiple=True,
+    type=click.File("r"),
+    help="A file of checkpoint statements (one JSON per line) the chain must still match; repeatable.",
+)
+@click.option(
+    "--public-key",
+    "public_keys",
+    multiple=True,
+    help="Trust statements signed with this hex key (default: the key file's checkpoint key), as a "
+    "verifier without the key file (personal values are then not checked); repeatable.",
+)
 @db_option
-def audit_verify(db):
-    """Check the hash chain: name every edited, deleted, inserted or reordered row; exit 1 if any."""
-    problems = _trail(db).verify()
+def audit_verify(checkpoint_files, public_keys, db):
+    """Check the chain, what is derived from it, and checkpoints: name every problem; exit 1 if any."""
+    statements = [s for f in checkpoint_files for s in checkpoints.read(f, f.name)]
+    problems = _trail(db).verify(statements, list(public_keys) or None, source_digest)
     for problem in problems:
         click.echo(problem)
-    click.echo("chain intact" if not problems else f"{len(problems)} problem(s)")
+    matched = f", {len(statements)} checkpoint(s) matched" if statements else ""
+    click.echo(f"chain intact{matched}" if not problems else f"{len(problems)} problem(s)")
     sys.exit(1 if problems else 0)
+
+
+@audit_group.command("checkpoint")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    help="Append the statement to this file (default: print it). Keep it off the audit file's machine.",
+)
+@click.option("--public-key", "show_key", is_flag=True, help="Print only the key that verifies statements.")
+@db_option
+def audit_checkpoint(out, show_key, db):
+    """Sign a statement of the chain's head (link, hash, count, time) with a key not in the database."""
+    trail = _trail(db)
+    if show_key:
+        click.echo(checkpoints.public_key(trail.secrets))
+        return
+    line = json.dumps(trail.checkpoint(), sort_keys=True)
+    if out:
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    else:
+        click.echo(line)
 
 
 @audit_group.command("erase")
@@ -104,6 +142,13 @@ def audit_erase(lead_id, requested_by, db):
     except AuditError as exc:
         _fail(exc)
     click.echo(f"erased {erasure['removed']} personal value(s) of {lead_id} ({erasure['id']})")
+    if erasure["left_in_clear"]:
+        click.echo(
+            f"warning: {len(erasure['left_in_clear'])} record(s) of {lead_id} written before free text was "
+            f"tokenised still hold an email address or phone number in clear (chained, so not rewritten): "
+            f"{', '.join(erasure['left_in_clear'][:10])}",
+            err=True,
+        )
 
 
 filters = [

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from audit import AuditError
+from audit import AuditError, sessions
 from audit.keys import SCOPES, create, list_keys, revoke
 from service.config import load_config
 from service.decide import open_trail
@@ -57,3 +57,28 @@ def keys_revoke(key_id, db):
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"revoked {key.id} ({key.name})")
+
+
+@keys_group.command("rotate-secret")
+@click.argument("name", type=click.Choice(["session"]))
+@db_option
+def keys_rotate_secret(name, db):
+    """Replace the session-signing secret in the key file and end every review session."""
+    config = load_config(db=db)
+    trail = open_trail(config)
+    if trail.secrets.environ.get(f"LEADGATE_SECRET_{name.upper()}"):
+        click.echo(
+            f"error: the {name} secret comes from LEADGATE_SECRET_{name.upper()}: change it there", err=True
+        )
+        sys.exit(1)
+    try:
+        trail.secrets.rotate(name)
+        ended = sessions.end_all(trail)
+    except AuditError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    finally:
+        trail.close()
+    click.echo(
+        f"rotated the {name} secret in {trail.secrets.path}; {ended} session(s) ended: everyone signs in again"
+    )

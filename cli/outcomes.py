@@ -14,6 +14,7 @@ from engine.facts import outcome_problems
 from engine.files import load_directory
 from service.config import load_config
 from service.decide import escalate_overdue, open_trail, report_outcome
+from service.idempotency import once, request_hash
 
 from . import main, rulesets_dir
 
@@ -40,6 +41,7 @@ def outcomes_import(file, db, directory):
     """Record the outcomes in FILE.csv (lead_id,type,at,reason,amount,note), each deciding its lead again.
 
     Every row is checked first: with any problem, each is printed as FILE:LINE and nothing is recorded.
+    A row already imported (the same six values) is not recorded again: importing a file twice is safe.
     """
     config = load_config(db=db)
     registry = _registry(directory)
@@ -52,13 +54,26 @@ def outcomes_import(file, db, directory):
             click.echo(f"nothing recorded: {len(problems)} problem(s) in {file.name}")
             sys.exit(1)
         counts: dict[str, int] = {}
-        for lead_id, outcome, note, ruleset in rows:
-            result = report_outcome(
-                ruleset, trail, lead_id, outcome, client="cli", source="import", note=note
-            )
-            counts[result["decision"]["stage"]] = counts.get(result["decision"]["stage"], 0) + 1
+        recorded = 0
+        for lead_id, outcome, note, ruleset, raw in rows:
+
+            def run(lead_id=lead_id, outcome=outcome, note=note, ruleset=ruleset):
+                reply = report_outcome(
+                    ruleset, trail, lead_id, outcome, client="cli", source="import", note=note
+                )
+                return reply, 201
+
+            # The row itself is its idempotency key: a file imported twice records each row once.
+            key = "import:" + request_hash(raw)
+            result, _, replayed = once(trail, "cli:import", key, "outcomes", raw, run)
+            if not replayed:
+                recorded += 1
+                counts[result["decision"]["stage"]] = counts.get(result["decision"]["stage"], 0) + 1
         stages = ", ".join(f"{n} {stage}" for stage, n in sorted(counts.items()))
-        click.echo(f"{len(rows)} outcomes recorded, each lead decided again ({stages or 'none'})")
+        again = (
+            f"; {len(rows) - recorded} already imported, not recorded again" if recorded < len(rows) else ""
+        )
+        click.echo(f"{recorded} outcomes recorded, each lead decided again ({stages or 'none'}){again}")
     except (EngineError, AuditError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -95,7 +110,8 @@ def _read(file, trail, registry, default_ruleset):
                 continue
         for field, message in outcome_problems({"at": "2000-01-01T00:00:00Z", **outcome}, ruleset.model):
             problems.append(f"{file.name}:{line}: {field}: {message}")
-        rows.append((lead_id, outcome, (row.get("note") or "").strip() or None, ruleset))
+        raw = {k: (row.get(k) or "").strip() for k in COLUMNS}
+        rows.append((lead_id, outcome, raw["note"] or None, ruleset, raw))
     return rows, problems
 
 

@@ -40,6 +40,8 @@ class Config:
     DELIVERY_BACKOFF_MS: int = 2000  # LEADGATE_DELIVERY_BACKOFF_MS
     DELIVERY_CONCURRENCY: int = 64  # LEADGATE_DELIVERY_CONCURRENCY
     DELIVERY_POLL_MS: int = 50  # LEADGATE_DELIVERY_POLL_MS
+    # LEADGATE_SESSION_IDLE_MINUTES: a review session unused this long ends on the server (sign in again)
+    SESSION_IDLE_MINUTES: int = 30
 
     def to_flask(self) -> dict:
         return {f"LEADGATE_{f.name}": getattr(self, f.name) for f in fields(self)}

@@ -8,27 +8,19 @@ deciding for the same lead at once cannot lose each other's facts.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from datetime import UTC, datetime
 
-from audit import AuditTrail, NotFound, assignment, merge_facts, outbox, outcomes
+from audit import AuditTrail, NotFound, assignment, idempotency, merge_facts, outbox, outcomes
 from audit.secrets import Secrets, default_path
-from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry
+from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry, digest_of
 from engine.facts import format_time, outcome_problems, parse_time
 from engine.features import email_domain
 from engine.teams import Teams
+from engine.yamlsource import load
 
 from .config import Config
-
-
-class IdempotencyConflict(Exception):
-    """An Idempotency-Key reused with a different request."""
-
-    def __init__(self, key: str, decision_id: str):
-        self.key, self.decision_id = key, decision_id
-        super().__init__(f"Idempotency-Key {key!r} was used for a different request (decision {decision_id})")
+from .idempotency import IdempotencyConflict, request_hash
 
 
 def open_trail(config: Config) -> AuditTrail:
@@ -39,10 +31,6 @@ def open_trail(config: Config) -> AuditTrail:
 
 def now() -> str:
     return format_time(datetime.now(UTC))
-
-
-def request_hash(body: dict) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def decide(
@@ -65,7 +53,12 @@ def decide(
     With an idempotency key already used by this client for the same request, the first reply is
     returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
     """
-    digest = request_hash(request) if idempotency_key else None
+    # A preview's key never replays a decision of the same body, nor the other way round.
+    digest = (
+        (request_hash(request if kind == "decision" else {"endpoint": kind, "body": request}))
+        if idempotency_key
+        else None
+    )
     at = at or now()
 
     def evaluate() -> tuple[Evaluation, tuple | None, float]:
@@ -81,11 +74,11 @@ def decide(
     evaluation, shadowed, seconds = evaluate()
     with trail.transaction() as db:
         if idempotency_key:
-            first = trail.by_idempotency_key(client, idempotency_key)
+            first = idempotency.first_use(trail, client, idempotency_key)
             if first is not None:
                 if first["request_hash"] != digest:
-                    raise IdempotencyConflict(idempotency_key, first["decision_id"])
-                return first["decision"], True
+                    raise IdempotencyConflict(idempotency_key, first["ref"])
+                return first["reply"], True
         if trail.lead_version(request.get("lead_id")) != seen:
             evaluation, shadowed, seconds = evaluate()
         if kind == "decision":
@@ -202,7 +195,7 @@ def report_outcome(
     with trail.transaction() as db:
         if trail.lead_facts(lead_id) is None:
             raise NotFound("lead", lead_id)
-        recorded = outcomes.record(db, lead_id, outcome, client, source, note)
+        recorded = outcomes.record(db, lead_id, outcome, client, source, note, trail.personal)
         started = time.perf_counter()
         request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}
         evaluation = ruleset.evaluate(_merged(trail, {"lead_id": lead_id, "channel": "outcome"}), at)
@@ -237,3 +230,11 @@ def escalate_overdue(
 def evaluator(registry: Registry):
     """evaluate(source, facts, at) -> decision, for replays of stored decisions."""
     return lambda source, facts, at: registry.compile(source, "<stored ruleset>").evaluate(facts, at).decision
+
+
+def source_digest(source: str) -> str | None:
+    """The digest a stored ruleset source has (what `verify` checks it against); None if unreadable."""
+    try:
+        return digest_of(load(source, "<stored ruleset>").data)
+    except EngineError:
+        return None

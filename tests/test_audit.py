@@ -76,6 +76,32 @@ def test_migrates_from_every_earlier_version(tmp_path, applied):
     assert {"decisions", "chain", "leads", "events", "personal", "rulesets"} <= set(db.table_names())
 
 
+def test_keys_from_before_key_chaining_are_chained_as_they_stand(tmp_path):
+    from sqlite_utils import Database
+
+    path = tmp_path / "old.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m006_coverage")
+    for key_id, revoked in (("aaaaaaaaaaaa", None), ("bbbbbbbbbbbb", "2026-01-02T00:00:00Z")):
+        old["api_keys"].insert(
+            {
+                "id": key_id,
+                "name": "old",
+                "scope": "review",
+                "secret_hash": "h",
+                "created_at": "2026-01-01T00:00:00Z",
+                "revoked_at": revoked,
+            }
+        )
+    old.close()
+    trail = AuditTrail(path)
+    assert trail.verify() == []
+    assert [r[0] for r in trail.db.execute("SELECT action FROM key_events")] == ["adopted", "adopted"]
+    trail.db.execute("UPDATE api_keys SET revoked_at = NULL WHERE id = 'bbbbbbbbbbbb'")
+    assert any("key bbbbbbbbbbbb was changed outside the trail: revoked_at" in p for p in trail.verify())
+    trail.close()
+
+
 # -- write path -----------------------------------------------------------------------------------
 
 
@@ -291,9 +317,11 @@ def test_verify_names_an_edited_row(trail, three):
 
 def test_verify_names_a_deleted_row(trail, three):
     trail.db.execute("DELETE FROM decisions WHERE id = ?", (three[0],))
-    assert trail.verify() == [f"link 1 ({three[0]}): the decision it records is gone (deleted)"]
+    # The derived rows of L0 now have no decision behind them: named too.
+    assert trail.verify()[0] == f"link 1 ({three[0]}): the decision it records is gone (deleted)"
+    assert "outside the chain (L0): lead L0 has no decision behind it (inserted)" in trail.verify()
     trail.db.execute("DELETE FROM chain WHERE seq = 1")
-    assert trail.verify() == [
+    assert trail.verify()[:2] == [
         f"link 2 ({three[1]}): links 1–1 are missing (deleted)",
         f"link 2 ({three[1]}): does not follow the link before it (a link was deleted, inserted or moved)",
     ]

@@ -145,7 +145,7 @@ def test_a_revoked_key_is_signed_out_on_its_next_page(app):
     assert c.get("/review/rulesets").status_code == 302
 
 
-def test_the_cookie_holds_only_the_key_id_and_is_locked_down(filled):
+def test_the_cookie_holds_only_a_session_id_and_is_locked_down(filled):
     db, keys, ids = filled
     app = create_app(db=str(db), rulesets=str(RULESETS))  # the default: secure cookies
     c, https = app.test_client(), "https://leadgate.example"
@@ -162,8 +162,11 @@ def test_the_cookie_holds_only_the_key_id_and_is_locked_down(filled):
         assert attribute in cookie, attribute
     value = cookie.split(";", 1)[0].split("=", 1)[1]
     content = app.session_interface.get_signing_serializer(app).loads(value)
-    assert content["key_id"] == ids["review"] and set(content) <= {"key_id", "csrf_token", "_permanent"}
-    assert keys["review"].rsplit("_", 1)[1] not in str(content)
+    assert set(content) <= {"sid", "csrf_token", "_permanent"} and len(content["sid"]) >= 40
+    assert keys["review"].rsplit("_", 1)[1] not in str(content) and ids["review"] not in str(content)
+    with app.app_context():  # the server keeps only the session id's hash
+        stored = trail()._read("SELECT id FROM sessions WHERE key_id = ?", (ids["review"],))
+    assert stored and all(content["sid"] not in r["id"] for r in stored)
 
 
 def test_every_worker_and_restart_shares_the_session_secret(filled, keys):

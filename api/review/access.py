@@ -1,9 +1,12 @@
-"""Signing in to the review pages: an API key of review scope, remembered by its id in a signed cookie.
+"""Signing in to the review pages: an API key of review scope starts a session held on the server.
 
 The cookie is Flask's signed session (HttpOnly, SameSite=Lax, Secure unless LEADGATE_SECURE_COOKIES=0,
-path /review), signed with a secret kept in the audit database so that every gunicorn worker reads it
-and a restart keeps people signed in. It holds the key's id, never the key: on every request the key
-is read again, and a revoked key (or one without review scope) is signed out at once.
+path /review), signed with the key file's session secret, so every gunicorn worker reads it and a
+restart keeps people signed in. It holds only a session id, never the key: on every request the
+session is looked up (`audit.sessions`): signing out ends it on the server, an idle one
+(LEADGATE_SESSION_IDLE_MINUTES) or one older than 8 hours ends, and a revoked key (or one without
+review scope) is signed out at once. Rotating the secret (`leadgate keys rotate-secret session`)
+ends every session.
 
 CSRF: Flask-WTF's CSRFProtect, checked only for the review blueprint. The JSON API authenticates with
 `Authorization: Bearer`, which a browser never adds on its own, so it is not exposed to CSRF; checking
@@ -46,11 +49,10 @@ class ReviewSessions(SecureCookieSessionInterface):
     def open_session(self, app, request):
         if not _under_review(request.path):
             return None  # a null session: API requests never read the database for a secret
-        if app.secret_key is None:
-            try:
-                app.secret_key = sessions.secret(trail())
-            except StorageUnavailable:
-                return None  # the guard below answers 503
+        try:
+            app.secret_key = sessions.secret(trail())  # read each time: a rotation reaches every worker
+        except StorageUnavailable:
+            return None  # the guard below answers 503
         return super().open_session(app, request)
 
 
@@ -71,9 +73,12 @@ def init_app(app: Flask) -> None:
 
 
 def signed_in_key():
-    """The key this session signed in with, if it still exists, is not revoked and may review."""
-    key_id = session.get("key_id")
-    key = sessions.active_key(trail(), key_id) if isinstance(key_id, str) else None
+    """The key of this live session, if it still exists, is not revoked and may review."""
+    session_id = session.get("sid")
+    if not isinstance(session_id, str):
+        return None
+    idle = timedelta(minutes=current_app.extensions["leadgate.config"].SESSION_IDLE_MINUTES)
+    key = sessions.current(trail(), session_id, idle, SESSION_LIFETIME)
     return key if key is not None and key.allows(SCOPE) else None
 
 
@@ -90,13 +95,13 @@ def _safe_next(target: str | None) -> str | None:
 @bp.before_request
 def guard():
     if current_app.secret_key is None:
-        raise StorageUnavailable("the session secret cannot be read from the audit database")
+        raise StorageUnavailable("the audit database cannot be reached to check the session")
     csrf.protect()
     if request.endpoint in PUBLIC:
         return None
     key = signed_in_key()
     if key is None:
-        session.pop("key_id", None)
+        session.pop("sid", None)
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("review.sign_in", next=target))
     g.review_key = key
@@ -146,11 +151,13 @@ def sign_in_post():
         return page, 401 if key is None else 403
     session.clear()  # a fresh session (and CSRF token) for whoever signs in
     session.permanent = True
-    session["key_id"] = key.id
+    session["sid"] = sessions.start(trail(), key.id)
     return redirect(target or url_for("review.decisions"))
 
 
 @bp.post("/sign-out")
 def sign_out():
+    if isinstance(session.get("sid"), str):
+        sessions.end(trail(), session["sid"])  # a copy of the cookie is refused from now on
     session.clear()
     return redirect(url_for("review.sign_in", signed_out=1))
