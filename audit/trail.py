@@ -42,10 +42,20 @@ class AuditTrail:
         self._reopen = False  # set when the connection was found read-only: open it again before writing
         self._lock = threading.RLock()
         self._depth = 0
-        self.personal = Personal(self._secret(), tuple(personal_fields), personal_mode)
+        try:
+            self.personal = Personal(self._secret(), tuple(personal_fields), personal_mode)
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         self.db.close()
+
+    def __enter__(self) -> AuditTrail:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _open(self) -> Database:
         try:

@@ -150,12 +150,13 @@ def test_decide_why_verify_replay_export_erase(tmp_path, monkeypatch):
 
 
 def test_verify_exits_non_zero_on_tampering(tmp_path, monkeypatch):
+    import contextlib
     import sqlite3
 
     monkeypatch.setenv("LEADGATE_DB", str(tmp_path / "t.db"))
     monkeypatch.setenv("LEADGATE_RULESETS", str(RULESETS))
     run("decide", "--at", AT, "-", input='{"lead_id": "L1", "profile": {"country": "US"}}')
-    with sqlite3.connect(tmp_path / "t.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as conn, conn:  # closed, not only committed
         conn.execute("UPDATE decisions SET stage = 'sql'")
     result = run("audit", "verify")
     assert result.exit_code == 1 and "the decision it records was edited" in result.output
