@@ -157,3 +157,13 @@ def test_reloads_under_load_fail_no_request_and_reach_every_worker(tmp_path):
     with AuditTrail(tmp_path / "reload.db") as trail:
         assert trail.verify() == []
         assert trail._read("SELECT count(*) AS n FROM decisions")[0]["n"] == len(results)
+
+
+def test_workers_close_their_audit_connection_when_they_exit(tmp_path, monkeypatch):
+    """Each worker opens its own connection on first use; gunicorn's worker_exit closes it (none left to GC)."""
+    monkeypatch.setenv("PYTHONWARNINGS", "always::ResourceWarning")
+    with Server(tmp_path / "exit.db", workers=2) as server:
+        statuses = {server.request("POST", "/v1/decisions", lead(i))[0] for i in range(8)}
+    log = server.log.read_text()
+    assert statuses == {201} and log.count("Worker exiting") >= 2
+    assert "unclosed database" not in log and "Exception during worker exit" not in log
