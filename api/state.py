@@ -3,7 +3,8 @@
 Rulesets are loaded in the app factory (before gunicorn forks its workers, with --preload) through
 `deploy.reload`, which records what is served. On every request the process checks that it still
 serves the latest recorded reload, so a reload made by another worker or by the CLI reaches all.
-The SQLite connection must never cross a fork, so each process opens its own on first use.
+The SQLite connection must never cross a fork, so each process opens its own on first use, and
+closes it with `close(app)` when it is done with the app.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ def reload(requested_by: str):
         result = reload_app(current_app, trail(), requested_by)
     g.leadgate_synced = True
     return result
+
+
+def close(app: Flask) -> None:
+    """Close this process's audit connection of `app`: a gunicorn worker's exit, a test's teardown."""
+    opened = app.extensions.pop("leadgate.trail", None)
+    if opened is not None and opened[0] == os.getpid():
+        opened[1].close()
 
 
 def trail() -> AuditTrail:

@@ -338,12 +338,16 @@ def connect(path: str | Path, durability: str = "full") -> Database:
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
     db = Database(conn)
-    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    db.execute("PRAGMA journal_mode = WAL")
-    db.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
-    db.execute("PRAGMA foreign_keys = ON")
-    db.execute("PRAGMA secure_delete = ON")  # erased personal data is overwritten, not left in free pages
-    migrate(db)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA secure_delete = ON")  # erased personal data is overwritten, not left in free pages
+        migrate(db)
+    except BaseException:
+        conn.close()  # not left for the garbage collector: a file that cannot be used is let go at once
+        raise
     return db
 
 

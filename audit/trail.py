@@ -55,6 +55,12 @@ class AuditTrail:
     def close(self) -> None:
         self.db.close()
 
+    def __enter__(self) -> AuditTrail:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def _open(self) -> Database:
         try:
             return connect(self.path, self.durability)

@@ -10,11 +10,20 @@ from pathlib import Path
 
 import click
 
-from service.config import load_config
+from audit import AuditTrail
+from service.config import Config, load_config
+from service.decide import open_trail
 
 
 def rulesets_dir(value: str | None) -> Path:
     return Path(value or load_config().RULESETS)
+
+
+def command_trail(config: Config) -> AuditTrail:
+    """The audit trail for the running command, closed when the command ends, however it ends."""
+    trail = open_trail(config)
+    click.get_current_context().call_on_close(trail.close)
+    return trail
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,15 +13,15 @@ from audit.replay import replay, replay_range
 from audit.why import explain, render
 from engine import Registry
 from service.config import load_config
-from service.decide import evaluator, open_trail, source_digest
+from service.decide import evaluator, source_digest
 
-from . import main
+from . import command_trail, main
 
 db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 
 
 def _trail(db):
-    return open_trail(load_config(db=db))
+    return command_trail(load_config(db=db))
 
 
 def _fail(exc: Exception):

@@ -104,11 +104,13 @@ def serve(host, port, workers):
         trail = open_trail(config)
     except AuditError as exc:
         raise click.ClickException(f"the audit database {config.DB} cannot be used: {exc}") from None
-    if active_count(trail) == 0:
-        key, text = create(trail, "local admin (created by the first leadgate serve)", "admin")
-        click.echo(
-            f"No API key existed: created local admin key {key.id}. It is shown once; keep it:\n\n"
-            f"    {text}\n\nTry: curl -H 'Authorization: Bearer {text}' http://{config.HOST}:{config.PORT}/v1/rulesets\n"
-        )
-    trail.close()  # gunicorn forks workers: each opens its own connection
+    try:
+        if active_count(trail) == 0:
+            key, text = create(trail, "local admin (created by the first leadgate serve)", "admin")
+            click.echo(
+                f"No API key existed: created local admin key {key.id}. It is shown once; keep it:\n\n"
+                f"    {text}\n\nTry: curl -H 'Authorization: Bearer {text}' http://{config.HOST}:{config.PORT}/v1/rulesets\n"
+            )
+    finally:
+        trail.close()  # gunicorn forks workers: each opens its own connection
     run(config)

@@ -9,9 +9,8 @@ import click
 from audit import AuditError, sessions
 from audit.keys import SCOPES, create, list_keys, revoke
 from service.config import load_config
-from service.decide import open_trail
 
-from . import main
+from . import command_trail, main
 
 db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 
@@ -32,7 +31,7 @@ def keys_group():
 @db_option
 def keys_create(name, scope, db):
     """Create a key and print it once: only its hash is stored."""
-    key, text = create(open_trail(load_config(db=db)), name, scope)
+    key, text = create(command_trail(load_config(db=db)), name, scope)
     click.echo(f"created key {key.id} ({scope}) for {name}; store it now, it is not shown again:")
     click.echo(text)
 
@@ -41,7 +40,7 @@ def keys_create(name, scope, db):
 @db_option
 def keys_list(db):
     """Every key: id, scope, name, created, revoked."""
-    for key in list_keys(open_trail(load_config(db=db))):
+    for key in list_keys(command_trail(load_config(db=db))):
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
         click.echo(f"{key.id}  {key.scope:<7} {state:<36} {key.created_at}  {key.name}")
 
@@ -52,7 +51,7 @@ def keys_list(db):
 def keys_revoke(key_id, db):
     """Revoke a key at once: requests with it get 401."""
     try:
-        key = revoke(open_trail(load_config(db=db)), key_id)
+        key = revoke(command_trail(load_config(db=db)), key_id)
     except AuditError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -64,8 +63,7 @@ def keys_revoke(key_id, db):
 @db_option
 def keys_rotate_secret(name, db):
     """Replace the session-signing secret in the key file and end every review session."""
-    config = load_config(db=db)
-    trail = open_trail(config)
+    trail = command_trail(load_config(db=db))
     if trail.secrets.environ.get(f"LEADGATE_SECRET_{name.upper()}"):
         click.echo(
             f"error: the {name} secret comes from LEADGATE_SECRET_{name.upper()}: change it there", err=True
@@ -77,8 +75,6 @@ def keys_rotate_secret(name, db):
     except AuditError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    finally:
-        trail.close()
     click.echo(
         f"rotated the {name} secret in {trail.secrets.path}; {ended} session(s) ended: everyone signs in again"
     )

@@ -28,9 +28,17 @@ class _Server(BaseApplication):
         # Compile rulesets once in the master; workers inherit them on fork.
         self.cfg.set("preload_app", True)
         self.cfg.set("on_reload", _reload_rulesets)
+        self.cfg.set("worker_exit", _close_trail)
 
     def load(self):
         return create_app(self._config)
+
+
+def _close_trail(arbiter, worker) -> None:
+    """A worker that exits closes its own audit connection (one that failed to boot has none)."""
+    app = getattr(worker, "wsgi", None)
+    if hasattr(app, "extensions"):
+        state.close(app)
 
 
 def _reload_rulesets(arbiter) -> None:

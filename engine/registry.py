@@ -49,14 +49,19 @@ class Deployment:
 class Registry:
     def __init__(self):
         self._by_digest: dict[str, CompiledRuleset] = {}
+        self._digest_of_text: dict[str, str] = {}  # a replay meets the same stored source again and again
         self._deployment = Deployment()
         self._versions: dict[str, dict[int, CompiledRuleset]] = {}
         self._lock = threading.Lock()
 
     def compile(self, text: str, file: str = "<ruleset>") -> CompiledRuleset:
         """The compiled ruleset for this source, reusing an earlier compile of the same digest."""
-        digest = digest_of(load(text, file).data)
         with self._lock:
+            digest = self._digest_of_text.get(text)
+        if digest is None:  # parsing the YAML costs ~30 ms: once per distinct text
+            digest = digest_of(load(text, file).data)
+        with self._lock:
+            self._digest_of_text[text] = digest
             found = self._by_digest.get(digest)
         if found is not None:
             return found

@@ -19,7 +19,15 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-import durable_rules_engine as dre
+try:
+    import durable_rules_engine as dre
+except ImportError as exc:
+    if "PyEval_CallObject" not in str(exc):
+        raise
+    raise ImportError(  # built on Python 3.13 without the define it needs: say how to build it
+        f"{exc}. durable-rules must be built with CC='gcc -DPyEval_CallObject=PyObject_CallObject' "
+        "on Python 3.13: see the README's Quick start"
+    ) from exc
 
 from .compiler import Handler, Plan
 from .decision import MATRIX_SLOTS, Run

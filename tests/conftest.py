@@ -30,11 +30,25 @@ def default(registry):
 
 
 @pytest.fixture
-def app(tmp_path):
-    """The Flask app on a fresh audit file and the shipped rulesets."""
-    from api import create_app
+def make_app():
+    """make_app(**settings) -> a Flask app; the audit connection of each is closed after the test."""
+    from api import create_app, state
 
-    return create_app(db=str(tmp_path / "api.db"), rulesets=str(RULESETS))
+    made = []
+
+    def make(**settings):
+        made.append(create_app(**settings))
+        return made[-1]
+
+    yield make
+    for app in made:
+        state.close(app)
+
+
+@pytest.fixture
+def app(make_app, tmp_path):
+    """The Flask app on a fresh audit file and the shipped rulesets."""
+    return make_app(db=str(tmp_path / "api.db"), rulesets=str(RULESETS))
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +58,8 @@ def history_db(tmp_path_factory, registry):
     from tests import history
 
     path = tmp_path_factory.mktemp("history") / "h.db"
-    trail = AuditTrail(path, durability="normal")
-    return path, trail, history.build(trail, registry.get("default"), history.N)
+    with AuditTrail(path, durability="normal") as trail:
+        yield path, trail, history.build(trail, registry.get("default"), history.N)
 
 
 BASE = {

@@ -34,9 +34,8 @@ class Server:
             "LEADGATE_RULESETS": str(ROOT / "rulesets"),
             **{f"LEADGATE_{k.upper()}": str(v) for k, v in env.items()},
         }
-        trail = AuditTrail(db)
-        self.key = create(trail, "tests", "admin")[1]
-        trail.close()
+        with AuditTrail(db) as trail:
+            self.key = create(trail, "tests", "admin")[1]
         self.proc = None
 
     def start(self) -> Server:

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from api import create_app
 from api.state import trail
 from audit.keys import create, revoke
 
@@ -378,6 +377,6 @@ def test_probes_openapi_and_docs_page(client):
     assert b"<script" not in page.data and b"http" not in page.data.replace(b'href="/', b"")
 
 
-def test_readyz_fails_without_rulesets(tmp_path):
-    app = create_app(db=str(tmp_path / "a.db"), rulesets=str(tmp_path))
+def test_readyz_fails_without_rulesets(make_app, tmp_path):
+    app = make_app(db=str(tmp_path / "a.db"), rulesets=str(tmp_path))
     assert app.test_client().get("/readyz").status_code == 503

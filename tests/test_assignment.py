@@ -44,7 +44,8 @@ def hand_off(i: int, domain: str | None = None) -> dict:
 
 @pytest.fixture
 def trail(tmp_path):
-    return AuditTrail(tmp_path / "a.db", durability="normal")
+    with AuditTrail(tmp_path / "a.db", durability="normal") as opened:
+        yield opened
 
 
 def owners(trail, default, leads, teams) -> list[str]:
@@ -121,9 +122,6 @@ def test_assignment_is_fair_under_concurrent_requests(tmp_path):
     got = [body["assignment"]["owner"] for _, body, _ in replies]
     # Whatever the interleaving, the counts are those of the weights: 2:1:1 until Sam's cap of 40.
     assert {o: got.count(o) for o in set(got)} == {"sam": 40, "lee": 20, "kim": 20}
-    trail = AuditTrail(tmp_path / "fair.db")
-    assert assignment.counts(trail, "account-executives", replies[0][1]["evaluated_at"][:10]) == {
-        "sam": 40,
-        "lee": 20,
-        "kim": 20,
-    }
+    with AuditTrail(tmp_path / "fair.db") as trail:
+        counts = assignment.counts(trail, "account-executives", replies[0][1]["evaluated_at"][:10])
+    assert counts == {"sam": 40, "lee": 20, "kim": 20}

@@ -233,7 +233,8 @@ def test_a_lone_surrogate_is_refused_by_the_engine_for_every_caller(tmp_path):
     db = str(tmp_path / "cli.db")
     result = run("decide", "--db", db, "--dir", str(RULESETS), str(lead))
     assert result.exit_code == 1 and "profile.company: must be valid Unicode text" in result.output
-    assert AuditTrail(db)._read("SELECT count(*) AS n FROM decisions")[0]["n"] == 0
+    with AuditTrail(db) as trail:
+        assert trail._read("SELECT count(*) AS n FROM decisions")[0]["n"] == 0
 
 
 @pytest.mark.parametrize(
@@ -292,7 +293,8 @@ def test_oversized_bodies_on_the_wire_are_413_also_when_chunked(tmp_path):
         )
         assert status == 431  # gunicorn's own limit on header size, before the app sees it
         assert server.request("GET", "/readyz")[0] == 200
-    stored = AuditTrail(tmp_path / "big.db")._read("SELECT lead_id FROM decisions")
+    with AuditTrail(tmp_path / "big.db") as trail:
+        stored = trail._read("SELECT lead_id FROM decisions")
     assert [r["lead_id"] for r in stored] == ["A-1"]
 
 
@@ -327,13 +329,11 @@ def test_yaml_bombs_and_tags_are_refused_fast(text, message):
     assert time.perf_counter() - started < 5
 
 
-def test_a_bomb_dropped_into_the_rulesets_directory_is_refused_by_a_reload(app, call, tmp_path):
+def test_a_bomb_dropped_into_the_rulesets_directory_is_refused_by_a_reload(make_app, call, tmp_path):
     rulesets = tmp_path / "rulesets"
     rulesets.mkdir()
     (rulesets / "default.yaml").write_text((RULESETS / "default.yaml").read_text())
-    from api import create_app
-
-    app = create_app(db=str(tmp_path / "r.db"), rulesets=str(rulesets))
+    app = make_app(db=str(tmp_path / "r.db"), rulesets=str(rulesets))
     with app.app_context():
         key = create(trail(), "admin", "admin")[1]
     client = app.test_client()
@@ -528,7 +528,8 @@ def test_concurrent_requests_with_one_idempotency_key_record_one_decision(tmp_pa
     assert len({body["decision_id"] for _, body, _ in alike}) == 1
     assert sorted(status for status, _, _ in unlike) == [201] + [409] * 23
     assert {body["code"] for status, body, _ in unlike if status == 409} == {"idempotency_conflict"}
-    stored = AuditTrail(tmp_path / "idem.db")
-    counts = stored._read("SELECT idempotency_key, count(*) AS n FROM decisions GROUP BY idempotency_key")
+    with AuditTrail(tmp_path / "idem.db") as stored:
+        counts = stored._read("SELECT idempotency_key, count(*) AS n FROM decisions GROUP BY idempotency_key")
+        problems = stored.verify()
     assert {r["idempotency_key"]: r["n"] for r in counts} == {"same": 1, "different": 1}
-    assert stored.verify() == []
+    assert problems == []

@@ -53,9 +53,8 @@ def test_connection_settings(trail):
 
 
 def test_normal_durability_is_a_choice(tmp_path):
-    assert (
-        AuditTrail(tmp_path / "n.db", durability="normal").db.execute("PRAGMA synchronous").fetchone()[0] == 1
-    )
+    with AuditTrail(tmp_path / "n.db", durability="normal") as trail:
+        assert trail.db.execute("PRAGMA synchronous").fetchone()[0] == 1
     with pytest.raises(ValueError, match="durability must be one of full, normal"):
         AuditTrail(tmp_path / "x.db", durability="fast")
 
@@ -72,8 +71,11 @@ def test_migrates_from_every_earlier_version(tmp_path, applied):
     assert len(migrations.applied(old)) == applied
     old.close()
     db = connect(path)
-    assert version(db) == len(names)
-    assert {"decisions", "chain", "leads", "events", "personal", "rulesets"} <= set(db.table_names())
+    try:
+        assert version(db) == len(names)
+        assert {"decisions", "chain", "leads", "events", "personal", "rulesets"} <= set(db.table_names())
+    finally:
+        db.close()
 
 
 def test_keys_from_before_key_chaining_are_chained_as_they_stand(tmp_path):
@@ -197,12 +199,11 @@ def test_a_failed_write_leaves_nothing_half_written(trail, default, monkeypatch)
 
 def test_a_read_only_database_refuses_to_record(tmp_path, default):
     path = tmp_path / "ro.db"
-    trail = AuditTrail(path)
-    trail.db.execute("PRAGMA query_only = ON")
-    with pytest.raises(StorageUnavailable, match="cannot be written"):
-        demo(trail, default, profile=ANA)
-    assert count(trail, "decisions") == 0
-    trail.close()
+    with AuditTrail(path) as trail:
+        trail.db.execute("PRAGMA query_only = ON")
+        with pytest.raises(StorageUnavailable, match="cannot be written"):
+            demo(trail, default, profile=ANA)
+        assert count(trail, "decisions") == 0
 
 
 # -- reads ----------------------------------------------------------------------------------------
@@ -380,8 +381,7 @@ def test_erasure_removes_personal_data_keeps_the_skeleton_and_the_chain(trail, d
 
 
 def test_drop_mode_keeps_no_personal_value_at_all(tmp_path, default):
-    trail = AuditTrail(tmp_path / "drop.db", personal_mode="drop")
-    body = demo(trail, default, profile=ANA)
-    assert "email" not in trail.decision(body["decision_id"])["facts"]["profile"]
-    assert count(trail, "personal") == 0 and b"ana.lopez" not in raw_bytes(trail)
-    trail.close()
+    with AuditTrail(tmp_path / "drop.db", personal_mode="drop") as trail:
+        body = demo(trail, default, profile=ANA)
+        assert "email" not in trail.decision(body["decision_id"])["facts"]["profile"]
+        assert count(trail, "personal") == 0 and b"ana.lopez" not in raw_bytes(trail)

@@ -150,12 +150,60 @@ def test_decide_why_verify_replay_export_erase(tmp_path, monkeypatch):
 
 
 def test_verify_exits_non_zero_on_tampering(tmp_path, monkeypatch):
+    import contextlib
     import sqlite3
 
     monkeypatch.setenv("LEADGATE_DB", str(tmp_path / "t.db"))
     monkeypatch.setenv("LEADGATE_RULESETS", str(RULESETS))
     run("decide", "--at", AT, "-", input='{"lead_id": "L1", "profile": {"country": "US"}}')
-    with sqlite3.connect(tmp_path / "t.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "t.db")) as conn, conn:  # closed, not only committed
         conn.execute("UPDATE decisions SET stage = 'sql'")
     result = run("audit", "verify")
     assert result.exit_code == 1 and "the decision it records was edited" in result.output
+
+
+def test_every_command_closes_the_audit_connections_it_opens(tmp_path, monkeypatch):
+    """Closed when the command ends, also when it fails: Python 3.13 warns of each one left to the GC."""
+    from audit import AuditTrail
+
+    opened = []
+    real_init = AuditTrail.__init__
+
+    def tracked(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(AuditTrail, "__init__", tracked)
+    monkeypatch.setenv("LEADGATE_DB", str(tmp_path / "c.db"))
+    monkeypatch.setenv("LEADGATE_RULESETS", str(RULESETS))
+    run("decide", "--at", AT, "-", input='{"lead_id": "L1", "profile": {"country": "US"}}')
+    created = run("keys", "create", "--name", "n", "--scope", "review").output.split()[2]
+    commands = [
+        ("keys", "list"),
+        ("keys", "revoke", created),
+        ("keys", "revoke", "no-such-key"),  # fails: exit 1
+        ("why", "L1"),
+        ("why", "nobody"),  # fails: exit 1
+        ("audit", "list"),
+        ("audit", "timeline", "L1"),
+        ("audit", "export", "--format", "csv"),
+        ("audit", "verify"),
+        ("audit", "replay"),
+        ("report", "funnel"),
+        ("sla",),
+    ]
+    for command in commands:
+        CliRunner().invoke(main, list(command))
+    assert len(opened) >= len(commands) + 2
+    left_open = [trail for trail in opened if _is_open(trail)]
+    assert left_open == []
+
+
+def _is_open(trail) -> bool:
+    import sqlite3
+
+    try:
+        trail.db.execute("SELECT 1")
+    except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
+        return False
+    return True

@@ -205,18 +205,17 @@ def assert_no_partial_rows(trail: AuditTrail) -> None:
 
 def check(db: Path, report: Report) -> dict:
     """Assert that nothing acknowledged was lost and nothing is half-written; the figures checked."""
-    trail = AuditTrail(db)
-    read = trail._read
-    stored = {r["id"]: r["lead_id"] for r in read("SELECT id, lead_id FROM decisions")}
-    missing = {d: lead for d, lead in report.acknowledged.items() if stored.get(d) != lead}
-    assert not missing, f"{len(missing)} acknowledged decisions are not in the audit: {list(missing)[:5]}"
-    events = {r["event_id"] for r in read("SELECT event_id FROM events WHERE lead_id = 'shared'")}
-    assert report.shared_events <= events, report.shared_events - events
-    for key in report.retried:
-        rows = read("SELECT count(*) AS n FROM decisions WHERE idempotency_key = ?", (key,))
-        assert rows[0]["n"] == 1, key
-    assert_no_partial_rows(trail)
-    trail.close()
+    with AuditTrail(db) as trail:
+        read = trail._read
+        stored = {r["id"]: r["lead_id"] for r in read("SELECT id, lead_id FROM decisions")}
+        missing = {d: lead for d, lead in report.acknowledged.items() if stored.get(d) != lead}
+        assert not missing, f"{len(missing)} acknowledged decisions are not in the audit: {list(missing)[:5]}"
+        events = {r["event_id"] for r in read("SELECT event_id FROM events WHERE lead_id = 'shared'")}
+        assert report.shared_events <= events, report.shared_events - events
+        for key in report.retried:
+            rows = read("SELECT count(*) AS n FROM decisions WHERE idempotency_key = ?", (key,))
+            assert rows[0]["n"] == 1, key
+        assert_no_partial_rows(trail)
     env = {**os.environ, "LEADGATE_DB": str(db)}
     verified = subprocess.run([str(LEADGATE), "audit", "verify"], env=env, capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -19,7 +19,6 @@ from html.parser import HTMLParser
 
 import pytest
 
-from api import create_app
 from api.state import trail
 from audit import AuditTrail
 from audit.keys import create
@@ -41,9 +40,8 @@ GOOD_FIT = {"industry": "software", "employees": 200, "department": "marketing"}
 def server(tmp_path_factory):
     db = tmp_path_factory.mktemp("examples") / "examples.db"
     with Server(db, workers=1) as running:
-        audit = AuditTrail(db)
-        running.decide_key = create(audit, "chatbot", "decide")[1]  # what the chatbot is given
-        audit.close()
+        with AuditTrail(db) as audit:
+            running.decide_key = create(audit, "chatbot", "decide")[1]  # what the chatbot is given
         yield running
 
 
@@ -307,8 +305,8 @@ class Page(HTMLParser):
 
 
 @pytest.fixture
-def app(tmp_path):
-    return create_app(db=str(tmp_path / "form.db"), rulesets=str(RULESETS), examples=str(ROOT / "examples"))
+def app(make_app, tmp_path):
+    return make_app(db=str(tmp_path / "form.db"), rulesets=str(RULESETS), examples=str(ROOT / "examples"))
 
 
 @pytest.fixture

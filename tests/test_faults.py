@@ -45,11 +45,11 @@ def assert_refused(reply) -> None:
 
 
 def assert_nothing_half_written(db: Path, acknowledged: set[str], refused: set[str]) -> None:
-    stored = AuditTrail(db)
-    leads = {r["lead_id"] for r in stored._read("SELECT lead_id FROM decisions")}
-    assert acknowledged <= leads, acknowledged - leads
-    assert not refused & leads, refused & leads
-    assert_no_partial_rows(stored)
+    with AuditTrail(db) as stored:
+        leads = {r["lead_id"] for r in stored._read("SELECT lead_id FROM decisions")}
+        assert acknowledged <= leads, acknowledged - leads
+        assert not refused & leads, refused & leads
+        assert_no_partial_rows(stored)
 
 
 @pytest.fixture

@@ -17,11 +17,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
 import schemathesis
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import allow_header_conformance
 
-from api import create_app
+from api import create_app, state
 from api.state import trail
 from audit.keys import create
 from tests.conftest import RULESETS
@@ -46,6 +47,12 @@ SEED = {
 _seeded = client.post("/v1/decisions", json=SEED, headers={"Authorization": f"Bearer {KEY}"})
 assert _seeded.status_code == 201, _seeded.json
 KNOWN = {"lead_id": "L-fuzz", "decision_id": _seeded.json["decision_id"], "name": "default"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _closed_after_the_module():
+    yield
+    state.close(app)
 
 
 schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json)
@@ -110,8 +117,8 @@ def test_openapi_documents_amounts_as_answers():
     assert budget.get("type") != "string"  # …so the document must not say text only
 
 
-def test_an_invalid_event_is_refused_even_when_its_id_is_known(tmp_path):
-    fresh = create_app(db=str(tmp_path / "merge.db"), rulesets=str(RULESETS))
+def test_an_invalid_event_is_refused_even_when_its_id_is_known(tmp_path, make_app):
+    fresh = make_app(db=str(tmp_path / "merge.db"), rulesets=str(RULESETS))
     with fresh.app_context():
         auth = {"Authorization": f"Bearer {create(trail(), 'k', 'admin')[1]}"}
     c = fresh.test_client()

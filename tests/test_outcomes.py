@@ -143,8 +143,8 @@ def test_sla_escalate_re_routes_overdue_hand_offs(app, tmp_path):
     result = CliRunner().invoke(main, ["sla", "--escalate", "--at", "2026-11-23T11:00:00Z"], env=env)
     assert result.exit_code == 0, result.output
     assert "decided O-1 again: route sales_escalation" in result.output
-    trail_ = AuditTrail(tmp_path / "api.db")
-    report = outcomes.sla(trail_, "2026-11-23T11:00:00Z")
+    with AuditTrail(tmp_path / "api.db") as trail_:
+        report = outcomes.sla(trail_, "2026-11-23T11:00:00Z")
     # the escalation is a new hand-off, to the sales managers, due in 60 minutes: not overdue yet
     assert report["overdue"] == [] and report["teams"]["sales-managers"]["open"] == 1
 
@@ -169,7 +169,8 @@ def test_import_checks_every_row_first_and_records_all(app, tmp_path):
         and f"{bad}:5: amount 'lots' is not a number" in result.output
     )
     assert "nothing recorded" in result.output
-    assert AuditTrail(tmp_path / "api.db")._read("SELECT count(*) AS n FROM outcomes")[0]["n"] == 0
+    with AuditTrail(tmp_path / "api.db") as trail_:
+        assert trail_._read("SELECT count(*) AS n FROM outcomes")[0]["n"] == 0
 
     good = tmp_path / "good.csv"
     good.write_text(
@@ -181,10 +182,10 @@ def test_import_checks_every_row_first_and_records_all(app, tmp_path):
     result = CliRunner().invoke(main, ["outcomes", "import", str(good)], env=env)
     assert result.exit_code == 0, result.output
     assert "3 outcomes recorded" in result.output
-    trail_ = AuditTrail(tmp_path / "api.db")
-    stages = {r["lead_id"]: r["stage"] for r in trail_._read("SELECT lead_id, stage FROM leads")}
-    assert stages == {"O-1": "customer", "O-2": "recycled"}
-    assert trail_.verify() == []
+    with AuditTrail(tmp_path / "api.db") as trail_:
+        stages = {r["lead_id"]: r["stage"] for r in trail_._read("SELECT lead_id, stage FROM leads")}
+        assert stages == {"O-1": "customer", "O-2": "recycled"}
+        assert trail_.verify() == []
 
 
 def test_outcome_facts_are_checked_by_the_engine(default):

@@ -102,22 +102,22 @@ def run_burst(server: Server, clients: int, per_client: int, impatient: float) -
 
 def assert_recorded_whole(db: Path, burst: Burst) -> dict:
     """Every 201 is recorded; a request whose client hung up is recorded whole or not at all; none twice."""
-    trail = AuditTrail(db)
-    rows = trail._read("SELECT id, lead_id FROM decisions WHERE channel = 'overload'")
-    per_lead: dict[str, list[str]] = {}
-    for r in rows:
-        per_lead.setdefault(r["lead_id"], []).append(r["id"])
-    assert all(len(ids) == 1 for ids in per_lead.values()), "a request was recorded twice"
-    for lead_id, status in burst.statuses.items():
-        if status == 201:
-            assert per_lead.get(lead_id) == [burst.replies[lead_id]["decision_id"]], lead_id
-        elif status == 503:
-            assert lead_id not in per_lead, f"{lead_id} got a 503 but was recorded"
-    leads = {r["lead_id"] for r in trail._read("SELECT lead_id FROM leads WHERE channel = 'overload'")}
-    assert leads == set(per_lead), "a lead without its decision, or a decision without its lead"
-    events = trail._read("SELECT lead_id FROM events WHERE lead_id LIKE 'O-%'")
-    assert sorted(e["lead_id"] for e in events) == sorted(per_lead), "events without their decision"
-    assert_no_partial_rows(trail)
+    with AuditTrail(db) as trail:
+        rows = trail._read("SELECT id, lead_id FROM decisions WHERE channel = 'overload'")
+        per_lead: dict[str, list[str]] = {}
+        for r in rows:
+            per_lead.setdefault(r["lead_id"], []).append(r["id"])
+        assert all(len(ids) == 1 for ids in per_lead.values()), "a request was recorded twice"
+        for lead_id, status in burst.statuses.items():
+            if status == 201:
+                assert per_lead.get(lead_id) == [burst.replies[lead_id]["decision_id"]], lead_id
+            elif status == 503:
+                assert lead_id not in per_lead, f"{lead_id} got a 503 but was recorded"
+        leads = {r["lead_id"] for r in trail._read("SELECT lead_id FROM leads WHERE channel = 'overload'")}
+        assert leads == set(per_lead), "a lead without its decision, or a decision without its lead"
+        events = trail._read("SELECT lead_id FROM events WHERE lead_id LIKE 'O-%'")
+        assert sorted(e["lead_id"] for e in events) == sorted(per_lead), "events without their decision"
+        assert_no_partial_rows(trail)
     gave_up = [k for k, s in burst.statuses.items() if s == "gave up"]
     return {
         "requests": len(burst.statuses),

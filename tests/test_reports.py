@@ -8,7 +8,6 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from api import create_app
 from audit import reports
 from audit.keys import create
 from cli import main
@@ -85,7 +84,7 @@ def test_rule_lift_shows_which_rules_earn_their_points(built):
     assert lift["eng-other-content"]["lift"] < 1
 
 
-def test_the_cli_and_the_api_serve_the_same_reports(built):
+def test_the_cli_and_the_api_serve_the_same_reports(built, make_app):
     path, trail, _, items = built
     env = {"LEADGATE_DB": str(path)}
     result = CliRunner().invoke(main, ["report", "matrix", "--json"], env=env)
@@ -93,7 +92,7 @@ def test_the_cli_and_the_api_serve_the_same_reports(built):
     assert json.loads(result.output)["data"] == reports.matrix(items)
     printed = CliRunner().invoke(main, ["report", "conversion", "--by", "route"], env=env).output
     assert "sales_handoff" in printed and "%" in printed
-    app = create_app(db=str(path), rulesets=str(RULESETS))
+    app = make_app(db=str(path), rulesets=str(RULESETS))
     key = create(trail, "review", "review")[1]
     reply = app.test_client().get("/v1/reports/rules", headers={"Authorization": f"Bearer {key}"})
     assert reply.status_code == 200 and reply.json["leads"] == N

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from api import create_app
+from api import create_app, state
 from api.state import registry, trail
 from audit import sessions
 from audit.keys import create, revoke
@@ -33,15 +33,16 @@ PAGES = (
 )
 
 
-def make_app(db, **settings):
-    return create_app(**{"db": str(db), "rulesets": str(RULESETS), "secure_cookies": 0, **settings})
+def settings(db, **more) -> dict:
+    """The app's settings on `db`: the shipped rulesets, cookies over plain http (the test client's)."""
+    return {"db": str(db), "rulesets": str(RULESETS), "secure_cookies": 0, **more}
 
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory):
     """A database with a small generated history, a hostile lead, and a key of every kind."""
     db = tmp_path_factory.mktemp("review") / "review.db"
-    app = make_app(db)
+    app = create_app(**settings(db))
     with app.app_context():
         history.build(trail(), registry().get("default"), 40)
         lead = {"lead_id": HOSTILE, "profile": {"company": HOSTILE, "country": "US"}, "channel": HOSTILE}
@@ -52,12 +53,15 @@ def filled(tmp_path_factory):
         revoked = create(trail(), "gone", "review")
         revoke(trail(), revoked[0].id)
         keys["revoked"] = revoked
+    state.close(app)
     return db, {name: text for name, (_, text) in keys.items()}, {name: k.id for name, (k, _) in keys.items()}
 
 
 @pytest.fixture(scope="module")
 def app(filled):
-    return make_app(filled[0])
+    app = create_app(**settings(filled[0]))
+    yield app
+    state.close(app)
 
 
 @pytest.fixture(scope="module")
@@ -145,9 +149,9 @@ def test_a_revoked_key_is_signed_out_on_its_next_page(app):
     assert c.get("/review/rulesets").status_code == 302
 
 
-def test_the_cookie_holds_only_a_session_id_and_is_locked_down(filled):
+def test_the_cookie_holds_only_a_session_id_and_is_locked_down(filled, make_app):
     db, keys, ids = filled
-    app = create_app(db=str(db), rulesets=str(RULESETS))  # the default: secure cookies
+    app = make_app(db=str(db), rulesets=str(RULESETS))  # the default: secure cookies
     c, https = app.test_client(), "https://leadgate.example"
     page = c.get("/review/sign-in", base_url=https)
     r = c.post(
@@ -169,9 +173,9 @@ def test_the_cookie_holds_only_a_session_id_and_is_locked_down(filled):
     assert stored and all(content["sid"] not in r["id"] for r in stored)
 
 
-def test_every_worker_and_restart_shares_the_session_secret(filled, keys):
+def test_every_worker_and_restart_shares_the_session_secret(filled, keys, make_app):
     """Two app processes on one database sign with its secret: a session made by one works in the other."""
-    first, second = make_app(filled[0]), make_app(filled[0])
+    first, second = make_app(**settings(filled[0])), make_app(**settings(filled[0]))
     c = first.test_client()
     sign_in(c, keys["review"])
     cookie = c.get_cookie("leadgate_review", path="/review").value
@@ -301,7 +305,7 @@ def test_what_does_not_exist_is_a_page_too(client, page):
     assert r.status_code == 404 and r.mimetype == "text/html" and "Not found" in r.text
 
 
-def test_the_ruleset_page_shows_a_shadow_and_failing_cases(tmp_path):
+def test_the_ruleset_page_shows_a_shadow_and_failing_cases(tmp_path, make_app):
     """A shadow candidate that calls fewer leads a good fit, and has no cases file yet."""
     directory = tmp_path / "rulesets"
     (directory / "candidates").mkdir(parents=True)
@@ -312,7 +316,7 @@ def test_the_ruleset_page_shows_a_shadow_and_failing_cases(tmp_path):
     stricter = with_version(active, version).replace("good_at: 50", "good_at: 80", 1)
     (directory / "candidates" / f"default.v{version}.yaml").write_text(stricter)
     (directory / "candidates" / "shadows.yaml").write_text(f"default: {version}\n")
-    app = make_app(tmp_path / "shadow.db", rulesets=str(directory))
+    app = make_app(**settings(tmp_path / "shadow.db", rulesets=str(directory)))
     with app.app_context():
         ruleset = registry().get("default")
         lead = {"lead_id": "S-1", "profile": history.GOOD_FIT, "events": [{**history.READY, "at": AT}]}

@@ -42,11 +42,12 @@ def test_concurrent_requests_lose_nothing_and_never_see_a_locked_database(tmp_pa
         assert not [b for b in bodies if "locked" in str(b)]
         _, shared, _ = server.request("GET", "/v1/leads/shared")
         assert len(shared["facts"]["events"]) == 60
-    trail = AuditTrail(tmp_path / "load.db")
+    with AuditTrail(tmp_path / "load.db") as trail:
+        stored = {r["id"] for r in trail._read("SELECT id FROM decisions")}
+        problems = trail.verify()
     ids = {body["decision_id"] for body in bodies}
-    stored = {r["id"] for r in trail._read("SELECT id FROM decisions")}
     assert stored == ids and len(ids) == len(results)
-    assert trail.verify() == []
+    assert problems == []
 
 
 def test_first_start_creates_a_local_admin_key(tmp_path):
@@ -78,8 +79,8 @@ def test_first_start_creates_a_local_admin_key(tmp_path):
     key = lines[2].strip()
     from audit.keys import authenticate
 
-    trail = AuditTrail(tmp_path / "first.db")
-    assert authenticate(trail, key).scope == "admin"
+    with AuditTrail(tmp_path / "first.db") as trail:
+        assert authenticate(trail, key).scope == "admin"
 
 
 def test_reloads_under_load_fail_no_request_and_reach_every_worker(tmp_path):
@@ -153,6 +154,16 @@ def test_reloads_under_load_fail_no_request_and_reach_every_worker(tmp_path):
     by = [r["requested_by"] for r in reversed(reloads["reloads"])]
     assert by[0] == "startup" and by[1:].count("sighup") == 1 and by[-1] == "cli" and len(by) == 5
     assert [bool(r["problems"]) for r in reversed(reloads["reloads"])] == [False, False, False, True, False]
-    trail = AuditTrail(tmp_path / "reload.db")
-    assert trail.verify() == []
-    assert trail._read("SELECT count(*) AS n FROM decisions")[0]["n"] == len(results)
+    with AuditTrail(tmp_path / "reload.db") as trail:
+        assert trail.verify() == []
+        assert trail._read("SELECT count(*) AS n FROM decisions")[0]["n"] == len(results)
+
+
+def test_workers_close_their_audit_connection_when_they_exit(tmp_path, monkeypatch):
+    """Each worker opens its own connection on first use; gunicorn's worker_exit closes it (none left to GC)."""
+    monkeypatch.setenv("PYTHONWARNINGS", "always::ResourceWarning")
+    with Server(tmp_path / "exit.db", workers=2) as server:
+        statuses = {server.request("POST", "/v1/decisions", lead(i))[0] for i in range(8)}
+    log = server.log.read_text()
+    assert statuses == {201} and log.count("Worker exiting") >= 2
+    assert "unclosed database" not in log and "Exception during worker exit" not in log

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from api import create_app
 from api.state import trail
 from audit import AuditTrail, deployments
 from audit.keys import create
@@ -44,11 +43,17 @@ def source(directory) -> str:
     return (directory / "default.yaml").read_text()
 
 
-def app_and_key(tmp_path, rulesets, db="v.db"):
-    app = create_app(db=str(tmp_path / db), rulesets=str(rulesets))
-    with app.app_context():
-        key = create(trail(), "admin", "admin")[1]
-    return app, {"Authorization": f"Bearer {key}"}
+@pytest.fixture
+def app_and_key(make_app):
+    """app_and_key(tmp_path, rulesets, db) -> (app, auth headers of an admin key)."""
+
+    def make(tmp_path, rulesets, db="v.db"):
+        app = make_app(db=str(tmp_path / db), rulesets=str(rulesets))
+        with app.app_context():
+            key = create(trail(), "admin", "admin")[1]
+        return app, {"Authorization": f"Bearer {key}"}
+
+    return make
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -87,7 +92,7 @@ def test_candidate_mistakes_are_named(rulesets, files, message):
 # -- reload through the API -----------------------------------------------------------------------
 
 
-def test_reload_serves_the_new_version_and_is_recorded(tmp_path, rulesets):
+def test_reload_serves_the_new_version_and_is_recorded(tmp_path, rulesets, app_and_key):
     app, auth = app_and_key(tmp_path, rulesets)
     client = app.test_client()
     first = client.post("/v1/decisions", json=LEAD, headers=auth).json
@@ -111,7 +116,7 @@ def test_reload_serves_the_new_version_and_is_recorded(tmp_path, rulesets):
         assert "version: 1" in trail().ruleset_source(first["ruleset"]["digest"])
 
 
-def test_a_broken_file_is_refused_and_the_last_good_version_keeps_serving(tmp_path, rulesets):
+def test_a_broken_file_is_refused_and_the_last_good_version_keeps_serving(tmp_path, rulesets, app_and_key):
     app, auth = app_and_key(tmp_path, rulesets)
     client = app.test_client()
     good = client.post("/v1/decisions", json=LEAD, headers=auth).json["ruleset"]
@@ -133,7 +138,7 @@ def test_a_broken_file_is_refused_and_the_last_good_version_keeps_serving(tmp_pa
         assert registry().get("default").digest == good["digest"]
 
 
-def test_a_reload_by_one_worker_reaches_the_others(tmp_path, rulesets):
+def test_a_reload_by_one_worker_reaches_the_others(tmp_path, rulesets, app_and_key):
     one, auth1 = app_and_key(tmp_path, rulesets)
     two, auth2 = app_and_key(tmp_path, rulesets)  # another process on the same database
     assert two.test_client().post("/v1/decisions", json=LEAD, headers=auth2).json["ruleset"]["version"] == 1
@@ -143,7 +148,7 @@ def test_a_reload_by_one_worker_reaches_the_others(tmp_path, rulesets):
     assert again["ruleset"]["version"] == 2
 
 
-def test_the_cli_reload_reaches_a_running_app(tmp_path, rulesets, monkeypatch):
+def test_the_cli_reload_reaches_a_running_app(tmp_path, rulesets, monkeypatch, app_and_key):
     from click.testing import CliRunner
 
     from cli import main
@@ -163,17 +168,17 @@ def test_the_cli_reload_reaches_a_running_app(tmp_path, rulesets, monkeypatch):
     assert result.exit_code == 1 and "not valid YAML" in result.output and "kept default v2" in result.output
 
 
-def test_a_restart_with_unchanged_files_records_no_reload(tmp_path, rulesets):
+def test_a_restart_with_unchanged_files_records_no_reload(tmp_path, rulesets, app_and_key):
     app_and_key(tmp_path, rulesets)
     app_and_key(tmp_path, rulesets)
-    trail_ = AuditTrail(tmp_path / "v.db")
-    assert len(deployments.history(trail_)) == 1
+    with AuditTrail(tmp_path / "v.db") as trail_:
+        assert len(deployments.history(trail_)) == 1
 
 
 # -- pinning and shadow ---------------------------------------------------------------------------
 
 
-def test_a_candidate_is_pinnable_and_a_shadow_is_stored_never_returned(tmp_path, rulesets):
+def test_a_candidate_is_pinnable_and_a_shadow_is_stored_never_returned(tmp_path, rulesets, app_and_key):
     (rulesets / "candidates").mkdir()
     (rulesets / "candidates" / "default.v2.yaml").write_text(bump(source(rulesets), 2, fit_points=30))
     (rulesets / "candidates" / "shadows.yaml").write_text("default: 2\n")
@@ -236,7 +241,7 @@ def test_validate_base_refuses_a_change_without_a_new_version(repo):
     assert "unknown git ref" in cli("rulesets", "validate", "--dir", str(repo), "--base", "nope").output
 
 
-def test_diff_on_recorded_leads_reports_what_changes(tmp_path, repo):
+def test_diff_on_recorded_leads_reports_what_changes(tmp_path, repo, app_and_key):
     app, auth = app_and_key(tmp_path, repo)
     client = app.test_client()
     for i, employees in enumerate([200, 200, 30, 5]):
