@@ -91,6 +91,15 @@ class Checker:
                             path + (key,),
                             f"{answer!r} is not one of the question's answers" + suggest(answer, q.answers),
                         )
+            declared = m.declared_answers.get(q.id)
+            if declared not in (None, "string"):
+                self._add(
+                    ("fields", "answers", q.id),
+                    f"question {q.id!r} already defines its answers (text from its list"
+                    + (", or an amount" if q.amount else "")
+                    + f"); declaring fields.answers.{q.id} as {declared} would refuse them: "
+                    "remove it, or give the question amount: true for numbers",
+                )
             if (q.met or q.unmet or q.met_at_least is not None) and q.item is None:
                 self._add(path, "met / unmet need an item to settle")
             if q.met_at_least is not None and not q.amount:

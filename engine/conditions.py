@@ -267,7 +267,9 @@ class Lowering:
         if section == "profile":
             return self._test(f"p.{name}", test, ftype, path, key)
         # Answers may be text or an amount: text lives under a., numbers under an., so "5" never compares as 5.
-        return self._test(f"a.{name}", test, ftype, path, key, number_key=f"an.{name}")
+        question = next((q for q in self.model.questions if q.id == name), None)
+        allowed = list(question.answers) if question and not question.free_text else None
+        return self._test(f"a.{name}", test, ftype, path, key, allowed=allowed, number_key=f"an.{name}")
 
     def _test(self, key: str, test, ftype: str, path: tuple, label: str, allowed=None, number_key=None):
         """One expression for a test on one value of one fact."""
@@ -301,6 +303,8 @@ class Lowering:
         if op == "exists":
             if ftype == LIST:  # lists never reach the engine's lead fact: their presence is a feature
                 key = "f." + self._feature("given", (key,)).name
+            if number_key:  # an answer is given as text or as an amount: either one counts
+                return _given(value, [key, number_key])
             return ("ex" if value else "nex", key)
         if op == "matches":
             if ftype != STRING:
@@ -343,7 +347,7 @@ class Lowering:
             if _is_number(v) and "e" in repr(float(v)).lower() and float(v) != 0:
                 self._problem(path, f"number {v!r} is too large or too small (write it without an exponent)")
                 return None
-            if allowed is not None and v not in allowed:
+            if allowed is not None and v not in allowed and ftype != NUMBER:  # amounts are not listed
                 self._problem(
                     path, f"{label}: {v!r} is not one of {', '.join(map(str, allowed))}" + _hint(v, allowed)
                 )
@@ -418,6 +422,14 @@ class Lowering:
 
     def _event_property_expr(self, prop, test, path):
         ops = test if isinstance(test, dict) else {"eq": test}
+        if "exists" in ops:
+            # A property is text or true/false (under p.) or a number (under n.): either one is "given".
+            given = _given(bool(ops["exists"]), ["p." + prop, "n." + prop])
+            rest = {op: v for op, v in ops.items() if op != "exists"}
+            if not rest:
+                return given
+            other = self._event_property_expr(prop, rest, path)
+            return given if other is None else ("and", [given, other])
         numeric = any(op in _ORDER_OPS for op in ops) or all(
             _is_number(v)
             for op, v in ops.items()
@@ -463,6 +475,11 @@ class Lowering:
         if key not in self.features:
             self.features[key] = Feature(f"x{len(self.features) + 1}", kind, spec)
         return self.features[key]
+
+
+def _given(present: bool, keys: list[str]):
+    """`exists` over a value that may live under any of several keys (text or number)."""
+    return ("or", [("ex", k) for k in keys]) if present else ("and", [("nex", k) for k in keys])
 
 
 def _conj_or(exprs):

@@ -89,6 +89,7 @@ class Ruleset:
     currency: str | None
     profile_fields: dict[str, str]
     answer_fields: dict[str, str]
+    declared_answers: dict[str, str]  # as written under fields.answers, for the checks
     lists: dict[str, tuple[str, ...]]
     stages: tuple[Stage, ...]
     scores: dict[str, Score]
@@ -121,8 +122,10 @@ def build(data: dict) -> Ruleset:
         **{k: v["type"] for k, v in (fields.get("profile") or {}).items()},
     }
     questions = tuple(_question(q) for q in data.get("questions") or [])
-    answers = {**ANSWER_FIELDS, **{k: v["type"] for k, v in (fields.get("answers") or {}).items()}}
-    answers.update({q.id: answers.get(q.id, "string") for q in questions})
+    declared = {k: v["type"] for k, v in (fields.get("answers") or {}).items()}
+    answers = {**ANSWER_FIELDS, **declared}
+    # A question's answers are text (or an amount): its own declaration wins; checks report a clash.
+    answers.update({q.id: "string" for q in questions})
     qualification = {k: (v or {}).get("description", k) for k, v in (data.get("qualification") or {}).items()}
     return Ruleset(
         name=data["name"],
@@ -132,6 +135,7 @@ def build(data: dict) -> Ruleset:
         currency=data.get("currency"),
         profile_fields=profile,
         answer_fields=answers,
+        declared_answers=declared,
         lists={k: tuple(v) for k, v in (data.get("lists") or {}).items()},
         stages=tuple(Stage(s["id"], s.get("description", ""), s.get("kind")) for s in data["stages"]),
         scores={name: _score(name, s) for name, s in data["scores"].items()},
