@@ -15,13 +15,12 @@ with a missing field counting as "not").
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Problem
 from .model import Ruleset
-from .regexes import regex_hazard
+from .regexes import regex_problem
 from .vocabulary import BOOLEAN, EVENT_TYPES, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
 
 MAX_ALTERNATIVES = 32
@@ -310,19 +309,9 @@ class Lowering:
             if ftype != STRING:
                 self._problem(path, f"{label} is not text: `matches` needs a text field")
                 return None
-            try:
-                re.compile(value)
-            except re.error as exc:
-                self._problem(path, f"regular expression {value!r} does not compile: {exc}")
-                return None
-            hazard = regex_hazard(value)
-            if hazard is not None:
-                # It would run on text a caller chooses: refused here rather than hold a worker for minutes.
-                self._problem(
-                    path,
-                    f"regular expression {value!r} can backtrack catastrophically: it has {hazard}; "
-                    "rewrite it so that each part of the text can match only one way",
-                )
+            problem = regex_problem(value)
+            if problem:
+                self._problem(path, problem)
                 return None
             return ("cmp", "eq", "f." + self._feature("matches", (key, value)).name, True)
         if op == "contains":

@@ -9,21 +9,16 @@ comparison; the lowering of conditions (conditions.py) decides which features a 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from functools import lru_cache
 
 from .facts import DAY, parse_time
+from .regexes import search
 
 
 @lru_cache(maxsize=4096)
 def _parsed(test_json: str):
     return json.loads(test_json)
-
-
-@lru_cache(maxsize=4096)
-def _regex(pattern: str):
-    return re.compile(pattern, re.IGNORECASE)
 
 
 def where_matches(props: dict, where: tuple) -> bool:
@@ -90,7 +85,7 @@ def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: 
     if kind == "matches":
         key, pattern = spec
         value = _lookup(key, profile, answers)
-        return None if not isinstance(value, str) else bool(_regex(pattern).search(value))
+        return None if not isinstance(value, str) else search(pattern, value)
     if kind == "given":
         return True if isinstance(_lookup(spec[0], profile, answers), list) else None
     if kind == "contains":
