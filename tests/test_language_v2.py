@@ -106,3 +106,28 @@ def test_redeclaring_a_question_under_fields_answers_with_another_type_is_refuse
         )
         == []
     )
+
+
+# -- messages a ruleset owner can act on ------------------------------------------------------------
+
+
+def test_a_circle_is_reported_on_the_rules_that_form_it_not_the_first_in_alphabetical_order():
+    rules = [
+        R("aaa-waits", {"score": {"engagement": {"gte": 1}}}, {"tag": "waits"}),
+        R("hot-bonus", {"grade": {"engagement": "hot"}}, {"points": {"engagement": 10}}),
+    ]
+    scores = {
+        **BASE["scores"],
+        "engagement": {**BASE["scores"]["engagement"], "grades": {"hot": 50, "cold": 0}},
+    }
+    (problem,) = problems(rules, scores=scores)
+    assert "[hot-bonus]" in problem and "aaa-waits" not in problem
+    assert "hot-bonus adds engagement points to the engagement total, which hot-bonus reads" in problem
+
+
+def test_a_circle_through_the_matrix_names_it():
+    rules = [R("ready-when-good", {"quadrant": "good_fit_not_ready"}, {"ready": True})]
+    (problem,) = problems(rules)
+    assert "[ready-when-good]" in problem
+    assert "ready-when-good sets ready, which @matrix (fit and quadrant) reads" in problem
+    assert "@matrix (fit and quadrant) sets quadrant, which ready-when-good reads" in problem
