@@ -46,6 +46,57 @@ _Loader.add_implicit_resolver(
 _STANDARD_TAGS = {"tag:yaml.org,2002:" + t for t in ("str", "int", "float", "bool", "null", "map", "seq")}
 
 
+def plain_yaml_error(exc: yaml.YAMLError, text: str):
+    """PyYAML's parser words ('expected <block end>…') turned into what to fix, with the line's text;
+    and the place to show: where the unclosed thing opened, when the parser only noticed later."""
+    problem = str(getattr(exc, "problem", None) or exc)
+    context = str(getattr(exc, "context", None) or "")
+    mark = getattr(exc, "problem_mark", None)
+    opened = getattr(exc, "context_mark", None)
+    if opened is not None and (
+        "could not find expected ':'" in problem or "<stream end>" in problem or "end of stream" in problem
+    ):
+        mark = opened
+    if "'\\t'" in problem or "'\t'" in problem:
+        what = "a tab is used for indentation: YAML indents with spaces only"
+    elif "cannot start any token" in problem:
+        char = problem.split("'")[1] if "'" in problem else "this character"
+        what = f'text cannot start with {char!r} unless it is quoted: write it in quotes ("…")'
+    elif "expected <block end>" in problem and "<scalar>" in problem:
+        what = (
+            "text continues after a closing quote: if the text itself holds a quote, put the whole text in "
+            "the other kind of quotes (\"it's\") or double the single quote ('it''s')"
+        )
+    elif "expected <block end>" in problem or "expected '-' indicator" in problem:
+        what = (
+            "this line is indented differently from the lines above it at the same level: keys of one "
+            "mapping and items of one list must start in exactly the same column"
+        )
+    elif "mapping values are not allowed here" in problem:
+        what = (
+            "a second ': ' on one line: put text that holds ': ' in quotes (\"…\"), or start the new key "
+            "on a line of its own"
+        )
+    elif "could not find expected ':'" in problem:
+        what = "a line has no ':' after its key (or a quoted text above is not closed)"
+    elif "flow mapping" in context:
+        what = (
+            "a {…} mapping is not written right: separate its entries with ',' and close it with '}'; "
+            "quote values that hold ': ', ',' or '#'"
+        )
+    elif "flow sequence" in context:
+        what = (
+            "a […] list is not written right: separate its items with ',' and close it with ']'; "
+            "quote items that hold ': ', ',' or '#'"
+        )
+    elif "quoted scalar" in context:
+        what = "a quote is opened but never closed"
+    else:
+        what = f"{context + ': ' if context else ''}{problem}"
+    line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+    return f"not valid YAML: {what}" + (f" — the line reads {line.strip()!r}" if line.strip() else ""), mark
+
+
 class Located:
     """The parsed document plus a line for every path inside it."""
 
@@ -67,11 +118,9 @@ def load(text: str, file: str) -> Located:
     try:
         root = loader.get_single_node()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 1
-        raise RulesetError(
-            [Problem(file, line, None, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]
-        ) from None
+        message, mark = plain_yaml_error(exc, text)
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 0)
+        raise RulesetError([Problem(file, line, None, message, column)]) from None
     finally:
         loader.dispose()
     if root is None:

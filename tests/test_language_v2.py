@@ -131,3 +131,43 @@ def test_a_circle_through_the_matrix_names_it():
     assert "[ready-when-good]" in problem
     assert "ready-when-good sets ready, which @matrix (fit and quadrant) reads" in problem
     assert "@matrix (fit and quadrant) sets quadrant, which ready-when-good reads" in problem
+
+
+@pytest.mark.parametrize(
+    "text, where, says",
+    [
+        ("a:\n  b: 1\n c: 2\n", "r.yaml:3:2:", "indented differently from the lines above it"),
+        (
+            "rules:\n  - id: x\n    when: 1\n   then: 2\n",
+            "r.yaml:4:4:",
+            "must start in exactly the same column",
+        ),
+        ("a: Thanks: we call you\n", "r.yaml:1:10:", "put text that holds ': ' in quotes"),
+        ("a:\n\tb: 1\n", "r.yaml:2:1:", "a tab is used for indentation"),
+        ('a: "abc\nb: 1\n', "r.yaml:1:4:", "a quote is opened but never closed"),
+        ("a: 'it's'\n", "r.yaml:1:8:", "double the single quote"),
+        ("a: b\nc\nd: e\n", "r.yaml:2:1:", "a line has no ':' after its key"),
+    ],
+)
+def test_yaml_syntax_errors_are_in_plain_words_with_line_and_column(text, where, says):
+    (problem,) = [str(p) for p in check_source(text, "r.yaml")]
+    assert problem.startswith(where) and says in problem, problem
+    assert "<block" not in problem and "scalar" not in problem
+
+
+@pytest.mark.parametrize(
+    "then, says",
+    [
+        ({"ready": False}, "[r1] then.ready can only be true, not false (leave it out instead)"),
+        ({"points": {"fit": "ten"}}, "[r1] then.points.fit must be a number, not the text 'ten'"),
+    ],
+)
+def test_shape_errors_read_as_what_to_fix(then, says):
+    (problem,) = problems([R("r1", {"profile.country": "US"}, then)])
+    assert says in problem and "rules.0" not in problem and "was expected" not in problem
+
+
+def test_a_list_of_tags_in_a_condition_says_how_to_test_several():
+    (problem,) = problems([R("r1", {"tag": ["a", "b"]}, {"tag": "c"})])
+    assert "[r1] when.tag must be text, not a list; to test several tags, use `all:` or `any:`" in problem
+    assert "is not of type" not in problem

@@ -25,7 +25,8 @@ def test_a_valid_ruleset_has_no_problems():
 
 def test_bad_yaml_names_the_line():
     assert problems("leadgate: 1\nname: [x\n") == [
-        "r.yaml:3: not valid YAML: expected ',' or ']', but got '<stream end>'"
+        "r.yaml:2:7: not valid YAML: a […] list is not written right: separate its items with ',' and "
+        "close it with ']'; quote items that hold ': ', ',' or '#' — the line reads 'name: [x'"
     ]
 
 
