@@ -69,6 +69,7 @@ class Plan:
     read_slots: set[str]
     layers: dict[str, int]
     alternatives: dict[str, list[Alternative]]
+    event_features: list[tuple[str, str, str, tuple]] = field(default_factory=list)  # name, prop, op, values
 
     def __post_init__(self):
         # The keys rules read, split once: (section, name) pairs, e.g. ("p", "country").
@@ -365,6 +366,7 @@ def _durable(model: Ruleset, alternatives, layers, lowering: Lowering) -> Plan:
         read_slots,
         layers,
         alternatives,
+        [(name, prop, op, values) for (prop, op, values), name in lowering.event_features.items()],
     )
 
 

@@ -24,6 +24,8 @@ from .regexes import regex_problem
 from .vocabulary import BOOLEAN, EVENT_TYPES, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
 
 MAX_ALTERNATIVES = 32
+# Text tests computed in Python (durable_rules has no prefix or substring test, and its regex is wrong).
+TEXT_OPS = ("starts_with", "contains", "matches", "in_domain_list", "not_in_domain_list")
 _NEGATED = {"eq": "neq", "neq": "eq", "gt": "lte", "lte": "gt", "gte": "lt", "lt": "gte"}
 _ORDER_OPS = ("gt", "gte", "lt", "lte")
 
@@ -57,7 +59,7 @@ class Feature:
     """A value computed in Python from the lead's facts and put on the lead fact under f.<name>."""
 
     name: str
-    kind: str  # matches | contains | given | count | days_since | outcome | overdue
+    kind: str  # text | contains | given | count | days_since | outcome | overdue
     spec: tuple  # hashable description, see features.compute_feature
 
     def describe(self) -> str:
@@ -124,6 +126,7 @@ class Lowering:
     def __init__(self, model: Ruleset, file: str, line_of):
         self.model, self.file, self.line_of = model, file, line_of
         self.features: dict[tuple, Feature] = {}
+        self.event_features: dict[tuple, str] = {}  # (property, op, values) -> name on the event fact
         self.problems: list[Problem] = []
         self.rule_id: str | None = None
         self.reads: set[str] = set()
@@ -305,20 +308,17 @@ class Lowering:
             if number_key:  # an answer is given as text or as an amount: either one counts
                 return _given(value, [key, number_key])
             return ("ex" if value else "nex", key)
-        if op == "matches":
-            if ftype != STRING:
-                self._problem(path, f"{label} is not text: `matches` needs a text field")
-                return None
-            problem = regex_problem(value)
-            if problem:
-                self._problem(path, problem)
-                return None
-            return ("cmp", "eq", "f." + self._feature("matches", (key, value)).name, True)
-        if op == "contains":
-            if ftype != LIST:
-                self._problem(path, f"{label} is not a list: `contains` needs a list field")
-                return None
+        if op == "contains" and ftype == LIST:
             return ("cmp", "eq", "f." + self._feature("contains", (key, value)).name, True)
+        if op in TEXT_OPS:
+            if ftype != STRING:
+                self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a text field")
+                return None
+            test = self._text_test(op, value, path)
+            if test is None:
+                return None
+            feature = self._feature("text", (key, *test))
+            return ("cmp", "eq", "f." + feature.name, not op.startswith("not_"))
         if ftype == LIST:
             self._problem(path, f"{label} is a list: test it with `contains` or `exists`")
             return None
@@ -330,6 +330,13 @@ class Lowering:
             self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a number field")
             return None
         for v in values:
+            if isinstance(v, str) and "*" in v and op in ("eq", "ne", "in", "not_in"):
+                self._problem(
+                    path,
+                    f"{label}: {v!r} holds a *, but values compare exactly (a * is not a wildcard): "
+                    f"use starts_with: {v.split('*', 1)[0]!r}, contains, or matches",
+                )
+                return None
             if not self._type_ok(v, ftype):
                 self._problem(path, f"{label} is {_article(ftype)}, but {v!r} is not")
                 return None
@@ -347,6 +354,26 @@ class Lowering:
         if op == "ne":
             op = "neq"
         return ("cmp", op, key, value)
+
+    def _text_test(self, op: str, value, path) -> tuple | None:
+        """(op, values) for a text operator, checked; values are a tuple of text. None when refused."""
+        if op in ("in_domain_list", "not_in_domain_list"):
+            values = self.model.lists.get(value)
+            if values is None:
+                self._problem(path, f"unknown list {value!r}" + _hint(value, self.model.lists))
+                return None
+            return ("domain", tuple(v.casefold().lstrip(".") for v in values))
+        values = [value] if isinstance(value, str) else list(value)
+        if not values or not all(isinstance(v, str) and v for v in values):
+            self._problem(path, f"`{op}` needs text, or a list of texts")
+            return None
+        if op == "matches":
+            for v in values:
+                problem = regex_problem(v)
+                if problem:
+                    self._problem(path, problem)
+                    return None
+        return (op, tuple(values))
 
     @staticmethod
     def _type_ok(value, ftype: str) -> bool:
@@ -404,37 +431,67 @@ class Lowering:
         return tuple(sorted(names))
 
     def _where_spec(self, where: dict, path) -> tuple:
-        """Event property tests as data, for Python aggregates; checked like pattern tests."""
+        """Event property tests as data, for Python aggregates; checked like pattern tests.
+
+        Named lists are resolved here, so the Python twin (features.where_matches) needs no ruleset."""
+        spec = []
         for prop, test in where.items():
             self._event_property_expr(prop, test, path + (prop,))
-        return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in where.items()))
+            ops = dict(test) if isinstance(test, dict) else {"eq": test}
+            for op in ("in_list", "not_in_list", "in_domain_list", "not_in_domain_list"):
+                if op in ops:
+                    values = list(self.model.lists.get(ops.pop(op)) or [])
+                    ops[op.removesuffix("_list")] = values  # in, not_in, in_domain, not_in_domain
+            spec.append((prop, json.dumps(ops, sort_keys=True)))
+        return tuple(sorted(spec))
 
     def _event_property_expr(self, prop, test, path):
-        ops = test if isinstance(test, dict) else {"eq": test}
+        ops = dict(test) if isinstance(test, dict) else {"eq": test}
+        exprs = []
         if "exists" in ops:
             # A property is text or true/false (under p.) or a number (under n.): either one is "given".
-            given = _given(bool(ops["exists"]), ["p." + prop, "n." + prop])
-            rest = {op: v for op, v in ops.items() if op != "exists"}
-            if not rest:
-                return given
-            other = self._event_property_expr(prop, rest, path)
-            return given if other is None else ("and", [given, other])
-        numeric = any(op in _ORDER_OPS for op in ops) or all(
-            _is_number(v)
-            for op, v in ops.items()
-            if op in ("eq", "ne", "in", "not_in")
-            for v in (v if isinstance(v, list) else [v])
-        )
-        bad = {"matches", "contains"} & set(ops)
-        if bad:
-            self._problem(
-                path,
-                f"event properties support eq, ne, in, not_in, comparisons and exists, not {sorted(bad)[0]}",
+            exprs.append(_given(bool(ops.pop("exists")), ["p." + prop, "n." + prop]))
+        for op in ("in_list", "not_in_list"):
+            if op in ops:
+                values = self.model.lists.get(ops[op])
+                if values is None:
+                    self._problem(
+                        path + (op,), f"unknown list {ops[op]!r}" + _hint(ops[op], self.model.lists)
+                    )
+                    return None
+                del ops[op]
+                ops["in" if op == "in_list" else "not_in"] = list(values)
+        for op in [o for o in ops if o in TEXT_OPS]:
+            test = self._text_test(op, ops.pop(op), path + (op,))
+            if test is None:
+                return None
+            name = self._event_feature(prop, test)
+            exprs.append(("cmp", "eq", "g." + name, not op.startswith("not_")))
+        if ops:
+            numeric = any(op in _ORDER_OPS for op in ops) or all(
+                _is_number(v)
+                for op, v in ops.items()
+                if op in ("eq", "ne", "in", "not_in")
+                for v in (v if isinstance(v, list) else [v])
             )
-            return None
-        return self._test(
-            ("n." if numeric else "p.") + prop, test, NUMBER if numeric else STRING, path, f"property {prop}"
-        )
+            expr = self._test(
+                ("n." if numeric else "p.") + prop,
+                ops,
+                NUMBER if numeric else STRING,
+                path,
+                f"property {prop}",
+            )
+            if expr is None:
+                return None
+            exprs.append(expr)
+        return _conj(exprs) if exprs else None
+
+    def _event_feature(self, prop: str, test: tuple) -> str:
+        """A text test on an event property, computed in Python on each event fact (g.<name>)."""
+        key = (prop, *test)
+        if key not in self.event_features:
+            self.event_features[key] = f"g{len(self.event_features) + 1}"
+        return self.event_features[key]
 
     def _event(self, cond: dict, path: tuple, negated: bool) -> list[Alternative]:
         etype = cond["event"]

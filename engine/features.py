@@ -34,6 +34,15 @@ def where_matches(props: dict, where: tuple) -> bool:
                 continue
             if value is None:
                 return False
+            if op in _WHERE_TEXT_OPS:
+                if not isinstance(value, str):
+                    return False
+                kind = "domain" if op.endswith("in_domain") else op
+                if text_test(kind, tuple(expected) if isinstance(expected, list) else (expected,), value) != (
+                    not op.startswith("not_")
+                ):
+                    return False
+                continue
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             if op in ("gt", "gte", "lt", "lte"):
                 if not numeric:
@@ -51,6 +60,32 @@ def where_matches(props: dict, where: tuple) -> bool:
             if not ok:
                 return False
     return True
+
+
+_WHERE_TEXT_OPS = ("starts_with", "contains", "matches", "in_domain", "not_in_domain")
+
+
+def domain_of(value: str) -> str:
+    """The host of an email address, URL or bare domain, lower case: 'Ana@EU.Rival.io' -> 'eu.rival.io'."""
+    text = value.strip().casefold()
+    text = text.rsplit("@", 1)[-1]
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    return text.split("/", 1)[0].split(":", 1)[0].rstrip(".")
+
+
+def text_test(op: str, values: tuple, value: str) -> bool:
+    """starts_with / contains / matches (any of `values`, ignoring case), or domain: the value's domain is
+    one of `values` or a subdomain of one."""
+    if op == "domain":
+        domain = domain_of(value)
+        return any(domain == d or domain.endswith("." + d) for d in values)
+    if op == "matches":
+        return any(search(p, value) for p in values)
+    folded = value.casefold()
+    if op == "starts_with":
+        return any(folded.startswith(v.casefold()) for v in values)
+    return any(v.casefold() in folded for v in values)  # contains
 
 
 def _same(a, b) -> bool:
@@ -82,10 +117,10 @@ def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: 
     if kind == "overdue":
         handoff = facts.get("handoff")
         return True if handoff and parse_time(handoff["due_at"], "due_at") < at else None
-    if kind == "matches":
-        key, pattern = spec
+    if kind == "text":
+        key, op, values = spec
         value = _lookup(key, profile, answers)
-        return None if not isinstance(value, str) else search(pattern, value)
+        return text_test(op, values, value) if isinstance(value, str) else None
     if kind == "given":
         return True if isinstance(_lookup(spec[0], profile, answers), list) else None
     if kind == "contains":

@@ -25,7 +25,7 @@ from .compiler import Handler, Plan
 from .decision import MATRIX_SLOTS, Run
 from .errors import EngineError, EvaluationError
 from .facts import normalise, parse_time
-from .features import compute_feature, email_domain, event_ages
+from .features import compute_feature, email_domain, event_ages, text_test
 from .model import Ruleset
 
 _sessions = itertools.count(1)
@@ -154,6 +154,10 @@ class CompiledRuleset:
                     ):
                         continue
                     fact.setdefault(section, {})[name] = value
+                for name, prop, op, values in plan.event_features:
+                    value = props.get(prop)
+                    if isinstance(value, str):
+                        fact.setdefault("g", {})[name] = text_test(op, values, value)
             out.append(fact)
         out.extend(
             {"id": f"tally:{name}", "t": "tally", "sid": sid, "score": name}

@@ -171,3 +171,107 @@ def test_a_list_of_tags_in_a_condition_says_how_to_test_several():
     (problem,) = problems([R("r1", {"tag": ["a", "b"]}, {"tag": "c"})])
     assert "[r1] when.tag must be text, not a list; to test several tags, use `all:` or `any:`" in problem
     assert "is not of type" not in problem
+
+
+def test_in_list_inside_where_matches_text_and_is_not_called_a_number(mini):
+    rs = mini(
+        [R("rival", {"event": "page_view", "where": {"referrer": {"in_list": "rivals"}}}, {"tag": "rival"})],
+        lists={"rivals": ["rival.io", "competitor.com"]},
+    )
+    hit = lead(events=[{"type": "page_view", "at": AT, "properties": {"referrer": "rival.io"}}])
+    miss = lead(events=[{"type": "page_view", "at": AT, "properties": {"referrer": "ok.com"}}])
+    assert rs.evaluate(hit, AT).decision["tags"] == ["rival"]
+    assert rs.evaluate(miss, AT).decision["tags"] == []
+    (problem,) = problems(
+        [R("r1", {"event": "page_view", "where": {"referrer": {"in_list": "rivalz"}}}, {"tag": "x"})],
+        lists={"rivals": ["rival.io"]},
+    )
+    assert "unknown list 'rivalz' (did you mean 'rivals'?)" in problem and "number" not in problem
+
+
+# -- event where: named lists, starts_with, contains, matches; domains ------------------------------
+
+
+def _views(*paths):
+    return [{"type": "page_view", "at": AT, "properties": {"path": p}} for p in paths]
+
+
+def test_where_starts_with_contains_and_matches_ignore_case_and_count_too(mini):
+    rs = mini(
+        [
+            R(
+                "docs",
+                {"event": "page_view", "where": {"path": {"starts_with": ["/docs/", "/guides/"]}}},
+                {"tag": "docs"},
+            ),
+            R("api", {"event": "page_view", "where": {"path": {"contains": "api"}}}, {"tag": "api"}),
+            R(
+                "v2",
+                {"event": "page_view", "where": {"path": {"matches": r"/v[0-9]+/"}}},
+                {"tag": "versioned"},
+            ),
+            R(
+                "two-docs",
+                {"count": {"event": "page_view", "where": {"path": {"starts_with": "/docs/"}}, "gte": 2}},
+                {"tag": "two_docs"},
+            ),
+            R(
+                "no-docs",
+                {"not": {"event": "page_view", "where": {"path": {"starts_with": "/docs/"}}}},
+                {"tag": "no_docs"},
+            ),
+        ]
+    )
+    tags = lambda *paths: rs.evaluate(lead(events=_views(*paths)), AT).decision["tags"]  # noqa: E731
+    assert tags("/Docs/API/v2/x") == ["api", "docs", "versioned"]
+    assert tags("/docs/a", "/docs/b") == ["docs", "two_docs"]
+    assert tags("/pricing") == ["no_docs"]
+    assert tags("/guides/start") == ["docs", "no_docs"]
+
+
+def test_a_star_in_an_exact_value_is_refused_with_starts_with_as_the_fix():
+    (problem,) = problems([R("r1", {"event": "page_view", "where": {"path": "/docs/*"}}, {"tag": "x"})])
+    assert "[r1]" in problem and "holds a *, but values compare exactly" in problem
+    assert "use starts_with: '/docs/'" in problem
+
+
+def test_domain_lists_match_subdomains(mini):
+    rs = mini(
+        [
+            R("rival", {"profile.email_domain": {"in_domain_list": "rivals"}}, {"disqualify": "Competitor"}),
+            R("site", {"profile.website": {"in_domain_list": "rivals"}}, {"tag": "rival_site"}),
+            R(
+                "ref",
+                {"event": "page_view", "where": {"referrer": {"in_domain_list": "rivals"}}},
+                {"tag": "rival_ref"},
+            ),
+        ],
+        lists={"rivals": ["rival.io"]},
+    )
+    for email in ("ana@rival.io", "ana@eu.rival.io", "Ana@EU.Rival.IO"):
+        assert rs.evaluate(lead(profile={"email": email}), AT).decision["stage"] == "disqualified", email
+    for email in ("ana@notrival.io", "ana@rival.io.example.com"):
+        assert rs.evaluate(lead(profile={"email": email}), AT).decision["stage"] == "lead", email
+    d = rs.evaluate(
+        lead(
+            profile={"website": "https://www.rival.io/about"},
+            events=[{"type": "page_view", "at": AT, "properties": {"referrer": "https://blog.rival.io/x"}}],
+        ),
+        AT,
+    ).decision
+    assert d["tags"] == ["rival_ref", "rival_site"]
+
+
+def test_text_fields_take_starts_with_and_contains(mini):
+    rs = mini(
+        [
+            R("head", {"profile.job_title": {"starts_with": "head of"}}, {"tag": "head"}),
+            R("growth", {"profile.job_title": {"contains": ["growth", "demand"]}}, {"tag": "growth"}),
+        ]
+    )
+    assert rs.evaluate(lead(profile={"job_title": "Head of Growth"}), AT).decision["tags"] == [
+        "growth",
+        "head",
+    ]
+    assert rs.evaluate(lead(profile={"job_title": "VP Demand Gen"}), AT).decision["tags"] == ["growth"]
+    assert rs.evaluate(lead(), AT).decision["tags"] == []
