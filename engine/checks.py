@@ -100,10 +100,14 @@ class Checker:
                     + f"); declaring fields.answers.{q.id} as {declared} would refuse them: "
                     "remove it, or give the question amount: true for numbers",
                 )
-            if (q.met or q.unmet or q.met_at_least is not None) and q.item is None:
+            bounded = q.met_at_least is not None or q.met_at_most is not None
+            if (q.met or q.unmet or bounded) and q.item is None:
                 self._add(path, "met / unmet need an item to settle")
-            if q.met_at_least is not None and not q.amount:
-                self._add(path + ("met_at_least",), "met_at_least needs amount: true")
+            for key in ("met_at_least", "met_at_most"):
+                if getattr(q, key) is not None and not q.amount:
+                    self._add(path + (key,), f"{key} needs amount: true")
+            if bounded and None not in (q.met_at_least, q.met_at_most) and q.met_at_least > q.met_at_most:
+                self._add(path + ("met_at_most",), "met_at_most must not be below met_at_least")
         if m.business_hours is not None:
             problem = zone_problem(m.business_hours["timezone"])
             if problem:

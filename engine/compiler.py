@@ -86,23 +86,26 @@ def question_rules(model: Ruleset) -> list[Rule]:
     for i, q in enumerate(model.questions):
         if q.item is None:
             continue
+        least, most = q.met_at_least, q.met_at_most
+        within = {k: v for k, v in (("gte", least), ("lte", most)) if v is not None}
+        outside = [{k: v} for k, v in (("lt", least), ("gt", most)) if v is not None]
         for status, answers in (("met", q.met), ("unmet", q.unmet)):
             alts: list[dict] = []
+            shown = list(answers)
             if answers:
                 alts.append({f"answers.{q.id}": {"in": list(answers)}})
-            if q.met_at_least is not None:
-                alts.append({f"answers.{q.id}": {"gte" if status == "met" else "lt": q.met_at_least}})
+            if status == "met" and within:
+                alts.append({f"answers.{q.id}": within})
+                shown.append(_range_words(least, most))
+            if status == "unmet":
+                alts += [{f"answers.{q.id}": test} for test in outside]
+                shown += [f"{'<' if 'lt' in t else '>'} {next(iter(t.values())):g}" for t in outside]
             if not alts:
                 continue
-            shown = ", ".join(answers) + (
-                f"{', ' if answers else ''}{'≥' if status == 'met' else '<'} {q.met_at_least:g}"
-                if q.met_at_least is not None
-                else ""
-            )
             rules.append(
                 Rule(
                     id=f"answer-{q.id}-{status}",
-                    description=f"Answered {q.id} with {shown}: {q.item} is {status}",
+                    description=f"Answered {q.id} with {', '.join(shown)}: {q.item} is {status}",
                     priority=-1,
                     when=alts[0] if len(alts) == 1 else {"any": alts},
                     then={"qualify": {q.item: status}},
@@ -111,6 +114,12 @@ def question_rules(model: Ruleset) -> list[Rule]:
                 )
             )
     return rules
+
+
+def _range_words(least, most) -> str:
+    if least is not None and most is not None:
+        return f"{least:g} to {most:g}"
+    return f"≥ {least:g}" if least is not None else f"≤ {most:g}"
 
 
 def _keys(expr, out: set[str]) -> None:

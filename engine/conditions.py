@@ -386,8 +386,13 @@ class Lowering:
     def _aggregate(self, kind: str, spec: dict, path: tuple):
         types = self._event_types(spec["event"], path + ("event",), allow_any=True)
         where = self._where_spec(spec.get("where") or {}, path + ("where",))
-        feature = self._feature(kind, (types, where, spec.get("within_days")))
-        ops = {k: v for k, v in spec.items() if k not in ("event", "where", "within_days")}
+        excluded = ()
+        if "except" in spec:
+            if types != ("any",):
+                self._problem(path + ("except",), "except needs `event: any` (every type but these)")
+            excluded = self._event_types(spec["except"], path + ("except",))
+        feature = self._feature(kind, (types, where, spec.get("within_days"), excluded))
+        ops = {k: v for k, v in spec.items() if k not in ("event", "where", "within_days", "except")}
         if not ops:
             self._problem(path, f"{kind} needs a comparison (gte, lt, eq, … or exists)")
             return ("ex", "f." + feature.name)
@@ -504,6 +509,7 @@ class Lowering:
                     (etype,),
                     self._where_spec(cond.get("where") or {}, path + ("where",)),
                     cond.get("within_days"),
+                    (),
                 ),
             )
             return self._single("lead", ("cmp", "eq", "f." + feature.name, 0), False)

@@ -127,11 +127,11 @@ def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: 
         key, wanted = spec
         value = _lookup(key, profile, answers)
         return None if not isinstance(value, list) else wanted.casefold() in {v.casefold() for v in value}
-    types, where, within = spec
+    types, where, within, excluded = spec
     matching = [
         age
         for event, age in zip(events, ages, strict=True)
-        if (types == ("any",) or event["type"] in types)
+        if (types == ("any",) and event["type"] not in excluded or event["type"] in types)
         and (within is None or age <= within)
         and where_matches(event.get("properties", {}), where)
     ]

@@ -44,6 +44,7 @@ class Question:
     met: tuple[str, ...]
     unmet: tuple[str, ...]
     met_at_least: float | None
+    met_at_most: float | None
     auto: bool
 
     def to_dict(self) -> dict:
@@ -183,6 +184,7 @@ def _question(q: dict) -> Question:
         met=tuple(q.get("met") or ()),
         unmet=tuple(q.get("unmet") or ()),
         met_at_least=q.get("met_at_least"),
+        met_at_most=q.get("met_at_most"),
         auto=q.get("auto", q.get("item") is not None),
     )
 

@@ -275,3 +275,87 @@ def test_text_fields_take_starts_with_and_contains(mini):
     ]
     assert rs.evaluate(lead(profile={"job_title": "VP Demand Gen"}), AT).decision["tags"] == ["growth"]
     assert rs.evaluate(lead(), AT).decision["tags"] == []
+
+
+# -- counting other events, met_at_most, items settled by several questions -----------------------
+
+
+def test_count_of_every_event_except_some_types(mini):
+    rs = mini(
+        [
+            R(
+                "only-trial",
+                {
+                    "all": [
+                        {"event": "free_trial"},
+                        {"count": {"event": "any", "except": ["free_trial"], "eq": 0}},
+                    ]
+                },
+                {"tag": "only_trial"},
+            )
+        ]
+    )
+    trial = {"type": "free_trial", "at": AT}
+    assert rs.evaluate(lead(events=[trial]), AT).decision["tags"] == ["only_trial"]
+    assert rs.evaluate(lead(events=[trial, {"type": "email_open", "at": AT}]), AT).decision["tags"] == []
+    (problem,) = problems(
+        [R("r1", {"count": {"event": "free_trial", "except": ["page_view"], "eq": 0}}, {"tag": "x"})]
+    )
+    assert "except needs `event: any`" in problem
+
+
+TAG_US = R("us", {"profile.country": "US"}, {"tag": "us"})
+DAYS = {
+    "id": "decide_in_days",
+    "item": "timeline",
+    "text": "In how many days will you decide?",
+    "answers": ["not_sure"],
+    "amount": True,
+    "met_at_most": 90,
+}
+
+
+@pytest.mark.parametrize("days, status", [(30, "met"), (90, "met"), (91, "unmet"), ("not_sure", "unknown")])
+def test_met_at_most_settles_an_item_by_a_small_enough_amount(mini, days, status):
+    rs = mini(
+        [TAG_US],
+        qualification={**BASE["qualification"], "timeline": {}},
+        questions=[*BASE["questions"], DAYS],
+    )
+    d = rs.evaluate(lead(answers={"decide_in_days": days}), AT).decision
+    assert d["qualification"]["timeline"] == status
+
+
+def test_met_at_least_and_at_most_together_make_a_range(mini):
+    q = {**DAYS, "met_at_least": 7}
+    rs = mini(
+        [TAG_US], qualification={**BASE["qualification"], "timeline": {}}, questions=[*BASE["questions"], q]
+    )
+    assert [
+        rs.evaluate(lead(answers={"decide_in_days": n}), AT).decision["qualification"]["timeline"]
+        for n in (3, 7, 90, 91)
+    ] == ["unmet", "met", "met", "unmet"]
+    reasons = rs.evaluate(lead(answers={"decide_in_days": 3}), AT).decision["reasons"]
+    assert reasons[0]["description"] == "Answered decide_in_days with < 7, > 90: timeline is unmet"
+
+
+def test_an_item_is_settled_by_either_of_two_questions_and_neither_is_asked_once_it_is(mini):
+    budget_range = {
+        "id": "budget_range",
+        "item": "budget",
+        "text": "Roughly what budget?",
+        "answers": ["under_1k", "1k_to_10k", "over_10k"],
+        "met": ["1k_to_10k", "over_10k"],
+        "unmet": ["under_1k"],
+    }
+    rs = mini([TAG_US], questions=[*BASE["questions"], budget_range])
+    first = rs.evaluate(lead(), AT).decision
+    assert {"budget", "budget_range"} <= {q["id"] for q in first["next_questions"]}
+    d = rs.evaluate(lead(answers={"budget_range": "over_10k"}), AT).decision
+    assert d["qualification"]["budget"] == "met"
+    assert not {"budget", "budget_range"} & {q["id"] for q in d["next_questions"]}
+    # Both answered and disagreeing: the question listed first wins, and the reasons say so.
+    both = rs.evaluate(lead(answers={"budget": "no", "budget_range": "over_10k"}), AT).decision
+    assert both["qualification"]["budget"] == "unmet"
+    effect = next(r for r in both["reasons"] if r["rule"] == "answer-budget_range-met")["effects"][0]
+    assert effect["applied"] is False and "answer-budget-unmet" in effect["note"]
