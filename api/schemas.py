@@ -61,7 +61,17 @@ class StrictSchema(Schema):
 
 
 class EventSchema(StrictSchema):
-    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    type = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_]{0,63}$", error="must be an event type id (lower case, digits, _)"
+        ),
+        metadata={
+            "description": "A standard event type, or one the deciding ruleset declares under `events` "
+            "(the engine refuses others, listing the known ones).",
+            "example": EVENT_TYPES[0],
+        },
+    )
     at = fields.String(required=True, metadata={"format": "date-time", "example": "2026-11-23T09:00:00Z"})
     id = fields.String(
         validate=validate.Length(1, 200), metadata={"description": "An event sent twice counts once."}

@@ -11,6 +11,7 @@ from .errors import Problem
 from .hours import zone_problem
 from .model import Rule, Ruleset
 from .schema import suggest
+from .vocabulary import EVENT_TYPES
 
 ACTION_WRITES = {
     "not_a_lead": "slot:stage",
@@ -108,6 +109,12 @@ class Checker:
                     self._add(path + (key,), f"{key} needs amount: true")
             if bounded and None not in (q.met_at_least, q.met_at_most) and q.met_at_least > q.met_at_most:
                 self._add(path + ("met_at_most",), "met_at_most must not be below met_at_least")
+        for name, etype in m.event_types.items():
+            if etype.declared and name in EVENT_TYPES:
+                self._add(
+                    ("events", name),
+                    f"{name!r} is a standard event type already: give your own event another name",
+                )
         if m.business_hours is not None:
             problem = zone_problem(m.business_hours["timezone"])
             if problem:

@@ -21,7 +21,7 @@ from typing import Any
 from .errors import Problem
 from .model import Ruleset
 from .regexes import regex_problem
-from .vocabulary import BOOLEAN, EVENT_TYPES, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
+from .vocabulary import BOOLEAN, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
 
 MAX_ALTERNATIVES = 32
 # Text tests computed in Python (durable_rules has no prefix or substring test, and its regex is wrong).
@@ -385,7 +385,7 @@ class Lowering:
 
     def _aggregate(self, kind: str, spec: dict, path: tuple):
         types = self._event_types(spec["event"], path + ("event",), allow_any=True)
-        where = self._where_spec(spec.get("where") or {}, path + ("where",))
+        where = self._where_spec(spec.get("where") or {}, path + ("where",), self._declared_properties(types))
         excluded = ()
         if "except" in spec:
             if types != ("any",):
@@ -430,18 +430,40 @@ class Lowering:
         names = [value] if isinstance(value, str) else list(value)
         if allow_any and names == ["any"]:
             return ("any",)
+        known = self.model.event_types
         for name in names:
-            if name not in EVENT_TYPES:
-                self._problem(path, f"unknown event type {name!r}" + _hint(name, EVENT_TYPES))
+            if name not in known:
+                declared = self.model.declared_event_types
+                self._problem(
+                    path,
+                    f"unknown event type {name!r}"
+                    + _hint(name, known)
+                    + (
+                        f" (declared in this ruleset: {', '.join(declared)})"
+                        if declared
+                        else " (declare it under `events` to add it)"
+                    ),
+                )
         return tuple(sorted(names))
 
-    def _where_spec(self, where: dict, path) -> tuple:
+    def _declared_properties(self, types: tuple[str, ...]) -> dict[str, str] | None:
+        """The typed properties the events of `types` can carry; None when any of them takes any property."""
+        out: dict[str, str] = {}
+        for name in types:
+            etype = self.model.event_types.get(name)
+            if etype is None or not etype.declared:
+                return None
+            for prop, ptype in etype.properties.items():
+                out.setdefault(prop, ptype)
+        return out
+
+    def _where_spec(self, where: dict, path, declared=None) -> tuple:
         """Event property tests as data, for Python aggregates; checked like pattern tests.
 
         Named lists are resolved here, so the Python twin (features.where_matches) needs no ruleset."""
         spec = []
         for prop, test in where.items():
-            self._event_property_expr(prop, test, path + (prop,))
+            self._event_property_expr(prop, test, path + (prop,), declared)
             ops = dict(test) if isinstance(test, dict) else {"eq": test}
             for op in ("in_list", "not_in_list", "in_domain_list", "not_in_domain_list"):
                 if op in ops:
@@ -450,9 +472,18 @@ class Lowering:
             spec.append((prop, json.dumps(ops, sort_keys=True)))
         return tuple(sorted(spec))
 
-    def _event_property_expr(self, prop, test, path):
+    def _event_property_expr(self, prop, test, path, declared=None):
         ops = dict(test) if isinstance(test, dict) else {"eq": test}
         exprs = []
+        if declared is not None and prop not in declared:
+            self._problem(
+                path,
+                f"the event has no property {prop!r}"
+                + _hint(prop, declared)
+                + f" (its properties: {', '.join(declared) or 'none'}; declare more under events)",
+            )
+            return None
+        ptype = declared.get(prop) if declared else None
         if "exists" in ops:
             # A property is text or true/false (under p.) or a number (under n.): either one is "given".
             exprs.append(_given(bool(ops.pop("exists")), ["p." + prop, "n." + prop]))
@@ -467,24 +498,28 @@ class Lowering:
                 del ops[op]
                 ops["in" if op == "in_list" else "not_in"] = list(values)
         for op in [o for o in ops if o in TEXT_OPS]:
+            if ptype not in (None, STRING):
+                self._problem(path + (op,), f"property {prop} is {_article(ptype)}: `{op}` needs text")
+                return None
             test = self._text_test(op, ops.pop(op), path + (op,))
             if test is None:
                 return None
             name = self._event_feature(prop, test)
             exprs.append(("cmp", "eq", "g." + name, not op.startswith("not_")))
         if ops:
-            numeric = any(op in _ORDER_OPS for op in ops) or all(
+            if ptype is not None:  # a declared property: its type decides, so a wrong value is reported
+                ftype = ptype
+            elif any(op in _ORDER_OPS for op in ops) or all(
                 _is_number(v)
                 for op, v in ops.items()
                 if op in ("eq", "ne", "in", "not_in")
                 for v in (v if isinstance(v, list) else [v])
-            )
+            ):
+                ftype = NUMBER
+            else:
+                ftype = STRING
             expr = self._test(
-                ("n." if numeric else "p.") + prop,
-                ops,
-                NUMBER if numeric else STRING,
-                path,
-                f"property {prop}",
+                ("n." if ftype == NUMBER else "p.") + prop, ops, ftype, path, f"property {prop}"
             )
             if expr is None:
                 return None
@@ -500,14 +535,14 @@ class Lowering:
 
     def _event(self, cond: dict, path: tuple, negated: bool) -> list[Alternative]:
         etype = cond["event"]
-        self._event_types(etype, path + ("event",))
+        declared = self._declared_properties(self._event_types(etype, path + ("event",)))
         if negated:
             # "no such event" is a count of zero: durable's negation is unreliable on late facts.
             feature = self._feature(
                 "count",
                 (
                     (etype,),
-                    self._where_spec(cond.get("where") or {}, path + ("where",)),
+                    self._where_spec(cond.get("where") or {}, path + ("where",), declared),
                     cond.get("within_days"),
                     (),
                 ),
@@ -515,7 +550,7 @@ class Lowering:
             return self._single("lead", ("cmp", "eq", "f." + feature.name, 0), False)
         exprs = [("cmp", "eq", "type", etype)]
         for prop, test in (cond.get("where") or {}).items():
-            e = self._event_property_expr(prop, test, path + ("where", prop))
+            e = self._event_property_expr(prop, test, path + ("where", prop), declared)
             if e is not None:
                 exprs.append(e)
         if cond.get("within_days") is not None:

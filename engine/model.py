@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .vocabulary import ANSWER_FIELDS, DERIVED_PROFILE_FIELDS, PROFILE_FIELDS
+from .vocabulary import ANSWER_FIELDS, DERIVED_PROFILE_FIELDS, EVENT_TYPES, PROFILE_FIELDS
 
 DEFAULT_PRIORITY = 500
 
@@ -31,6 +31,17 @@ class Score:
             if points >= lowest:
                 return letter
         return self.grades[-1][0] if self.grades else None
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    description: str
+    properties: dict[str, str] | None  # declared types of its properties; None: standard, any property
+
+    @property
+    def declared(self) -> bool:
+        return self.properties is not None
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,11 @@ class Ruleset:
     rules: list[Rule] = field(default_factory=list)
     outcome_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rejected/lost -> reasons
     business_hours: dict | None = None  # as written; engine.hours.parse makes it usable
+    event_types: dict[str, EventType] = field(default_factory=dict)  # standard ones, then declared ones
+
+    @property
+    def declared_event_types(self) -> list[str]:
+        return [name for name, e in self.event_types.items() if e.declared]
 
     @property
     def funnel_stages(self) -> list[str]:
@@ -146,6 +162,17 @@ def build(data: dict) -> Ruleset:
         defaults=dict(data["defaults"]),
         outcome_reasons={k: tuple(v) for k, v in (data.get("outcomes") or {}).items()},
         business_hours=data.get("business_hours"),
+        event_types={
+            **{name: EventType(name, "", None) for name in EVENT_TYPES},
+            **{
+                name: EventType(
+                    name,
+                    e.get("description", ""),
+                    {k: v["type"] for k, v in (e.get("properties") or {}).items()},
+                )
+                for name, e in (data.get("events") or {}).items()
+            },
+        },
         rules=[
             Rule(
                 r["id"],

@@ -359,3 +359,115 @@ def test_an_item_is_settled_by_either_of_two_questions_and_neither_is_asked_once
     assert both["qualification"]["budget"] == "unmet"
     effect = next(r for r in both["reasons"] if r["rule"] == "answer-budget_range-met")["effects"][0]
     assert effect["applied"] is False and "answer-budget-unmet" in effect["note"]
+
+
+# -- custom event types ----------------------------------------------------------------------------
+
+EVENTS = {
+    "feature_used": {
+        "description": "A trial user used a product feature",
+        "properties": {
+            "feature": {"type": "string"},
+            "times": {"type": "number"},
+            "admin": {"type": "boolean"},
+        },
+    },
+    "workspace_created": {"description": "A trial workspace was created"},
+}
+
+
+def test_declared_event_types_work_in_conditions_points_counts_and_decay(mini):
+    rs = mini(
+        [
+            R("workspace", {"event": "workspace_created"}, {"points": {"engagement": 10}, "funnel": "mofu"}),
+            R(
+                "dashboards",
+                {"event": "feature_used", "where": {"feature": "dashboards", "times": {"gte": 3}}},
+                {"points": {"engagement": 5}, "per": "event", "cap": 12},
+            ),
+            R(
+                "busy",
+                {"count": {"event": "feature_used", "where": {"admin": True}, "gte": 2}},
+                {"tag": "busy"},
+            ),
+            R("fresh", {"days_since": {"event": "workspace_created", "lte": 7}}, {"tag": "fresh"}),
+        ],
+        events=EVENTS,
+    )
+    use = lambda feature, times, days, admin=False: {  # noqa: E731
+        "type": "feature_used",
+        "at": f"2026-11-{23 - days:02d}T10:00:00Z",
+        "properties": {"feature": feature, "times": times, "admin": admin},
+    }
+    facts = lead(
+        events=[
+            {"type": "workspace_created", "at": "2026-11-13T10:00:00Z"},
+            use("dashboards", 5, 0, admin=True),
+            use("dashboards", 3, 10, admin=True),
+            use("dashboards", 1, 0),
+            use("exports", 9, 0),
+        ]
+    )
+    d = rs.evaluate(facts, AT).decision
+    # 10 points for a 10-day-old workspace with a 10-day half-life: 5; dashboards 5 (fresh) + 2.5 (10 days).
+    assert d["scores"]["engagement"] == 12.5 and d["funnel"] == "mofu"
+    dash = next(r for r in d["reasons"] if r["rule"] == "dashboards")["effects"][0]
+    assert [e["points"] for e in dash["events"]] == [2.5, 5.0]
+    assert d["tags"] == ["busy"]  # the workspace is 10 days old: not fresh
+
+
+def test_undeclared_event_types_and_properties_are_refused_naming_the_declared_ones(mini):
+    from engine import FactsError
+
+    rs = mini([R("w", {"event": "workspace_created"}, {"tag": "w"})], events=EVENTS)
+    with pytest.raises(FactsError) as refused:
+        rs.evaluate(lead(events=[{"type": "feature_use", "at": AT}]), AT)
+    message = refused.value.errors["events[0].type"][0]
+    assert "'feature_use' is not an event type of ruleset mini (did you mean 'feature_used'?)" in message
+    assert "its own: feature_used, workspace_created" in message
+    with pytest.raises(FactsError) as refused:
+        rs.evaluate(
+            lead(events=[{"type": "feature_used", "at": AT, "properties": {"feature": 3, "tims": 2}}]), AT
+        )
+    errors = refused.value.errors
+    assert errors["events[0].properties.feature"] == ["must be text, not int"]
+    assert (
+        "feature_used has no property 'tims' (did you mean 'times'?)"
+        in errors["events[0].properties.tims"][0]
+    )
+    # The standard types stay open: any property, as before.
+    assert rs.evaluate(lead(events=[{"type": "page_view", "at": AT, "properties": {"x": 1}}]), AT)
+
+
+@pytest.mark.parametrize(
+    "when, says",
+    [
+        ({"event": "feature_usd"}, "unknown event type 'feature_usd' (did you mean 'feature_used'?)"),
+        (
+            {"event": "feature_used", "where": {"feture": "x"}},
+            "the event has no property 'feture' (did you mean 'feature'?)",
+        ),
+        (
+            {"event": "feature_used", "where": {"times": "many"}},
+            "property times is a number, but 'many' is not",
+        ),
+        (
+            {"event": "feature_used", "where": {"times": {"starts_with": "1"}}},
+            "property times is a number: `starts_with` needs text",
+        ),
+        (
+            {"count": {"event": "feature_used", "where": {"admin": "yes"}, "gte": 1}},
+            "property admin is true or false, but 'yes' is not",
+        ),
+    ],
+)
+def test_conditions_on_declared_events_are_checked_against_their_declaration(when, says):
+    (problem,) = problems([R("r1", when, {"tag": "x"})], events=EVENTS)
+    assert says in problem, problem
+
+
+def test_a_declared_event_may_not_reuse_a_standard_name():
+    (problem,) = problems(
+        [R("r1", {"profile.country": "US"}, {"tag": "x"})], events={"page_view": {"description": "mine"}}
+    )
+    assert "'page_view' is a standard event type already" in problem
