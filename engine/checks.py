@@ -107,7 +107,18 @@ class Checker:
             for key in ("met_at_least", "met_at_most"):
                 if getattr(q, key) is not None and not q.amount:
                     self._add(path + (key,), f"{key} needs amount: true")
-            if bounded and None not in (q.met_at_least, q.met_at_most) and q.met_at_least > q.met_at_most:
+            numbers = [v for v in (q.met_at_least, q.met_at_most) if isinstance(v, int | float)]
+            for key in ("met_at_least", "met_at_most"):
+                ref = getattr(q, key)
+                if (
+                    isinstance(ref, str)
+                    and m.computed_specs.get(ref.split(".", 1)[1], {}).get("type") != "number"
+                ):
+                    self._add(
+                        path + (key,),
+                        f"{ref} is not a computed number" + suggest(ref.split(".", 1)[1], m.computed_specs),
+                    )
+            if len(numbers) == 2 and q.met_at_least > q.met_at_most:
                 self._add(path + ("met_at_most",), "met_at_most must not be below met_at_least")
         for name, etype in m.event_types.items():
             if etype.declared and name in EVENT_TYPES:

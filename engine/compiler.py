@@ -20,12 +20,13 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from . import computed
 from .checks import Checker, writes_of
 from .conditions import Alternative, Feature, Lowering, pattern
 from .decision import action_steps
 from .errors import Problem, RulesetError
 from .model import Rule, Ruleset, build
-from .schema import validate_structure
+from .schema import suggest, validate_structure
 from .yamlsource import load
 
 LAYER = 1001  # priorities 0..999 (+1) fit inside one layer
@@ -99,7 +100,7 @@ def question_rules(model: Ruleset) -> list[Rule]:
                 shown.append(_range_words(least, most))
             if status == "unmet":
                 alts += [{f"answers.{q.id}": test} for test in outside]
-                shown += [f"{'<' if 'lt' in t else '>'} {next(iter(t.values())):g}" for t in outside]
+                shown += [f"{'<' if 'lt' in t else '>'} {_num(next(iter(t.values())))}" for t in outside]
             if not alts:
                 continue
             rules.append(
@@ -118,8 +119,12 @@ def question_rules(model: Ruleset) -> list[Rule]:
 
 def _range_words(least, most) -> str:
     if least is not None and most is not None:
-        return f"{least:g} to {most:g}"
-    return f"≥ {least:g}" if least is not None else f"≤ {most:g}"
+        return f"{_num(least)} to {_num(most)}"
+    return f"≥ {_num(least)}" if least is not None else f"≤ {_num(most)}"
+
+
+def _num(value) -> str:
+    return f"{value:g}" if isinstance(value, int | float) else str(value)
 
 
 def _keys(expr, out: set[str]) -> None:
@@ -191,9 +196,70 @@ def _kind_words(kind: str) -> str:
     return name
 
 
+def _computed(model: Ruleset, file: str, line_of) -> list[Problem]:
+    """Compile the ruleset's computed values into model.computed (in dependency order); their problems."""
+    problems = []
+    parsed = {}
+    for name, spec in model.computed_specs.items():
+        value, problem = computed.parse(name, spec)
+        if problem:
+            problems.append(
+                Problem(file, line_of(("computed", name, "expr")), None, f"computed.{name}: {problem}")
+            )
+            continue
+        parsed[name] = value
+        for ref in value.inputs:
+            section, field_name = ref.split(".", 1)
+            known = {
+                "profile": model.profile_fields,
+                "answers": model.answer_fields,
+                "computed": model.computed_specs,
+            }
+            if field_name not in known[section]:
+                problems.append(
+                    Problem(
+                        file,
+                        line_of(("computed", name, "expr")),
+                        None,
+                        f"computed.{name}: unknown {ref!r}"
+                        + suggest(field_name, known[section]).replace("'", f"'{section}.", 1),
+                    )
+                )
+    ordered, circle = computed.order(parsed)
+    if circle:
+        problems.append(
+            Problem(
+                file,
+                line_of(("computed", circle[0])),
+                None,
+                f"computed values {', '.join(circle)} read each other in a circle: none can be computed first",
+            )
+        )
+    types = {f"profile.{k}": v for k, v in model.profile_fields.items()}
+    types |= {f"answers.{k}": v for k, v in model.answer_fields.items()}
+    for q in model.questions:  # an amount question is sampled with its amount: that is what arithmetic reads
+        if q.amount:
+            types[f"answers.{q.id}"] = "number"
+    ctypes = {f"computed.{k}": v["type"] for k, v in model.computed_specs.items()}
+    if not problems:
+        for value in ordered:
+            problem = computed.sample_problem(value, types, ctypes)
+            if problem:
+                problems.append(
+                    Problem(
+                        file,
+                        line_of(("computed", value.name, "expr")),
+                        None,
+                        f"computed.{value.name}: {problem}",
+                    )
+                )
+    model.computed = tuple(ordered)
+    return problems
+
+
 def plan(model: Ruleset, file: str, line_of) -> Plan:
     checker = Checker(model, file, line_of)
-    problems: list[Problem] = list(checker.document())
+    problems: list[Problem] = list(checker.document()) + _computed(model, file, line_of)
     model.rules = question_rules(model) + model.rules
     lowering = Lowering(model, file, line_of)
     alternatives: dict[str, list[Alternative]] = {}

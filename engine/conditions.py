@@ -21,7 +21,7 @@ from typing import Any
 from .errors import Problem
 from .model import Ruleset
 from .regexes import regex_problem
-from .vocabulary import BOOLEAN, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
+from .vocabulary import BOOLEAN, DATE, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
 
 MAX_ALTERNATIVES = 32
 # Text tests computed in Python (durable_rules has no prefix or substring test, and its regex is wrong).
@@ -181,6 +181,18 @@ class Lowering:
     def _leaf(self, key: str, value, path: tuple, negated: bool) -> list[Alternative]:
         if key.startswith("profile.") or key.startswith("answers."):
             return self._single("lead", self._field_test(key, value, path), negated)
+        if key.startswith("computed."):
+            name = key.split(".", 1)[1]
+            spec = self.model.computed_specs.get(name)
+            if spec is None:
+                self._problem(
+                    path,
+                    f"unknown computed value {key!r}"
+                    + _hint(name, self.model.computed_specs, prefix="computed.")
+                    + " (declare it under computed)",
+                )
+                return [Alternative()]
+            return self._single("lead", self._test(f"v.{name}", value, spec["type"], path, key), negated)
         if key == "channel":
             return self._single("lead", self._test("c", value, STRING, path, "channel"), negated)
         if key in ("count", "days_since"):
@@ -322,12 +334,29 @@ class Lowering:
         if ftype == LIST:
             self._problem(path, f"{label} is a list: test it with `contains` or `exists`")
             return None
+        if op in _ORDER_OPS and isinstance(value, str) and value.startswith("computed."):
+            # Compared with a computed value (a threshold that depends on the lead): computed in Python.
+            other = value.split(".", 1)[1]
+            if self.model.computed_specs.get(other, {}).get("type") != NUMBER:
+                self._problem(
+                    path, f"{value} is not a computed number" + _hint(other, self.model.computed_specs)
+                )
+                return None
+            if ftype not in (NUMBER, STRING) or (ftype == STRING and not number_key):
+                self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a number field")
+                return None
+            return ("cmp", "eq", "f." + self._feature("compare", (number_key or key, op, other)).name, True)
         values = value if op in ("in", "not_in") else [value]
         numeric = op in _ORDER_OPS or all(_is_number(v) for v in values)
         if number_key and numeric:
             key, ftype = number_key, NUMBER
         if op in _ORDER_OPS and ftype != NUMBER:
-            self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a number field")
+            hint = (
+                " (count days with a computed value: days_until(...) or days_since(...))"
+                if ftype == DATE
+                else ""
+            )
+            self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a number field{hint}")
             return None
         for v in values:
             if isinstance(v, str) and "*" in v and op in ("eq", "ne", "in", "not_in"):
@@ -578,7 +607,9 @@ def _is_number(v) -> bool:
 
 
 def _article(ftype: str) -> str:
-    return {STRING: "text", NUMBER: "a number", BOOLEAN: "true or false", LIST: "a list"}[ftype]
+    return {STRING: "text", NUMBER: "a number", BOOLEAN: "true or false", LIST: "a list", DATE: "a date"}[
+        ftype
+    ]
 
 
 def _hint(word, known, prefix: str = "") -> str:

@@ -246,6 +246,13 @@ class Run:
         return {"type": "ask", "question": question}
 
     # -- built-in steps ----------------------------------------------------------------------
+    def computed(self, details: list[dict]) -> None:
+        """The ruleset's computed values with their inputs, first among the reasons: rules build on them."""
+        for c, detail in zip(self.model.computed, details, strict=True):
+            self.reasons.append(
+                {"rule": f"@computed.{c.name}", "description": c.words(), "effects": [detail]}
+            )
+
     def tally(self, name: str) -> None:
         score = self.model.scores[name]
         total = _round(sum(p for p, _ in self.points[name]))

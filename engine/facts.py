@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from .errors import FactsError
 from .model import Ruleset
 from .schema import suggest
 from .vocabulary import (
     BOOLEAN,
+    DATE,
     DERIVED_PROFILE_FIELDS,
     LIST,
     NUMBER,
@@ -86,6 +87,11 @@ def _check_value(value, ftype: str, field: str, errors: _Errors):
         if isinstance(value, bool):
             return value
         errors.add(field, "must be true or false")
+    elif ftype == DATE:
+        try:
+            return date.fromisoformat(value).isoformat()
+        except (TypeError, ValueError):
+            errors.add(field, "must be a date written YYYY-MM-DD")
     elif ftype == LIST:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             errors.add(field, "must be a list of text values")

@@ -108,10 +108,16 @@ def event_ages(events: list[dict], at: datetime) -> list[float]:
     return [max(0.0, round((now - parse_time(e["at"], "at").timestamp()) / DAY, 4)) for e in events]
 
 
-def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: datetime):
+def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: datetime, computed: dict):
     """The value of one feature for these (normalised) facts at time `at`; None when it has none."""
     kind, spec = feature.kind, feature.spec
     answers, events = facts["answers"], facts["events"]
+    if kind == "compare":
+        key, op, other = spec
+        value, limit = _lookup(key, profile, answers), computed.get(other)
+        if not isinstance(value, int | float) or isinstance(value, bool) or limit is None:
+            return None
+        return {"gt": value > limit, "gte": value >= limit, "lt": value < limit, "lte": value <= limit}[op]
     if kind == "outcome":
         return _outcome_holds(spec, facts, at)
     if kind == "overdue":
@@ -163,7 +169,7 @@ def _outcome_holds(spec: tuple, facts: dict, at: datetime):
 
 def _lookup(key: str, profile: dict, answers: dict):
     section, name = key.split(".", 1)
-    return profile.get(name) if section == "p" else answers.get(name)
+    return profile.get(name) if section == "p" else answers.get(name)  # a. and an. are both answers
 
 
 def email_domain(email) -> str | None:

@@ -54,8 +54,8 @@ class Question:
     free_text: bool
     met: tuple[str, ...]
     unmet: tuple[str, ...]
-    met_at_least: float | None
-    met_at_most: float | None
+    met_at_least: float | str | None  # a number, or "computed.<name>"
+    met_at_most: float | str | None
     auto: bool
 
     def to_dict(self) -> dict:
@@ -113,6 +113,8 @@ class Ruleset:
     outcome_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rejected/lost -> reasons
     business_hours: dict | None = None  # as written; engine.hours.parse makes it usable
     event_types: dict[str, EventType] = field(default_factory=dict)  # standard ones, then declared ones
+    computed_specs: dict[str, dict] = field(default_factory=dict)  # as written; compiled by the compiler
+    computed: tuple = ()  # engine.computed.Computed values in dependency order, set by the compiler
 
     @property
     def declared_event_types(self) -> list[str]:
@@ -162,6 +164,7 @@ def build(data: dict) -> Ruleset:
         defaults=dict(data["defaults"]),
         outcome_reasons={k: tuple(v) for k, v in (data.get("outcomes") or {}).items()},
         business_hours=data.get("business_hours"),
+        computed_specs=dict(data.get("computed") or {}),
         event_types={
             **{name: EventType(name, "", None) for name in EVENT_TYPES},
             **{

@@ -21,6 +21,7 @@ from datetime import datetime
 
 import durable_rules_engine as dre
 
+from . import computed
 from .compiler import Handler, Plan
 from .decision import MATRIX_SLOTS, Run
 from .errors import EngineError, EvaluationError
@@ -121,9 +122,17 @@ class CompiledRuleset:
         answers, events = facts["answers"], facts["events"]
         ages = event_ages(events, at)
         lead = {"id": "lead", "t": "lead", "sid": sid}
-        sections = {"p": {}, "a": {}, "an": {}}
+        values, details = computed.evaluate(self.model.computed, profile, answers, at)
+        run.computed(details)
+        sections = {"p": {}, "a": {}, "an": {}, "v": {}}
         for section, name in plan.lead_fields:
-            value = profile.get(name) if section == "p" else answers.get(name)
+            value = (
+                profile.get(name)
+                if section == "p"
+                else values.get(name)
+                if section == "v"
+                else answers.get(name)
+            )
             if value is None or isinstance(value, list):  # lists are matched through features
                 continue
             # Text answers and amounts live under different keys, so "5" never compares as 5.
@@ -135,7 +144,7 @@ class CompiledRuleset:
             lead["c"] = facts["channel"]
         features = {}
         for feature in plan.features:
-            value = compute_feature(feature, facts, profile, ages, at)
+            value = compute_feature(feature, facts, profile, ages, at, values)
             if value is not None:
                 features[feature.name] = value
         if features:

@@ -127,7 +127,7 @@ def _problem(doc: Located, error, path) -> Problem:
         extra = [k for k in error.instance if k not in allowed and not any(re.search(p, k) for p in patterns)]
         hints = set(allowed)
         if patterns:
-            hints |= {"profile.", "answers."}
+            hints |= {"profile.", "answers.", "computed."}
         msgs = [f"unknown key {k!r} in {_where(path)}{suggest(k, hints)}" for k in extra]
         key_path = path + [extra[0]] if extra else path
         return Problem(doc.file, doc.line(key_path), rule, "; ".join(msgs))

@@ -471,3 +471,151 @@ def test_a_declared_event_may_not_reuse_a_standard_name():
         [R("r1", {"profile.country": "US"}, {"tag": "x"})], events={"page_view": {"description": "mine"}}
     )
     assert "'page_view' is a standard event type already" in problem
+
+
+# -- computed values (CEL) -------------------------------------------------------------------------
+
+SEATS_Q = {**SEATS, "answers": ["not_sure"]}
+COMPUTED = {
+    "budget_per_seat_month": {
+        "description": "Budget per seat and month",
+        "type": "number",
+        "expr": "answers.budget / answers.seats / 12.0",
+    },
+    "days_to_audit": {
+        "description": "Days until the next audit",
+        "type": "number",
+        "expr": "days_until(answers.next_audit)",
+    },
+    "min_budget": {
+        "description": "Least budget for the seats",
+        "type": "number",
+        "expr": "answers.seats * 300.0",
+    },
+}
+AUDIT_FIELDS = {"answers": {"next_audit": {"type": "date", "description": "Date of the next audit"}}}
+
+
+def _computed_rs(mini, rules, **extra):
+    return mini(
+        rules,
+        questions=[*BASE["questions"], SEATS_Q],
+        fields=AUDIT_FIELDS,
+        computed=COMPUTED,
+        **extra,
+    )
+
+
+def test_computed_values_are_usable_in_conditions_and_shown_in_reasons_with_their_inputs(mini):
+    rs = _computed_rs(
+        mini,
+        [
+            R("cheap", {"computed.budget_per_seat_month": {"lt": 20}}, {"tag": "cheap_seats"}),
+            R("audit-soon", {"computed.days_to_audit": {"gte": 0, "lte": 90}}, {"tag": "audit_soon"}),
+        ],
+    )
+    d = rs.evaluate(lead(answers={"budget": 1200, "seats": 10, "next_audit": "2027-01-22"}), AT).decision
+    assert d["tags"] == ["audit_soon", "cheap_seats"]
+    reason = next(r for r in d["reasons"] if r["rule"] == "@computed.budget_per_seat_month")
+    assert reason["description"] == "Budget per seat and month = answers.budget / answers.seats / 12.0"
+    assert reason["effects"] == [
+        {
+            "type": "computed",
+            "name": "budget_per_seat_month",
+            "value": 10.0,
+            "inputs": {"answers.budget": 1200, "answers.seats": 10},
+        }
+    ]
+    audit = next(r for r in d["reasons"] if r["rule"] == "@computed.days_to_audit")["effects"][0]
+    assert audit["value"] == 59.5833  # from 2026-11-23 10:00 to 2027-01-22 00:00 UTC
+    # A missing or non-numeric input leaves the value missing: no comparison holds, and the reason says why.
+    d = rs.evaluate(lead(answers={"budget": "yes", "seats": 10}), AT).decision
+    assert d["tags"] == []
+    effect = next(r for r in d["reasons"] if r["rule"] == "@computed.budget_per_seat_month")["effects"][0]
+    assert effect["value"] is None and effect["note"] == "could not be computed from these inputs"
+    effect = next(r for r in d["reasons"] if r["rule"] == "@computed.days_to_audit")["effects"][0]
+    assert effect["note"] == "missing: answers.next_audit"
+
+
+def test_days_since_and_division_by_zero(mini):
+    rs = mini(
+        [
+            R("old", {"computed.since": {"gt": 30}}, {"tag": "old"}),
+            R("ratio", {"computed.ratio": {"exists": True}}, {"tag": "ratio"}),
+        ],
+        fields={"profile": {"founded": {"type": "date"}, "a": {"type": "number"}, "b": {"type": "number"}}},
+        computed={
+            "since": {"type": "number", "expr": "days_since(profile.founded)"},
+            "ratio": {"type": "number", "expr": "profile.a / profile.b"},
+        },
+    )
+    d = rs.evaluate(lead(profile={"founded": "2026-01-01", "a": 1, "b": 0}), AT).decision
+    assert d["tags"] == ["old"]  # 1 / 0.0 is infinite: not a value, so `ratio` is missing
+
+
+def test_a_question_threshold_can_be_a_computed_value(mini):
+    budget = {**BASE["questions"][0], "met_at_least": "computed.min_budget"}
+    rs = mini(
+        [R("us", {"profile.country": "US"}, {"tag": "us"})],
+        questions=[budget, *BASE["questions"][1:], SEATS_Q],
+        fields=AUDIT_FIELDS,
+        computed=COMPUTED,
+    )
+    q = lambda **a: rs.evaluate(lead(answers=a), AT).decision["qualification"]["budget"]  # noqa: E731
+    assert q(budget=3000, seats=10) == "met"
+    assert q(budget=2999, seats=10) == "unmet"
+    assert q(budget=2999) == "unknown"  # no seats: no threshold
+    d = rs.evaluate(lead(answers={"budget": 3000, "seats": 10}), AT).decision
+    assert d["reasons"][3]["description"] == "Answered budget with yes, ≥ computed.min_budget: budget is met"
+
+
+def test_routes_can_be_chosen_on_a_computed_value(mini):
+    rs = _computed_rs(
+        mini,
+        [R("big", {"computed.min_budget": {"gte": 3000}}, {"route": "sales"})],
+    )
+    assert rs.evaluate(lead(answers={"seats": 10}), AT).decision["route"]["id"] == "sales"
+    assert rs.evaluate(lead(answers={"seats": 2}), AT).decision["route"]["id"] == "nurture"
+
+
+@pytest.mark.parametrize(
+    "computed, says",
+    [
+        (
+            {"x": {"type": "number", "expr": "answers.budget / 12"}},
+            "numbers are decimals here: write 12.0, not 12",
+        ),
+        (
+            {"x": {"type": "number", "expr": "answers.seatz * 2.0"}},
+            "unknown 'answers.seatz' (did you mean 'answers.seats'?)",
+        ),
+        (
+            {"x": {"type": "string", "expr": "answers.seats * 2.0"}},
+            "gives number, but the value is declared as string",
+        ),
+        ({"x": {"type": "number", "expr": "answers.seats *"}}, "is not valid CEL"),
+        ({"x": {"type": "number", "expr": "size([1.0].map(v, v))"}}, "loops over lists"),
+        ({"x": {"type": "number", "expr": "y + 1.0"}}, "unknown name 'y'"),
+        (
+            {"x": {"type": "number", "expr": "computed.y"}, "y": {"type": "number", "expr": "computed.x"}},
+            "read each other in a circle",
+        ),
+    ],
+)
+def test_computed_values_are_checked_by_validate(computed, says):
+    found = problems(
+        [R("r1", {"profile.country": "US"}, {"tag": "x"})],
+        questions=[*BASE["questions"], SEATS_Q],
+        computed=computed,
+    )
+    assert any(says in p for p in found), found
+
+
+def test_a_condition_on_an_unknown_computed_value_gets_did_you_mean():
+    (problem,) = problems(
+        [R("r1", {"computed.min_budgt": {"gte": 1}}, {"tag": "x"})],
+        questions=[*BASE["questions"], SEATS_Q],
+        fields=AUDIT_FIELDS,
+        computed=COMPUTED,
+    )
+    assert "unknown computed value 'computed.min_budgt' (did you mean 'computed.min_budget'?)" in problem
