@@ -178,8 +178,18 @@ class Checker:
                 )
         if "recycle" in then and m.stage_of_kind("recycled") is None:
             self._add(path + ("recycle",), "recycle needs a stage of kind recycled", rule.id)
-        if "route" in then:
-            self._known(then["route"], m.routes, "route", path + ("route",), rule.id)
+        if "route" in then and self._known(then["route"], m.routes, "route", path + ("route",), rule.id):
+            route = m.routes[then["route"]]
+            if "disqualify" in then and route.destination != "disqualified":
+                self._add(
+                    path + ("route",),
+                    f"a disqualified contact's route must have destination disqualified, not {route.destination}",
+                    rule.id,
+                )
+            if "not_a_lead" in then and route.destination == "sales":
+                self._add(
+                    path + ("route",), "a not-a-lead is never handed to sales: choose another route", rule.id
+                )
         for item in then.get("qualify", {}):
             self._known(item, m.qualification, "qualification item", path + ("qualify", item), rule.id)
         for q in _as_list(then.get("ask")):

@@ -619,3 +619,62 @@ def test_a_condition_on_an_unknown_computed_value_gets_did_you_mean():
         computed=COMPUTED,
     )
     assert "unknown computed value 'computed.min_budgt' (did you mean 'computed.min_budget'?)" in problem
+
+
+# -- not-a-lead routes chosen by reason ------------------------------------------------------------
+
+CAREERS = {
+    "destination": "nurture",
+    "track": "careers",
+    "next_step": {"action": "thank_you", "text": "See our jobs page"},
+}
+
+
+def test_a_verdict_rule_may_choose_the_route_for_its_reason(mini):
+    rs = mini(
+        [
+            R(
+                "job-seeker",
+                {"event": "careers_page_view"},
+                {"not_a_lead": "Looking for a job", "route": "careers"},
+            ),
+            R("outside", {"profile.country": "FR"}, {"not_a_lead": "Outside our market"}),
+            R("rival", {"profile.email_domain": "rival.io"}, {"disqualify": "Competitor"}),
+        ],
+        routes={**BASE["routes"], "careers": CAREERS},
+    )
+    job = rs.evaluate(lead(events=[{"type": "careers_page_view", "at": AT}]), AT).decision
+    assert (job["stage"], job["route"]["id"], job["status_reason"]) == (
+        "not_a_lead",
+        "careers",
+        "Looking for a job",
+    )
+    effect = next(r for r in job["reasons"] if r["rule"] == "job-seeker")["effects"][-1]
+    assert effect == {
+        "type": "route",
+        "route": "careers",
+        "applied": True,
+        "note": "route for this not_a_lead",
+    }
+    assert (
+        rs.evaluate(lead(profile={"country": "FR"}), AT).decision["route"]["id"] == "nurture"
+    )  # the default
+    # Disqualification wins, and with it its own (default) route.
+    both = rs.evaluate(
+        lead(profile={"email": "a@rival.io"}, events=[{"type": "careers_page_view", "at": AT}]), AT
+    ).decision
+    assert (both["stage"], both["route"]["id"]) == ("disqualified", "out")
+
+
+def test_a_verdict_route_must_fit_the_verdict():
+    found = problems(
+        [
+            R("a", {"profile.country": "FR"}, {"not_a_lead": "Outside", "route": "sales"}),
+            R("b", {"profile.country": "DE"}, {"disqualify": "Nope", "route": "nurture"}),
+        ]
+    )
+    assert any("[a] a not-a-lead is never handed to sales" in p for p in found)
+    assert any(
+        "[b] a disqualified contact's route must have destination disqualified, not nurture" in p
+        for p in found
+    )
