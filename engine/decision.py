@@ -260,11 +260,14 @@ class Run:
 
     # -- built-in steps ----------------------------------------------------------------------
     def computed(self, details: list[dict]) -> None:
-        """The ruleset's computed values with their inputs, first among the reasons: rules build on them."""
+        """The ruleset's computed values with their inputs, first among the reasons: rules build on them.
+
+        A value none of whose inputs were given is left out: it says nothing about this lead."""
         for c, detail in zip(self.model.computed, details, strict=True):
-            self.reasons.append(
-                {"rule": f"@computed.{c.name}", "description": c.words(), "effects": [detail]}
-            )
+            if any(v is not None for v in detail["inputs"].values()):
+                self.reasons.append(
+                    {"rule": f"@computed.{c.name}", "description": c.words(), "effects": [detail]}
+                )
 
     def tally(self, name: str) -> None:
         score = self.model.scores[name]

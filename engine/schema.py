@@ -128,7 +128,15 @@ def _problem(doc: Located, error, path) -> Problem:
         hints = set(allowed)
         if patterns:
             hints |= {"profile.", "answers.", "computed."}
-        msgs = [f"unknown key {k!r} in {_where(path)}{suggest(k, hints)}" for k in extra]
+        msgs = [
+            f"unknown key {k!r} in {_where(path)}{suggest(k, hints)}"
+            + (
+                " (a ',' inside {…} starts a new key: put text that holds ',' in quotes)"
+                if error.instance[k] is None and not suggest(k, hints)
+                else ""
+            )
+            for k in extra
+        ]
         key_path = path + [extra[0]] if extra else path
         return Problem(doc.file, doc.line(key_path), rule, "; ".join(msgs))
     if error.validator == "required":

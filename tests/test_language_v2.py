@@ -533,8 +533,14 @@ def test_computed_values_are_usable_in_conditions_and_shown_in_reasons_with_thei
     assert d["tags"] == []
     effect = next(r for r in d["reasons"] if r["rule"] == "@computed.budget_per_seat_month")["effects"][0]
     assert effect["value"] is None and effect["note"] == "could not be computed from these inputs"
-    effect = next(r for r in d["reasons"] if r["rule"] == "@computed.days_to_audit")["effects"][0]
-    assert effect["note"] == "missing: answers.next_audit"
+    effect = next(r for r in d["reasons"] if r["rule"] == "@computed.min_budget")["effects"][0]
+    assert effect["value"] == 3000.0 and effect["inputs"] == {"answers.seats": 10}
+    # A value none of whose inputs were given says nothing about the lead: it is not listed.
+    assert "@computed.days_to_audit" not in [r["rule"] for r in d["reasons"]]
+    d = rs.evaluate(lead(answers={"budget": 1200}), AT).decision
+    effect = next(r for r in d["reasons"] if r["rule"] == "@computed.budget_per_seat_month")["effects"][0]
+    assert effect["note"] == "missing: answers.seats"
+    assert effect["inputs"] == {"answers.budget": 1200, "answers.seats": None}
 
 
 def test_days_since_and_division_by_zero(mini):
@@ -566,7 +572,8 @@ def test_a_question_threshold_can_be_a_computed_value(mini):
     assert q(budget=2999, seats=10) == "unmet"
     assert q(budget=2999) == "unknown"  # no seats: no threshold
     d = rs.evaluate(lead(answers={"budget": 3000, "seats": 10}), AT).decision
-    assert d["reasons"][3]["description"] == "Answered budget with yes, ≥ computed.min_budget: budget is met"
+    met = next(r for r in d["reasons"] if r["rule"] == "answer-budget-met")
+    assert met["description"] == "Answered budget with yes, ≥ computed.min_budget: budget is met"
 
 
 def test_routes_can_be_chosen_on_a_computed_value(mini):
@@ -678,3 +685,62 @@ def test_a_verdict_route_must_fit_the_verdict():
         "[b] a disqualified contact's route must have destination disqualified, not nurture" in p
         for p in found
     )
+
+
+# -- the shipped product-led ruleset, through the real server --------------------------------------
+
+
+def test_product_led_ships_with_at_least_thirty_cases(registry):
+    from engine.cases import cases_path, run_cases
+    from tests.conftest import RULESETS
+
+    report = run_cases(registry.get("product-led"), cases_path(RULESETS / "product-led.yaml"))
+    assert report.failures() == [] and report.unexercised == []
+    assert len(report.results) >= 30
+
+
+def test_product_events_through_the_real_server(tmp_path):
+    from tests.server import Server
+
+    pin = {"name": "product-led"}
+    events = [
+        {"type": "trial_signup", "at": "2026-11-16T09:00:00Z", "properties": {"plan": "team"}},
+        {"type": "teammate_invited", "at": "2026-11-16T10:00:00Z", "properties": {"count": 5}},
+        {"type": "usage_limit_reached", "at": "2026-11-22T09:00:00Z", "properties": {"limit": "rows"}},
+    ]
+    profile = {"email": "ana@brightcart.co.uk", "country": "GB", "industry": "ecommerce", "employees": 300}
+    with Server(tmp_path / "pl.db", workers=1) as server:
+        status, body, _ = server.request(
+            "POST",
+            "/v1/decisions",
+            {"lead_id": "pl-http", "ruleset": pin, "profile": profile, "events": events},
+        )
+        assert status == 201, body
+        assert body["ruleset"]["name"] == "product-led" and body["stage"] == "pql"
+        assert "pql-team-at-limit" in [r["rule"] for r in body["reasons"]]
+        # An event type the ruleset does not declare is refused, naming the ones it does.
+        status, body, _ = server.request(
+            "POST",
+            "/v1/decisions",
+            {
+                "lead_id": "pl-http",
+                "ruleset": pin,
+                "events": [{"type": "feature_use", "at": "2026-11-22T09:00:00Z"}],
+            },
+        )
+        assert status == 422 and body["code"] == "invalid_facts", body
+        (message,) = body["errors"]["events[0].type"]
+        assert "did you mean 'feature_used'?" in message and "trial_signup" in message
+        # A declared property of the wrong type is refused too, naming the field.
+        bad = {"type": "teammate_invited", "at": "2026-11-22T09:00:00Z", "properties": {"count": "five"}}
+        status, body, _ = server.request(
+            "POST", "/v1/decisions", {"lead_id": "pl-2", "ruleset": pin, "events": [bad]}
+        )
+        assert status == 422 and body["errors"]["events[0].properties.count"] == ["must be a number, not str"]
+        # The default ruleset does not know product events: the fence is per ruleset.
+        status, body, _ = server.request(
+            "POST",
+            "/v1/decisions",
+            {"lead_id": "pl-3", "events": [{"type": "trial_signup", "at": "2026-11-22T09:00:00Z"}]},
+        )
+        assert status == 422 and "not an event type of ruleset default" in body["errors"]["events[0].type"][0]
