@@ -145,6 +145,12 @@ class AssignmentSchema(Schema):
     name = fields.String(allow_none=True)
     basis = fields.String(validate=validate.OneOf(["lead_owner", "domain_owner", "round_robin", "none"]))
     reason = fields.String()
+    hours = fields.Dict(
+        metadata={
+            "description": "When the team keeps its own business hours (teams.yaml): {team, timezone, "
+            "ruleset_due_at}; route.due_at is then counted in the team's hours"
+        }
+    )
 
 
 class DecisionSchema(Schema):

@@ -744,3 +744,114 @@ def test_product_events_through_the_real_server(tmp_path):
             {"lead_id": "pl-3", "events": [{"type": "trial_signup", "at": "2026-11-22T09:00:00Z"}]},
         )
         assert status == 422 and "not an event type of ruleset default" in body["errors"]["events[0].type"][0]
+
+
+# -- business hours per team (teams.yaml) ------------------------------------------------------------
+
+TEAM_HOURS = """\
+version: 1
+teams:
+  sdr:
+    hours: {timezone: Europe/London, days: [mon, tue, wed, thu, fri], start: "08:30", end: "17:00"}
+    members:
+      - {id: tom, name: Tom Berg}
+  account-executives:
+    - {id: sam, name: Sam}
+"""
+SDR_LEAD = {
+    "lead_id": "sdr-1",
+    "profile": {
+        "email": "maya@northdata.ca",
+        "country": "CA",
+        "industry": "saas",
+        "employees": 120,
+        "job_title": "Head of Analytics",
+        "department": "analytics",
+    },
+    "events": [{"type": "free_trial", "at": "2026-11-22T10:00:00Z"}],
+}
+
+
+def test_a_team_with_its_own_hours_counts_the_sla_in_them_and_replays_identically(
+    tmp_path, default, registry
+):
+    from audit import AuditTrail
+    from audit.replay import replay
+    from engine.teams import load_teams
+    from service.decide import decide, evaluator
+
+    trail = AuditTrail(tmp_path / "h.db", durability="normal")
+    # Monday 10:00 UTC: 05:00 in New York (the ruleset's hours), 10:00 in London (the team's).
+    reply, _ = decide(default, trail, SDR_LEAD, at=AT, teams=load_teams(TEAM_HOURS))
+    assert reply["route"]["id"] == "sdr_qualification" and reply["route"]["team"] == "sdr"
+    assert reply["route"]["due_at"] == "2026-11-23T14:00:00Z"  # 240 London business minutes from 10:00
+    assert reply["assignment"]["hours"] == {
+        "team": "sdr",
+        "timezone": "Europe/London",
+        "ruleset_due_at": "2026-11-23T18:00:00Z",  # 09:00 + 4 h in New York
+    }
+    assert replay(trail, reply["decision_id"], evaluator(registry))["identical"] is True
+    # Without hours of its own, the team works the ruleset's hours.
+    plain = load_teams(
+        TEAM_HOURS.replace(
+            '    hours: {timezone: Europe/London, days: [mon, tue, wed, thu, fri], start: "08:30", end: "17:00"}\n',
+            "",
+        )
+    )
+    reply, _ = decide(default, trail, {**SDR_LEAD, "lead_id": "sdr-2"}, at=AT, teams=plain)
+    assert reply["route"]["due_at"] == "2026-11-23T18:00:00Z" and "hours" not in reply["assignment"]
+
+
+@pytest.mark.parametrize(
+    "hours, says",
+    [
+        ('{timezone: Europe/Londn, start: "09:00", end: "17:00"}', "unknown time zone 'Europe/Londn'"),
+        (
+            '{timezone: Europe/London, start: "17:00", end: "09:00"}',
+            "business hours must end after they start",
+        ),
+        (
+            '{timezone: Europe/London, start: "9am", end: "17:00"}',
+            'start is a time of day in quotes, such as "09:00"',
+        ),
+        (
+            '{timezone: Europe/London, start: "09:00", end: "17:00", days: [monday]}',
+            "days is a list of mon, tue",
+        ),
+    ],
+)
+def test_team_hours_are_checked_with_file_and_line(hours, says):
+    from engine import RulesetError
+    from engine.teams import load_teams
+
+    text = f"version: 1\nteams:\n  sdr:\n    hours: {hours}\n    members:\n      - {{id: tom, name: Tom}}\n"
+    with pytest.raises(RulesetError) as refused:
+        load_teams(text)
+    (problem,) = refused.value.problems
+    assert problem.line == 4 and says in problem.message, problem
+
+
+def test_team_hours_reach_the_reply_through_the_real_server(tmp_path):
+    import shutil
+
+    from tests.conftest import RULESETS
+    from tests.server import Server
+
+    rulesets = tmp_path / "rulesets"
+    rulesets.mkdir()
+    shutil.copy(RULESETS / "default.yaml", rulesets)
+    shutil.copy(RULESETS / "default.cases.yaml", rulesets)
+    (rulesets / "teams.yaml").write_text(TEAM_HOURS)
+    with Server(tmp_path / "hours.db", workers=1, rulesets=rulesets) as server:
+        status, body, _ = server.request("POST", "/v1/decisions", SDR_LEAD)
+        assert status == 201, body
+        assert body["assignment"]["hours"]["timezone"] == "Europe/London"
+        assert body["route"]["due_at"] == _london_due(body["evaluated_at"])
+
+
+def _london_due(evaluated_at: str) -> str:
+    from engine.facts import format_time, parse_time
+    from engine.hours import parse
+
+    hours = parse({"timezone": "Europe/London", "start": "08:30", "end": "17:00"})
+    return format_time(hours.add(parse_time(evaluated_at, "at"), 240))
