@@ -26,7 +26,7 @@ from .conditions import Alternative, Feature, Lowering, pattern
 from .decision import action_steps
 from .errors import Problem, RulesetError
 from .model import Rule, Ruleset, build
-from .schema import suggest, validate_structure
+from .schema import validate_structure
 from .yamlsource import load
 
 LAYER = 1001  # priorities 0..999 (+1) fit inside one layer
@@ -196,70 +196,9 @@ def _kind_words(kind: str) -> str:
     return name
 
 
-def _computed(model: Ruleset, file: str, line_of) -> list[Problem]:
-    """Compile the ruleset's computed values into model.computed (in dependency order); their problems."""
-    problems = []
-    parsed = {}
-    for name, spec in model.computed_specs.items():
-        value, problem = computed.parse(name, spec)
-        if problem:
-            problems.append(
-                Problem(file, line_of(("computed", name, "expr")), None, f"computed.{name}: {problem}")
-            )
-            continue
-        parsed[name] = value
-        for ref in value.inputs:
-            section, field_name = ref.split(".", 1)
-            known = {
-                "profile": model.profile_fields,
-                "answers": model.answer_fields,
-                "computed": model.computed_specs,
-            }
-            if field_name not in known[section]:
-                problems.append(
-                    Problem(
-                        file,
-                        line_of(("computed", name, "expr")),
-                        None,
-                        f"computed.{name}: unknown {ref!r}"
-                        + suggest(field_name, known[section]).replace("'", f"'{section}.", 1),
-                    )
-                )
-    ordered, circle = computed.order(parsed)
-    if circle:
-        problems.append(
-            Problem(
-                file,
-                line_of(("computed", circle[0])),
-                None,
-                f"computed values {', '.join(circle)} read each other in a circle: none can be computed first",
-            )
-        )
-    types = {f"profile.{k}": v for k, v in model.profile_fields.items()}
-    types |= {f"answers.{k}": v for k, v in model.answer_fields.items()}
-    for q in model.questions:  # an amount question is sampled with its amount: that is what arithmetic reads
-        if q.amount:
-            types[f"answers.{q.id}"] = "number"
-    ctypes = {f"computed.{k}": v["type"] for k, v in model.computed_specs.items()}
-    if not problems:
-        for value in ordered:
-            problem = computed.sample_problem(value, types, ctypes)
-            if problem:
-                problems.append(
-                    Problem(
-                        file,
-                        line_of(("computed", value.name, "expr")),
-                        None,
-                        f"computed.{value.name}: {problem}",
-                    )
-                )
-    model.computed = tuple(ordered)
-    return problems
-
-
 def plan(model: Ruleset, file: str, line_of) -> Plan:
     checker = Checker(model, file, line_of)
-    problems: list[Problem] = list(checker.document()) + _computed(model, file, line_of)
+    problems: list[Problem] = list(checker.document()) + computed.compile_values(model, file, line_of)
     model.rules = question_rules(model) + model.rules
     lowering = Lowering(model, file, line_of)
     alternatives: dict[str, list[Alternative]] = {}

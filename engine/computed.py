@@ -27,7 +27,9 @@ from datetime import date, datetime
 
 import cel
 
+from .errors import Problem
 from .facts import DAY, parse_time
+from .schema import suggest
 from .vocabulary import BOOLEAN, DATE, NUMBER, STRING
 
 MAX_EXPR = 1000
@@ -196,3 +198,64 @@ def order(values: dict[str, Computed]) -> tuple[list[Computed], list[str]]:
             done.append(n)
             del remaining[n]
     return [values[n] for n in done], []
+
+
+def compile_values(model, file: str, line_of) -> list[Problem]:
+    """Compile the ruleset's computed values into model.computed (in dependency order); their problems."""
+    problems = []
+    parsed = {}
+    for name, spec in model.computed_specs.items():
+        value, problem = parse(name, spec)
+        if problem:
+            problems.append(
+                Problem(file, line_of(("computed", name, "expr")), None, f"computed.{name}: {problem}")
+            )
+            continue
+        parsed[name] = value
+        for ref in value.inputs:
+            section, field_name = ref.split(".", 1)
+            known = {
+                "profile": model.profile_fields,
+                "answers": model.answer_fields,
+                "computed": model.computed_specs,
+            }
+            if field_name not in known[section]:
+                problems.append(
+                    Problem(
+                        file,
+                        line_of(("computed", name, "expr")),
+                        None,
+                        f"computed.{name}: unknown {ref!r}"
+                        + suggest(field_name, known[section]).replace("'", f"'{section}.", 1),
+                    )
+                )
+    ordered, circle = order(parsed)
+    if circle:
+        problems.append(
+            Problem(
+                file,
+                line_of(("computed", circle[0])),
+                None,
+                f"computed values {', '.join(circle)} read each other in a circle: none can be computed first",
+            )
+        )
+    types = {f"profile.{k}": v for k, v in model.profile_fields.items()}
+    types |= {f"answers.{k}": v for k, v in model.answer_fields.items()}
+    for q in model.questions:  # an amount question is sampled with its amount: that is what arithmetic reads
+        if q.amount:
+            types[f"answers.{q.id}"] = "number"
+    ctypes = {f"computed.{k}": v["type"] for k, v in model.computed_specs.items()}
+    if not problems:
+        for value in ordered:
+            problem = sample_problem(value, types, ctypes)
+            if problem:
+                problems.append(
+                    Problem(
+                        file,
+                        line_of(("computed", value.name, "expr")),
+                        None,
+                        f"computed.{value.name}: {problem}",
+                    )
+                )
+    model.computed = tuple(ordered)
+    return problems

@@ -7,120 +7,44 @@ durable expression ($and / $or), so `any` over profile fields does not multiply 
 
 durable_rules does the matching. What it does badly is computed in Python first as a *feature* of the
 lead fact, then matched by equality or comparison: regular expressions (its $mt is an anchored match
-with false negatives), list membership, and aggregates over events (count, days since).
+with false negatives), list membership, text tests, comparisons with computed values and aggregates
+over events (count, days since). The data (expressions, alternatives) lives in expressions.py, the
+event conditions in events.py.
 Every comparison on a missing field is false, as in durable_rules itself; `not` is exact (De Morgan,
 with a missing field counting as "not").
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Problem
+from .events import EventConditions
+from .expressions import (
+    _ORDER_OPS,
+    MAX_ALTERNATIVES,
+    TEXT_OPS,
+    Alternative,
+    Feature,
+    _and,
+    _article,
+    _conj,
+    _conj_or,
+    _given,
+    _hint,
+    _is_number,
+    _or,
+    negate,
+    pattern,
+)
 from .model import Ruleset
 from .regexes import regex_problem
 from .vocabulary import BOOLEAN, DATE, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
 
-MAX_ALTERNATIVES = 32
-# Text tests computed in Python (durable_rules has no prefix or substring test, and its regex is wrong).
-TEXT_OPS = ("starts_with", "contains", "matches", "in_domain_list", "not_in_domain_list")
-_NEGATED = {"eq": "neq", "neq": "eq", "gt": "lte", "lte": "gt", "gte": "lt", "lt": "gte"}
-_ORDER_OPS = ("gt", "gte", "lt", "lte")
-
-# Expressions over one fact: ("cmp", op, key, value) | ("ex", key) | ("nex", key) | ("and"|"or", [expr])
+__all__ = ["Alternative", "Feature", "Lowering", "pattern"]
 
 
-def negate(expr):
-    kind = expr[0]
-    if kind == "cmp":
-        _, op, key, value = expr
-        return ("or", [("nex", key), ("cmp", _NEGATED[op], key, value)])
-    if kind == "ex":
-        return ("nex", expr[1])
-    if kind == "nex":
-        return ("ex", expr[1])
-    return ("or" if kind == "and" else "and", [negate(e) for e in expr[1]])
-
-
-def to_durable(expr) -> dict:
-    kind = expr[0]
-    if kind == "cmp":
-        _, op, key, value = expr
-        return {key: value} if op == "eq" else {f"${op}": {key: value}}
-    if kind in ("ex", "nex"):
-        return {f"${kind}": {expr[1]: 1}}
-    return {f"${kind}": [to_durable(e) for e in expr[1]]}
-
-
-@dataclass(frozen=True)
-class Feature:
-    """A value computed in Python from the lead's facts and put on the lead fact under f.<name>."""
-
-    name: str
-    kind: str  # text | contains | given | count | days_since | outcome | overdue
-    spec: tuple  # hashable description, see features.compute_feature
-
-    def describe(self) -> str:
-        return json.dumps({"kind": self.kind, "spec": self.spec}, default=list)
-
-
-@dataclass
-class Alternative:
-    """One way a rule can fire: tests per fact, all joined."""
-
-    tests: dict[str, list] = field(default_factory=dict)  # fact -> [expr]: lead, event:N, slot:*, score:*
-
-    def add(self, fact: str, expr) -> None:
-        self.tests.setdefault(fact, []).append(expr)
-
-    def merged(self, other: Alternative) -> Alternative:
-        out = Alternative({k: list(v) for k, v in self.tests.items()})
-        for fact, exprs in other.tests.items():
-            if fact.startswith("event"):
-                # Each event condition joins its own event: "downloaded a whitepaper and viewed pricing".
-                fact = f"event:{len(out.event_facts)}"
-            for e in exprs:
-                out.add(fact, e)
-        return out
-
-    @property
-    def event_facts(self) -> list[str]:
-        return [f for f in self.tests if f.startswith("event")]
-
-
-def _and(dnfs: list[list[Alternative]]) -> list[Alternative]:
-    result = [Alternative()]
-    for dnf in dnfs:
-        result = [a.merged(b) for a in result for b in dnf]
-    return result
-
-
-def _or(dnfs: list[list[Alternative]]) -> list[Alternative]:
-    alts = [a for dnf in dnfs for a in dnf]
-    # Alternatives over the same single fact collapse into one $or expression: no extra rules.
-    by_fact: dict[str, list[Alternative]] = {}
-    rest: list[Alternative] = []
-    for alt in alts:
-        if len(alt.tests) == 1 and not alt.event_facts:
-            by_fact.setdefault(next(iter(alt.tests)), []).append(alt)
-        else:
-            rest.append(alt)
-    merged = []
-    for fact, group in by_fact.items():
-        if len(group) == 1:
-            merged.append(group[0])
-        else:
-            merged.append(Alternative({fact: [("or", [_conj(g.tests[fact]) for g in group])]}))
-    return merged + rest
-
-
-def _conj(exprs: list):
-    return exprs[0] if len(exprs) == 1 else ("and", list(exprs))
-
-
-class Lowering:
+class Lowering(EventConditions):
     """Lowers the conditions of one ruleset, collecting features and problems as it goes."""
 
     def __init__(self, model: Ruleset, file: str, line_of):
@@ -412,21 +336,6 @@ class Lowering:
             return isinstance(value, bool)
         return isinstance(value, str)
 
-    def _aggregate(self, kind: str, spec: dict, path: tuple):
-        types = self._event_types(spec["event"], path + ("event",), allow_any=True)
-        where = self._where_spec(spec.get("where") or {}, path + ("where",), self._declared_properties(types))
-        excluded = ()
-        if "except" in spec:
-            if types != ("any",):
-                self._problem(path + ("except",), "except needs `event: any` (every type but these)")
-            excluded = self._event_types(spec["except"], path + ("except",))
-        feature = self._feature(kind, (types, where, spec.get("within_days"), excluded))
-        ops = {k: v for k, v in spec.items() if k not in ("event", "where", "within_days", "except")}
-        if not ops:
-            self._problem(path, f"{kind} needs a comparison (gte, lt, eq, … or exists)")
-            return ("ex", "f." + feature.name)
-        return self._test("f." + feature.name, ops, NUMBER, path, kind)
-
     def _outcome(self, spec, path: tuple) -> Feature:
         """`outcome: won`, or {type, reason, within_days, latest, after_events}: computed in Python."""
         spec = {"type": spec} if isinstance(spec, str) else spec
@@ -455,179 +364,8 @@ class Lowering:
             ),
         )
 
-    def _event_types(self, value, path, allow_any=False) -> tuple[str, ...]:
-        names = [value] if isinstance(value, str) else list(value)
-        if allow_any and names == ["any"]:
-            return ("any",)
-        known = self.model.event_types
-        for name in names:
-            if name not in known:
-                declared = self.model.declared_event_types
-                self._problem(
-                    path,
-                    f"unknown event type {name!r}"
-                    + _hint(name, known)
-                    + (
-                        f" (declared in this ruleset: {', '.join(declared)})"
-                        if declared
-                        else " (declare it under `events` to add it)"
-                    ),
-                )
-        return tuple(sorted(names))
-
-    def _declared_properties(self, types: tuple[str, ...]) -> dict[str, str] | None:
-        """The typed properties the events of `types` can carry; None when any of them takes any property."""
-        out: dict[str, str] = {}
-        for name in types:
-            etype = self.model.event_types.get(name)
-            if etype is None or not etype.declared:
-                return None
-            for prop, ptype in etype.properties.items():
-                out.setdefault(prop, ptype)
-        return out
-
-    def _where_spec(self, where: dict, path, declared=None) -> tuple:
-        """Event property tests as data, for Python aggregates; checked like pattern tests.
-
-        Named lists are resolved here, so the Python twin (features.where_matches) needs no ruleset."""
-        spec = []
-        for prop, test in where.items():
-            self._event_property_expr(prop, test, path + (prop,), declared)
-            ops = dict(test) if isinstance(test, dict) else {"eq": test}
-            for op in ("in_list", "not_in_list", "in_domain_list", "not_in_domain_list"):
-                if op in ops:
-                    values = list(self.model.lists.get(ops.pop(op)) or [])
-                    ops[op.removesuffix("_list")] = values  # in, not_in, in_domain, not_in_domain
-            spec.append((prop, json.dumps(ops, sort_keys=True)))
-        return tuple(sorted(spec))
-
-    def _event_property_expr(self, prop, test, path, declared=None):
-        ops = dict(test) if isinstance(test, dict) else {"eq": test}
-        exprs = []
-        if declared is not None and prop not in declared:
-            self._problem(
-                path,
-                f"the event has no property {prop!r}"
-                + _hint(prop, declared)
-                + f" (its properties: {', '.join(declared) or 'none'}; declare more under events)",
-            )
-            return None
-        ptype = declared.get(prop) if declared else None
-        if "exists" in ops:
-            # A property is text or true/false (under p.) or a number (under n.): either one is "given".
-            exprs.append(_given(bool(ops.pop("exists")), ["p." + prop, "n." + prop]))
-        for op in ("in_list", "not_in_list"):
-            if op in ops:
-                values = self.model.lists.get(ops[op])
-                if values is None:
-                    self._problem(
-                        path + (op,), f"unknown list {ops[op]!r}" + _hint(ops[op], self.model.lists)
-                    )
-                    return None
-                del ops[op]
-                ops["in" if op == "in_list" else "not_in"] = list(values)
-        for op in [o for o in ops if o in TEXT_OPS]:
-            if ptype not in (None, STRING):
-                self._problem(path + (op,), f"property {prop} is {_article(ptype)}: `{op}` needs text")
-                return None
-            test = self._text_test(op, ops.pop(op), path + (op,))
-            if test is None:
-                return None
-            name = self._event_feature(prop, test)
-            exprs.append(("cmp", "eq", "g." + name, not op.startswith("not_")))
-        if ops:
-            if ptype is not None:  # a declared property: its type decides, so a wrong value is reported
-                ftype = ptype
-            elif any(op in _ORDER_OPS for op in ops) or all(
-                _is_number(v)
-                for op, v in ops.items()
-                if op in ("eq", "ne", "in", "not_in")
-                for v in (v if isinstance(v, list) else [v])
-            ):
-                ftype = NUMBER
-            else:
-                ftype = STRING
-            expr = self._test(
-                ("n." if ftype == NUMBER else "p.") + prop, ops, ftype, path, f"property {prop}"
-            )
-            if expr is None:
-                return None
-            exprs.append(expr)
-        return _conj(exprs) if exprs else None
-
-    def _event_feature(self, prop: str, test: tuple) -> str:
-        """A text test on an event property, computed in Python on each event fact (g.<name>)."""
-        key = (prop, *test)
-        if key not in self.event_features:
-            self.event_features[key] = f"g{len(self.event_features) + 1}"
-        return self.event_features[key]
-
-    def _event(self, cond: dict, path: tuple, negated: bool) -> list[Alternative]:
-        etype = cond["event"]
-        declared = self._declared_properties(self._event_types(etype, path + ("event",)))
-        if negated:
-            # "no such event" is a count of zero: durable's negation is unreliable on late facts.
-            feature = self._feature(
-                "count",
-                (
-                    (etype,),
-                    self._where_spec(cond.get("where") or {}, path + ("where",), declared),
-                    cond.get("within_days"),
-                    (),
-                ),
-            )
-            return self._single("lead", ("cmp", "eq", "f." + feature.name, 0), False)
-        exprs = [("cmp", "eq", "type", etype)]
-        for prop, test in (cond.get("where") or {}).items():
-            e = self._event_property_expr(prop, test, path + ("where", prop), declared)
-            if e is not None:
-                exprs.append(e)
-        if cond.get("within_days") is not None:
-            exprs.append(("cmp", "lte", "age", cond["within_days"]))
-        return [Alternative({"event:0": [_conj(exprs)]})]
-
     def _feature(self, kind: str, spec: tuple) -> Feature:
         key = (kind, spec)
         if key not in self.features:
             self.features[key] = Feature(f"x{len(self.features) + 1}", kind, spec)
         return self.features[key]
-
-
-def _given(present: bool, keys: list[str]):
-    """`exists` over a value that may live under any of several keys (text or number)."""
-    return ("or", [("ex", k) for k in keys]) if present else ("and", [("nex", k) for k in keys])
-
-
-def _conj_or(exprs):
-    return exprs[0] if len(exprs) == 1 else ("or", exprs)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _article(ftype: str) -> str:
-    return {STRING: "text", NUMBER: "a number", BOOLEAN: "true or false", LIST: "a list", DATE: "a date"}[
-        ftype
-    ]
-
-
-def _hint(word, known, prefix: str = "") -> str:
-    from .schema import suggest
-
-    hint = suggest(word, list(known))
-    return hint.replace("'", "'" + prefix, 1) if hint and prefix else hint
-
-
-def pattern(fact: str, exprs: list) -> dict:
-    """The durable_rules pattern for one fact: a positive type discriminator first, always."""
-    head: list[dict]
-    if fact == "lead":
-        head = [{"t": "lead"}]
-    elif fact.startswith("event"):
-        head = [{"t": "ev"}]
-    elif fact.startswith("score:"):
-        head = [{"t": "score"}, {"name": fact.split(":", 1)[1]}]
-    else:
-        head = [{"t": "slot"}, {"slot": fact.split(":", 1)[1]}]
-    return {"$and": head + [to_durable(e) for e in exprs]}
