@@ -27,7 +27,7 @@ from datetime import date, datetime
 
 import cel
 
-from .errors import Problem
+from .errors import FactsError, Problem
 from .facts import DAY, parse_time
 from .schema import suggest
 from .vocabulary import BOOLEAN, DATE, NUMBER, STRING
@@ -35,6 +35,7 @@ from .vocabulary import BOOLEAN, DATE, NUMBER, STRING
 MAX_EXPR = 1000
 TYPES = (NUMBER, STRING, BOOLEAN)
 _REFERENCE = re.compile(r"\b(profile|answers|computed)\.([a-z][a-z0-9_]*)")
+_DATE_CALL = re.compile(r"days_(until|since)\(\s*((?:profile|answers)\.[a-z][a-z0-9_]*)\s*\)")
 _MACRO = re.compile(r"\.\s*(map|filter|all|exists|exists_one)\s*\(")
 _NAMES = {"profile", "answers", "computed"}
 # What an expression may call: CEL's operators and a few standard functions, plus our date arithmetic.
@@ -88,11 +89,16 @@ def parse(name: str, spec: dict) -> tuple[Computed | None, str | None]:
     return Computed(name, spec.get("description", ""), spec["type"], expr, inputs, program), None
 
 
-def _days(value, at: datetime) -> float:
-    """Days from `at` to a date or time given as ISO text (a date alone means its midnight, UTC)."""
-    if isinstance(value, str) and len(value) == 10:
-        value = date.fromisoformat(value).isoformat() + "T00:00:00Z"
-    return round((parse_time(value, "date").timestamp() - at.timestamp()) / DAY, 4)
+def _days(value, at: datetime) -> float | None:
+    """Days from `at` to a date or time given as ISO text (a date alone means its midnight, UTC).
+
+    None (CEL's null) for anything else: raising here would make the library print the error."""
+    try:
+        if isinstance(value, str) and len(value) == 10:
+            value = date.fromisoformat(value).isoformat() + "T00:00:00Z"
+        return round((parse_time(value, "date").timestamp() - at.timestamp()) / DAY, 4)
+    except (FactsError, ValueError):
+        return None
 
 
 def _context(profile: dict, answers: dict, computed: dict, at: datetime) -> cel.Context:
@@ -153,6 +159,9 @@ def evaluate(values: tuple[Computed, ...], profile: dict, answers: dict, at: dat
 
 def sample_problem(c: Computed, field_types: dict[str, str], computed_types: dict[str, str]) -> str | None:
     """Evaluate on typical inputs of the declared types: a type mistake shows as a problem here."""
+    for function, ref in _DATE_CALL.findall(c.expr):
+        if field_types.get(ref, DATE) != DATE:
+            return f"days_{function} needs a date field, and {ref} is {field_types[ref]} (declare a field with type: date)"
     profile, answers, computed = {}, {}, {}
     for ref in c.inputs:
         section, name = ref.split(".", 1)
