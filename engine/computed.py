@@ -183,7 +183,7 @@ def sample_problem(c: Computed, field_types: dict[str, str], computed_types: dic
         )
         return f"{c.expr!r} cannot be computed: {message}{hint}"
     if _typed(result, c.type) is None and not (c.type == NUMBER and isinstance(result, float)):
-        kind = {bool: BOOLEAN, str: STRING, int: NUMBER, float: NUMBER}.get(
+        kind = {bool: BOOLEAN, str: STRING, int: NUMBER, float: NUMBER, type(None): "nothing (null)"}.get(
             type(result), type(result).__name__
         )
         return f"{c.expr!r} gives {kind}, but the value is declared as {c.type}"
