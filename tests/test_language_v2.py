@@ -855,3 +855,15 @@ def _london_due(evaluated_at: str) -> str:
 
     hours = parse({"timezone": "Europe/London", "start": "08:30", "end": "17:00"})
     return format_time(hours.add(parse_time(evaluated_at, "at"), 240))
+
+
+def test_cases_can_expect_computed_values(mini):
+    from engine.cases import compare
+
+    rs = _computed_rs(mini, [R("us", {"profile.country": "US"}, {"tag": "us"})])
+    d = rs.evaluate(lead(answers={"budget": 1200, "seats": 10}), AT).decision
+    assert compare({"computed": {"budget_per_seat_month": 10, "min_budget": 3000}}, d, []) == []
+    assert compare({"computed": {"budget_per_seat_month": 11}}, d, []) == [
+        "computed.budget_per_seat_month: expected 11, got 10.0"
+    ]
+    assert compare({"computed": {"days_to_audit": None}}, d, []) == []
