@@ -118,7 +118,11 @@ def _problem(doc: Located, error, path) -> Problem:
     # Inside a rule the rule id is shown already: `then.ready`, not `rules.42.then.ready`.
     shown_path = path[2:] if rule and len(path) >= 2 else path
     where = _where(shown_path)
-    line = doc.line(path)
+    line, column = doc.line(path), doc.column(path)
+
+    def say(message: str) -> Problem:
+        return Problem(doc.file, line, rule, message, column)
+
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         schema = error.schema
         allowed = set(schema.get("properties", {}))
@@ -138,26 +142,21 @@ def _problem(doc: Located, error, path) -> Problem:
             for k in extra
         ]
         key_path = path + [extra[0]] if extra else path
-        return Problem(doc.file, doc.line(key_path), rule, "; ".join(msgs))
+        return Problem(doc.file, doc.line(key_path), rule, "; ".join(msgs), doc.column(key_path))
     if error.validator == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         sub = (error.schema.get("properties") or {}).get(missing, {})
-        return Problem(doc.file, line, rule, f"{where} needs `{missing}`{_hint(sub)}")
+        return say(f"{where} needs `{missing}`{_hint(sub)}")
     if error.validator == "enum":
         allowed = error.validator_value
-        return Problem(
-            doc.file,
-            line,
-            rule,
+        return say(
             f"{where}: {error.instance!r} is not one of {', '.join(map(str, allowed))}"
             + suggest(error.instance, map(str, allowed)),
         )
     if error.validator == "const":
         wanted = error.validator_value
         extra = " (leave it out instead)" if wanted is True else ""
-        return Problem(
-            doc.file, line, rule, f"{where} can only be {_shown(wanted)}, not {_shown(error.instance)}{extra}"
-        )
+        return say(f"{where} can only be {_shown(wanted)}, not {_shown(error.instance)}{extra}")
     if error.validator == "type":
         wanted = error.validator_value
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)
@@ -165,10 +164,7 @@ def _problem(doc: Located, error, path) -> Problem:
         extra = ""
         if shown_path and shown_path[-1] == "tag" and isinstance(error.instance, list):
             extra = "; to test several tags, use `all:` or `any:` with one `tag:` each"
-        return Problem(
-            doc.file,
-            line,
-            rule,
+        return say(
             f"{where} must be {words}, not {_kind_of(error.instance)}{extra}{_hint(error.schema)}",
         )
     if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
@@ -179,25 +175,17 @@ def _problem(doc: Located, error, path) -> Problem:
             "maximum": "at most",
             "exclusiveMaximum": "less than",
         }[error.validator]
-        return Problem(
-            doc.file, line, rule, f"{where} must be {words} {bound:g}, not {_shown(error.instance)}"
-        )
+        return say(f"{where} must be {words} {bound:g}, not {_shown(error.instance)}")
     if error.validator in ("minItems", "minProperties"):
-        return Problem(doc.file, line, rule, f"{where} cannot be empty{_hint(error.schema)}")
+        return say(f"{where} cannot be empty{_hint(error.schema)}")
     if error.validator == "maxItems":
-        return Problem(doc.file, line, rule, f"{where} has more than {error.validator_value} items")
+        return say(f"{where} has more than {error.validator_value} items")
     if error.validator == "pattern" and path and path[-1] == "id":
-        return Problem(
-            doc.file,
-            line,
-            rule,
+        return say(
             f"{where}: {error.instance!r} is not a valid id (lower case letters, digits, _ and -)",
         )
     if error.validator == "pattern":
-        return Problem(
-            doc.file,
-            line,
-            rule,
+        return say(
             f"{where}: {error.instance!r} is not in the expected form{_hint(error.schema)}",
         )
-    return Problem(doc.file, line, rule, f"{where}: {error.message}")
+    return say(f"{where}: {error.message}")

@@ -100,15 +100,22 @@ def plain_yaml_error(exc: yaml.YAMLError, text: str):
 class Located:
     """The parsed document plus a line for every path inside it."""
 
-    def __init__(self, data, lines: dict[tuple, int], file: str):
+    def __init__(self, data, lines: dict[tuple, tuple[int, int]], file: str):
         self.data, self.lines, self.file = data, lines, file
 
-    def line(self, path) -> int:
-        """Line of the value at `path`, or of its nearest enclosing value."""
+    def _place(self, path) -> tuple[int, int]:
         path = tuple(path)
         while path and path not in self.lines:
             path = path[:-1]
-        return self.lines.get(path, 1)
+        return self.lines.get(path, (1, 0))
+
+    def line(self, path) -> int:
+        """Line of the value at `path`, or of its nearest enclosing value."""
+        return self._place(path)[0]
+
+    def column(self, path) -> int:
+        """Column (from 1) where that value, or its key, starts."""
+        return self._place(path)[1]
 
 
 def load(text: str, file: str) -> Located:
@@ -125,7 +132,7 @@ def load(text: str, file: str) -> Located:
         loader.dispose()
     if root is None:
         raise RulesetError([Problem(file, 1, None, "the file is empty")])
-    lines: dict[tuple, int] = {}
+    lines: dict[tuple, tuple[int, int]] = {}
     problems: list[Problem] = []
     seen: set[int] = set()
     data = _build(root, (), lines, problems, file, loader, seen)
@@ -135,17 +142,17 @@ def load(text: str, file: str) -> Located:
 
 
 def _build(node, path, lines, problems, file, loader, seen):
-    lines[path] = node.start_mark.line + 1
+    lines[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     # The composer hands an alias back as the very node it names: meeting a node twice means `*`.
     if id(node) in seen:
-        problems.append(Problem(file, lines[path], None, "anchors and aliases (&, *) are not allowed"))
+        problems.append(Problem(file, lines[path][0], None, "anchors and aliases (&, *) are not allowed"))
         return None
     seen.add(id(node))
     if len(seen) > MAX_NODES:
-        problems.append(Problem(file, lines[path], None, f"more than {MAX_NODES} values"))
+        problems.append(Problem(file, lines[path][0], None, f"more than {MAX_NODES} values"))
         return None
     if node.tag not in _STANDARD_TAGS:
-        problems.append(Problem(file, lines[path], None, f"tag {node.tag} is not allowed"))
+        problems.append(Problem(file, lines[path][0], None, f"tag {node.tag} is not allowed"))
         return None
     if isinstance(node, yaml.MappingNode):
         out = {}
@@ -164,7 +171,8 @@ def _build(node, path, lines, problems, file, loader, seen):
                 )
                 continue
             out[key] = _build(value_node, path + (key,), lines, problems, file, loader, seen)
-            lines[path + (key,)] = key_node.start_mark.line + 1  # people look for the key, not its value
+            # people look for the key, not its value
+            lines[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, path + (i,), lines, problems, file, loader, seen) for i, v in enumerate(node.value)]

@@ -170,6 +170,10 @@ def test_shape_errors_read_as_what_to_fix(then, says):
 def test_a_list_of_tags_in_a_condition_says_how_to_test_several():
     (problem,) = problems([R("r1", {"tag": ["a", "b"]}, {"tag": "c"})])
     assert "[r1] when.tag must be text, not a list; to test several tags, use `all:` or `any:`" in problem
+    # file:line:column of the key, so an editor jumps to it
+    file, line, column = problem.split(":")[:3]
+    text = mini_source([R("r1", {"tag": ["a", "b"]}, {"tag": "c"})]).splitlines()[int(line) - 1]
+    assert file == "r.yaml" and text[int(column) - 1 :].startswith("tag:")
     assert "is not of type" not in problem
 
 
