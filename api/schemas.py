@@ -61,7 +61,17 @@ class StrictSchema(Schema):
 
 
 class EventSchema(StrictSchema):
-    type = fields.String(required=True, validate=validate.OneOf(EVENT_TYPES))
+    type = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^[a-z][a-z0-9_]{0,63}$", error="must be an event type id (lower case, digits, _)"
+        ),
+        metadata={
+            "description": "A standard event type, or one the deciding ruleset declares under `events` "
+            "(the engine refuses others, listing the known ones).",
+            "example": EVENT_TYPES[0],
+        },
+    )
     at = fields.String(required=True, metadata={"format": "date-time", "example": "2026-11-23T09:00:00Z"})
     id = fields.String(
         validate=validate.Length(1, 200), metadata={"description": "An event sent twice counts once."}
@@ -135,6 +145,12 @@ class AssignmentSchema(Schema):
     name = fields.String(allow_none=True)
     basis = fields.String(validate=validate.OneOf(["lead_owner", "domain_owner", "round_robin", "none"]))
     reason = fields.String()
+    hours = fields.Dict(
+        metadata={
+            "description": "When the team keeps its own business hours (teams.yaml): {team, timezone, "
+            "ruleset_due_at}; route.due_at is then counted in the team's hours"
+        }
+    )
 
 
 class DecisionSchema(Schema):

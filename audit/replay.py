@@ -50,7 +50,9 @@ def _replay(trail: AuditTrail, record: dict, evaluate: Evaluate) -> dict:
     stored = dict(record["decision"])
     # Not the engine's: the id of the record, and who took the hand-off (the audit's own state decides it).
     stored.pop("decision_id", None)
-    stored.pop("assignment", None)
+    assigned = stored.pop("assignment", None) or {}
+    if assigned.get("hours"):  # the team's business hours moved the due time; the ruleset's is kept there
+        stored["route"] = {**stored["route"], "due_at": assigned["hours"]["ruleset_due_at"]}
     try:
         again = evaluate(source, facts, record["evaluated_at"])
     except Exception as exc:  # noqa: BLE001 - any failure to re-evaluate is the answer

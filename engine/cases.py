@@ -139,12 +139,23 @@ def compare(expect: dict, decision: dict, fired: list[str]) -> list[str]:
                 got = decision[key].get(name)
                 if got != value:
                     out.append(f"{key}.{name}: expected {value!r}, got {got!r}")
+        elif key == "computed":
+            # Computed values are shown in the reasons (@computed.<name>), with their inputs.
+            values = {
+                r["rule"].split(".", 1)[1]: r["effects"][0]["value"]
+                for r in decision["reasons"]
+                if r["rule"].startswith("@computed.")
+            }
+            for name, value in (wanted or {}).items():
+                if values.get(name) != value:
+                    out.append(f"computed.{name}: expected {value!r}, got {values.get(name)!r}")
         elif key in _RULE_LISTS:
             for rule in wanted or []:
                 if (rule in fired) != (key == "fired"):
                     out.append(f"rule {rule} {'did not fire' if key == 'fired' else 'fired'}")
         else:
             out.append(
-                f"unknown expectation {key!r} (known: {', '.join(sorted([*_EXPECT, *_PARTIAL, *_RULE_LISTS]))})"
+                f"unknown expectation {key!r} (known: "
+                f"{', '.join(sorted([*_EXPECT, *_PARTIAL, *_RULE_LISTS, 'computed']))})"
             )
     return out

@@ -11,6 +11,7 @@ from .errors import Problem
 from .hours import zone_problem
 from .model import Rule, Ruleset
 from .schema import suggest
+from .vocabulary import EVENT_TYPES
 
 ACTION_WRITES = {
     "not_a_lead": "slot:stage",
@@ -91,10 +92,40 @@ class Checker:
                             path + (key,),
                             f"{answer!r} is not one of the question's answers" + suggest(answer, q.answers),
                         )
-            if (q.met or q.unmet or q.met_at_least is not None) and q.item is None:
+            declared = m.declared_answers.get(q.id)
+            if declared not in (None, "string"):
+                self._add(
+                    ("fields", "answers", q.id),
+                    f"question {q.id!r} already defines its answers (text from its list"
+                    + (", or an amount" if q.amount else "")
+                    + f"); declaring fields.answers.{q.id} as {declared} would refuse them: "
+                    "remove it, or give the question amount: true for numbers",
+                )
+            bounded = q.met_at_least is not None or q.met_at_most is not None
+            if (q.met or q.unmet or bounded) and q.item is None:
                 self._add(path, "met / unmet need an item to settle")
-            if q.met_at_least is not None and not q.amount:
-                self._add(path + ("met_at_least",), "met_at_least needs amount: true")
+            for key in ("met_at_least", "met_at_most"):
+                if getattr(q, key) is not None and not q.amount:
+                    self._add(path + (key,), f"{key} needs amount: true")
+            numbers = [v for v in (q.met_at_least, q.met_at_most) if isinstance(v, int | float)]
+            for key in ("met_at_least", "met_at_most"):
+                ref = getattr(q, key)
+                if (
+                    isinstance(ref, str)
+                    and m.computed_specs.get(ref.split(".", 1)[1], {}).get("type") != "number"
+                ):
+                    self._add(
+                        path + (key,),
+                        f"{ref} is not a computed number" + suggest(ref.split(".", 1)[1], m.computed_specs),
+                    )
+            if len(numbers) == 2 and q.met_at_least > q.met_at_most:
+                self._add(path + ("met_at_most",), "met_at_most must not be below met_at_least")
+        for name, etype in m.event_types.items():
+            if etype.declared and name in EVENT_TYPES:
+                self._add(
+                    ("events", name),
+                    f"{name!r} is a standard event type already: give your own event another name",
+                )
         if m.business_hours is not None:
             problem = zone_problem(m.business_hours["timezone"])
             if problem:
@@ -147,8 +178,18 @@ class Checker:
                 )
         if "recycle" in then and m.stage_of_kind("recycled") is None:
             self._add(path + ("recycle",), "recycle needs a stage of kind recycled", rule.id)
-        if "route" in then:
-            self._known(then["route"], m.routes, "route", path + ("route",), rule.id)
+        if "route" in then and self._known(then["route"], m.routes, "route", path + ("route",), rule.id):
+            route = m.routes[then["route"]]
+            if "disqualify" in then and route.destination != "disqualified":
+                self._add(
+                    path + ("route",),
+                    f"a disqualified contact's route must have destination disqualified, not {route.destination}",
+                    rule.id,
+                )
+            if "not_a_lead" in then and route.destination == "sales":
+                self._add(
+                    path + ("route",), "a not-a-lead is never handed to sales: choose another route", rule.id
+                )
         for item in then.get("qualify", {}):
             self._known(item, m.qualification, "qualification item", path + ("qualify", item), rule.id)
         for q in _as_list(then.get("ask")):

@@ -7,124 +7,50 @@ durable expression ($and / $or), so `any` over profile fields does not multiply 
 
 durable_rules does the matching. What it does badly is computed in Python first as a *feature* of the
 lead fact, then matched by equality or comparison: regular expressions (its $mt is an anchored match
-with false negatives), list membership, and aggregates over events (count, days since).
+with false negatives), list membership, text tests, comparisons with computed values and aggregates
+over events (count, days since). The data (expressions, alternatives) lives in expressions.py, the
+event conditions in events.py.
 Every comparison on a missing field is false, as in durable_rules itself; `not` is exact (De Morgan,
 with a missing field counting as "not").
 """
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import Problem
+from .events import EventConditions
+from .expressions import (
+    _ORDER_OPS,
+    MAX_ALTERNATIVES,
+    TEXT_OPS,
+    Alternative,
+    Feature,
+    _and,
+    _article,
+    _conj,
+    _conj_or,
+    _given,
+    _hint,
+    _is_number,
+    _or,
+    negate,
+    pattern,
+)
 from .model import Ruleset
-from .regexes import regex_hazard
-from .vocabulary import BOOLEAN, EVENT_TYPES, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
+from .regexes import regex_problem
+from .vocabulary import BOOLEAN, DATE, FUNNEL_POSITIONS, LIST, NUMBER, OUTCOME_TYPES, QUADRANTS, STRING
 
-MAX_ALTERNATIVES = 32
-_NEGATED = {"eq": "neq", "neq": "eq", "gt": "lte", "lte": "gt", "gte": "lt", "lt": "gte"}
-_ORDER_OPS = ("gt", "gte", "lt", "lte")
-
-# Expressions over one fact: ("cmp", op, key, value) | ("ex", key) | ("nex", key) | ("and"|"or", [expr])
+__all__ = ["Alternative", "Feature", "Lowering", "pattern"]
 
 
-def negate(expr):
-    kind = expr[0]
-    if kind == "cmp":
-        _, op, key, value = expr
-        return ("or", [("nex", key), ("cmp", _NEGATED[op], key, value)])
-    if kind == "ex":
-        return ("nex", expr[1])
-    if kind == "nex":
-        return ("ex", expr[1])
-    return ("or" if kind == "and" else "and", [negate(e) for e in expr[1]])
-
-
-def to_durable(expr) -> dict:
-    kind = expr[0]
-    if kind == "cmp":
-        _, op, key, value = expr
-        return {key: value} if op == "eq" else {f"${op}": {key: value}}
-    if kind in ("ex", "nex"):
-        return {f"${kind}": {expr[1]: 1}}
-    return {f"${kind}": [to_durable(e) for e in expr[1]]}
-
-
-@dataclass(frozen=True)
-class Feature:
-    """A value computed in Python from the lead's facts and put on the lead fact under f.<name>."""
-
-    name: str
-    kind: str  # matches | contains | given | count | days_since | outcome | overdue
-    spec: tuple  # hashable description, see features.compute_feature
-
-    def describe(self) -> str:
-        return json.dumps({"kind": self.kind, "spec": self.spec}, default=list)
-
-
-@dataclass
-class Alternative:
-    """One way a rule can fire: tests per fact, all joined."""
-
-    tests: dict[str, list] = field(default_factory=dict)  # fact -> [expr]: lead, event:N, slot:*, score:*
-
-    def add(self, fact: str, expr) -> None:
-        self.tests.setdefault(fact, []).append(expr)
-
-    def merged(self, other: Alternative) -> Alternative:
-        out = Alternative({k: list(v) for k, v in self.tests.items()})
-        for fact, exprs in other.tests.items():
-            if fact.startswith("event"):
-                # Each event condition joins its own event: "downloaded a whitepaper and viewed pricing".
-                fact = f"event:{len(out.event_facts)}"
-            for e in exprs:
-                out.add(fact, e)
-        return out
-
-    @property
-    def event_facts(self) -> list[str]:
-        return [f for f in self.tests if f.startswith("event")]
-
-
-def _and(dnfs: list[list[Alternative]]) -> list[Alternative]:
-    result = [Alternative()]
-    for dnf in dnfs:
-        result = [a.merged(b) for a in result for b in dnf]
-    return result
-
-
-def _or(dnfs: list[list[Alternative]]) -> list[Alternative]:
-    alts = [a for dnf in dnfs for a in dnf]
-    # Alternatives over the same single fact collapse into one $or expression: no extra rules.
-    by_fact: dict[str, list[Alternative]] = {}
-    rest: list[Alternative] = []
-    for alt in alts:
-        if len(alt.tests) == 1 and not alt.event_facts:
-            by_fact.setdefault(next(iter(alt.tests)), []).append(alt)
-        else:
-            rest.append(alt)
-    merged = []
-    for fact, group in by_fact.items():
-        if len(group) == 1:
-            merged.append(group[0])
-        else:
-            merged.append(Alternative({fact: [("or", [_conj(g.tests[fact]) for g in group])]}))
-    return merged + rest
-
-
-def _conj(exprs: list):
-    return exprs[0] if len(exprs) == 1 else ("and", list(exprs))
-
-
-class Lowering:
+class Lowering(EventConditions):
     """Lowers the conditions of one ruleset, collecting features and problems as it goes."""
 
     def __init__(self, model: Ruleset, file: str, line_of):
         self.model, self.file, self.line_of = model, file, line_of
         self.features: dict[tuple, Feature] = {}
+        self.event_features: dict[tuple, str] = {}  # (property, op, values) -> name on the event fact
         self.problems: list[Problem] = []
         self.rule_id: str | None = None
         self.reads: set[str] = set()
@@ -179,6 +105,18 @@ class Lowering:
     def _leaf(self, key: str, value, path: tuple, negated: bool) -> list[Alternative]:
         if key.startswith("profile.") or key.startswith("answers."):
             return self._single("lead", self._field_test(key, value, path), negated)
+        if key.startswith("computed."):
+            name = key.split(".", 1)[1]
+            spec = self.model.computed_specs.get(name)
+            if spec is None:
+                self._problem(
+                    path,
+                    f"unknown computed value {key!r}"
+                    + _hint(name, self.model.computed_specs, prefix="computed.")
+                    + " (declare it under computed)",
+                )
+                return [Alternative()]
+            return self._single("lead", self._test(f"v.{name}", value, spec["type"], path, key), negated)
         if key == "channel":
             return self._single("lead", self._test("c", value, STRING, path, "channel"), negated)
         if key in ("count", "days_since"):
@@ -267,7 +205,9 @@ class Lowering:
         if section == "profile":
             return self._test(f"p.{name}", test, ftype, path, key)
         # Answers may be text or an amount: text lives under a., numbers under an., so "5" never compares as 5.
-        return self._test(f"a.{name}", test, ftype, path, key, number_key=f"an.{name}")
+        question = next((q for q in self.model.questions if q.id == name), None)
+        allowed = list(question.answers) if question and not question.free_text else None
+        return self._test(f"a.{name}", test, ftype, path, key, allowed=allowed, number_key=f"an.{name}")
 
     def _test(self, key: str, test, ftype: str, path: tuple, label: str, allowed=None, number_key=None):
         """One expression for a test on one value of one fact."""
@@ -301,49 +241,62 @@ class Lowering:
         if op == "exists":
             if ftype == LIST:  # lists never reach the engine's lead fact: their presence is a feature
                 key = "f." + self._feature("given", (key,)).name
+            if number_key:  # an answer is given as text or as an amount: either one counts
+                return _given(value, [key, number_key])
             return ("ex" if value else "nex", key)
-        if op == "matches":
-            if ftype != STRING:
-                self._problem(path, f"{label} is not text: `matches` needs a text field")
-                return None
-            try:
-                re.compile(value)
-            except re.error as exc:
-                self._problem(path, f"regular expression {value!r} does not compile: {exc}")
-                return None
-            hazard = regex_hazard(value)
-            if hazard is not None:
-                # It would run on text a caller chooses: refused here rather than hold a worker for minutes.
-                self._problem(
-                    path,
-                    f"regular expression {value!r} can backtrack catastrophically: it has {hazard}; "
-                    "rewrite it so that each part of the text can match only one way",
-                )
-                return None
-            return ("cmp", "eq", "f." + self._feature("matches", (key, value)).name, True)
-        if op == "contains":
-            if ftype != LIST:
-                self._problem(path, f"{label} is not a list: `contains` needs a list field")
-                return None
+        if op == "contains" and ftype == LIST:
             return ("cmp", "eq", "f." + self._feature("contains", (key, value)).name, True)
+        if op in TEXT_OPS:
+            if ftype != STRING:
+                self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a text field")
+                return None
+            test = self._text_test(op, value, path)
+            if test is None:
+                return None
+            feature = self._feature("text", (key, *test))
+            return ("cmp", "eq", "f." + feature.name, not op.startswith("not_"))
         if ftype == LIST:
             self._problem(path, f"{label} is a list: test it with `contains` or `exists`")
             return None
+        if op in _ORDER_OPS and isinstance(value, str) and value.startswith("computed."):
+            # Compared with a computed value (a threshold that depends on the lead): computed in Python.
+            other = value.split(".", 1)[1]
+            if self.model.computed_specs.get(other, {}).get("type") != NUMBER:
+                self._problem(
+                    path, f"{value} is not a computed number" + _hint(other, self.model.computed_specs)
+                )
+                return None
+            if ftype not in (NUMBER, STRING) or (ftype == STRING and not number_key):
+                self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a number field")
+                return None
+            return ("cmp", "eq", "f." + self._feature("compare", (number_key or key, op, other)).name, True)
         values = value if op in ("in", "not_in") else [value]
         numeric = op in _ORDER_OPS or all(_is_number(v) for v in values)
         if number_key and numeric:
             key, ftype = number_key, NUMBER
         if op in _ORDER_OPS and ftype != NUMBER:
-            self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a number field")
+            hint = (
+                " (count days with a computed value: days_until(...) or days_since(...))"
+                if ftype == DATE
+                else ""
+            )
+            self._problem(path, f"{label} is {_article(ftype)}: `{op}` needs a number field{hint}")
             return None
         for v in values:
+            if isinstance(v, str) and "*" in v and op in ("eq", "ne", "in", "not_in"):
+                self._problem(
+                    path,
+                    f"{label}: {v!r} holds a *, but values compare exactly (a * is not a wildcard): "
+                    f"use starts_with: {v.split('*', 1)[0]!r}, contains, or matches",
+                )
+                return None
             if not self._type_ok(v, ftype):
                 self._problem(path, f"{label} is {_article(ftype)}, but {v!r} is not")
                 return None
             if _is_number(v) and "e" in repr(float(v)).lower() and float(v) != 0:
                 self._problem(path, f"number {v!r} is too large or too small (write it without an exponent)")
                 return None
-            if allowed is not None and v not in allowed:
+            if allowed is not None and v not in allowed and ftype != NUMBER:  # amounts are not listed
                 self._problem(
                     path, f"{label}: {v!r} is not one of {', '.join(map(str, allowed))}" + _hint(v, allowed)
                 )
@@ -355,6 +308,26 @@ class Lowering:
             op = "neq"
         return ("cmp", op, key, value)
 
+    def _text_test(self, op: str, value, path) -> tuple | None:
+        """(op, values) for a text operator, checked; values are a tuple of text. None when refused."""
+        if op in ("in_domain_list", "not_in_domain_list"):
+            values = self.model.lists.get(value)
+            if values is None:
+                self._problem(path, f"unknown list {value!r}" + _hint(value, self.model.lists))
+                return None
+            return ("domain", tuple(v.casefold().lstrip(".") for v in values))
+        values = [value] if isinstance(value, str) else list(value)
+        if not values or not all(isinstance(v, str) and v for v in values):
+            self._problem(path, f"`{op}` needs text, or a list of texts")
+            return None
+        if op == "matches":
+            for v in values:
+                problem = regex_problem(v)
+                if problem:
+                    self._problem(path, problem)
+                    return None
+        return (op, tuple(values))
+
     @staticmethod
     def _type_ok(value, ftype: str) -> bool:
         if ftype == NUMBER:
@@ -362,16 +335,6 @@ class Lowering:
         if ftype == BOOLEAN:
             return isinstance(value, bool)
         return isinstance(value, str)
-
-    def _aggregate(self, kind: str, spec: dict, path: tuple):
-        types = self._event_types(spec["event"], path + ("event",), allow_any=True)
-        where = self._where_spec(spec.get("where") or {}, path + ("where",))
-        feature = self._feature(kind, (types, where, spec.get("within_days")))
-        ops = {k: v for k, v in spec.items() if k not in ("event", "where", "within_days")}
-        if not ops:
-            self._problem(path, f"{kind} needs a comparison (gte, lt, eq, … or exists)")
-            return ("ex", "f." + feature.name)
-        return self._test("f." + feature.name, ops, NUMBER, path, kind)
 
     def _outcome(self, spec, path: tuple) -> Feature:
         """`outcome: won`, or {type, reason, within_days, latest, after_events}: computed in Python."""
@@ -401,98 +364,8 @@ class Lowering:
             ),
         )
 
-    def _event_types(self, value, path, allow_any=False) -> tuple[str, ...]:
-        names = [value] if isinstance(value, str) else list(value)
-        if allow_any and names == ["any"]:
-            return ("any",)
-        for name in names:
-            if name not in EVENT_TYPES:
-                self._problem(path, f"unknown event type {name!r}" + _hint(name, EVENT_TYPES))
-        return tuple(sorted(names))
-
-    def _where_spec(self, where: dict, path) -> tuple:
-        """Event property tests as data, for Python aggregates; checked like pattern tests."""
-        for prop, test in where.items():
-            self._event_property_expr(prop, test, path + (prop,))
-        return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in where.items()))
-
-    def _event_property_expr(self, prop, test, path):
-        ops = test if isinstance(test, dict) else {"eq": test}
-        numeric = any(op in _ORDER_OPS for op in ops) or all(
-            _is_number(v)
-            for op, v in ops.items()
-            if op in ("eq", "ne", "in", "not_in")
-            for v in (v if isinstance(v, list) else [v])
-        )
-        bad = {"matches", "contains"} & set(ops)
-        if bad:
-            self._problem(
-                path,
-                f"event properties support eq, ne, in, not_in, comparisons and exists, not {sorted(bad)[0]}",
-            )
-            return None
-        return self._test(
-            ("n." if numeric else "p.") + prop, test, NUMBER if numeric else STRING, path, f"property {prop}"
-        )
-
-    def _event(self, cond: dict, path: tuple, negated: bool) -> list[Alternative]:
-        etype = cond["event"]
-        self._event_types(etype, path + ("event",))
-        if negated:
-            # "no such event" is a count of zero: durable's negation is unreliable on late facts.
-            feature = self._feature(
-                "count",
-                (
-                    (etype,),
-                    self._where_spec(cond.get("where") or {}, path + ("where",)),
-                    cond.get("within_days"),
-                ),
-            )
-            return self._single("lead", ("cmp", "eq", "f." + feature.name, 0), False)
-        exprs = [("cmp", "eq", "type", etype)]
-        for prop, test in (cond.get("where") or {}).items():
-            e = self._event_property_expr(prop, test, path + ("where", prop))
-            if e is not None:
-                exprs.append(e)
-        if cond.get("within_days") is not None:
-            exprs.append(("cmp", "lte", "age", cond["within_days"]))
-        return [Alternative({"event:0": [_conj(exprs)]})]
-
     def _feature(self, kind: str, spec: tuple) -> Feature:
         key = (kind, spec)
         if key not in self.features:
             self.features[key] = Feature(f"x{len(self.features) + 1}", kind, spec)
         return self.features[key]
-
-
-def _conj_or(exprs):
-    return exprs[0] if len(exprs) == 1 else ("or", exprs)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _article(ftype: str) -> str:
-    return {STRING: "text", NUMBER: "a number", BOOLEAN: "true or false", LIST: "a list"}[ftype]
-
-
-def _hint(word, known, prefix: str = "") -> str:
-    from .schema import suggest
-
-    hint = suggest(word, list(known))
-    return hint.replace("'", "'" + prefix, 1) if hint and prefix else hint
-
-
-def pattern(fact: str, exprs: list) -> dict:
-    """The durable_rules pattern for one fact: a positive type discriminator first, always."""
-    head: list[dict]
-    if fact == "lead":
-        head = [{"t": "lead"}]
-    elif fact.startswith("event"):
-        head = [{"t": "ev"}]
-    elif fact.startswith("score:"):
-        head = [{"t": "score"}, {"name": fact.split(":", 1)[1]}]
-    else:
-        head = [{"t": "slot"}, {"slot": fact.split(":", 1)[1]}]
-    return {"$and": head + [to_durable(e) for e in exprs]}

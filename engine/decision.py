@@ -41,6 +41,7 @@ class Run:
         self.grades: dict[str, str | None] = {}
         self.asked: list[str] = []
         self.status_reason: str | None = None
+        self.verdict_route: str | None = None  # the route the verdict's own rule chose, if it chose one
         self.kind_of = {s.id: s.kind for s in model.stages}
         self.rank = {s: i for i, s in enumerate(model.funnel_stages)}
         recycled = model.stage_of_kind("recycled")
@@ -171,6 +172,7 @@ class Run:
         else:
             self._set("stage", target, rule_id)
             self.status_reason = reason
+            self.verdict_route = handler.rule.then.get("route")  # a later verdict without one resets it
             effect["applied"] = True
         return effect
 
@@ -214,6 +216,17 @@ class Run:
         return effect
 
     def _route(self, handler, events, route: str) -> dict:
+        if (
+            self.kind_of.get(self.slots["stage"]) in VERDICT_KINDS
+            and self.set_by.get("stage") == handler.name
+        ):
+            # Not-a-lead routes chosen by reason: the rule that gave the verdict also names its route.
+            return {
+                "type": "route",
+                "route": route,
+                "applied": True,
+                "note": f"route for this {self.slots['stage']}",
+            }
         if self.kind_of.get(self.slots["stage"]) in VERDICT_KINDS:
             return {
                 "type": "route",
@@ -246,6 +259,16 @@ class Run:
         return {"type": "ask", "question": question}
 
     # -- built-in steps ----------------------------------------------------------------------
+    def computed(self, details: list[dict]) -> None:
+        """The ruleset's computed values with their inputs, first among the reasons: rules build on them.
+
+        A value none of whose inputs were given is left out: it says nothing about this lead."""
+        for c, detail in zip(self.model.computed, details, strict=True):
+            if any(v is not None for v in detail["inputs"].values()):
+                self.reasons.append(
+                    {"rule": f"@computed.{c.name}", "description": c.words(), "effects": [detail]}
+                )
+
     def tally(self, name: str) -> None:
         score = self.model.scores[name]
         total = _round(sum(p for p, _ in self.points[name]))
@@ -301,9 +324,12 @@ class Run:
         is_lead = self.kind_of.get(stage) not in VERDICT_KINDS
         route_id = self.slots["route"]
         if not is_lead:
-            route_id = model.defaults[
-                "disqualified_route" if self.kind_of[stage] == "disqualified" else "not_a_lead_route"
-            ]
+            route_id = (
+                self.verdict_route
+                or model.defaults[
+                    "disqualified_route" if self.kind_of[stage] == "disqualified" else "not_a_lead_route"
+                ]
+            )
         elif route_id == "none":
             route_id = model.defaults["route"]
             self.reasons.append(

@@ -22,13 +22,17 @@ class Problem:
     line: int
     rule: str | None
     message: str
+    column: int = 0  # 0 when only the line is known
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}"
+        where = f"{self.file}:{self.line}" + (f":{self.column}" if self.column else "")
         return f"{where}: [{self.rule}] {self.message}" if self.rule else f"{where}: {self.message}"
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "line": self.line, "rule": self.rule, "message": self.message}
+        out = {"file": self.file, "line": self.line, "rule": self.rule, "message": self.message}
+        if self.column:
+            out["column"] = self.column
+        return out
 
 
 class RulesetError(EngineError):

@@ -12,15 +12,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from .errors import FactsError
 from .model import Ruleset
 from .schema import suggest
 from .vocabulary import (
     BOOLEAN,
+    DATE,
     DERIVED_PROFILE_FIELDS,
-    EVENT_TYPES,
     LIST,
     NUMBER,
     OUTCOME_TYPES,
@@ -87,6 +87,11 @@ def _check_value(value, ftype: str, field: str, errors: _Errors):
         if isinstance(value, bool):
             return value
         errors.add(field, "must be true or false")
+    elif ftype == DATE:
+        try:
+            return date.fromisoformat(value).isoformat()
+        except (TypeError, ValueError):
+            errors.add(field, "must be a date written YYYY-MM-DD")
     elif ftype == LIST:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             errors.add(field, "must be a list of text values")
@@ -183,7 +188,7 @@ def normalise(model: Ruleset, facts: dict) -> dict:
         if checked is not None:
             answers[key] = checked
 
-    events = _events(facts.get("events"), errors)
+    events = _events(facts.get("events"), errors, model)
     outcomes = _outcomes(facts.get("outcomes"), model, errors)
     handoff = _handoff(facts.get("handoff"), errors)
     previous = facts.get("previous_stage")
@@ -320,7 +325,7 @@ def _section(raw, name: str, fields: dict, errors: _Errors, derived: dict) -> di
     return out
 
 
-def _events(raw, errors: _Errors) -> list[dict]:
+def _events(raw, errors: _Errors, model: Ruleset) -> list[dict]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -340,11 +345,16 @@ def _events(raw, errors: _Errors) -> list[dict]:
         for key in sorted(extra):
             errors.add(f"{field}.{key}", "unknown field" + suggest(key, ["id", "type", "at", "properties"]))
         etype = event.get("type")
-        if etype not in EVENT_TYPES:
+        if not isinstance(etype, str) or etype not in model.event_types:
+            declared = model.declared_event_types
             errors.add(
-                f"{field}.type", f"{etype!r} is not a known event type" + suggest(str(etype), EVENT_TYPES)
+                f"{field}.type",
+                f"{etype!r} is not an event type of ruleset {model.name}"
+                + suggest(str(etype), model.event_types)
+                + (f" (its own: {', '.join(declared)}; or a standard one)" if declared else ""),
             )
             continue
+        declared_props = model.event_types[etype].properties
         try:
             at = format_time(parse_time(event.get("at"), f"{field}.at"))
         except FactsError as exc:
@@ -365,6 +375,16 @@ def _events(raw, errors: _Errors) -> list[dict]:
             pfield = f"{field}.properties.{key}"
             if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
                 errors.add(pfield, "property names are lower case letters, digits and _")
+            elif declared_props is not None:  # a ruleset's own event: its properties are typed
+                if key not in declared_props:
+                    errors.add(
+                        pfield,
+                        f"{etype} has no property {key!r}"
+                        + suggest(key, declared_props)
+                        + f" (its properties: {', '.join(declared_props) or 'none'})",
+                    )
+                elif value is not None:
+                    clean[key] = _check_value(value, declared_props[key], pfield, errors)
             elif isinstance(value, bool | str):
                 clean[key] = _check_value(
                     value, BOOLEAN if isinstance(value, bool) else STRING, pfield, errors

@@ -9,21 +9,16 @@ comparison; the lowering of conditions (conditions.py) decides which features a 
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from functools import lru_cache
 
 from .facts import DAY, parse_time
+from .regexes import search
 
 
 @lru_cache(maxsize=4096)
 def _parsed(test_json: str):
     return json.loads(test_json)
-
-
-@lru_cache(maxsize=4096)
-def _regex(pattern: str):
-    return re.compile(pattern, re.IGNORECASE)
 
 
 def where_matches(props: dict, where: tuple) -> bool:
@@ -39,6 +34,15 @@ def where_matches(props: dict, where: tuple) -> bool:
                 continue
             if value is None:
                 return False
+            if op in _WHERE_TEXT_OPS:
+                if not isinstance(value, str):
+                    return False
+                kind = "domain" if op.endswith("in_domain") else op
+                if text_test(kind, tuple(expected) if isinstance(expected, list) else (expected,), value) != (
+                    not op.startswith("not_")
+                ):
+                    return False
+                continue
             numeric = isinstance(value, int | float) and not isinstance(value, bool)
             if op in ("gt", "gte", "lt", "lte"):
                 if not numeric:
@@ -56,6 +60,32 @@ def where_matches(props: dict, where: tuple) -> bool:
             if not ok:
                 return False
     return True
+
+
+_WHERE_TEXT_OPS = ("starts_with", "contains", "matches", "in_domain", "not_in_domain")
+
+
+def domain_of(value: str) -> str:
+    """The host of an email address, URL or bare domain, lower case: 'Ana@EU.Rival.io' -> 'eu.rival.io'."""
+    text = value.strip().casefold()
+    text = text.rsplit("@", 1)[-1]
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    return text.split("/", 1)[0].split(":", 1)[0].rstrip(".")
+
+
+def text_test(op: str, values: tuple, value: str) -> bool:
+    """starts_with / contains / matches (any of `values`, ignoring case), or domain: the value's domain is
+    one of `values` or a subdomain of one."""
+    if op == "domain":
+        domain = domain_of(value)
+        return any(domain == d or domain.endswith("." + d) for d in values)
+    if op == "matches":
+        return any(search(p, value) for p in values)
+    folded = value.casefold()
+    if op == "starts_with":
+        return any(folded.startswith(v.casefold()) for v in values)
+    return any(v.casefold() in folded for v in values)  # contains
 
 
 def _same(a, b) -> bool:
@@ -78,30 +108,36 @@ def event_ages(events: list[dict], at: datetime) -> list[float]:
     return [max(0.0, round((now - parse_time(e["at"], "at").timestamp()) / DAY, 4)) for e in events]
 
 
-def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: datetime):
+def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: datetime, computed: dict):
     """The value of one feature for these (normalised) facts at time `at`; None when it has none."""
     kind, spec = feature.kind, feature.spec
     answers, events = facts["answers"], facts["events"]
+    if kind == "compare":
+        key, op, other = spec
+        value, limit = _lookup(key, profile, answers), computed.get(other)
+        if not isinstance(value, int | float) or isinstance(value, bool) or limit is None:
+            return None
+        return {"gt": value > limit, "gte": value >= limit, "lt": value < limit, "lte": value <= limit}[op]
     if kind == "outcome":
         return _outcome_holds(spec, facts, at)
     if kind == "overdue":
         handoff = facts.get("handoff")
         return True if handoff and parse_time(handoff["due_at"], "due_at") < at else None
-    if kind == "matches":
-        key, pattern = spec
+    if kind == "text":
+        key, op, values = spec
         value = _lookup(key, profile, answers)
-        return None if not isinstance(value, str) else bool(_regex(pattern).search(value))
+        return text_test(op, values, value) if isinstance(value, str) else None
     if kind == "given":
         return True if isinstance(_lookup(spec[0], profile, answers), list) else None
     if kind == "contains":
         key, wanted = spec
         value = _lookup(key, profile, answers)
         return None if not isinstance(value, list) else wanted.casefold() in {v.casefold() for v in value}
-    types, where, within = spec
+    types, where, within, excluded = spec
     matching = [
         age
         for event, age in zip(events, ages, strict=True)
-        if (types == ("any",) or event["type"] in types)
+        if (types == ("any",) and event["type"] not in excluded or event["type"] in types)
         and (within is None or age <= within)
         and where_matches(event.get("properties", {}), where)
     ]
@@ -133,7 +169,7 @@ def _outcome_holds(spec: tuple, facts: dict, at: datetime):
 
 def _lookup(key: str, profile: dict, answers: dict):
     section, name = key.split(".", 1)
-    return profile.get(name) if section == "p" else answers.get(name)
+    return profile.get(name) if section == "p" else answers.get(name)  # a. and an. are both answers
 
 
 def email_domain(email) -> str | None:

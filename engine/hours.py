@@ -1,7 +1,8 @@
 """Business hours for SLAs: a hand-off due in 30 business minutes at 17:50 on a Friday is due Monday.
 
 Declared once per ruleset (`business_hours: {timezone, days, start, end}`) and used by the routes
-that say `business_hours: true`; time zones come from the IANA database (zoneinfo).
+that say `business_hours: true`; a team in teams.yaml may keep hours of its own, which then count
+its hand-offs instead. Time zones come from the IANA database (zoneinfo).
 """
 
 from __future__ import annotations

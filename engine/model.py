@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .vocabulary import ANSWER_FIELDS, DERIVED_PROFILE_FIELDS, PROFILE_FIELDS
+from .vocabulary import ANSWER_FIELDS, DERIVED_PROFILE_FIELDS, EVENT_TYPES, PROFILE_FIELDS
 
 DEFAULT_PRIORITY = 500
 
@@ -34,6 +34,17 @@ class Score:
 
 
 @dataclass(frozen=True)
+class EventType:
+    name: str
+    description: str
+    properties: dict[str, str] | None  # declared types of its properties; None: standard, any property
+
+    @property
+    def declared(self) -> bool:
+        return self.properties is not None
+
+
+@dataclass(frozen=True)
 class Question:
     id: str
     text: str
@@ -43,7 +54,8 @@ class Question:
     free_text: bool
     met: tuple[str, ...]
     unmet: tuple[str, ...]
-    met_at_least: float | None
+    met_at_least: float | str | None  # a number, or "computed.<name>"
+    met_at_most: float | str | None
     auto: bool
 
     def to_dict(self) -> dict:
@@ -89,6 +101,7 @@ class Ruleset:
     currency: str | None
     profile_fields: dict[str, str]
     answer_fields: dict[str, str]
+    declared_answers: dict[str, str]  # as written under fields.answers, for the checks
     lists: dict[str, tuple[str, ...]]
     stages: tuple[Stage, ...]
     scores: dict[str, Score]
@@ -99,6 +112,13 @@ class Ruleset:
     rules: list[Rule] = field(default_factory=list)
     outcome_reasons: dict[str, tuple[str, ...]] = field(default_factory=dict)  # rejected/lost -> reasons
     business_hours: dict | None = None  # as written; engine.hours.parse makes it usable
+    event_types: dict[str, EventType] = field(default_factory=dict)  # standard ones, then declared ones
+    computed_specs: dict[str, dict] = field(default_factory=dict)  # as written; compiled by the compiler
+    computed: tuple = ()  # engine.computed.Computed values in dependency order, set by the compiler
+
+    @property
+    def declared_event_types(self) -> list[str]:
+        return [name for name, e in self.event_types.items() if e.declared]
 
     @property
     def funnel_stages(self) -> list[str]:
@@ -121,8 +141,10 @@ def build(data: dict) -> Ruleset:
         **{k: v["type"] for k, v in (fields.get("profile") or {}).items()},
     }
     questions = tuple(_question(q) for q in data.get("questions") or [])
-    answers = {**ANSWER_FIELDS, **{k: v["type"] for k, v in (fields.get("answers") or {}).items()}}
-    answers.update({q.id: answers.get(q.id, "string") for q in questions})
+    declared = {k: v["type"] for k, v in (fields.get("answers") or {}).items()}
+    answers = {**ANSWER_FIELDS, **declared}
+    # A question's answers are text (or an amount): its own declaration wins; checks report a clash.
+    answers.update({q.id: "string" for q in questions})
     qualification = {k: (v or {}).get("description", k) for k, v in (data.get("qualification") or {}).items()}
     return Ruleset(
         name=data["name"],
@@ -132,6 +154,7 @@ def build(data: dict) -> Ruleset:
         currency=data.get("currency"),
         profile_fields=profile,
         answer_fields=answers,
+        declared_answers=declared,
         lists={k: tuple(v) for k, v in (data.get("lists") or {}).items()},
         stages=tuple(Stage(s["id"], s.get("description", ""), s.get("kind")) for s in data["stages"]),
         scores={name: _score(name, s) for name, s in data["scores"].items()},
@@ -141,6 +164,18 @@ def build(data: dict) -> Ruleset:
         defaults=dict(data["defaults"]),
         outcome_reasons={k: tuple(v) for k, v in (data.get("outcomes") or {}).items()},
         business_hours=data.get("business_hours"),
+        computed_specs=dict(data.get("computed") or {}),
+        event_types={
+            **{name: EventType(name, "", None) for name in EVENT_TYPES},
+            **{
+                name: EventType(
+                    name,
+                    e.get("description", ""),
+                    {k: v["type"] for k, v in (e.get("properties") or {}).items()},
+                )
+                for name, e in (data.get("events") or {}).items()
+            },
+        },
         rules=[
             Rule(
                 r["id"],
@@ -179,6 +214,7 @@ def _question(q: dict) -> Question:
         met=tuple(q.get("met") or ()),
         unmet=tuple(q.get("unmet") or ()),
         met_at_least=q.get("met_at_least"),
+        met_at_most=q.get("met_at_most"),
         auto=q.get("auto", q.get("item") is not None),
     )
 

@@ -29,11 +29,12 @@ except ImportError as exc:
         "on Python 3.13: see the README's Quick start"
     ) from exc
 
+from . import computed
 from .compiler import Handler, Plan
 from .decision import MATRIX_SLOTS, Run
 from .errors import EngineError, EvaluationError
 from .facts import normalise, parse_time
-from .features import compute_feature, email_domain, event_ages
+from .features import compute_feature, email_domain, event_ages, text_test
 from .model import Ruleset
 
 _sessions = itertools.count(1)
@@ -129,9 +130,17 @@ class CompiledRuleset:
         answers, events = facts["answers"], facts["events"]
         ages = event_ages(events, at)
         lead = {"id": "lead", "t": "lead", "sid": sid}
-        sections = {"p": {}, "a": {}, "an": {}}
+        values, details = computed.evaluate(self.model.computed, profile, answers, at)
+        run.computed(details)
+        sections = {"p": {}, "a": {}, "an": {}, "v": {}}
         for section, name in plan.lead_fields:
-            value = profile.get(name) if section == "p" else answers.get(name)
+            value = (
+                profile.get(name)
+                if section == "p"
+                else values.get(name)
+                if section == "v"
+                else answers.get(name)
+            )
             if value is None or isinstance(value, list):  # lists are matched through features
                 continue
             # Text answers and amounts live under different keys, so "5" never compares as 5.
@@ -143,7 +152,7 @@ class CompiledRuleset:
             lead["c"] = facts["channel"]
         features = {}
         for feature in plan.features:
-            value = compute_feature(feature, facts, profile, ages, at)
+            value = compute_feature(feature, facts, profile, ages, at, values)
             if value is not None:
                 features[feature.name] = value
         if features:
@@ -162,6 +171,10 @@ class CompiledRuleset:
                     ):
                         continue
                     fact.setdefault(section, {})[name] = value
+                for name, prop, op, values in plan.event_features:
+                    value = props.get(prop)
+                    if isinstance(value, str):
+                        fact.setdefault("g", {})[name] = text_test(op, values, value)
             out.append(fact)
         out.extend(
             {"id": f"tally:{name}", "t": "tally", "sid": sid, "score": name}

@@ -11,16 +11,22 @@
         - {id: sam, name: Sam Okafor, weight: 2, cap: 20}
         - {id: lee, name: Lee Chen}                 # weight 1, no cap
         - {id: kim, name: Kim Ito, available: false}  # on leave: gets no new leads
+      sdr-london:                  # a team with business hours of its own, in its own time zone
+        hours: {timezone: Europe/London, days: [mon, tue, wed, thu, fri], start: "08:30", end: "17:00"}
+        members:
+          - {id: tom, name: Tom Berg}
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .compiler import digest_of
 from .errors import Problem, RulesetError
+from .hours import DAYS, BusinessHours, zone_problem
+from .hours import parse as parse_hours
 from .schema import suggest
 from .yamlsource import load
 
@@ -48,6 +54,7 @@ class Teams:
     teams: dict[str, tuple[Member, ...]]
     digest: str
     source: str
+    hours: dict[str, BusinessHours] = field(default_factory=dict)  # teams that keep their own hours
 
     @property
     def identity(self) -> dict:
@@ -81,23 +88,70 @@ def load_teams(text: str, file: str = FILE) -> Teams:
     if not isinstance(raw_teams, dict) or not raw_teams:
         problem(("teams",), "teams maps each team (as routes name it) to its members")
         raw_teams = {}
+    hours: dict[str, BusinessHours] = {}
     for team, members in raw_teams.items():
+        path = ("teams", team)
+        if isinstance(members, dict):  # {hours, members}: a team that keeps its own business hours
+            for key in members:
+                if key not in ("hours", "members"):
+                    problem(path + (key,), f"unknown key {key!r}" + suggest(key, ("hours", "members")))
+            if "hours" in members:
+                found = _hours(members["hours"], path + ("hours",), problem)
+                if found is not None:
+                    hours[team] = found
+            members, path = members.get("members"), path + ("members",)
         if not isinstance(members, list) or not members:
-            problem(("teams", team), f"team {team!r} needs a list of members")
+            problem(path, f"team {team!r} needs a list of members")
             continue
         seen, out = set(), []
         for i, m in enumerate(members):
-            member = _member(m, ("teams", team, i), problem)
+            member = _member(m, path + (i,), problem)
             if member is None:
                 continue
             if member.id in seen:
-                problem(("teams", team, i), f"member {member.id!r} appears twice in {team}")
+                problem(path + (i,), f"member {member.id!r} appears twice in {team}")
             seen.add(member.id)
             out.append(member)
         teams[team] = tuple(out)
     if problems:
         raise RulesetError(problems)
-    return Teams(version, period, frozenset(d.lower() for d in domains), teams, digest_of(data), text)
+    return Teams(version, period, frozenset(d.lower() for d in domains), teams, digest_of(data), text, hours)
+
+
+_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _hours(spec, path, problem) -> BusinessHours | None:
+    """A team's own business hours: {timezone, days, start, end}, checked like the ruleset's."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("timezone"), str):
+        problem(
+            path,
+            'hours is {timezone, days, start, end}, e.g. {timezone: Europe/London, start: "09:00", end: "17:30"}',
+        )
+        return None
+    bad = False
+    for key in spec:
+        if key not in ("timezone", "days", "start", "end"):
+            problem(
+                path + (key,), f"unknown key {key!r}" + suggest(key, ("timezone", "days", "start", "end"))
+            )
+            bad = True
+    zone = zone_problem(spec["timezone"])
+    if zone:
+        problem(path + ("timezone",), zone)
+        bad = True
+    for key in ("start", "end"):
+        if not isinstance(spec.get(key), str) or not _TIME.match(spec[key]):
+            problem(path + (key,), f'{key} is a time of day in quotes, such as "09:00"')
+            bad = True
+    days = spec.get("days", list(DAYS[:5]))
+    if not isinstance(days, list) or not days or any(d not in DAYS for d in days):
+        problem(path + ("days",), f"days is a list of {', '.join(DAYS)}")
+        bad = True
+    if not bad and spec["start"] >= spec["end"]:
+        problem(path + ("end",), "business hours must end after they start")
+        bad = True
+    return None if bad else parse_hours(spec)
 
 
 def _member(m, path, problem) -> Member | None:

@@ -5,7 +5,7 @@ A ruleset may declare more profile fields and answers under `fields:`; callers m
 
 from __future__ import annotations
 
-STRING, NUMBER, BOOLEAN, LIST = "string", "number", "boolean", "list"
+STRING, NUMBER, BOOLEAN, LIST, DATE = "string", "number", "boolean", "list", "date"
 
 PROFILE_FIELDS: dict[str, str] = {
     "email": STRING,

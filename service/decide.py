@@ -82,7 +82,7 @@ def decide(
         if trail.lead_version(request.get("lead_id")) != seen:
             evaluation, shadowed, seconds = evaluate()
         if kind == "decision":
-            evaluation = _assigned(db, teams, evaluation)
+            evaluation = _assigned(db, teams, evaluation, ruleset)
         item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed)
         return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
 
@@ -112,7 +112,9 @@ def decide_batch(
             ruleset.normalise(facts_of(request))
             lead_id = request.get("lead_id")
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
-            evaluation = _assigned(db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at))
+            evaluation = _assigned(
+                db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at), ruleset
+            )
             known[lead_id] = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
             shadowed = _shadow(shadow, evaluation) if shadow is not None else None
             items.append(
@@ -123,13 +125,37 @@ def decide_batch(
         return trail.record_many(items)
 
 
-def _assigned(db, teams: Teams | None, evaluation: Evaluation) -> Evaluation:
-    """The evaluation with its hand-off assigned to a person (the reply's `assignment`, null if none)."""
-    found = None
+def _assigned(db, teams: Teams | None, evaluation: Evaluation, ruleset: CompiledRuleset) -> Evaluation:
+    """The evaluation with its hand-off assigned to a person (the reply's `assignment`, null if none).
+
+    When the team keeps its own business hours (teams.yaml) and the route counts business hours, the
+    SLA is counted in the team's hours: `route.due_at` is the team's, and the assignment keeps the
+    ruleset's own due time (`hours.ruleset_due_at`), which is what a replay of the ruleset gives."""
+    found, decision = None, evaluation.decision
     if teams is not None:
         domain = email_domain(evaluation.facts["profile"].get("email"))
-        found = assignment.assign(db, teams, evaluation.facts["lead_id"], evaluation.decision, domain)
-    return Evaluation(evaluation.facts, {**evaluation.decision, "assignment": found})
+        found = assignment.assign(db, teams, evaluation.facts["lead_id"], decision, domain)
+        route = decision["route"]
+        hours = teams.hours.get(route.get("team") or "")
+        counted = ruleset.model.routes.get(route["id"])
+        if (
+            found is not None
+            and hours is not None
+            and route.get("due_at")
+            and counted
+            and counted.business_hours
+        ):
+            due = format_time(hours.add(parse_time(decision["evaluated_at"], "at"), route["sla_minutes"]))
+            found = {
+                **found,
+                "hours": {
+                    "team": route["team"],
+                    "timezone": hours.timezone,
+                    "ruleset_due_at": route["due_at"],
+                },
+            }
+            decision = {**decision, "route": {**route, "due_at": due}}
+    return Evaluation(evaluation.facts, {**decision, "assignment": found})
 
 
 def _stored(trail: AuditTrail, lead_id) -> dict | None:
@@ -199,7 +225,7 @@ def report_outcome(
         started = time.perf_counter()
         request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}
         evaluation = ruleset.evaluate(_merged(trail, {"lead_id": lead_id, "channel": "outcome"}), at)
-        evaluation = _assigned(db, teams, evaluation)
+        evaluation = _assigned(db, teams, evaluation, ruleset)
         item = _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
         return {"outcome": recorded, "decision": trail.record(**item)}
 

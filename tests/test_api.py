@@ -238,7 +238,10 @@ def test_not_found(client, url):
         ({}, "lead_id"),
         ({"lead_id": 5}, "lead_id"),
         ({"lead_id": "x", "colour": "red"}, "colour"),
-        ({"lead_id": "x", "events": [{"type": "demo"}]}, "events[0].type"),
+        (
+            {"lead_id": "x", "events": [{"type": "Demo Request!", "at": "2026-11-23T10:00:00Z"}]},
+            "events[0].type",
+        ),
         ({"lead_id": "x", "events": [{"type": "demo_request"}]}, "events[0].at"),
         ({"lead_id": "x", "profile": "US"}, "profile"),
         ({"lead_id": "x", "ruleset": {"version": "2"}}, "ruleset.version"),
@@ -257,6 +260,7 @@ def test_invalid_request_names_the_field(client, body, field):
         ({"lead_id": "x", "profile": {"contry": "US"}}, "profile.contry"),
         ({"lead_id": "x", "answers": {"budget": "maybe"}}, "answers.budget"),
         ({"lead_id": "x", "events": [{"type": "page_view", "at": "last week"}]}, "events[0].at"),
+        ({"lead_id": "x", "events": [{"type": "demo", "at": "2026-11-23T10:00:00Z"}]}, "events[0].type"),
     ],
 )
 def test_invalid_facts_name_the_field(client, body, field):

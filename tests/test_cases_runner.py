@@ -34,7 +34,7 @@ def test_mismatches_and_unexercised_rules(mini, tmp_path):
         "scores.fit: expected 6, got 5.0",
         "rule r1 fired",
         "stage: expected 'mql', got 'lead'",
-        "unknown expectation 'colour' (known: destination, due_at, fired, fit, funnel, grades, is_lead, "
+        "unknown expectation 'colour' (known: computed, destination, due_at, fired, fit, funnel, grades, is_lead, "
         "next_questions, not_fired, quadrant, qualification, ready, route, scores, stage, status_reason, tags, team, "
         "track)",
     ]

@@ -36,7 +36,7 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 NOW = datetime.fromisoformat(AT.replace("Z", "+00:00"))
-NAMES = ["default", "doggie-delights"]
+NAMES = ["default", "doggie-delights", "product-led"]
 
 # -- leads ----------------------------------------------------------------------------------------
 
@@ -69,6 +69,26 @@ def event(types=EVENT_TYPES):
     )
 
 
+_PROPERTY = {
+    "number": st.integers(0, 20),
+    "string": st.sampled_from(["dashboards", "rows", "hubspot", "team", "alerts"]),
+    "boolean": st.booleans(),
+}
+
+
+def declared_event(etype):
+    """An event of a ruleset's own type, with values of its declared property types."""
+    return st.builds(
+        lambda minutes, props: {
+            "type": etype.name,
+            "at": (NOW - timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z"),
+            **({"properties": props} if props else {}),
+        },
+        st.integers(0, 60 * 24 * 60),
+        st.fixed_dictionaries({}, optional={k: _PROPERTY[t] for k, t in etype.properties.items()}),
+    )
+
+
 def leads(ruleset):
     questions = ruleset.model.questions
     answers = st.fixed_dictionaries(
@@ -86,7 +106,13 @@ def leads(ruleset):
             "lead_id": st.just("P-1"),
             "profile": profile,
             "answers": answers,
-            "events": st.lists(event(), max_size=8),
+            "events": st.lists(
+                st.one_of(
+                    event(),
+                    *map(declared_event, [e for e in ruleset.model.event_types.values() if e.declared]),
+                ),
+                max_size=8,
+            ),
         },
         optional={"channel": st.sampled_from(["demo_form", "chatbot", "import"])},
     )

@@ -25,7 +25,8 @@ def test_a_valid_ruleset_has_no_problems():
 
 def test_bad_yaml_names_the_line():
     assert problems("leadgate: 1\nname: [x\n") == [
-        "r.yaml:3: not valid YAML: expected ',' or ']', but got '<stream end>'"
+        "r.yaml:2:7: not valid YAML: a […] list is not written right: separate its items with ',' and "
+        "close it with ']'; quote items that hold ': ', ',' or '#' — the line reads 'name: [x'"
     ]
 
 
@@ -171,7 +172,9 @@ def test_rules_depending_on_each_other_in_a_circle_are_refused():
         },
     ]
     (problem,) = one(rules)
-    assert "depend on each other's results in a circle: a, b" in problem
+    assert "depend on each other's results in a circle" in problem
+    assert "a adds engagement points to the engagement total, which b reads" in problem
+    assert "b adds fit points to the fit total, which a reads" in problem
 
 
 def test_per_event_needs_an_event_condition():
