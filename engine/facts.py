@@ -158,7 +158,12 @@ def normalise(model: Ruleset, facts: dict) -> dict:
     for key, value in raw_answers.items():
         field = f"answers.{key}"
         if key not in model.answer_fields:
-            errors.add(field, "unknown answer" + suggest(key, model.answer_fields))
+            errors.add(
+                field,
+                "unknown answer"
+                + suggest(key, model.answer_fields)
+                + f"; the answers of ruleset {model.name} are: {', '.join(model.answer_fields)}",
+            )
             continue
         if value is None:
             continue
