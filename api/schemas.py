@@ -108,7 +108,13 @@ class RouteSchema(Schema):
     team = fields.String(allow_none=True)
     track = fields.String(allow_none=True)
     sla_minutes = fields.Integer(allow_none=True)
-    due_at = fields.String(allow_none=True)
+    due_at = fields.String(
+        allow_none=True,
+        metadata={"description": "When the hand-off must be answered; kept while the route stays the same"},
+    )
+    handed_off_at = fields.String(
+        allow_none=True, metadata={"description": "When the lead was first handed off on this route"}
+    )
     next_step = fields.Nested(NextStepSchema)
 
 

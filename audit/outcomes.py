@@ -76,14 +76,20 @@ def as_facts(outcomes: list[dict]) -> list[dict]:
     ]
 
 
-def open_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
-    """The lead's hand-off nobody acted on yet, as a fact: {route, at, due_at}."""
+def current_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
+    """The lead's hand-off still going on, as a fact: {route, at, due_at[, acted_at]}.
+
+    While the lead stays on its route the decision keeps this hand-off's due time (the one `sla`
+    measures), acted on or not; `acted_at` tells the overdue feature that someone already answered.
+    """
     rows = trail._read(
-        "SELECT route, at, due_at FROM handoffs WHERE lead_id = ? AND acted_at IS NULL AND closed_at IS NULL "
+        "SELECT route, at, due_at, acted_at FROM handoffs WHERE lead_id = ? AND closed_at IS NULL "
         "ORDER BY id DESC LIMIT 1",
         (lead_id,),
     )
-    return dict(rows[0]) if rows else None
+    if not rows:
+        return None
+    return {k: v for k, v in rows[0].items() if v is not None}
 
 
 def track(db, lead_id: str, decision_id: str, decision: dict) -> None:

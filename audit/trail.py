@@ -282,7 +282,7 @@ class AuditTrail:
         reported = outcomes.as_facts(outcomes.of_lead(self, lead_id))
         if reported:
             facts["outcomes"] = reported
-        handoff = outcomes.open_handoff(self, lead_id)
+        handoff = outcomes.current_handoff(self, lead_id)
         if handoff:
             facts["handoff"] = handoff
         return facts

@@ -118,7 +118,7 @@ def decide_batch(
             lead_id = request.get("lead_id")
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
             evaluation = _assigned(db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at))
-            known[lead_id] = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
+            known[lead_id] = _after(evaluation)
             shadowed = _shadow(shadow, evaluation) if shadow is not None else None
             items.append(
                 _item(
@@ -126,6 +126,21 @@ def decide_batch(
                 )
             )
         return trail.record_many(items)
+
+
+def _after(evaluation: Evaluation) -> dict:
+    """What is known of a lead once this evaluation is recorded: its stage, and its hand-off as the
+    trail tracks it (the same route keeps its hand-off; another route with an SLA opens a new one)."""
+    facts = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
+    route, current = evaluation.decision["route"], facts.pop("handoff", None)
+    if route["due_at"] is not None:
+        kept = current is not None and current["route"] == route["id"]
+        facts["handoff"] = (
+            current
+            if kept
+            else {"route": route["id"], "at": route["handed_off_at"], "due_at": route["due_at"]}
+        )
+    return facts
 
 
 def _assigned(db, teams: Teams | None, evaluation: Evaluation) -> Evaluation:
