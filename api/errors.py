@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from audit import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from engine import EngineError, EvaluationError, FactsError, RulesetError, UnknownRuleset
-from service.decide import IdempotencyConflict
+from service.decide import IdempotencyConflict, TooEarly
 
 # status -> (code, message) for errors raised by Flask, werkzeug and webargs
 HTTP_CODES = {
@@ -159,6 +159,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(IdempotencyConflict)
     def _idempotency(exc: IdempotencyConflict):
         return error_response(409, "idempotency_conflict", str(exc), {"Idempotency-Key": [str(exc)]})
+
+    @app.errorhandler(TooEarly)
+    def _too_early(exc: TooEarly):
+        return error_response(409, "evaluation_time_too_early", str(exc), {"at": [str(exc)]})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

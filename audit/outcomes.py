@@ -120,10 +120,10 @@ def track(db, lead_id: str, decision_id: str, decision: dict) -> None:
 
 
 def _minutes(start: str, end: str) -> float:
-    return (_time(end) - _time(start)).total_seconds() / 60
+    return (moment(end) - moment(start)).total_seconds() / 60
 
 
-def _time(text: str) -> datetime:
+def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
@@ -154,11 +154,11 @@ def sla(trail: AuditTrail, at: str | None = None, team: str | None = None) -> di
         stats["handoffs"] += 1
         if r["acted_at"] is not None:
             stats["acted"] += 1
-            stats["acted_in_time" if _time(r["acted_at"]) <= _time(r["due_at"]) else "acted_late"] += 1
+            stats["acted_in_time" if moment(r["acted_at"]) <= moment(r["due_at"]) else "acted_late"] += 1
             stats["_minutes"].append(_minutes(r["at"], r["acted_at"]))
         elif r["closed_at"] is None:
             stats["open"] += 1
-            if _time(r["due_at"]) < _time(at):
+            if moment(r["due_at"]) < moment(at):
                 stats["overdue"] += 1
                 overdue.append(
                     {

@@ -287,6 +287,15 @@ class AuditTrail:
             facts["handoff"] = handoff
         return facts
 
+    def lead_known_at(self, lead_id) -> str | None:
+        """The latest time anything known of the lead was recorded for: its last decision or outcome."""
+        rows = self._read(
+            "SELECT evaluated_at AS at FROM decisions WHERE lead_id = ? AND kind = 'decision' "
+            "UNION ALL SELECT at FROM outcomes WHERE lead_id = ?",
+            (lead_id, lead_id),
+        )
+        return max((r["at"] for r in rows), key=outcomes.moment, default=None)
+
     def personal_values(self, lead_id: str) -> dict[str, str]:
         return {
             r["token"]: r["value"]

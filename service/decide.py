@@ -22,12 +22,39 @@ from engine.teams import Teams
 from .config import Config
 
 
-class IdempotencyConflict(Exception):
+class ServiceError(Exception):
+    """The root of what the shared operations refuse (the API maps each to an HTTP status once)."""
+
+
+class IdempotencyConflict(ServiceError):
     """An Idempotency-Key reused with a different request."""
 
     def __init__(self, key: str, decision_id: str):
         self.key, self.decision_id = key, decision_id
         super().__init__(f"Idempotency-Key {key!r} was used for a different request (decision {decision_id})")
+
+
+class TooEarly(ServiceError):
+    """An evaluation time earlier than something already recorded for the lead.
+
+    Evaluating at T must see only what was recorded at or before T; the stored facts of a lead are
+    its latest ones, so a time before its last decision or outcome is refused rather than answered
+    with facts from its future.
+    """
+
+    def __init__(self, lead_id: str, at: str, known_at: str):
+        self.lead_id, self.at, self.known_at = lead_id, at, known_at
+        super().__init__(
+            f"Lead {lead_id} has facts or outcomes recorded at {known_at}, later than the evaluation time "
+            f"{at}: a decision at {at} would see them. Decide at {known_at} or later."
+        )
+
+
+def check_time(trail: AuditTrail, lead_id, at: str) -> None:
+    """Refuse to decide for a lead at a time before its last recorded decision or outcome."""
+    known_at = trail.lead_known_at(lead_id) if isinstance(lead_id, str) else None
+    if known_at is not None and parse_time(known_at, "at") > parse_time(at, "at"):
+        raise TooEarly(lead_id, at, known_at)
 
 
 def open_trail(config: Config) -> AuditTrail:
@@ -84,6 +111,7 @@ def decide(
                 if first["request_hash"] != digest:
                     raise IdempotencyConflict(idempotency_key, first["decision_id"])
                 return first["decision"], True
+        check_time(trail, request.get("lead_id"), at)
         if trail.lead_version(request.get("lead_id")) != seen:
             evaluation, shadowed, seconds = evaluate()
         if kind == "decision":
@@ -116,6 +144,7 @@ def decide_batch(
             started = time.perf_counter()
             ruleset.normalise(facts_of(request))
             lead_id = request.get("lead_id")
+            check_time(trail, lead_id, at)
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
             evaluation = _assigned(db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at))
             known[lead_id] = _after(evaluation)
@@ -188,6 +217,14 @@ def _shadow(shadow: CompiledRuleset, live: Evaluation) -> tuple:
     return shadow.identity, shadow.source, result
 
 
+def outcome_problems_at(outcome: dict, model, at: str) -> list[tuple[str, str]]:
+    """(field, message) for everything wrong with an outcome reported at `at`, which it may not follow."""
+    problems = outcome_problems(outcome, model)
+    if not problems and parse_time(outcome["at"], "at") > parse_time(at, "at"):
+        problems = [("at", f"{outcome['at']} is later than now ({at}): report an outcome once it happened")]
+    return problems
+
+
 def report_outcome(
     ruleset: CompiledRuleset,
     trail: AuditTrail,
@@ -208,13 +245,14 @@ def report_outcome(
     at = at or now()
     outcome = {k: v for k, v in outcome.items() if v is not None}
     outcome.setdefault("at", at)
-    problems = outcome_problems(outcome, ruleset.model)
+    problems = outcome_problems_at(outcome, ruleset.model, at)
     if problems:
         raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
     outcome["at"] = format_time(parse_time(outcome["at"], "at"))
     with trail.transaction() as db:
         if trail.lead_facts(lead_id) is None:
             raise NotFound("lead", lead_id)
+        check_time(trail, lead_id, at)
         recorded = outcomes.record(db, lead_id, outcome, client, source, note)
         started = time.perf_counter()
         request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}
