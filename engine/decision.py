@@ -356,12 +356,21 @@ class Run:
                 "sla_minutes": route.sla_minutes if is_lead else None,
                 "due_at": due_at,
                 "handed_off_at": handed_off_at,
-                "next_step": dict(route.next_step),
+                "next_step": next_step(route, questions),
             },
             "next_questions": questions,
             "reasons": self.reasons,
             "evaluated_at": format_time(self.at),
         }
+
+
+def next_step(route, questions: list) -> dict:
+    """The route's next step; one that asks questions when none is left becomes the route's
+    `next_step_when_answered` (or `none` with the same text): ask_questions always comes with questions."""
+    step = dict(route.next_step)
+    if step["action"] == "ask_questions" and not questions:
+        return dict(route.next_step_when_answered or {**step, "action": "none"})
+    return step
 
 
 def canonical(decision: dict) -> str:
