@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request, url_for
 
-from engine import FactsError, UnknownRuleset
+from engine import UnknownRuleset
 from service.decide import decide, decide_batch
 
 from . import schemas
@@ -41,9 +41,17 @@ def _idempotency_key() -> str | None:
 
 
 def _documented(*statuses):
+    """Declare an operation's error replies (with their headers), any other error in the one shape, and the key."""
+
     def decorate(view):
         for status in statuses:
-            view = bp.alt_response(status, schema=schemas.ErrorSchema, description="Error")(view)
+            view = bp.alt_response(
+                status,
+                schema=schemas.ErrorSchema,
+                description="Error",
+                headers=schemas.ERROR_HEADERS.get(status),
+            )(view)
+        view = bp.alt_response("default", schema=schemas.ErrorSchema, description="Any other error")(view)
         return bp.doc(security=[{"bearerAuth": []}])(view)
 
     return decorate
@@ -51,7 +59,8 @@ def _documented(*statuses):
 
 @bp.post("/decisions")
 @bp.arguments(schemas.DecisionRequestSchema())
-@bp.response(201, schemas.DecisionSchema)
+@bp.response(201, schemas.DecisionSchema, headers=schemas.DECISION_HEADERS)
+@bp.doc(parameters=[schemas.IDEMPOTENCY_KEY])
 @_documented(*ERRORS)
 @requires("decide")
 def post_decision(body):
@@ -94,19 +103,14 @@ def post_batch(body):
             rulesets.append(ruleset_for(item))
         except UnknownRuleset as exc:
             raise ApiError(422, exc.code, str(exc), {f"items[{i}].ruleset": [str(exc)]}) from exc
-    try:
-        decisions = decide_batch(
-            rulesets,
-            trail(),
-            items,
-            client=g.key.id,
-            shadows=[shadow_for(r) for r in rulesets],
-            teams=registry().deployment.teams,
-        )
-    except FactsError as exc:
-        raise ApiError(
-            422, exc.code, "The lead facts are not valid.", {f"items.{k}": v for k, v in exc.errors.items()}
-        ) from exc
+    decisions = decide_batch(
+        rulesets,
+        trail(),
+        items,
+        client=g.key.id,
+        shadows=[shadow_for(r) for r in rulesets],
+        teams=registry().deployment.teams,
+    )
     return {"decisions": decisions}
 
 

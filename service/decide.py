@@ -114,8 +114,7 @@ def decide(
         check_time(trail, request.get("lead_id"), at)
         if trail.lead_version(request.get("lead_id")) != seen:
             evaluation, shadowed, seconds = evaluate()
-        if kind == "decision":
-            evaluation = _assigned(db, teams, evaluation)
+        evaluation = _assigned(db, teams if kind == "decision" else None, evaluation)
         item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed)
         return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
 
@@ -132,17 +131,23 @@ def decide_batch(
 ) -> list[dict]:
     """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
 
-    A lead that appears twice sees its earlier item's facts and stage, as with separate calls.
+    A lead that appears twice sees its earlier item's facts and stage, as with separate calls. Wrong
+    facts are a FactsError naming the item: `items[1].profile.employees`.
     """
     at = at or now()
     with trail.transaction() as db:
         known: dict[str, dict] = {}
         items = []
-        for ruleset, request, shadow in zip(
-            rulesets, requests, shadows or [None] * len(requests), strict=True
+        for i, (ruleset, request, shadow) in enumerate(
+            zip(rulesets, requests, shadows or [None] * len(requests), strict=True)
         ):
             started = time.perf_counter()
-            ruleset.normalise(facts_of(request))
+            try:
+                ruleset.normalise(facts_of(request))
+            except FactsError as exc:
+                raise FactsError(
+                    {f"items[{i}].{k}" if k else f"items[{i}]": v for k, v in exc.errors.items()}
+                ) from exc
             lead_id = request.get("lead_id")
             check_time(trail, lead_id, at)
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)

@@ -6,10 +6,13 @@ suite produces is checked by the `openapi_conformance` hook in tests/conftest.py
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from api.state import trail
 from audit.keys import create
+from tests import contract
 
 LEAD = {
     "lead_id": "L-1",
@@ -99,3 +102,45 @@ def test_unknown_answer_id_is_refused_naming_the_known_ones(http):
     message = " ".join(body["errors"]["answers.colour"])
     for known in ("budget", "authority", "need", "timeline", "talk_to_sales"):
         assert known in message, message
+
+
+def _reply_like(real, body, status=200, headers=None):
+    """A reply to the same request as `real`, with another body: what a broken server might send."""
+    from flask import Response
+
+    reply = Response(json.dumps(body), status=status, mimetype="application/json", headers=headers)
+    reply.request = real.request
+    return reply
+
+
+def test_the_conformance_check_catches_a_missing_required_field_and_a_wrong_null(app, http):
+    real = http("POST", "/v1/decisions", json=LEAD)
+    assert contract.problems(app, real) == []
+    body = real.get_json()
+    missing = {k: v for k, v in body.items() if k != "stage"}
+    assert any(
+        "'stage' is a required property" in p
+        for p in contract.problems(app, _reply_like(real, missing, 201, {"Location": "/x"}))
+    )
+    wrong = {**body, "route": {**body["route"], "destination": None}}
+    assert contract.problems(app, _reply_like(real, wrong, 201, {"Location": "/x"}))
+    no_location = contract.problems(app, _reply_like(real, body, 201))
+    assert any("Location" in p for p in no_location), no_location
+    undeclared = contract.problems(app, _reply_like(real, {"status": 418, "code": "x", "message": "x"}, 418))
+    assert undeclared  # neither a declared status nor the error shape (no errors)
+
+
+def test_every_reply_shown_in_the_readme_matches_the_openapi_document(app):
+    from tests.conftest import ROOT
+
+    replies = list(contract.readme_replies((ROOT / "README.md").read_text()))
+    shown = {(method, url.split("?")[0]) for method, url, *_ in replies}
+    assert {("POST", "/v1/decisions"), ("GET", "/v1/leads/L-1001/questions")} <= shown, shown
+    for reply in replies:
+        assert contract.readme_problems(app, *reply) == [], reply[:3]
+
+
+def test_the_readme_check_catches_a_reply_that_breaks_the_document(app):
+    body = {"lead_id": "L-1", "stage": "lead", "decision_id": "dec_1"}  # no questions
+    found = contract.readme_problems(app, "GET", "/v1/leads/L-1/questions", None, {}, body)
+    assert found and "questions" in " ".join(found)
