@@ -91,7 +91,6 @@ def decide(
     returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
     """
     digest = request_hash(request) if idempotency_key else None
-    at = at or now()
 
     def evaluate() -> tuple[Evaluation, tuple | None, float]:
         started = time.perf_counter()
@@ -103,6 +102,7 @@ def decide(
     # Evaluate before taking the write lock, so that workers evaluate in parallel; if another worker
     # decided for the same lead meanwhile, evaluate again under the lock (nothing is ever lost).
     seen = trail.lead_version(request.get("lead_id"))
+    told, at = at, at or now()  # after reading the lead: a decision recorded since then changes its version
     evaluation, shadowed, seconds = evaluate()
     with trail.transaction() as db:
         if idempotency_key:
@@ -111,9 +111,12 @@ def decide(
                 if first["request_hash"] != digest:
                     raise IdempotencyConflict(idempotency_key, first["decision_id"])
                 return first["decision"], True
-        check_time(trail, request.get("lead_id"), at)
         if trail.lead_version(request.get("lead_id")) != seen:
+            # Another worker decided for the lead meanwhile, at its own now: without a time given,
+            # this decision is made now too, after it, and sees what it recorded.
+            at = told or now()
             evaluation, shadowed, seconds = evaluate()
+        check_time(trail, request.get("lead_id"), at)
         evaluation = _assigned(db, teams if kind == "decision" else None, evaluation)
         item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed)
         return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
@@ -134,8 +137,8 @@ def decide_batch(
     A lead that appears twice sees its earlier item's facts and stage, as with separate calls. Wrong
     facts are a FactsError naming the item: `items[1].profile.employees`.
     """
-    at = at or now()
     with trail.transaction() as db:
+        at = at or now()  # under the write lock: no decision of these leads can be later
         known: dict[str, dict] = {}
         items = []
         for i, (ruleset, request, shadow) in enumerate(
@@ -247,7 +250,7 @@ def report_outcome(
     Both are recorded in one transaction, or neither; an unknown lead is NotFound, a wrong outcome
     (type, reason not declared by the ruleset, amount) a FactsError naming the field.
     """
-    at = at or now()
+    told, at = at, at or now()
     outcome = {k: v for k, v in outcome.items() if v is not None}
     outcome.setdefault("at", at)
     problems = outcome_problems_at(outcome, ruleset.model, at)
@@ -257,6 +260,7 @@ def report_outcome(
     with trail.transaction() as db:
         if trail.lead_facts(lead_id) is None:
             raise NotFound("lead", lead_id)
+        at = told or now()  # under the write lock: after any decision another worker just recorded
         check_time(trail, lead_id, at)
         recorded = outcomes.record(db, lead_id, outcome, client, source, note)
         started = time.perf_counter()
