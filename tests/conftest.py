@@ -19,7 +19,8 @@ AT = "2026-11-23T10:00:00Z"
 
 @pytest.fixture(autouse=True)
 def openapi_conformance(monkeypatch):
-    """Every reply a test gets from the Flask test client must match /openapi.json (tests/contract.py).
+    """Every reply a test gets from the Flask test client or a real server must match /openapi.json
+    (tests/contract.py).
 
     Yields the list of breaches found, which a test may read; the test fails when it is not empty.
     """
@@ -28,6 +29,7 @@ def openapi_conformance(monkeypatch):
     from tests import contract
 
     found: list[str] = []
+    contract.breaches.clear()
     send = FlaskClient.open
 
     def checked(self, *args, **kwargs):
@@ -37,6 +39,7 @@ def openapi_conformance(monkeypatch):
 
     monkeypatch.setattr(FlaskClient, "open", checked)
     yield found
+    found.extend(contract.breaches)  # replies of a real server (tests/server.py)
     assert not found, "replies that break /openapi.json:\n" + "\n".join(found)
 
 

@@ -1,22 +1,80 @@
 """The OpenAPI document is the contract: every reply the tests get is checked against /openapi.json.
 
-An independent validator (openapi-core) checks each reply of the Flask test client against the
-document the app serves: status declared for the operation, body schema with its required fields and
-nullability, declared reply headers. Replies to requests outside the document (review pages, unknown
-paths, a method a path does not have) are not checked here; tests/test_contract.py covers their shape.
+An independent validator (openapi-core) checks each reply against the document the app serves: the
+status declared for the operation, the body schema with its required fields and nullability, the
+declared reply headers. Three sources of replies are checked: the Flask test client (hooked by the
+autouse fixture in tests/conftest.py), the real server of tests/server.py, and the replies the README
+shows (tests/test_contract.py). Replies to requests outside the document (review pages, unknown paths,
+a method a path does not have) are not checked here; tests/test_contract.py covers their shape.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 
 from openapi_core import OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_core.templating.paths.exceptions import OperationNotFound, PathNotFound, ServerNotFound
 from openapi_core.testing import MockRequest, MockResponse
 
-_documents: dict[str, OpenAPI] = {}
+OUTSIDE = (PathNotFound, OperationNotFound, ServerNotFound)
+# Breaches found in replies of the real server (tests/server.py); the autouse fixture fails on them.
+breaches: list[str] = []
+_lock = threading.Lock()  # servers are called from many threads; validate one reply at a time
+
+
+class Contract:
+    """One OpenAPI document, read by openapi-core (which checks it as a document), and its operations."""
+
+    def __init__(self, spec: dict):
+        self.document = OpenAPI.from_dict(spec)
+        self.operations = [
+            (
+                re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"),
+                method.upper(),
+                operation,
+            )
+            for path, item in spec["paths"].items()
+            for method, operation in item.items()
+            if method != "parameters"
+        ]
+
+    def operation(self, method: str, path: str) -> dict | None:
+        return next((o for p, m, o in self.operations if m == method and p.match(path)), None)
+
+    def check(self, request, response, label: str) -> list[str]:
+        with _lock:
+            try:
+                errors = list(self.document.iter_response_errors(request, response))
+            except OUTSIDE:
+                return []
+        out = []
+        for error in errors:
+            if isinstance(error, OUTSIDE):
+                return []
+            detail = "; ".join(str(e) for e in getattr(error, "schema_errors", ()) or ())
+            out.append(f"{label}: {error} {detail}".strip())
+        return out
+
+
+_contracts: dict[str, Contract] = {}
+
+
+def contract_of(spec: dict) -> Contract:
+    key = json.dumps(spec, sort_keys=True)
+    with _lock:
+        if key not in _contracts:
+            _contracts[key] = Contract(spec)
+        return _contracts[key]
+
+
+def of_app(app) -> Contract:
+    found = app.extensions.get("tests.contract")
+    if found is None:
+        found = app.extensions["tests.contract"] = contract_of(app.extensions["leadgate.api"].spec.to_dict())
+    return found
 
 
 class _Request(WerkzeugOpenAPIRequest):
@@ -28,56 +86,34 @@ class _Request(WerkzeugOpenAPIRequest):
         return None
 
 
-def document(app) -> OpenAPI:
-    """The app's OpenAPI document, read by openapi-core (which checks it as a document) once per content."""
-    found = app.extensions.get("tests.openapi")
-    if found is None:
-        spec = app.extensions["leadgate.api"].spec.to_dict()
-        key = json.dumps(spec, sort_keys=True)
-        if key not in _documents:
-            _documents[key] = OpenAPI.from_dict(spec)
-        found = app.extensions["tests.openapi"] = _documents[key]
-    return found
-
-
-def _operations(app) -> list[tuple[re.Pattern, str, dict]]:
-    """(path pattern, METHOD, operation) of every operation in the app's document."""
-    found = app.extensions.get("tests.operations")
-    if found is None:
-        spec = app.extensions["leadgate.api"].spec.to_dict()
-        found = app.extensions["tests.operations"] = [
-            (
-                re.compile("^" + re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(path)) + "$"),
-                method.upper(),
-                operation,
-            )
-            for path, item in spec["paths"].items()
-            for method, operation in item.items()
-            if method != "parameters"
-        ]
-    return found
-
-
 def problems(app, response) -> list[str]:
-    """What in this reply breaks the document ([] when it conforms or is outside the document)."""
-    request = response.request
-    if not any(p.match(request.path) and m == request.method for p, m, _ in _operations(app)):
+    """What in this test-client reply breaks the app's document ([] when it conforms or is outside it)."""
+    request, contract = response.request, of_app(app)
+    if contract.operation(request.method, request.path) is None:
         return []  # a review page, the demo form, an unknown path or method: not in the document
-    try:
-        errors = list(
-            document(app).iter_response_errors(_Request(request), WerkzeugOpenAPIResponse(response))
-        )
-    except (PathNotFound, OperationNotFound, ServerNotFound):
+    label = f"{request.method} {request.path} -> {response.status_code}"
+    return contract.check(_Request(request), WerkzeugOpenAPIResponse(response), label)
+
+
+def reply_problems(
+    contract: Contract, method: str, url: str, status: int | None, headers: dict, body, source: str
+) -> list[str]:
+    """What in one reply (from a server or a document) breaks the contract; without a status, the
+    operation's 2xx (or an error body's own status)."""
+    path, _, query = url.partition("?")
+    operation = contract.operation(method, path)
+    if operation is None:
         return []
-    out = []
-    for error in errors:
-        if isinstance(error, PathNotFound | OperationNotFound | ServerNotFound):
-            return []
-        detail = "; ".join(str(e) for e in getattr(error, "schema_errors", ()) or ()) or repr(
-            error.__cause__ or ""
-        )
-        out.append(f"{request.method} {request.path} -> {response.status_code}: {error} {detail}".strip())
-    return out
+    if status is None:
+        if isinstance(body, dict) and {"status", "code"} <= set(body):
+            status = body["status"]
+        else:
+            status = int(next(s for s in operation["responses"] if s.startswith("2")))
+    args = dict(pair.split("=", 1) for pair in query.split("&") if pair)
+    request = MockRequest("http://127.0.0.1:8000", method.lower(), path, args=args)
+    content = "application/json" if body is not None else "text/plain"
+    response = MockResponse(json.dumps(body).encode() if body is not None else b"", status, headers, content)
+    return contract.check(request, response, f"{source} {method} {url} -> {status}")
 
 
 def readme_replies(text: str):
@@ -112,21 +148,3 @@ def _reply(command: str, output: list[str]):
         headers = dict(line.split(": ", 1) for line in output[1:end])
         output = output[end + 1 :]
     return (method.group(1) if method else "GET"), url, status, headers, json.loads("\n".join(output))
-
-
-def readme_problems(app, method: str, url: str, status: int | None, headers: dict, body) -> list[str]:
-    """What in one README reply breaks the document; without a shown status, the operation's 2xx (or an
-    error's own status)."""
-    path, _, query = url.partition("?")
-    if status is None:
-        if isinstance(body, dict) and {"status", "code"} <= set(body):
-            status = body["status"]
-        else:
-            operation = next(o for p, m, o in _operations(app) if p.match(path) and m == method)
-            status = int(next(s for s in operation["responses"] if s.startswith("2")))
-    args = dict(pair.split("=", 1) for pair in query.split("&") if pair)
-    request = MockRequest("http://127.0.0.1:8000", method.lower(), path, args=args)
-    reply = MockResponse(json.dumps(body).encode(), status_code=status, headers=headers)
-    return [
-        f"README {method} {url} -> {status}: {e}" for e in document(app).iter_response_errors(request, reply)
-    ]

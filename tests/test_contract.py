@@ -137,10 +137,12 @@ def test_every_reply_shown_in_the_readme_matches_the_openapi_document(app):
     shown = {(method, url.split("?")[0]) for method, url, *_ in replies}
     assert {("POST", "/v1/decisions"), ("GET", "/v1/leads/L-1001/questions")} <= shown, shown
     for reply in replies:
-        assert contract.readme_problems(app, *reply) == [], reply[:3]
+        assert contract.reply_problems(contract.of_app(app), *reply, source="README") == [], reply[:3]
 
 
 def test_the_readme_check_catches_a_reply_that_breaks_the_document(app):
     body = {"lead_id": "L-1", "stage": "lead", "decision_id": "dec_1"}  # no questions
-    found = contract.readme_problems(app, "GET", "/v1/leads/L-1/questions", None, {}, body)
+    found = contract.reply_problems(
+        contract.of_app(app), "GET", "/v1/leads/L-1/questions", None, {}, body, "README"
+    )
     assert found and "questions" in " ".join(found)
