@@ -287,7 +287,7 @@ class QuestionsSchema(Schema):
     questions = fields.List(fields.Nested(QuestionSchema))
 
 
-@always()
+@always("email")  # a ruleset may name an owner without an email
 class OwnerSchema(Schema):
     name = fields.String()
     email = fields.String()

@@ -146,3 +146,25 @@ def test_the_readme_check_catches_a_reply_that_breaks_the_document(app):
         contract.of_app(app), "GET", "/v1/leads/L-1/questions", None, {}, body, "README"
     )
     assert found and "questions" in " ".join(found)
+
+
+def test_a_ruleset_whose_owners_have_no_email_is_described_within_the_contract(tmp_path):
+    """Owner emails are optional in ruleset files, so the reply schema may not require them."""
+    from api import create_app
+    from tests.conftest import mini_source
+
+    rulesets = tmp_path / "rulesets"
+    rulesets.mkdir()
+    rule = {
+        "id": "fit-us",
+        "description": "US",
+        "when": {"profile.country": "US"},
+        "then": {"points": {"fit": 10}},
+    }
+    (rulesets / "mini.yaml").write_text(mini_source([rule]))
+    app = create_app(db=str(tmp_path / "m.db"), rulesets=str(rulesets), default_ruleset="mini")
+    with app.app_context():
+        key = create(trail(), "k", "review")[1]
+    reply = app.test_client().get("/v1/rulesets/mini", headers={"Authorization": f"Bearer {key}"})
+    assert reply.status_code == 200 and "email" not in reply.json["versions"][0]["owners"]["sales"]
+    assert contract.problems(app, reply) == []
