@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, g, request, url_for
 
-from engine import FactsError, UnknownRuleset
+from engine import UnknownRuleset
 from service.decide import decide, decide_batch
 from service.idempotency import once
 
@@ -45,9 +45,17 @@ def idempotency_key() -> str | None:
 
 
 def _documented(*statuses):
+    """Declare an operation's error replies (with their headers), any other error in the one shape, and the key."""
+
     def decorate(view):
         for status in statuses:
-            view = bp.alt_response(status, schema=schemas.ErrorSchema, description="Error")(view)
+            view = bp.alt_response(
+                status,
+                schema=schemas.ErrorSchema,
+                description="Error",
+                headers=schemas.ERROR_HEADERS.get(status),
+            )(view)
+        view = bp.alt_response("default", schema=schemas.ErrorSchema, description="Any other error")(view)
         return bp.doc(security=[{"bearerAuth": []}])(view)
 
     return decorate
@@ -55,7 +63,8 @@ def _documented(*statuses):
 
 @bp.post("/decisions")
 @bp.arguments(schemas.DecisionRequestSchema())
-@bp.response(201, schemas.DecisionSchema)
+@bp.response(201, schemas.DecisionSchema, headers=schemas.DECISION_HEADERS)
+@bp.doc(parameters=[schemas.IDEMPOTENCY_KEY])
 @_documented(*ERRORS)
 @requires("decide")
 def post_decision(body):
@@ -107,12 +116,8 @@ def post_batch(body):
         decisions = decide_batch(rulesets, trail(), items, client=g.key.id, shadows=shadows, teams=teams)
         return {"decisions": decisions}, 201
 
-    try:
-        reply, status, replayed = once(trail(), g.key.id, idempotency_key(), "decisions/batch", body, run)
-    except FactsError as exc:
-        raise ApiError(
-            422, exc.code, "The lead facts are not valid.", {f"items.{k}": v for k, v in exc.errors.items()}
-        ) from exc
+    # Wrong facts are a FactsError naming the item (`items[1].profile.employees`): the one handler renders it.
+    reply, status, replayed = once(trail(), g.key.id, idempotency_key(), "decisions/batch", body, run)
     return reply, status, REPLAYED if replayed else {}
 
 

@@ -3,7 +3,7 @@
     {"status": 422, "code": "invalid_facts", "message": "…", "errors": {"profile.employees": ["…"]}}
 
 `code` is stable (scripts may branch on it; the README lists them); `errors` names fields by dotted
-path. No client input produces a traceback: anything unexpected is a 500 `internal_error`, logged.
+path, or query parameters and headers by name, and is always present ({} when no field is to blame). No client input produces a traceback: anything unexpected is a 500 `internal_error`, logged.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from audit import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from engine import EngineError, EvaluationError, FactsError, RulesetError, UnknownRuleset
-from service.decide import IdempotencyConflict
+from service.decide import IdempotencyConflict, TooEarly
 
 # status -> (code, message) for errors raised by Flask, werkzeug and webargs
 HTTP_CODES = {
@@ -27,6 +27,8 @@ HTTP_CODES = {
     422: ("invalid_request", "The request body is not valid."),
 }
 RETRY_AFTER_SECONDS = 2
+# where webargs found a wrong argument -> how a message names it
+LOCATIONS = {"json": "request body field", "query": "query parameter", "headers": "header"}
 
 
 class ApiError(Exception):
@@ -44,9 +46,7 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, errors: dict | None = None, headers=None):
-    body = {"status": status, "code": code, "message": message}
-    if errors:
-        body["errors"] = errors
+    body = {"status": status, "code": code, "message": message, "errors": errors or {}}
     response = jsonify(body)
     response.status_code = status
     for name, value in (headers or {}).items():
@@ -83,13 +83,14 @@ def _http(exc: HTTPException):
     if data.get("messages"):
         messages = data["messages"]
         # webargs keys messages by location ("json", "query"): the field path is what matters.
-        if (
-            isinstance(messages, dict)
-            and len(messages) == 1
-            and next(iter(messages)) in ("json", "query", "headers")
-        ):
-            messages = next(iter(messages.values()))
+        location = None
+        if isinstance(messages, dict) and len(messages) == 1 and next(iter(messages)) in LOCATIONS:
+            location, messages = next(iter(messages.items()))
         errors = flatten(messages)
+        if location in ("query", "headers"):
+            names = ", ".join(repr(name) for name in errors)
+            what = LOCATIONS[location] + ("s" if len(errors) > 1 else "")
+            message = f"The {what} {names} {'are' if len(errors) > 1 else 'is'} not valid."
     elif status == 413:
         message = f"The request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes."
     elif status == 400 and exc.description:
@@ -158,6 +159,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(IdempotencyConflict)
     def _idempotency(exc: IdempotencyConflict):
         return error_response(409, "idempotency_conflict", str(exc), {"Idempotency-Key": [str(exc)]})
+
+    @app.errorhandler(TooEarly)
+    def _too_early(exc: TooEarly):
+        return error_response(409, "evaluation_time_too_early", str(exc), {"at": [str(exc)]})
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

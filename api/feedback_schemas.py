@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from engine.vocabulary import OUTCOME_TYPES
 
-from .schemas import DecisionSchema, StrictSchema
+from .schemas import DecisionSchema, StrictSchema, always
 
 
 class OutcomeRequestSchema(StrictSchema):
@@ -29,6 +29,7 @@ class OutcomeRequestSchema(StrictSchema):
     note = fields.String(allow_none=True, validate=validate.Length(max=2000))
 
 
+@always()
 class OutcomeSchema(Schema):
     outcome_id = fields.String()
     seq = fields.Integer(metadata={"description": "Its place in the audit's hash chain"})
@@ -43,11 +44,13 @@ class OutcomeSchema(Schema):
     source = fields.String()
 
 
+@always()
 class OutcomeReplySchema(Schema):
     outcome = fields.Nested(OutcomeSchema)
     decision = fields.Nested(DecisionSchema, metadata={"description": "The lead decided again with it"})
 
 
+@always()
 class OutcomeListSchema(Schema):
     lead_id = fields.String()
     outcomes = fields.List(fields.Nested(OutcomeSchema))
@@ -68,6 +71,7 @@ class SlaQuerySchema(StrictSchema):
     team = fields.String()
 
 
+@always()
 class OverdueSchema(Schema):
     lead_id = fields.String()
     route = fields.String()
@@ -78,6 +82,7 @@ class OverdueSchema(Schema):
     decision_id = fields.String()
 
 
+@always()
 class TeamSlaSchema(Schema):
     handoffs = fields.Integer()
     acted = fields.Integer()
@@ -88,6 +93,7 @@ class TeamSlaSchema(Schema):
     median_minutes_to_first_action = fields.Float(allow_none=True)
 
 
+@always()
 class SlaSchema(Schema):
     at = fields.String()
     overdue = fields.List(fields.Nested(OverdueSchema))
@@ -106,6 +112,7 @@ class ReportQuerySchema(StrictSchema):
     until = fields.String(validate=_iso_time, metadata={"format": "date-time"})
 
 
+@always()
 class ReportSchema(Schema):
     report = fields.String()
     leads = fields.Integer(metadata={"description": "Leads the report looked at"})

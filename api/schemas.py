@@ -23,6 +23,21 @@ from engine.vocabulary import (
 _OPENAPI_TYPE = {NUMBER: "number", LIST: "array", "boolean": "boolean", "string": "string"}
 
 
+def always(*optional: str):
+    """A reply schema whose fields are all always present (required in the document), but `optional`.
+
+    Dumping never checks `required`; the document does, and tests/contract.py checks every reply the
+    test suite gets against it, so a field marked here that a reply leaves out fails a test.
+    """
+
+    def mark(schema: type[Schema]) -> type[Schema]:
+        for name, field in schema._declared_fields.items():
+            field.required = name not in optional
+        return schema
+
+    return mark
+
+
 def _vocabulary_schema(
     name: str, vocabulary: dict[str, str], doc: str, amounts: bool = False
 ) -> type[Schema]:
@@ -101,27 +116,37 @@ class BatchRequestSchema(StrictSchema):
     items = fields.List(fields.Nested(DecisionRequestSchema), required=True, validate=validate.Length(min=1))
 
 
+@always()
 class RulesetIdentitySchema(Schema):
     name = fields.String()
     version = fields.Integer()
     digest = fields.String(metadata={"description": "sha256 of the normalised ruleset source"})
 
 
+@always()
 class NextStepSchema(Schema):
     action = fields.String()
     text = fields.String()
 
 
+@always()
 class RouteSchema(Schema):
     id = fields.String()
     destination = fields.String(validate=validate.OneOf(DESTINATIONS))
     team = fields.String(allow_none=True)
     track = fields.String(allow_none=True)
     sla_minutes = fields.Integer(allow_none=True)
-    due_at = fields.String(allow_none=True)
+    due_at = fields.String(
+        allow_none=True,
+        metadata={"description": "When the hand-off must be answered; kept while the route stays the same"},
+    )
+    handed_off_at = fields.String(
+        allow_none=True, metadata={"description": "When the lead was first handed off on this route"}
+    )
     next_step = fields.Nested(NextStepSchema)
 
 
+@always("item", "amount", "free_text")
 class QuestionSchema(Schema):
     id = fields.String()
     text = fields.String()
@@ -131,6 +156,7 @@ class QuestionSchema(Schema):
     free_text = fields.Boolean()
 
 
+@always()
 class ReasonSchema(Schema):
     rule = fields.String(metadata={"description": "Rule id; leadgate's own steps start with @"})
     description = fields.String()
@@ -139,6 +165,7 @@ class ReasonSchema(Schema):
     )
 
 
+@always()
 class AssignmentSchema(Schema):
     team = fields.String()
     owner = fields.String(allow_none=True, metadata={"description": "null: the team's queue takes it"})
@@ -153,6 +180,7 @@ class AssignmentSchema(Schema):
     )
 
 
+@always()
 class DecisionSchema(Schema):
     decision_id = fields.String()
     lead_id = fields.String()
@@ -179,10 +207,12 @@ class DecisionSchema(Schema):
     )
 
 
+@always()
 class BatchResponseSchema(Schema):
     decisions = fields.List(fields.Nested(DecisionSchema))
 
 
+@always()
 class DecisionRecordSchema(Schema):
     decision_id = fields.String()
     kind = fields.String(validate=validate.OneOf(["decision", "preview"]))
@@ -199,6 +229,7 @@ class DecisionRecordSchema(Schema):
     decision = fields.Nested(DecisionSchema)
 
 
+@always()
 class LeadSchema(Schema):
     lead_id = fields.String()
     created_at = fields.String()
@@ -211,6 +242,7 @@ class LeadSchema(Schema):
     latest_decision = fields.Nested(DecisionSchema)
 
 
+@always()
 class TimelineItemSchema(Schema):
     decision_id = fields.String()
     seq = fields.Integer()
@@ -226,6 +258,7 @@ class TimelineItemSchema(Schema):
     changes = fields.Dict()
 
 
+@always()
 class TimelineSchema(Schema):
     items = fields.List(fields.Nested(TimelineItemSchema))
     next_before = fields.Integer(
@@ -238,6 +271,7 @@ class PageQuerySchema(StrictSchema):
     before = fields.Integer(validate=validate.Range(min=0))
 
 
+@always()
 class WhySchema(Schema):
     lead_id = fields.String()
     decision_id = fields.String()
@@ -261,6 +295,7 @@ class WhySchema(Schema):
     text = fields.String(metadata={"description": "The same explanation in plain words"})
 
 
+@always()
 class QuestionsSchema(Schema):
     lead_id = fields.String()
     stage = fields.String()
@@ -268,11 +303,13 @@ class QuestionsSchema(Schema):
     questions = fields.List(fields.Nested(QuestionSchema))
 
 
+@always("email")  # a ruleset may name an owner without an email
 class OwnerSchema(Schema):
     name = fields.String()
     email = fields.String()
 
 
+@always()
 class RulesetVersionSchema(Schema):
     name = fields.String()
     version = fields.Integer()
@@ -293,10 +330,12 @@ class RulesetVersionSchema(Schema):
     rules = fields.Integer(metadata={"description": "Number of rules"})
 
 
+@always()
 class RulesetListSchema(Schema):
     rulesets = fields.List(fields.Nested(RulesetVersionSchema))
 
 
+@always()
 class RulesetDetailSchema(Schema):
     name = fields.String()
     active_version = fields.Integer(allow_none=True)
@@ -307,6 +346,7 @@ class RulesetDetailSchema(Schema):
     )
 
 
+@always()
 class ProblemSchema(Schema):
     file = fields.String()
     line = fields.Integer()
@@ -314,6 +354,7 @@ class ProblemSchema(Schema):
     message = fields.String()
 
 
+@always("kept")
 class ReloadSchema(Schema):
     reload_id = fields.String()
     seq = fields.Integer(metadata={"description": "Its place in the audit's hash chain"})
@@ -333,10 +374,46 @@ class ReloadSchema(Schema):
     )
 
 
+@always()
 class ReloadListSchema(Schema):
     reloads = fields.List(fields.Nested(ReloadSchema))
 
 
+# Headers, declared in the document like the bodies.
+IDEMPOTENCY_KEY = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+    "description": "A retry with the same key and body returns the first decision and records nothing; "
+    "the same key with another body is a 409 idempotency_conflict.",
+}
+DECISION_HEADERS = {
+    "Location": {
+        "description": "The audit record of the decision (GET /v1/decisions/{decision_id})",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "Idempotent-Replayed": {
+        "description": "Present (true) when an Idempotency-Key retry returned the first decision",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+}
+ERROR_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "Bearer", "required": True, "schema": {"type": "string"}}},
+    503: RETRY_AFTER,
+    429: RETRY_AFTER,
+}
+
+
+@always()
 class ErrorSchema(Schema):
     status = fields.Integer(required=True)
     code = fields.String(required=True, metadata={"description": "Stable error code (see the README)"})
@@ -344,6 +421,7 @@ class ErrorSchema(Schema):
     errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
+@always("rulesets", "ruleset_problems", "database")
 class HealthSchema(Schema):
     status = fields.String()
     rulesets = fields.Dict()

@@ -88,14 +88,20 @@ def as_facts(outcomes: list[dict]) -> list[dict]:
     ]
 
 
-def open_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
-    """The lead's hand-off nobody acted on yet, as a fact: {route, at, due_at}."""
+def current_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
+    """The lead's hand-off still going on, as a fact: {route, at, due_at[, acted_at]}.
+
+    While the lead stays on its route the decision keeps this hand-off's due time (the one `sla`
+    measures), acted on or not; `acted_at` tells the overdue feature that someone already answered.
+    """
     rows = trail._read(
-        "SELECT route, at, due_at FROM handoffs WHERE lead_id = ? AND acted_at IS NULL AND closed_at IS NULL "
+        "SELECT route, at, due_at, acted_at FROM handoffs WHERE lead_id = ? AND closed_at IS NULL "
         "ORDER BY id DESC LIMIT 1",
         (lead_id,),
     )
-    return dict(rows[0]) if rows else None
+    if not rows:
+        return None
+    return {k: v for k, v in rows[0].items() if v is not None}
 
 
 def track(db, lead_id: str, decision_id: str, decision: dict) -> bool:
@@ -130,10 +136,10 @@ def track(db, lead_id: str, decision_id: str, decision: dict) -> bool:
 
 
 def _minutes(start: str, end: str) -> float:
-    return (_time(end) - _time(start)).total_seconds() / 60
+    return (moment(end) - moment(start)).total_seconds() / 60
 
 
-def _time(text: str) -> datetime:
+def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
@@ -164,11 +170,11 @@ def sla(trail: AuditTrail, at: str | None = None, team: str | None = None) -> di
         stats["handoffs"] += 1
         if r["acted_at"] is not None:
             stats["acted"] += 1
-            stats["acted_in_time" if _time(r["acted_at"]) <= _time(r["due_at"]) else "acted_late"] += 1
+            stats["acted_in_time" if moment(r["acted_at"]) <= moment(r["due_at"]) else "acted_late"] += 1
             stats["_minutes"].append(_minutes(r["at"], r["acted_at"]))
         elif r["closed_at"] is None:
             stats["open"] += 1
-            if _time(r["due_at"]) < _time(at):
+            if moment(r["due_at"]) < moment(at):
                 stats["overdue"] += 1
                 overdue.append(
                     {

@@ -4,6 +4,11 @@ Every report looks at each lead once, through its *snapshot*: the last decision 
 first reported on it (the decision that handed it off), or its latest decision when sales has said
 nothing yet. A lead *converts* when it was won. Rates are plain ratios with their counts beside
 them, so a reader can judge how much to trust them.
+
+Reports add up: every report covers the same leads, its rows sum to its stated totals, and the counts
+two reports share agree (the matrix's rows, with the leads that are not leads, are the leads of the
+funnel and of every conversion table; a lead rejected by sales counts as rejected in each of them).
+tests/test_report_totals.py checks it over generated histories.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .outcomes import moment
 from .trail import AuditTrail
 
 FUNNEL = ("lead", "mql", "sql", "accepted", "opportunity", "customer")
@@ -66,7 +72,7 @@ def leads(trail: AuditTrail, ruleset: str | None = None, since: str | None = Non
         (ruleset, ruleset),
     ):
         first = reported.get(d["lead_id"])
-        if first and d["evaluated_at"] > first[0]["at"] and d["lead_id"] in snapshots:
+        if first and d["lead_id"] in snapshots and moment(d["evaluated_at"]) > moment(first[0]["at"]):
             continue  # decided after sales first reported: the hand-off decision stays the snapshot
         snapshots[d["lead_id"]] = d
     out = {
@@ -143,10 +149,16 @@ def funnel(items: list[Lead]) -> dict:
 
 
 def matrix(items: list[Lead]) -> dict:
-    """The fit × readiness matrix: counts and conversion per quadrant, with the seeds' warnings."""
+    """The fit × readiness matrix: counts and conversion per quadrant, with the seeds' warnings.
+
+    Contacts that are not leads (not a lead, disqualified) have no place in the matrix: they are the
+    `not_a_lead` row beside it, so that the rows add up to every lead the report covers (`leads`).
+    Shares are of all of them; the warnings look at the leads in the matrix only.
+    """
     quads = ("good_fit_ready", "good_fit_not_ready", "poor_fit_ready", "poor_fit_not_ready")
     leads_only = [x for x in items if x.snapshot["is_lead"]]
     cells = {q: _group([x for x in leads_only if x.snapshot["quadrant"] == q]) for q in quads}
+    outside = _group([x for x in items if not x.snapshot["is_lead"]])
     total = len(leads_only)
     warnings = []
     if total:
@@ -165,9 +177,9 @@ def matrix(items: list[Lead]) -> dict:
             warnings.append(
                 "Most leads are a poor fit and not ready: the overall marketing strategy has a problem."
             )
-    for cell in cells.values():
-        cell["share"] = _rate(cell["leads"], total)
-    return {"leads": total, "quadrants": cells, "warnings": warnings}
+    for cell in (*cells.values(), outside):
+        cell["share"] = _rate(cell["leads"], len(items))
+    return {"leads": len(items), "quadrants": cells, "not_a_lead": outside, "warnings": warnings}
 
 
 def band(points) -> str:
@@ -197,18 +209,29 @@ def conversion(items: list[Lead], by: str) -> dict:
 
 
 def rejections(items: list[Lead]) -> dict:
-    """How often sales rejected what was handed to it, and why."""
+    """How often sales rejected what was handed to it, and why.
+
+    `rejected` counts every lead sales rejected, as the other reports do; `handed_off_rejected` those
+    of them whose snapshot handed them off, which the rejection rate divides by the hand-offs. Sales
+    may also reject a lead the snapshot did not hand off (moved elsewhere before sales answered):
+    `rejected_without_hand_off`. `reasons` counts the rejections (a lead may be rejected twice):
+    they add up to `rejections`.
+    """
     handed = [x for x in items if x.snapshot["destination"] in ("sales", "qualification")]
     reasons: dict[str, int] = defaultdict(int)
-    for x in handed:
+    for x in items:
         for o in x.outcomes:
             if o["type"] == "rejected":
                 reasons[o["reason"]] += 1
-    rejected = sum(x.rejected for x in handed)
+    rejected = sum(x.rejected for x in items)
+    handed_rejected = sum(x.rejected for x in handed)
     return {
         "handed_off": len(handed),
         "rejected": rejected,
-        "rejection_rate": _rate(rejected, len(handed)),
+        "handed_off_rejected": handed_rejected,
+        "rejected_without_hand_off": rejected - handed_rejected,
+        "rejection_rate": _rate(handed_rejected, len(handed)),
+        "rejections": sum(reasons.values()),
         "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
 

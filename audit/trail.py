@@ -296,10 +296,19 @@ class AuditTrail:
         reported = outcomes.as_facts(outcomes.of_lead(self, lead_id))
         if reported:
             facts["outcomes"] = reported
-        handoff = outcomes.open_handoff(self, lead_id)
+        handoff = outcomes.current_handoff(self, lead_id)
         if handoff:
             facts["handoff"] = handoff
         return facts
+
+    def lead_known_at(self, lead_id) -> str | None:
+        """The latest time anything known of the lead was recorded for: its last decision or outcome."""
+        rows = self._read(
+            "SELECT evaluated_at AS at FROM decisions WHERE lead_id = ? AND kind = 'decision' "
+            "UNION ALL SELECT at FROM outcomes WHERE lead_id = ?",
+            (lead_id, lead_id),
+        )
+        return max((r["at"] for r in rows), key=outcomes.moment, default=None)
 
     def personal_values(self, lead_id: str) -> dict[str, str]:
         return {

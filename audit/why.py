@@ -87,6 +87,7 @@ def render(why: dict) -> str:
     line += f" (team {route['team']})" if route.get("team") else ""
     line += f", track {route['track']}" if route.get("track") else ""
     line += f", due by {route['due_at']}" if route.get("due_at") else ""
+    line += f" (handed off at {route['handed_off_at']})" if route.get("handed_off_at") else ""
     out.append(line)
     if why["routed_by"]:
         out.append(f"  because {why['routed_by']['rule']}: {why['routed_by']['description']}")

@@ -88,7 +88,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 # FLOOR_FOR below) is written out here. Only prose and route/question descriptors (descriptions, texts, teams, SLAs) are
 # read once from the parsed ruleset, outside the timed loop, to build the same decision.
 
-FLOOR_FOR = ("default", 2)  # the ruleset and version this floor was written from
+FLOOR_FOR = ("default", 3)  # the ruleset and version this floor was written from
 SERVED = frozenset(
     [
         "US",
@@ -603,7 +603,10 @@ def plain_decide(floor: Floor, facts: dict, at_text: str) -> dict:
             "track": route.track,
             "sla_minutes": sla,
             "due_at": _iso_out(at + timedelta(minutes=sla)) if sla else None,
-            "next_step": dict(route.next_step),
+            "handed_off_at": _iso_out(at) if sla else None,
+            "next_step": dict(route.next_step_when_answered or {**route.next_step, "action": "none"})
+            if route.next_step["action"] == "ask_questions" and not questions
+            else dict(route.next_step),
         },
         "next_questions": questions,
         "reasons": reasons,

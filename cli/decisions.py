@@ -11,8 +11,8 @@ from audit import AuditError
 from engine import EngineError, Registry
 from engine.files import load_directory
 from service.config import load_config
+from service.decide import ServiceError, now, open_trail
 from service.decide import decide as decide_and_record
-from service.decide import now, open_trail
 
 from . import main, rulesets_dir
 
@@ -82,7 +82,7 @@ def decide(lead, name, version, at, directory, db):
     trail = open_trail(load_config(db=db))
     try:
         _print(decide_and_record(compiled, trail, facts, at=at, client="cli", teams=teams)[0])
-    except (EngineError, AuditError) as exc:
+    except (EngineError, AuditError, ServiceError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     finally:

@@ -10,10 +10,16 @@ import click
 
 from audit import AuditError, NotFound, outcomes
 from engine import EngineError, Registry
-from engine.facts import outcome_problems
 from engine.files import load_directory
 from service.config import load_config
-from service.decide import escalate_overdue, open_trail, report_outcome
+from service.decide import (
+    ServiceError,
+    escalate_overdue,
+    now,
+    open_trail,
+    outcome_problems_at,
+    report_outcome,
+)
 from service.idempotency import once, request_hash
 
 from . import main, rulesets_dir
@@ -74,7 +80,7 @@ def outcomes_import(file, db, directory):
             f"; {len(rows) - recorded} already imported, not recorded again" if recorded < len(rows) else ""
         )
         click.echo(f"{recorded} outcomes recorded, each lead decided again ({stages or 'none'}){again}")
-    except (EngineError, AuditError) as exc:
+    except (EngineError, AuditError, ServiceError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     finally:
@@ -89,6 +95,7 @@ def _read(file, trail, registry, default_ruleset):
             f"{file.name}:1: missing column(s) {', '.join(sorted(missing))} (columns: {', '.join(COLUMNS)})"
         ]
     rows, problems = [], []
+    checked_at = now()
     for row in reader:
         line = reader.line_num
         unknown = sorted(k for k in row if k not in COLUMNS)
@@ -108,7 +115,7 @@ def _read(file, trail, registry, default_ruleset):
             except ValueError:
                 problems.append(f"{file.name}:{line}: amount {row['amount']!r} is not a number")
                 continue
-        for field, message in outcome_problems({"at": "2000-01-01T00:00:00Z", **outcome}, ruleset.model):
+        for field, message in outcome_problems_at({"at": checked_at, **outcome}, ruleset.model, checked_at):
             problems.append(f"{file.name}:{line}: {field}: {message}")
         raw = {k: (row.get(k) or "").strip() for k in COLUMNS}
         rows.append((lead_id, outcome, raw["note"] or None, ruleset, raw))
@@ -134,7 +141,7 @@ def sla(at, team, escalate, as_json, db, directory):
             for d in decided:
                 click.echo(f"decided {d['lead_id']} again: route {d['route']['id']} ({d['decision_id']})")
         report = outcomes.sla(trail, at, team)
-    except (EngineError, AuditError) as exc:
+    except (EngineError, AuditError, ServiceError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     finally:

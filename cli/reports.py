@@ -40,15 +40,16 @@ def report(name, by, ruleset, since, until, as_json, db):
         _table(["from", "to", "from_count", "to_count", "conversion"], data["steps"])
         click.echo("now: " + ", ".join(f"{stage} {n}" for stage, n in data["now"].items()))
     elif name == "matrix":
-        _groups("quadrant", data["quadrants"], extra=("share",))
+        _groups("quadrant", {**data["quadrants"], "not_a_lead": data["not_a_lead"]}, extra=("share",))
         for warning in data["warnings"]:
             click.echo(f"warning: {warning}")
     elif name == "conversion":
         _groups(data["by"], data["groups"])
     elif name == "rejections":
         click.echo(
-            f"handed off {data['handed_off']}, rejected {data['rejected']} "
-            f"({_fmt(data['rejection_rate'], 'rejection_rate')})"
+            f"handed off {data['handed_off']}, rejected {data['handed_off_rejected']} of them "
+            f"({_fmt(data['rejection_rate'], 'rejection_rate')}); rejected without a hand-off "
+            f"{data['rejected_without_hand_off']}; leads rejected in all {data['rejected']}"
         )
         for reason, count in data["reasons"].items():
             click.echo(f"  {count:>6}  {reason}")

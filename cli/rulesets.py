@@ -10,16 +10,18 @@ from pathlib import Path
 import click
 
 from audit import deployments, reports
-from engine import Problem, Registry, RulesetError, check_source, digest_of
+from engine import Problem, Registry, RulesetError, check_source, compile_source, digest_of
 from engine.cases import cases_path, run_cases
 from engine.destinations import FILE as DESTINATIONS_FILE
 from engine.destinations import load_destinations
 from engine.files import all_files, load_file, naming_problem
+from engine.probe import leads_of_cases, probe
 from engine.schema import ruleset_schema
 from engine.teams import FILE as TEAMS_FILE
 from engine.teams import load_teams
 from engine.yamlsource import load
 from service import diff as history_diff
+from service import lock
 from service.config import load_config
 from service.decide import now, open_trail
 from service.deploy import reload
@@ -86,6 +88,9 @@ def rulesets_validate(names, directory, base):
         for problem in problems:
             click.echo(str(problem))
         if not problems:
+            if candidate is not None:
+                for warning in probe(compile_source(text, str(path)), leads_of_cases(cases_path(path))):
+                    click.echo(f"warning: {warning}")
             click.echo(f"ok  {path}")
         failed |= bool(problems)
     sys.exit(1 if failed else 0)
@@ -126,6 +131,31 @@ def version_problems(path: Path, data: dict, base: str) -> list[Problem]:
             )
         ]
     return []
+
+
+@rulesets.command("lock")
+@DIR_OPTION
+@click.option(
+    "--check", is_flag=True, help="Only check: exit 1, saying what to do, when the lock is not up to date."
+)
+def rulesets_lock(directory, check):
+    """Record each shipped version's digest in versions.lock; refuse content changed under a locked version."""
+    directory = rulesets_dir(directory)
+    try:
+        found = (
+            lock.problems(directory)
+            if check
+            else [f"locked {i.name} v{i.version} {i.digest}" for i in lock.update(directory)]
+        )
+    except lock.LockError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for line in found:
+        click.echo(line)
+    if check and found:
+        sys.exit(1)
+    if not found:
+        click.echo(f"ok  {directory / lock.LOCK}")
 
 
 @rulesets.command("test")

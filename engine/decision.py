@@ -318,6 +318,16 @@ class Run:
             return hours.parse(self.model.business_hours).add(self.at, route.sla_minutes)
         return self.at + timedelta(minutes=route.sla_minutes)
 
+    def _handoff_times(self, route, is_lead: bool) -> tuple[str | None, str | None]:
+        """(due_at, handed_off_at): a hand-off keeps its first due time while the lead stays on its route;
+        a new route starts a new SLA from now."""
+        if not (route.sla_minutes and is_lead):
+            return None, None
+        current = self.facts.get("handoff")
+        if current is not None and current["route"] == route.id:
+            return current["due_at"], current["at"]
+        return format_time(self._due(route)), format_time(self.at)
+
     def decision(self, identity: dict) -> dict:
         model = self.model
         stage = self.slots["stage"]
@@ -340,6 +350,7 @@ class Run:
                 }
             )
         route = model.routes[route_id]
+        due_at, handed_off_at = self._handoff_times(route, is_lead)
         answers = self.facts["answers"]
         questions = []
         if is_lead:
@@ -369,13 +380,23 @@ class Run:
                 "team": route.team,
                 "track": route.track,
                 "sla_minutes": route.sla_minutes if is_lead else None,
-                "due_at": format_time(self._due(route)) if route.sla_minutes and is_lead else None,
-                "next_step": dict(route.next_step),
+                "due_at": due_at,
+                "handed_off_at": handed_off_at,
+                "next_step": next_step(route, questions),
             },
             "next_questions": questions,
             "reasons": self.reasons,
             "evaluated_at": format_time(self.at),
         }
+
+
+def next_step(route, questions: list) -> dict:
+    """The route's next step; one that asks questions when none is left becomes the route's
+    `next_step_when_answered` (or `none` with the same text): ask_questions always comes with questions."""
+    step = dict(route.next_step)
+    if step["action"] == "ask_questions" and not questions:
+        return dict(route.next_step_when_answered or {**step, "action": "none"})
+    return step
 
 
 def canonical(decision: dict) -> str:

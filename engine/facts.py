@@ -163,7 +163,12 @@ def normalise(model: Ruleset, facts: dict) -> dict:
     for key, value in raw_answers.items():
         field = f"answers.{key}"
         if key not in model.answer_fields:
-            errors.add(field, "unknown answer" + suggest(key, model.answer_fields))
+            errors.add(
+                field,
+                "unknown answer"
+                + suggest(key, model.answer_fields)
+                + f"; the answers of ruleset {model.name} are: {', '.join(model.answer_fields)}",
+            )
             continue
         if value is None:
             continue
@@ -282,22 +287,26 @@ def outcome_problems(item, model: Ruleset) -> list[tuple[str, str]]:
 
 
 def _handoff(raw, errors: _Errors) -> dict | None:
-    """The lead's open hand-off (route, at, due_at), which leadgate supplies from the audit trail."""
+    """The lead's current hand-off (route, at, due_at, and acted_at once someone answered it), which
+    leadgate supplies from the audit trail."""
     if raw is None:
         return None
     if (
         not isinstance(raw, dict)
-        or set(raw) - {"route", "at", "due_at"}
+        or set(raw) - {"route", "at", "due_at", "acted_at"}
         or not isinstance(raw.get("route"), str)
     ):
-        errors.add("handoff", "must be an object with route, at and due_at")
+        errors.add("handoff", "must be an object with route, at, due_at and optionally acted_at")
         return None
     try:
-        return {
+        out = {
             "route": raw["route"],
             "at": format_time(parse_time(raw.get("at"), "handoff.at")),
             "due_at": format_time(parse_time(raw.get("due_at"), "handoff.due_at")),
         }
+        if raw.get("acted_at") is not None:
+            out["acted_at"] = format_time(parse_time(raw["acted_at"], "handoff.acted_at"))
+        return out
     except FactsError as exc:
         for key, messages in exc.errors.items():
             for m in messages:

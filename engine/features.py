@@ -122,7 +122,8 @@ def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: 
         return _outcome_holds(spec, facts, at)
     if kind == "overdue":
         handoff = facts.get("handoff")
-        return True if handoff and parse_time(handoff["due_at"], "due_at") < at else None
+        unanswered = handoff and "acted_at" not in handoff
+        return True if unanswered and parse_time(handoff["due_at"], "due_at") < at else None
     if kind == "text":
         key, op, values = spec
         value = _lookup(key, profile, answers)

@@ -79,6 +79,8 @@ class Route:
     next_step: dict
     description: str
     business_hours: bool = False  # the SLA counts only the ruleset's business hours
+    # The next step once nothing is left to ask, for a route whose next step asks questions.
+    next_step_when_answered: dict | None = None
 
 
 @dataclass
@@ -229,4 +231,5 @@ def _route(rid: str, r: dict) -> Route:
         dict(r["next_step"]),
         r.get("description", ""),
         r.get("business_hours", False),
+        dict(r["next_step_when_answered"]) if r.get("next_step_when_answered") else None,
     )

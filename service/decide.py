@@ -20,7 +20,33 @@ from engine.teams import Teams
 from engine.yamlsource import load
 
 from .config import Config
+from .errors import ServiceError
 from .idempotency import IdempotencyConflict, request_hash
+
+__all__ = ["IdempotencyConflict", "ServiceError"]  # what callers catch from the shared operations
+
+
+class TooEarly(ServiceError):
+    """An evaluation time earlier than something already recorded for the lead.
+
+    Evaluating at T must see only what was recorded at or before T; the stored facts of a lead are
+    its latest ones, so a time before its last decision or outcome is refused rather than answered
+    with facts from its future.
+    """
+
+    def __init__(self, lead_id: str, at: str, known_at: str):
+        self.lead_id, self.at, self.known_at = lead_id, at, known_at
+        super().__init__(
+            f"Lead {lead_id} has facts or outcomes recorded at {known_at}, later than the evaluation time "
+            f"{at}: a decision at {at} would see them. Decide at {known_at} or later."
+        )
+
+
+def check_time(trail: AuditTrail, lead_id, at: str) -> None:
+    """Refuse to decide for a lead at a time before its last recorded decision or outcome."""
+    known_at = trail.lead_known_at(lead_id) if isinstance(lead_id, str) else None
+    if known_at is not None and parse_time(known_at, "at") > parse_time(at, "at"):
+        raise TooEarly(lead_id, at, known_at)
 
 
 def open_trail(config: Config) -> AuditTrail:
@@ -59,7 +85,6 @@ def decide(
         if idempotency_key
         else None
     )
-    at = at or now()
 
     def evaluate() -> tuple[Evaluation, tuple | None, float]:
         started = time.perf_counter()
@@ -71,6 +96,7 @@ def decide(
     # Evaluate before taking the write lock, so that workers evaluate in parallel; if another worker
     # decided for the same lead meanwhile, evaluate again under the lock (nothing is ever lost).
     seen = trail.lead_version(request.get("lead_id"))
+    told, at = at, at or now()  # after reading the lead: a decision recorded since then changes its version
     evaluation, shadowed, seconds = evaluate()
     with trail.transaction() as db:
         if idempotency_key:
@@ -80,9 +106,12 @@ def decide(
                     raise IdempotencyConflict(idempotency_key, first["ref"])
                 return first["reply"], True
         if trail.lead_version(request.get("lead_id")) != seen:
+            # Another worker decided for the lead meanwhile, at its own now: without a time given,
+            # this decision is made now too, after it, and sees what it recorded.
+            at = told or now()
             evaluation, shadowed, seconds = evaluate()
-        if kind == "decision":
-            evaluation = _assigned(db, teams, evaluation, ruleset)
+        check_time(trail, request.get("lead_id"), at)
+        evaluation = _assigned(db, teams if kind == "decision" else None, evaluation, ruleset)
         item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed)
         return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
 
@@ -99,23 +128,30 @@ def decide_batch(
 ) -> list[dict]:
     """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
 
-    A lead that appears twice sees its earlier item's facts and stage, as with separate calls.
+    A lead that appears twice sees its earlier item's facts and stage, as with separate calls. Wrong
+    facts are a FactsError naming the item: `items[1].profile.employees`.
     """
-    at = at or now()
     with trail.transaction() as db:
+        at = at or now()  # under the write lock: no decision of these leads can be later
         known: dict[str, dict] = {}
         items = []
-        for ruleset, request, shadow in zip(
-            rulesets, requests, shadows or [None] * len(requests), strict=True
+        for i, (ruleset, request, shadow) in enumerate(
+            zip(rulesets, requests, shadows or [None] * len(requests), strict=True)
         ):
             started = time.perf_counter()
-            ruleset.normalise(facts_of(request))
+            try:
+                ruleset.normalise(facts_of(request))
+            except FactsError as exc:
+                raise FactsError(
+                    {f"items[{i}].{k}" if k else f"items[{i}]": v for k, v in exc.errors.items()}
+                ) from exc
             lead_id = request.get("lead_id")
+            check_time(trail, lead_id, at)
             stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
             evaluation = _assigned(
                 db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at), ruleset
             )
-            known[lead_id] = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
+            known[lead_id] = _after(evaluation)
             shadowed = _shadow(shadow, evaluation) if shadow is not None else None
             items.append(
                 _item(
@@ -123,6 +159,21 @@ def decide_batch(
                 )
             )
         return trail.record_many(items)
+
+
+def _after(evaluation: Evaluation) -> dict:
+    """What is known of a lead once this evaluation is recorded: its stage, and its hand-off as the
+    trail tracks it (the same route keeps its hand-off; another route with an SLA opens a new one)."""
+    facts = {**evaluation.facts, "previous_stage": evaluation.decision["stage"]}
+    route, current = evaluation.decision["route"], facts.pop("handoff", None)
+    if route["due_at"] is not None:
+        kept = current is not None and current["route"] == route["id"]
+        facts["handoff"] = (
+            current
+            if kept
+            else {"route": route["id"], "at": route["handed_off_at"], "due_at": route["due_at"]}
+        )
+    return facts
 
 
 def _assigned(db, teams: Teams | None, evaluation: Evaluation, ruleset: CompiledRuleset) -> Evaluation:
@@ -145,7 +196,9 @@ def _assigned(db, teams: Teams | None, evaluation: Evaluation, ruleset: Compiled
             and counted
             and counted.business_hours
         ):
-            due = format_time(hours.add(parse_time(decision["evaluated_at"], "at"), route["sla_minutes"]))
+            # From the first hand-off on this route: the due time stays put while the route does.
+            started = route.get("handed_off_at") or decision["evaluated_at"]
+            due = format_time(hours.add(parse_time(started, "at"), route["sla_minutes"]))
             found = {
                 **found,
                 "hours": {
@@ -194,6 +247,14 @@ def _shadow(shadow: CompiledRuleset, live: Evaluation) -> tuple:
     return shadow.identity, shadow.source, result
 
 
+def outcome_problems_at(outcome: dict, model, at: str) -> list[tuple[str, str]]:
+    """(field, message) for everything wrong with an outcome reported at `at`, which it may not follow."""
+    problems = outcome_problems(outcome, model)
+    if not problems and parse_time(outcome["at"], "at") > parse_time(at, "at"):
+        problems = [("at", f"{outcome['at']} is later than now ({at}): report an outcome once it happened")]
+    return problems
+
+
 def report_outcome(
     ruleset: CompiledRuleset,
     trail: AuditTrail,
@@ -211,16 +272,18 @@ def report_outcome(
     Both are recorded in one transaction, or neither; an unknown lead is NotFound, a wrong outcome
     (type, reason not declared by the ruleset, amount) a FactsError naming the field.
     """
-    at = at or now()
+    told, at = at, at or now()
     outcome = {k: v for k, v in outcome.items() if v is not None}
     outcome.setdefault("at", at)
-    problems = outcome_problems(outcome, ruleset.model)
+    problems = outcome_problems_at(outcome, ruleset.model, at)
     if problems:
         raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
     outcome["at"] = format_time(parse_time(outcome["at"], "at"))
     with trail.transaction() as db:
         if trail.lead_facts(lead_id) is None:
             raise NotFound("lead", lead_id)
+        at = told or now()  # under the write lock: after any decision another worker just recorded
+        check_time(trail, lead_id, at)
         recorded = outcomes.record(db, lead_id, outcome, client, source, note, trail.personal)
         started = time.perf_counter()
         request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}

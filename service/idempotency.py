@@ -12,8 +12,10 @@ import json
 
 from audit import AuditTrail, idempotency
 
+from .errors import ServiceError
 
-class IdempotencyConflict(Exception):
+
+class IdempotencyConflict(ServiceError):
     """An Idempotency-Key reused with a different request."""
 
     def __init__(self, key: str, first: str):

@@ -17,6 +17,32 @@ RULESETS = ROOT / "rulesets"
 AT = "2026-11-23T10:00:00Z"
 
 
+@pytest.fixture(autouse=True)
+def openapi_conformance(monkeypatch):
+    """Every reply a test gets from the Flask test client or a real server must match /openapi.json
+    (tests/contract.py).
+
+    Yields the list of breaches found, which a test may read; the test fails when it is not empty.
+    """
+    from flask.testing import FlaskClient
+
+    from tests import contract
+
+    found: list[str] = []
+    contract.breaches.clear()
+    send = FlaskClient.open
+
+    def checked(self, *args, **kwargs):
+        response = send(self, *args, **kwargs)
+        found.extend(contract.problems(self.application, response))
+        return response
+
+    monkeypatch.setattr(FlaskClient, "open", checked)
+    yield found
+    found.extend(contract.breaches)  # replies of a real server (tests/server.py)
+    assert not found, "replies that break /openapi.json:\n" + "\n".join(found)
+
+
 @pytest.fixture(scope="session")
 def registry() -> Registry:
     reg = Registry()

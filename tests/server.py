@@ -14,6 +14,7 @@ from pathlib import Path
 
 from audit import AuditTrail
 from audit.keys import create
+from tests import contract
 
 ROOT = Path(__file__).resolve().parent.parent
 LEADGATE = Path(sys.executable).with_name("leadgate")
@@ -37,6 +38,7 @@ class Server:
         with AuditTrail(db) as trail:
             self.key = create(trail, "tests", "admin")[1]
         self.proc = None
+        self.contract = None  # the served /openapi.json, read once the server is ready
 
     def start(self) -> Server:
         # Errors go to a file: a pipe nobody reads fills up under many logged 503s and stalls the server.
@@ -60,6 +62,18 @@ class Server:
         raise RuntimeError("leadgate serve did not become ready: " + self.log.read_text()[-2000:])
 
     def request(self, method: str, path: str, body=None, headers=None, timeout: float = 30):
+        """(status, JSON body, headers) of one request; a reply that breaks /openapi.json is a breach
+        the test then fails on (tests/contract.py)."""
+        status, reply, reply_headers = self._send(method, path, body, headers, timeout)
+        if self.contract is None and status == 200 and path == "/readyz":
+            self.contract = contract.contract_of(self._send("GET", "/openapi.json", None, None, timeout)[1])
+        if self.contract is not None:
+            contract.breaches.extend(
+                contract.reply_problems(self.contract, method, path, status, reply_headers, reply, "server")
+            )
+        return status, reply, reply_headers
+
+    def _send(self, method: str, path: str, body, headers, timeout: float):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             data = json.dumps(body) if body is not None else None

@@ -156,7 +156,7 @@ def test_batch_records_every_lead_or_none(client, app):
         {"items": [{**LEAD, "lead_id": "L-3"}, {"lead_id": "L-4", "profile": {"employees": "x"}}]},
     )
     assert_error(bad, 422, "invalid_facts")
-    assert "items.profile.employees" in bad.json["errors"]
+    assert "items[1].profile.employees" in bad.json["errors"]  # the item is named by its index
     with app.app_context():
         assert (
             trail()._read("SELECT count(*) AS n FROM decisions WHERE lead_id IN ('L-3', 'L-4')")[0]["n"] == 0
@@ -372,7 +372,7 @@ def test_every_v1_endpoint_requires_a_key(app):
 def test_probes_openapi_and_docs_page(client):
     assert client.get("/healthz", scope=None).json == {"status": "ok"}
     ready = client.get("/readyz", scope=None).json
-    assert ready["status"] == "ok" and ready["database"] == "ok" and ready["rulesets"]["default"] == 2
+    assert ready["status"] == "ok" and ready["database"] == "ok" and ready["rulesets"]["default"] == 3
     spec = client.get("/openapi.json", scope=None).json
     assert spec["openapi"].startswith("3.") and "/v1/decisions" in spec["paths"]
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"

@@ -48,7 +48,7 @@ def test_test_runs_the_cases(tmp_path):
     )
     result = run("rulesets", "test", "--dir", str(tmp_path))
     assert result.exit_code == 0, result.output
-    assert "ok   default v2: 1/1 cases pass" in result.output
+    assert "ok   default v3: 1/1 cases pass" in result.output
     assert "rules no case exercised: outside-market, competitor" in result.output
 
 

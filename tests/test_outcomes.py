@@ -177,7 +177,7 @@ def test_import_checks_every_row_first_and_records_all(app, tmp_path):
         "lead_id,type,at,reason,amount,note\n"
         "O-1,accepted,2026-11-23T10:05:00Z,,,called back\n"
         "O-2,rejected,2026-11-23T10:06:00Z,no_budget,,\n"
-        "O-1,won,2026-12-20T10:00:00Z,,48000,\n"
+        "O-1,won,2026-11-24T10:00:00Z,,48000,\n"
     )
     result = CliRunner().invoke(main, ["outcomes", "import", str(good)], env=env)
     assert result.exit_code == 0, result.output
