@@ -7,12 +7,13 @@ import json
 from audit import NotFound
 from audit.queries import timeline
 from audit.why import explain, render
+from service import whynot
 
-from . import schemas
+from . import insight_schemas, schemas
 from .auth import requires
 from .decisions import _documented
 from .parsing import Blueprint
-from .state import trail
+from .state import registry, trail
 
 bp = Blueprint(
     "leads", __name__, url_prefix="/v1/leads", description="Leads: facts, timeline, why, questions"
@@ -72,6 +73,23 @@ def get_why(lead_id):
     """Why the lead is routed where it is: stage, route, each score rule by rule, what changed"""
     why = explain(trail(), lead_id)
     return {**why, "text": render(why)}
+
+
+@bp.get("/<lead_id>/why-not")
+@bp.arguments(insight_schemas.WhyNotQuerySchema(), location="query")
+@bp.response(200, insight_schemas.WhyNotSchema)
+@_documented(401, 403, 404, 422)
+@requires("review")
+def get_why_not(query, lead_id):
+    """Why the lead's latest decision is not at this route, stage or quadrant, and what would get it there
+
+    Give one of `route`, `stage` or `quadrant`. Every rule that would have led there comes with the
+    conditions that held and the first that failed; each suggested answer or event was checked by
+    deciding the lead again with it. An unknown route, stage or quadrant is a 422 naming the known ones.
+    """
+    kind = next(k for k in insight_schemas.TARGETS if query.get(k))
+    answer = whynot.explain(registry(), trail(), lead_id, kind, query[kind])
+    return {**answer, "text": whynot.render(answer)}
 
 
 @bp.get("/<lead_id>/questions")

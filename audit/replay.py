@@ -38,7 +38,9 @@ def replay_range(
         after = rows[-1]["seq"]
 
 
-def _replay(trail: AuditTrail, record: dict, evaluate: Evaluate) -> dict:
+def revealed(trail: AuditTrail, record: dict) -> tuple[dict, str, list[str]]:
+    """What a stored decision was evaluated with: (facts with personal values still kept, ruleset
+    source, the personal fields whose values were erased)."""
     facts = record["facts"]
     values = trail.personal_values(record["lead_id"])
     profile = facts.get("profile") or {}
@@ -46,7 +48,16 @@ def _replay(trail: AuditTrail, record: dict, evaluate: Evaluate) -> dict:
         k for k, v in profile.items() if isinstance(v, str) and v.startswith(PREFIX) and v not in values
     )
     facts = {**facts, "profile": trail.personal.reveal(profile, values)}
-    source = trail.ruleset_source(record["ruleset"]["digest"])
+    return facts, trail.ruleset_source(record["ruleset"]["digest"]), missing
+
+
+def latest(trail: AuditTrail, lead_id: str) -> dict:
+    """The lead's latest decision record (NotFound for an unknown lead)."""
+    return trail.decision(trail.lead(lead_id)["last_decision_id"])
+
+
+def _replay(trail: AuditTrail, record: dict, evaluate: Evaluate) -> dict:
+    facts, source, missing = revealed(trail, record)
     stored = dict(record["decision"])
     # Not the engine's: the id of the record, and who took the hand-off (the audit's own state decides it).
     stored.pop("decision_id", None)
