@@ -3,7 +3,7 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import assignment, deployments, outcomes, reports
+from . import assignment, deployments, outcomes, overrides, reports
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -18,5 +18,6 @@ __all__ = [
     "deployments",
     "merge_facts",
     "outcomes",
+    "overrides",
     "reports",
 ]

@@ -18,6 +18,7 @@ from engine.teams import FILE as TEAMS_FILE
 from engine.teams import load_teams
 from engine.yamlsource import load
 from service import diff as history_diff
+from service import overrides
 from service.config import load_config
 from service.decide import now, open_trail
 from service.deploy import reload
@@ -283,6 +284,34 @@ def _jsonl_lead(line: str, number: int, at: str | None) -> tuple[str, dict, str,
     if "decision_id" in facts and isinstance(facts.get("facts"), dict):  # a record of `audit export`
         return str(facts["lead_id"]), facts["facts"], at or facts["evaluated_at"], None
     return str(facts.get("lead_id", f"line-{number}")), facts, at or now(), None
+
+
+@rulesets.command("cases-from-overrides")
+@click.option("--ruleset", "name", default=None, help="The ruleset (default: LEADGATE_DEFAULT_RULESET).")
+@DIR_OPTION
+@click.option("--db", "db", help="The audit file with the overrides (default: LEADGATE_DB).")
+@click.option("--since", help="Only overrides recorded at or after this time.")
+@click.option(
+    "--out", "out", help="Write here (default: RULESETS/NAME.overrides.cases.yaml; - for standard output)."
+)
+def rulesets_cases_from_overrides(name, directory, db, since, out):
+    """Write the decisions reviewers overrode as cases (facts, time, the outcome they expected) for the next version."""
+    config = load_config()
+    name = name or config.DEFAULT_RULESET
+    trail = open_trail(replace(config, DB=db) if db else config)
+    try:
+        items = overrides.cases(trail, name, since)
+    finally:
+        trail.close()
+    text = overrides.cases_yaml(name, items)
+    if out == "-":
+        click.echo(text, nl=False)
+        return
+    path = Path(out) if out else rulesets_dir(directory) / f"{name}.overrides.cases.yaml"
+    path.write_text(text, "utf-8")
+    click.echo(
+        f"wrote {len(items)} case(s) to {path}: they fail until a version decides them as the reviewers expected"
+    )
 
 
 @rulesets.command("suggest")

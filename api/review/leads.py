@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import render_template, request
 
-from audit import outcomes
+from audit import outcomes, overrides
 from audit.queries import timeline
 from audit.why import explain, render
 from engine.whynot import UnknownTarget
@@ -30,6 +30,11 @@ def _history(lead_id: str, before: int | None):
     entries += [
         {"kind": "outcome", "at": o["at"], "item": o}
         for o in outcomes.of_lead(trail(), lead_id)
+        if (oldest is None or o["at"] >= oldest) and (newest is None or o["at"] <= newest)
+    ]
+    entries += [
+        {"kind": "override", "at": o["at"], "item": o}
+        for o in overrides.of_lead(trail(), lead_id)
         if (oldest is None or o["at"] >= oldest) and (newest is None or o["at"] <= newest)
     ]
     # Newest first; the decision an outcome caused, made at the same moment, shows above it.
