@@ -9,6 +9,7 @@ read off the same expressions durable_rules matched. Decisions themselves always
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -59,13 +60,36 @@ class Check:
         return 1.0
 
 
+class Conditions:
+    """The conditions of one ruleset lowered once each, to be checked against many evaluations."""
+
+    def __init__(self, model: Ruleset):
+        self.lowering = Lowering(model, "<explain>", lambda path: 0)
+        self._alternatives: dict[tuple[str, str], list] = {}
+        self.features: dict[str, object] = {}
+
+    def alternatives(self, rule: Rule, cond: dict) -> list:
+        key = (rule.id, json.dumps(cond, sort_keys=True, default=str))
+        if key not in self._alternatives:
+            self._alternatives[key] = self.lowering.rule(rule.id, cond, rule.path)[0]
+            self.features.update((f.name, f) for f in self.lowering.features.values())
+        return self._alternatives[key]
+
+
 class View:
     """One evaluation as the explainer reads it: facts at a time, and the decision they gave."""
 
-    def __init__(self, model: Ruleset, facts: dict, decision: dict, at: datetime | str):
+    def __init__(
+        self,
+        model: Ruleset,
+        facts: dict,
+        decision: dict,
+        at: datetime | str,
+        conditions: Conditions | None = None,
+    ):
         self.model, self.facts, self.decision = model, facts, decision
         self.at = parse_time(at, "at")
-        self.lowering = Lowering(model, "<explain>", lambda path: 0)
+        self.conditions = conditions or Conditions(model)
         profile = dict(facts.get("profile") or {})
         domain = email_domain(profile.get("email"))
         if domain:
@@ -120,7 +144,7 @@ class View:
 
     def feature(self, name: str):
         if name not in self._features:
-            feature = next(f for f in self.lowering.features.values() if f.name == name)
+            feature = self.conditions.features[name]
             self._features[name] = compute_feature(feature, self.facts, self.profile, self.ages, self.at)
         return self._features[name]
 
@@ -147,8 +171,7 @@ class View:
     # -- conditions ----------------------------------------------------------------------------
     def atom(self, rule: Rule, cond: dict) -> bool:
         """Whether one atomic condition held: some alternative of it has every fact test true."""
-        alternatives, _ = self.lowering.rule(rule.id, cond, rule.path)
-        for alt in alternatives:
+        for alt in self.conditions.alternatives(rule, cond):
             ok = True
             for fact_name, exprs in alt.tests.items():
                 if fact_name.startswith("event"):
@@ -228,8 +251,7 @@ class View:
             label = f"{key.replace('_', ' ')} of {_show(value['event'])}" + (
                 f" where {_show(value['where'])}" if value.get("where") else ""
             )
-            got = self.lowering.rule(rule.id, {key: {**base, "exists": True}}, rule.path)[0]
-            feature = _feature_of(got)
+            feature = _feature_of(self.conditions.alternatives(rule, {key: {**base, "exists": True}}))
             actual = self.feature(feature) if feature else None
             return [
                 self._compare(rule, {key: {**base, op: v}}, label, op, v, actual) for op, v in ops.items()
@@ -323,7 +345,12 @@ def _number(v) -> bool:
 
 
 def _num(v) -> str:
-    return f"{v:g}" if _number(v) else str(v)
+    """A number as people write it: 10000000, 49.07 (never 1e+07)."""
+    if not _number(v):
+        return str(v)
+    if float(v).is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return f"{round(v, 2)}"
 
 
 def _show(v) -> str:
