@@ -27,7 +27,7 @@ def since_time(value: str | None, now: datetime | None = None) -> str | None:
         return None
     span = _SPAN.match(value.strip())
     if span:
-        now = now or datetime.now(UTC)
+        now = now or datetime.now(UTC).replace(microsecond=0)
         return format_time(now - timedelta(**{_UNIT[span.group(2)]: int(span.group(1))}))
     return format_time(parse_time(value, "since"))
 
