@@ -10,14 +10,13 @@ from pathlib import Path
 import click
 
 from audit import deployments, reports
-from engine import EngineError, Problem, Registry, RulesetError, check_source, digest_of
+from engine import Problem, Registry, RulesetError, check_source, digest_of
 from engine.cases import cases_path, run_cases
 from engine.files import all_files, load_file, naming_problem
 from engine.schema import ruleset_schema
 from engine.teams import FILE as TEAMS_FILE
 from engine.teams import load_teams
 from engine.yamlsource import load
-from service import coverage, overrides
 from service import diff as history_diff
 from service.config import load_config
 from service.decide import now, open_trail
@@ -284,55 +283,6 @@ def _jsonl_lead(line: str, number: int, at: str | None) -> tuple[str, dict, str,
     if "decision_id" in facts and isinstance(facts.get("facts"), dict):  # a record of `audit export`
         return str(facts["lead_id"]), facts["facts"], at or facts["evaluated_at"], None
     return str(facts.get("lead_id", f"line-{number}")), facts, at or now(), None
-
-
-@rulesets.command("coverage")
-@click.option("--since", default="30d", show_default=True, help="Window start: 30d, 12h, 2w, or an ISO time.")
-@click.option("--until", help="Window end (an ISO time; default: now).")
-@click.option("--ruleset", "name", default=None, help="Only this ruleset (default: every one decided).")
-@click.option("--db", "db", help="The audit file (default: LEADGATE_DB).")
-@click.option("--json", "as_json", is_flag=True, help="Print the coverage as JSON.")
-def rulesets_coverage(since, until, name, db, as_json):
-    """How often each rule fired on the decisions recorded in the window; rules never fired or always fired, conditions never true."""
-    config = load_config()
-    try:
-        window = coverage.since_time(since), coverage.since_time(until)
-    except EngineError as exc:  # not a span nor a time
-        raise click.UsageError(f"--since/--until: {exc}") from None
-    trail = open_trail(replace(config, DB=db) if db else config)
-    try:
-        report = coverage.coverage(Registry(), trail, *window, name)
-    finally:
-        trail.close()
-    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else coverage.render(report))
-
-
-@rulesets.command("cases-from-overrides")
-@click.option("--ruleset", "name", default=None, help="The ruleset (default: LEADGATE_DEFAULT_RULESET).")
-@DIR_OPTION
-@click.option("--db", "db", help="The audit file with the overrides (default: LEADGATE_DB).")
-@click.option("--since", help="Only overrides recorded at or after this time.")
-@click.option(
-    "--out", "out", help="Write here (default: RULESETS/NAME.overrides.cases.yaml; - for standard output)."
-)
-def rulesets_cases_from_overrides(name, directory, db, since, out):
-    """Write the decisions reviewers overrode as cases (facts, time, the outcome they expected) for the next version."""
-    config = load_config()
-    name = name or config.DEFAULT_RULESET
-    trail = open_trail(replace(config, DB=db) if db else config)
-    try:
-        items = overrides.cases(trail, name, since)
-    finally:
-        trail.close()
-    text = overrides.cases_yaml(name, items)
-    if out == "-":
-        click.echo(text, nl=False)
-        return
-    path = Path(out) if out else rulesets_dir(directory) / f"{name}.overrides.cases.yaml"
-    path.write_text(text, "utf-8")
-    click.echo(
-        f"wrote {len(items)} case(s) to {path}: they fail until a version decides them as the reviewers expected"
-    )
 
 
 @rulesets.command("suggest")

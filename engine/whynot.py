@@ -3,9 +3,8 @@
 For the target asked, every rule that would have led there is explained condition by condition
 (engine.explain), nearest misses first; each score is measured against the thresholds that matter
 (those of these rules, of the rules that set what they need, and the fit threshold of the matrix).
-Then answers and events are tried: each change is applied to the lead's facts and the lead is
-evaluated again by the real engine at the same time; only changes whose decision reaches the target
-are offered. Single changes first; pairs only when no single change is enough.
+Then answers and events are tried (engine.whatif): only changes whose decision, evaluated again by
+the engine, reaches the target are offered.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ from .explain import Check, View
 from .model import Rule
 from .runtime import CompiledRuleset
 from .schema import suggest
+from .whatif import grouped, suggestions
 
 KINDS = ("route", "stage", "quadrant")
-MAX_PAIRS = 400  # evaluations spent on pairs of changes, at most
 _VERDICTS = {"not_a_lead": "not_a_lead", "disqualify": "disqualified", "recycle": "recycled"}
 
 
@@ -232,158 +231,6 @@ def _needed_rules(compiled: CompiledRuleset, rules: list[Rule], goal: Target) ->
         ]
         out += frontier
     return out
-
-
-# -- what would change the outcome ---------------------------------------------------------------
-
-
-def changes(compiled: CompiledRuleset, facts: dict, at: str) -> list[dict]:
-    """Candidate changes: every other answer to each question, and one more event of each kind rules test."""
-    model = compiled.model
-    answers = facts.get("answers") or {}
-    out = []
-    for q in model.questions:
-        options = [a for a in q.answers if answers.get(q.id) != a]
-        if q.amount and q.met_at_least is not None and answers.get(q.id) != q.met_at_least:
-            options.append(q.met_at_least)
-        out += [{"answers": {q.id: a}} for a in options]
-    seen = set()
-    for rule in model.rules:
-        for event in _events_of(rule.when):
-            key = (event["type"], tuple(sorted(event.get("properties", {}).items())))
-            if key not in seen:
-                seen.add(key)
-                out.append({"events": [{**event, "at": at}]})
-    return out
-
-
-def _events_of(cond) -> list[dict]:
-    """Events that a condition asks for, with the property values it names (`where: {content: whitepaper}`)."""
-    out = []
-    if isinstance(cond, list):
-        for c in cond:
-            out += _events_of(c)
-        return out
-    if not isinstance(cond, dict):
-        return out
-    for key, value in cond.items():
-        if key in ("all", "any"):
-            out += _events_of(value)
-        elif key in ("count", "days_since") and isinstance(value, dict):
-            types = value["event"] if isinstance(value["event"], list) else [value["event"]]
-            out += [_event(t, value.get("where")) for t in types if t != "any"]
-    if "event" in cond and isinstance(cond["event"], str):
-        out.append(_event(cond["event"], cond.get("where")))
-    return [e for e in out if e is not None]
-
-
-def _event(etype: str, where) -> dict | None:
-    props = {}
-    for prop, test in (where or {}).items():
-        if isinstance(test, dict):
-            if "eq" in test:
-                test = test["eq"]
-            elif test.get("in"):
-                test = test["in"][0]
-            else:
-                return None  # ne, comparisons: no single value to offer
-        props[prop] = test
-    return {"type": etype, **({"properties": props} if props else {})}
-
-
-def apply(facts: dict, change: dict) -> dict:
-    """The facts with a change (or several merged) applied: answers replace, events add."""
-    out = dict(facts)
-    if "answers" in change:
-        out["answers"] = {**(facts.get("answers") or {}), **change["answers"]}
-    if "events" in change:
-        out["events"] = [*(facts.get("events") or []), *change["events"]]
-    return out
-
-
-def merge(a: dict, b: dict) -> dict:
-    out = {}
-    if "answers" in a or "answers" in b:
-        out["answers"] = {**a.get("answers", {}), **b.get("answers", {})}
-    if "events" in a or "events" in b:
-        out["events"] = [*a.get("events", []), *b.get("events", [])]
-    return out
-
-
-def describe(change: dict) -> str:
-    parts = [f"answering {q} with {a}" for q, a in change.get("answers", {}).items()]
-    for e in change.get("events", []):
-        props = e.get("properties")
-        parts.append(
-            f"{_article(e['type'])} {e['type']} event"
-            + (f" ({', '.join(f'{k} {v}' for k, v in props.items())})" if props else "")
-        )
-    return " and ".join(parts)
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
-def suggestions(compiled: CompiledRuleset, facts: dict, at: str, goal: Target) -> list[dict]:
-    """Changes whose re-evaluation by the engine reaches the target, each with the decision it gives."""
-    tried = changes(compiled, facts, at)
-    good, rest = [], []
-    for change in tried:
-        decision = _evaluate(compiled, facts, change, at)
-        if decision is None:
-            continue
-        (good if goal.reached(decision) else rest).append((change, decision))
-    if not good:
-        budget = MAX_PAIRS
-        for i, (a, _) in enumerate(rest):
-            for b, _ in rest[i + 1 :]:
-                if (
-                    "answers" in a and "answers" in b and set(a["answers"]) & set(b["answers"])
-                ) or budget <= 0:
-                    continue
-                budget -= 1
-                pair = merge(a, b)
-                decision = _evaluate(compiled, facts, pair, at)
-                if decision is not None and goal.reached(decision):
-                    good.append((pair, decision))
-    return [_offer(change, decision) for change, decision in good]
-
-
-def _evaluate(compiled: CompiledRuleset, facts: dict, change: dict, at: str) -> dict | None:
-    try:
-        return compiled.evaluate(apply(facts, change), at).decision
-    except EngineError:
-        return None  # a change the facts cannot take is not offered
-
-
-def _offer(change: dict, decision: dict) -> dict:
-    return {
-        "change": change,
-        "text": describe(change),
-        "gives": {
-            "route": decision["route"]["id"],
-            "stage": decision["stage"],
-            "quadrant": decision["quadrant"],
-            "scores": decision["scores"],
-        },
-    }
-
-
-def grouped(offers: list[dict]) -> list[str]:
-    """The offers in words, answers to one question together: "answering timeline with now or this_quarter"."""
-    by_question: dict[str, list] = {}
-    lines = []
-    for offer in offers:
-        change = offer["change"]
-        if set(change) == {"answers"} and len(change["answers"]) == 1:
-            ((q, a),) = change["answers"].items()
-            by_question.setdefault(q, []).append(a)
-        else:
-            lines.append(offer["text"])
-    return [
-        f"answering {q} with {' or '.join(map(str, answers))}" for q, answers in by_question.items()
-    ] + lines
 
 
 def why_not(

@@ -231,7 +231,9 @@ def test_review_pages_in_a_browser(server, browser, default):
     # Why not another route: the page answers as GET /v1/leads/{id}/why-not does.
     Select(pages.css("#why-not-target")).select_by_value("route:nurture_accelerate")
     pages.follow("#why-not button")
-    status, why_not, _ = server.request("GET", f"/v1/leads/{LEAD['lead_id']}/why-not?route=nurture_accelerate")
+    status, why_not, _ = server.request(
+        "GET", f"/v1/leads/{LEAD['lead_id']}/why-not?route=nurture_accelerate"
+    )
     assert status == 200 and why_not["rules"]
     shown = [e.text for e in pages.all("#why-not-rules .first-failed")]
     assert shown == [r["first_failed"]["detail"] for r in why_not["rules"] if r["first_failed"]]

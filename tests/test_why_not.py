@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli import main
-from engine.whynot import UnknownTarget, apply, known, target, why_not
+from engine.whatif import apply
+from engine.whynot import UnknownTarget, known, target, why_not
 from tests.conftest import AT
 from tests.test_properties import REGISTRY, SETTINGS, with_ruleset
 
