@@ -97,3 +97,23 @@ def with_decisions(
             )
             yield override, {**record, "facts": facts, "source": source}
         after = rows[-1]["o_seq"]
+
+
+def fired_on_route(trail: AuditTrail, route: str, since: str | None = None, ruleset: str | None = None):
+    """(decisions, {rule: decisions it fired in}) over every decision routed to `route`: the base rate
+    that the rules of overridden decisions are compared with."""
+    counts: dict[str, int] = {}
+    total, after = 0, 0
+    while True:
+        rows = trail._read(
+            "SELECT seq, decision FROM decisions WHERE kind = 'decision' AND route = ? AND seq > ? "
+            "AND (? IS NULL OR evaluated_at >= ?) AND (? IS NULL OR ruleset_name = ?) ORDER BY seq LIMIT 1000",
+            (route, after, since, since, ruleset, ruleset),
+        )
+        if not rows:
+            return total, counts
+        for row in rows:
+            total += 1
+            for rule in set(fired(json.loads(row["decision"]))):
+                counts[rule] = counts.get(rule, 0) + 1
+        after = rows[-1]["seq"]

@@ -66,8 +66,10 @@ def _overrides(data: dict, as_json: bool) -> None:
         return
     click.echo(f"overrides report over {data['overrides']} overridden decisions")
     for pair, group in data["by_route"].items():
-        click.echo(f"\n{pair}: {group['overrides']} overridden")
-        _table(["rule", "overrides", "share"], group["rules"][:10])
+        click.echo(
+            f"\n{pair}: {group['overrides']} overridden of {group['decisions_on_route']} decisions on the route"
+        )
+        _table(["rule", "overrides", "share", "share_on_route", "lift"], group["rules"][:10])
         click.echo("reasons: " + "; ".join(f"{r} ({n})" for r, n in group["reasons"].items()))
 
 
@@ -75,7 +77,15 @@ def _groups(label: str, groups: dict, extra=()) -> None:
     _table([label, *GROUP_COLUMNS, *extra], [{label: k, **v} for k, v in groups.items()])
 
 
-RATES = ("conversion", "win_rate", "share", "rejection_rate", "conversion_when_fired", "conversion_otherwise")
+RATES = (
+    "conversion",
+    "win_rate",
+    "share",
+    "share_on_route",
+    "rejection_rate",
+    "conversion_when_fired",
+    "conversion_otherwise",
+)
 
 
 def _fmt(value, column: str = "") -> str:

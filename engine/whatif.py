@@ -110,27 +110,63 @@ def _article(word: str) -> str:
 
 def suggestions(compiled: CompiledRuleset, facts: dict, at: str, goal: Target) -> list[dict]:
     """Changes whose re-evaluation by the engine reaches the target, each with the decision it gives."""
-    tried = changes(compiled, facts, at)
-    good, rest = [], []
-    for change in tried:
+    baseline = _evaluate(compiled, facts, {}, at)
+    good = []
+    alike: dict[tuple, list[dict]] = {}  # decision state -> the changes that lead to it
+    for change in changes(compiled, facts, at):
         decision = _evaluate(compiled, facts, change, at)
         if decision is None:
             continue
-        (good if goal.reached(decision) else rest).append((change, decision))
-    if not good:
-        budget = MAX_PAIRS
-        for i, (a, _) in enumerate(rest):
-            for b, _ in rest[i + 1 :]:
-                if (
-                    "answers" in a and "answers" in b and set(a["answers"]) & set(b["answers"])
-                ) or budget <= 0:
-                    continue
-                budget -= 1
+        if goal.reached(decision):
+            good.append((change, decision))
+        elif baseline is None or _state(decision) != _state(baseline):
+            alike.setdefault(_state(decision), []).append(change)  # a change that moves nothing is not paired
+    if good:
+        return [_offer(change, decision) for change, decision in good]
+    # Pairs: one change of each kind of effect is tried with one of each other; when a pair reaches the
+    # target, every pair of changes with those same effects is tried too (and offered only if it reaches it).
+    groups, budget = list(alike.values()), MAX_PAIRS
+    for i, first in enumerate(groups):
+        for second in groups[i + 1 :]:
+            if budget <= 0:
+                break
+            pairs = [(a, b) for a in first for b in second if not _clash(a, b)]
+            if not pairs:
+                continue
+            budget -= 1
+            if not _reaches(compiled, facts, merge(*pairs[0]), at, goal):
+                continue
+            for a, b in pairs:
                 pair = merge(a, b)
                 decision = _evaluate(compiled, facts, pair, at)
                 if decision is not None and goal.reached(decision):
                     good.append((pair, decision))
     return [_offer(change, decision) for change, decision in good]
+
+
+def _clash(a: dict, b: dict) -> bool:
+    """Two answers to one question cannot be given together."""
+    return bool(set(a.get("answers", {})) & set(b.get("answers", {})))
+
+
+def _reaches(compiled, facts, change, at, goal) -> bool:
+    decision = _evaluate(compiled, facts, change, at)
+    return decision is not None and goal.reached(decision)
+
+
+def _state(decision: dict) -> tuple:
+    """What a decision settles, without its reasons: what a change can move."""
+    return (
+        decision["stage"],
+        decision["funnel"],
+        decision["quadrant"],
+        decision["ready"],
+        decision["route"]["id"],
+        tuple(sorted(decision["scores"].items())),
+        tuple(sorted(decision["qualification"].items())),
+        tuple(decision["tags"]),
+        tuple(q["id"] for q in decision["next_questions"]),
+    )
 
 
 def _evaluate(compiled: CompiledRuleset, facts: dict, change: dict, at: str) -> dict | None:

@@ -2,7 +2,7 @@
 
 An override names the route or stage the reviewer expected, checked against the ruleset that made the
 decision, and a reason. `report` counts, per (decided route → expected route), the rules that fired in
-the overridden decisions; `cases` turns overridden decisions into example cases (engine/cases.py's
+the overridden decisions, beside how often they fire on that route at large (their lift); `cases` turns overridden decisions into example cases (engine/cases.py's
 format) that fail until a new version of the ruleset decides them as the reviewers expect.
 """
 
@@ -66,18 +66,37 @@ def report(trail: AuditTrail, since: str | None = None, ruleset: str | None = No
         total += 1
         expected = item["expected_route"] or f"stage {item['expected_stage']}"
         key = f"{item['decided_route']} → {expected}"
-        group = groups.setdefault(key, {"overrides": 0, "rules": Counter(), "reasons": Counter()})
+        group = groups.setdefault(
+            key, {"route": item["decided_route"], "overrides": 0, "rules": Counter(), "reasons": Counter()}
+        )
         group["overrides"] += 1
         group["rules"].update(set(item["rules"]))
         group["reasons"][item["reason"]] += 1
     out = {}
+    base: dict[str, tuple[int, dict]] = {}
     for key, g in sorted(groups.items(), key=lambda kv: -kv[1]["overrides"]):
+        if g["route"] not in base:
+            base[g["route"]] = overrides.fired_on_route(trail, g["route"], since, ruleset)
+        routed, fired = base[g["route"]]
+        rules = []
+        for rule, n in g["rules"].items():
+            share, usual = n / g["overrides"], fired.get(rule, 0) / routed if routed else 0.0
+            # lift > 1: the rule fires more often in the overridden decisions than on this route at large.
+            lift = round(share / usual, 2) if usual else None
+            rules.append(
+                {
+                    "rule": rule,
+                    "overrides": n,
+                    "share": round(share, 3),
+                    "share_on_route": round(usual, 3),
+                    "lift": lift,
+                }
+            )
+        rules.sort(key=lambda r: (-r["overrides"], -(r["lift"] or 0), r["rule"]))
         out[key] = {
             "overrides": g["overrides"],
-            "rules": [
-                {"rule": rule, "overrides": n, "share": round(n / g["overrides"], 3)}
-                for rule, n in sorted(g["rules"].items(), key=lambda kv: (-kv[1], kv[0]))
-            ],
+            "decisions_on_route": routed,
+            "rules": rules,
             "reasons": dict(g["reasons"].most_common(5)),
         }
     return {"overrides": total, "by_route": out}

@@ -47,12 +47,15 @@ def render(answer: dict) -> str:
     if answer["default"]:
         out.append(f"  ({t['value']} is {answer['default']})")
     for rule in answer["rules"]:
-        state = "fired" if rule["fired"] else f"{rule['failed']} condition(s) failed"
+        total = len(rule["conditions"])
+        state = "fired" if rule["fired"] else f"{rule['failed']} of {total} conditions failed"
         out.append(f"  {rule['rule']} ({state}): {rule['description']}")
         for held in rule["held"]:
             out.append(f"    ok    {held['detail']}")
-        if rule["first_failed"]:
-            out.append(f"    FAIL  {rule['first_failed']['detail']}")
+        failed = [c for c in rule["conditions"] if not c["held"]]
+        if failed:
+            out.append(f"    FAIL  {failed[0]['detail']}")
+            out += [f"    also  {c['detail']}" for c in failed[1:]]
         if rule.get("not_applied"):
             out.append(f"    fired, but not applied: {rule['not_applied']}")
     if not answer["rules"]:
