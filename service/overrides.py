@@ -17,9 +17,6 @@ from audit import AuditTrail, overrides
 from engine import EngineError, Registry
 from engine.whynot import target
 
-# Personal fields never go into a cases file (it is committed); the email keeps its domain, which rules read.
-PERSONAL = ("first_name", "last_name", "phone")
-
 
 class OverrideRefused(EngineError):
     """An override that says nothing new: the decision already has the route and stage expected."""
@@ -124,16 +121,17 @@ def cases(trail: AuditTrail, name: str, since: str | None = None) -> list[dict]:
                     f"({item['decided_route']}, {item['decided_stage']}): {item['reason']}"
                 ),
                 "at": record["evaluated_at"],
-                "facts": _shareable(record["facts"]),
+                "facts": _shareable(record["facts"], trail.personal.fields),
                 "expect": expect,
             }
         )
     return [{k: v for k, v in c.items() if k != "_decision"} for c in out]
 
 
-def _shareable(facts: dict) -> dict:
-    """The facts without personal data: names and phone dropped, the email reduced to its domain."""
-    profile = {k: v for k, v in (facts.get("profile") or {}).items() if k not in PERSONAL}
+def _shareable(facts: dict, personal: tuple[str, ...]) -> dict:
+    """The facts without personal data (a cases file is committed): the configured personal fields
+    dropped, but the email kept as someone@ its domain, which rules read."""
+    profile = {k: v for k, v in (facts.get("profile") or {}).items() if k == "email" or k not in personal}
     email = profile.get("email")
     if isinstance(email, str):
         if email.startswith("pii:") or "@" not in email:
