@@ -80,6 +80,14 @@ def test_an_override_is_recorded_chained_and_tamper_evident(served):
     with app.app_context():
         broken = trail().verify()
     assert any(body["override_id"] in b and "override it records was edited" in b for b in broken), broken
+    with sqlite3.connect(db) as conn:  # a row slipped in beside the chain is named too
+        conn.execute(
+            "INSERT INTO overrides (id, seq, decision_id, lead_id, at, decided_route, decided_stage, reason) "
+            "VALUES ('ovr_forged', 999, ?, 'G0', '2026-11-23T10:00:00Z', 'x', 'y', 'forged')",
+            (ids["G0"],),
+        )
+    with app.app_context():
+        assert any("ovr_forged" in b for b in trail().verify())
 
 
 @pytest.mark.parametrize(
@@ -92,6 +100,8 @@ def test_an_override_is_recorded_chained_and_tamper_evident(served):
         ({"route": "sales_handoff", "reason": ""}, "invalid_request", "reason"),
         ({"reason": "wrong"}, "invalid_request", "route"),
         ({"route": "sales_handoff", "reason": "x", "by": "me"}, "invalid_request", "by"),
+        ({"route": "sales_handoff", "reason": "x" * 2001}, "invalid_request", "reason"),
+        ({"route": ["sales_handoff"], "reason": "x"}, "invalid_request", "route"),
     ],
 )
 def test_bad_overrides_are_refused_naming_the_problem(served, body, code, named):

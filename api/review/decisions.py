@@ -64,8 +64,13 @@ def decision(decision_id, problems=(), form=None, status=200):
         replayed = replay(trail(), decision_id, evaluator(registry()))
     except (ReplayImpossible, NotFound) as exc:  # NotFound: its ruleset source is missing from the trail
         replayed = {"impossible": str(exc)}
-    source = trail().ruleset_source(record["ruleset"]["digest"])
-    model = registry().compile(source, "<stored ruleset>").model
+    try:
+        model = (
+            registry().compile(trail().ruleset_source(record["ruleset"]["digest"]), "<stored ruleset>").model
+        )
+        targets = {"routes": list(model.routes), "stages": [s.id for s in model.stages]}
+    except NotFound:  # its source is missing from the trail: offer what the served versions know
+        targets = {k: choices()[k] for k in ("routes", "stages")}
     page = render_template(
         "review/decision.html",
         record=record,
@@ -74,7 +79,7 @@ def decision(decision_id, problems=(), form=None, status=200):
         overridden=[
             o for o in overrides.of_lead(trail(), record["lead_id"]) if o["decision_id"] == decision_id
         ],
-        targets={"routes": list(model.routes), "stages": [s.id for s in model.stages]},
+        targets=targets,
         problems=list(problems),
         form=form or {},
     )
