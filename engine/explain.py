@@ -257,7 +257,18 @@ class View:
                 self._compare(rule, {key: {**base, op: v}}, label, op, v, actual) for op, v in ops.items()
             ]
         held = self.atom(rule, {key: value})
-        text = f"{key} {_show(value)}"
+        if key == "ready":
+            text = "sales-ready" if value else "not sales-ready"
+            found = "the lead is " + ("sales-ready" if self.decision["ready"] else "not sales-ready")
+            return [Check(text, held, found)]
+        if key == "overdue":
+            text = "the hand-off is overdue" if value else "no overdue hand-off"
+        elif key == "tag":
+            text = f"tagged {value}"
+        elif key == "outcome":
+            text = f"sales reported {_show(value)}"
+        else:
+            text = f"{key} {_show(value)}"
         return [Check(text, held, f"{text}: {'yes' if held else 'no'}")]
 
     def _tests(self, rule: Rule, key: str, name: str | None, test) -> list[Check]:
