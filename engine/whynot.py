@@ -156,7 +156,7 @@ def thresholds(compiled: CompiledRuleset, view: View, goal: Target, rules: list[
                 found.setdefault((check.score, check.op, check.threshold), {"rules": []})["rules"].append(
                     rule.id
                 )
-    if goal.kind == "quadrant" or any("quadrant" in str(r.when) for r in needed):
+    if goal.kind == "quadrant" or any("quadrant" in _reads(r.when)[2] for r in needed):
         found.setdefault(("fit", "gte", model.scores["fit"].good_at), {"rules": []})["rules"].append(
             "@matrix"
         )
@@ -194,37 +194,47 @@ def _flat(checks: list[Check]):
         yield from _flat(c.parts)
 
 
+def _reads(when: dict) -> tuple[set[str], set[str], set[str]]:
+    """What a condition needs other rules to have set: (stages, qualification items, every key it tests)."""
+    stages, items, keys = set(), set(), set()
+    stack = [when]
+    while stack:
+        cond = stack.pop()
+        if not isinstance(cond, dict):
+            continue
+        for key, value in cond.items():
+            keys.add(key)
+            if key in ("all", "any"):
+                stack.extend(value)
+            elif key == "not":
+                stack.append(value)
+            elif key == "stage":
+                values = value.get("in", []) if isinstance(value, dict) else [value]
+                stages.update(v for v in values if isinstance(v, str))
+            elif key == "qualification":
+                items.update(value)
+    return stages, items, keys
+
+
 def _needed_rules(compiled: CompiledRuleset, rules: list[Rule], goal: Target) -> list[Rule]:
-    """These rules, and those that set the stage, readiness or qualification they test (two steps deep)."""
+    """These rules, and those that set the stage, readiness or qualification they test (two steps deep).
+    A quadrant needs readiness itself."""
     model = compiled.model
     out, frontier = list(rules), list(rules)
+    needs_ready = goal.kind == "quadrant"
     for _ in range(2):
-        wanted_stages, items, ready = set(), set(), False
+        stages, items, ready = set(), set(), needs_ready
         for rule in frontier:
-            text = rule.when
-            stack = [text]
-            while stack:
-                cond = stack.pop()
-                if not isinstance(cond, dict):
-                    continue
-                for key, value in cond.items():
-                    if key in ("all", "any"):
-                        stack.extend(value)
-                    elif key == "not":
-                        stack.append(value)
-                    elif key == "stage":
-                        vals = value.get("in", []) if isinstance(value, dict) else [value]
-                        wanted_stages.update(v for v in vals if isinstance(v, str))
-                    elif key == "qualification":
-                        items.update(value)
-                    elif key == "quadrant" or key == "ready":
-                        ready = True
+            wanted_stages, wanted_items, keys = _reads(rule.when)
+            stages, items = stages | wanted_stages, items | wanted_items
+            ready = ready or bool(keys & {"quadrant", "ready"})
+        needs_ready = False
         frontier = [
             r
             for r in model.rules
             if r not in out
             and (
-                r.then.get("stage") in wanted_stages
+                r.then.get("stage") in stages
                 or set(r.then.get("qualify", {})) & items
                 or (ready and r.then.get("ready"))
             )
