@@ -5,28 +5,19 @@ Same conventions as api/schemas.py, whose shared pieces these build on.
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from .schemas import RulesetIdentitySchema, StrictSchema
 
 TARGETS = ("route", "stage", "quadrant")
 
 
-def _exactly_one(data: dict, what: str) -> None:
-    given = [k for k in TARGETS if data.get(k)]
-    if len(given) != 1:
-        message = f"give exactly one of route, stage or quadrant ({what})"
-        raise ValidationError({k: [message] for k in (given or TARGETS)})
-
-
 class WhyNotQuerySchema(StrictSchema):
+    """Exactly one of them (checked by the view, after the key: a document cannot say "one of")."""
+
     route = fields.String(validate=validate.Length(1, 100), metadata={"example": "sales_handoff"})
     stage = fields.String(validate=validate.Length(1, 100))
     quadrant = fields.String(validate=validate.Length(1, 100))
-
-    @validates_schema
-    def _one(self, data, **kwargs):
-        _exactly_one(data, "the target to explain")
 
 
 class WhyNotSchema(Schema):
@@ -58,15 +49,15 @@ class WhyNotSchema(Schema):
 
 
 class OverrideRequestSchema(StrictSchema):
-    route = fields.String(validate=validate.Length(1, 100), metadata={"example": "sales_handoff"})
+    route = fields.String(
+        validate=validate.Length(1, 100),
+        metadata={
+            "example": "sales_handoff",
+            "description": "The route it should have had (route or stage, or both)",
+        },
+    )
     stage = fields.String(validate=validate.Length(1, 100))
     reason = fields.String(required=True, validate=validate.Length(1, 2000))
-
-    @validates_schema
-    def _one(self, data, **kwargs):
-        given = [k for k in ("route", "stage") if data.get(k)]
-        if not given:
-            raise ValidationError({"route": ["give the expected route or stage (or both)"]})
 
 
 class OverrideSchema(Schema):

@@ -12,6 +12,7 @@ from service import whynot
 from . import insight_schemas, schemas
 from .auth import requires
 from .decisions import _documented
+from .errors import ApiError
 from .parsing import Blueprint
 from .state import registry, trail
 
@@ -87,7 +88,13 @@ def get_why_not(query, lead_id):
     conditions that held and the first that failed; each suggested answer or event was checked by
     deciding the lead again with it. An unknown route, stage or quadrant is a 422 naming the known ones.
     """
-    kind = next(k for k in insight_schemas.TARGETS if query.get(k))
+    given = [k for k in insight_schemas.TARGETS if query.get(k)]
+    if len(given) != 1:
+        message = "Give exactly one of route, stage or quadrant: the target to explain."
+        raise ApiError(
+            422, "invalid_request", message, {k: [message] for k in given or insight_schemas.TARGETS}
+        )
+    kind = given[0]
     answer = whynot.explain(registry(), trail(), lead_id, kind, query[kind])
     return {**answer, "text": whynot.render(answer)}
 

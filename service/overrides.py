@@ -35,6 +35,8 @@ def override(
     reviewer: str | None = None,
 ) -> dict:
     """Record that a decision was wrong: UnknownTarget for a route or stage its ruleset does not have."""
+    if route is None and stage is None:
+        raise OverrideRefused("an override names the route or the stage the decision should have had")
     record = trail.decision(decision_id)
     compiled = registry.compile(trail.ruleset_source(record["ruleset"]["digest"]), "<stored ruleset>")
     expected = {}

@@ -98,7 +98,7 @@ def test_an_override_is_recorded_chained_and_tamper_evident(served):
         ({"route": "sdr_qualification", "reason": "x"}, "invalid_override", "already has route"),
         ({"route": "sales_handoff"}, "invalid_request", "reason"),
         ({"route": "sales_handoff", "reason": ""}, "invalid_request", "reason"),
-        ({"reason": "wrong"}, "invalid_request", "route"),
+        ({"reason": "wrong"}, "invalid_override", "route or the stage"),
         ({"route": "sales_handoff", "reason": "x", "by": "me"}, "invalid_request", "by"),
         ({"route": "sales_handoff", "reason": "x" * 2001}, "invalid_request", "reason"),
         ({"route": ["sales_handoff"], "reason": "x"}, "invalid_request", "route"),
