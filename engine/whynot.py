@@ -16,6 +16,7 @@ from .explain import Check, View
 from .model import Rule
 from .runtime import CompiledRuleset
 from .schema import suggest
+from .vocabulary import QUADRANTS
 from .whatif import grouped, suggestions
 
 KINDS = ("route", "stage", "quadrant")
@@ -49,7 +50,7 @@ def known(compiled: CompiledRuleset, kind: str) -> list[str]:
     if kind == "stage":
         return [s.id for s in model.stages]
     if kind == "quadrant":
-        return [f"{f}_fit_{r}" for f in ("good", "poor") for r in ("ready", "not_ready")]
+        return list(QUADRANTS)
     raise UnknownTarget("target", kind, list(KINDS))
 
 
@@ -62,7 +63,7 @@ def target(compiled: CompiledRuleset, kind: str, value: str) -> Target:
 
 
 def leads_to(compiled: CompiledRuleset, goal: Target) -> list[Rule]:
-    """The rules whose effect is the target (a route, a stage, or readiness for a `ready` quadrant)."""
+    """The rules whose effect is the target route or stage (a quadrant comes from the matrix alone)."""
     model = compiled.model
     out = []
     for rule in model.rules:
