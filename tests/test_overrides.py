@@ -192,3 +192,29 @@ def test_overridden_decisions_become_cases_that_fail_until_a_version_agrees(serv
         ["route: expected 'sales_handoff', got 'sdr_qualification'"],
         ["stage: expected 'disqualified', got 'lead'"],
     ]
+
+
+def test_through_the_real_server(tmp_path):
+    """gunicorn workers: an override and a why-not through HTTP, each worker reading what the other wrote."""
+    from tests.server import Server
+
+    with Server(tmp_path / "real.db", workers=2) as server:
+        lead = {"lead_id": "R-1", **GOOD_FIT_NOT_READY}
+        status, decided, _ = server.request("POST", "/v1/decisions", lead)
+        assert status == 201, decided
+        url = f"/v1/decisions/{decided['decision_id']}/overrides"
+        status, body, _ = server.request("POST", url, {"route": "sales_handof", "reason": "typo"})
+        assert (
+            status == 422
+            and body["code"] == "unknown_target"
+            and "did you mean 'sales_handoff'" in body["message"]
+        )
+        status, body, _ = server.request("POST", url, {"route": "sales_handoff", "reason": "trial VP"})
+        assert status == 201 and body["expected_route"] == "sales_handoff"
+        for _ in range(4):  # whichever worker answers
+            status, why_not, _ = server.request("GET", "/v1/leads/R-1/why-not?route=sales_handoff")
+            assert status == 200 and "answering talk_to_sales with yes" in why_not["changes_text"]
+        status, body, _ = server.request(
+            "POST", url, {"route": "sales_handoff", "reason": "x"}, headers={"Authorization": ""}
+        )
+        assert status == 401
