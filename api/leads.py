@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from audit import NotFound
+from audit import NotFound, overrides
 from audit.queries import timeline
 from audit.why import explain, render
 from service import whynot
@@ -59,11 +59,13 @@ def shown_facts(lead: dict) -> dict:
 @_documented(401, 403, 404, 422)
 @requires("review")
 def get_timeline(query, lead_id):
-    """The lead's decisions, newest first, with what changed between them (paged by ?before=)"""
+    """The lead's decisions, newest first, with what changed between them and reviewers' overrides (paged by ?before=)"""
     page = timeline(trail(), lead_id, query["limit"], query.get("before"))
     if not page.items and query.get("before") is None:
         raise NotFound("lead", lead_id)
-    return {"items": page.items, "next_before": page.next_before}
+    overridden = overrides.by_decision(trail(), lead_id)
+    items = [{**item, "overrides": overridden.get(item["decision_id"], [])} for item in page.items]
+    return {"items": items, "next_before": page.next_before}
 
 
 @bp.get("/<lead_id>/why")

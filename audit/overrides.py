@@ -69,6 +69,14 @@ def of_lead(trail: AuditTrail, lead_id: str) -> list[dict]:
     return [override_of(r, fired(json.loads(r["decision"]))) for r in rows]
 
 
+def by_decision(trail: AuditTrail, lead_id: str) -> dict[str, list[dict]]:
+    """The lead's overrides, by the decision they override, oldest first."""
+    out: dict[str, list[dict]] = {}
+    for item in of_lead(trail, lead_id):
+        out.setdefault(item["decision_id"], []).append(item)
+    return out
+
+
 def with_decisions(
     trail: AuditTrail, since: str | None = None, ruleset: str | None = None
 ) -> Iterator[tuple[dict, dict]]:

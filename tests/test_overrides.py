@@ -75,6 +75,11 @@ def test_an_override_is_recorded_chained_and_tamper_evident(served):
     assert "route-qualification-team" in body["rules"] and not any(x.startswith("@") for x in body["rules"])
     with app.app_context():
         assert trail().verify() == []
+    timeline = app.test_client().get(
+        "/v1/leads/G0/decisions", headers={"Authorization": f"Bearer {keys['review']}"}
+    )
+    [item] = timeline.json["items"]
+    assert [o["override_id"] for o in item["overrides"]] == [body["override_id"]]
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE overrides SET reason = 'nothing' WHERE id = ?", (body["override_id"],))
     with app.app_context():
