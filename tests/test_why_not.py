@@ -313,3 +313,14 @@ def test_the_cli_prints_why_not(served):
     wrong = runner.invoke(main, ["why-not", "WN-1", "--route", "nowhere", "--db", str(db)])
     assert wrong.exit_code == 1 and "known: sales_handoff" in wrong.output
     assert runner.invoke(main, ["why-not", "WN-1", "--db", str(db)]).exit_code == 2
+
+
+def test_an_erased_lead_is_explained_without_its_personal_values_and_says_so(served):
+    from api.state import trail
+
+    app, keys, _ = served
+    with app.app_context():
+        trail().erase("WN-1", requested_by="test")
+    r = _get(app, keys["review"], "/v1/leads/WN-1/why-not?route=sales_handoff")
+    assert r.status_code == 200 and r.json["erased_fields"] == ["email"]
+    assert "answering talk_to_sales with yes" in r.json["changes_text"]  # its other facts still count
