@@ -17,7 +17,8 @@ from .runtime import CompiledRuleset
 if TYPE_CHECKING:  # whynot imports this module
     from .whynot import Target
 
-MAX_PAIRS = 400  # evaluations spent on pairs of changes, at most
+MAX_PAIRS = 400  # evaluations spent looking for pairs of changes that work, at most
+MAX_OFFERS = 50  # pairs offered (each checked by one more evaluation), at most
 
 
 def changes(compiled: CompiledRuleset, facts: dict, at: str) -> list[dict]:
@@ -136,7 +137,7 @@ def suggestions(compiled: CompiledRuleset, facts: dict, at: str, goal: Target) -
             budget -= 1
             if not _reaches(compiled, facts, merge(*pairs[0]), at, goal):
                 continue
-            for a, b in pairs:
+            for a, b in pairs[: MAX_OFFERS - len(good)]:
                 pair = merge(a, b)
                 decision = _evaluate(compiled, facts, pair, at)
                 if decision is not None and goal.reached(decision):
