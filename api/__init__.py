@@ -49,13 +49,23 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         schemas,
         state,
     )
+    from .overrides import bp as overrides_bp  # not `overrides`: the name of this function's settings
 
     class LeadgateApi(Api):
         ERROR_SCHEMA = schemas.ErrorSchema  # one error shape, in the document as in the replies
 
     api = LeadgateApi(app)
     app.extensions["leadgate.api"] = api
-    for blueprint in (health.bp, decisions.bp, leads.bp, outcomes.bp, reports.bp, rulesets.bp, admin.bp):
+    for blueprint in (
+        health.bp,
+        decisions.bp,
+        leads.bp,
+        outcomes.bp,
+        overrides_bp,
+        reports.bp,
+        rulesets.bp,
+        admin.bp,
+    ):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.bp)
     errors.init_app(app)  # after Api(): its own HTTP error handler is replaced by ours

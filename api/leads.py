@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 
-from audit import NotFound
+from audit import NotFound, overrides
 from audit.queries import timeline
 from audit.why import explain, render
+from service import whynot
 
-from . import schemas
+from . import insight_schemas, schemas
 from .auth import requires
 from .decisions import _documented
+from .errors import ApiError
 from .parsing import Blueprint
-from .state import trail
+from .state import registry, trail
 
 bp = Blueprint(
     "leads", __name__, url_prefix="/v1/leads", description="Leads: facts, timeline, why, questions"
@@ -57,11 +59,13 @@ def shown_facts(lead: dict) -> dict:
 @_documented(401, 403, 404, 422)
 @requires("review")
 def get_timeline(query, lead_id):
-    """The lead's decisions, newest first, with what changed between them (paged by ?before=)"""
+    """The lead's decisions, newest first, with what changed between them and reviewers' overrides (paged by ?before=)"""
     page = timeline(trail(), lead_id, query["limit"], query.get("before"))
     if not page.items and query.get("before") is None:
         raise NotFound("lead", lead_id)
-    return {"items": page.items, "next_before": page.next_before}
+    overridden = overrides.by_decision(trail(), lead_id)
+    items = [{**item, "overrides": overridden.get(item["decision_id"], [])} for item in page.items]
+    return {"items": items, "next_before": page.next_before}
 
 
 @bp.get("/<lead_id>/why")
@@ -72,6 +76,29 @@ def get_why(lead_id):
     """Why the lead is routed where it is: stage, route, each score rule by rule, what changed"""
     why = explain(trail(), lead_id)
     return {**why, "text": render(why)}
+
+
+@bp.get("/<lead_id>/why-not")
+@bp.arguments(insight_schemas.WhyNotQuerySchema(), location="query")
+@bp.response(200, insight_schemas.WhyNotSchema)
+@_documented(401, 403, 404, 422)
+@requires("review")
+def get_why_not(query, lead_id):
+    """Why the lead's latest decision is not at this route, stage or quadrant, and what would get it there
+
+    Give one of `route`, `stage` or `quadrant`. Every rule that would have led there comes with the
+    conditions that held and the first that failed; each suggested answer or event was checked by
+    deciding the lead again with it. An unknown route, stage or quadrant is a 422 naming the known ones.
+    """
+    given = [k for k in insight_schemas.TARGETS if query.get(k)]
+    if len(given) != 1:
+        message = "Give exactly one of route, stage or quadrant: the target to explain."
+        raise ApiError(
+            422, "invalid_request", message, {k: [message] for k in given or insight_schemas.TARGETS}
+        )
+    kind = given[0]
+    answer = whynot.explain(registry(), trail(), lead_id, kind, query[kind])
+    return {**answer, "text": whynot.render(answer)}
 
 
 @bp.get("/<lead_id>/questions")

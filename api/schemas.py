@@ -256,6 +256,9 @@ class TimelineItemSchema(Schema):
     scores = fields.Dict(keys=fields.String(), values=fields.Float())
     ruleset = fields.Nested(RulesetIdentitySchema)
     changes = fields.Dict()
+    overrides = fields.List(
+        fields.Dict(), metadata={"description": "Reviewers' overrides of this decision (POST …/overrides)"}
+    )
 
 
 @always()

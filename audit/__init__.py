@@ -3,7 +3,17 @@
 The only package that touches SQLite (through sqlite-utils).
 """
 
-from . import assignment, checkpoints, deliveries, deployments, idempotency, outbox, outcomes, reports
+from . import (
+    assignment,
+    checkpoints,
+    deliveries,
+    deployments,
+    idempotency,
+    outbox,
+    outcomes,
+    overrides,
+    reports,
+)
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
 from .trail import AuditTrail
@@ -22,5 +32,6 @@ __all__ = [
     "outbox",
     "merge_facts",
     "outcomes",
+    "overrides",
     "reports",
 ]

@@ -83,6 +83,23 @@ ENTRIES = {
             "source",
         ),
     ),
+    "override": (
+        "overrides",
+        "at",
+        (
+            "id",
+            "seq",
+            "decision_id",
+            "lead_id",
+            "at",
+            "reviewer",
+            "decided_route",
+            "decided_stage",
+            "expected_route",
+            "expected_stage",
+            "reason",
+        ),
+    ),
 }
 
 

@@ -38,15 +38,50 @@ def replay_range(
         after = rows[-1]["seq"]
 
 
-def _replay(trail: AuditTrail, record: dict, evaluate: Evaluate) -> dict:
+def revealed(trail: AuditTrail, record: dict) -> tuple[dict, str, list[str]]:
+    """What a stored decision was evaluated with: (facts with personal values still kept, ruleset
+    source, the personal fields whose values were erased)."""
+    facts, missing = _reveal(trail, record)
+    return facts, trail.ruleset_source(record["ruleset"]["digest"]), missing
+
+
+def _reveal(trail: AuditTrail, record: dict) -> tuple[dict, list[str]]:
     facts = record["facts"]
     values = trail.personal_values(record["lead_id"])
     profile = facts.get("profile") or {}
     missing = sorted(
         k for k, v in profile.items() if isinstance(v, str) and v.startswith(PREFIX) and v not in values
     )
-    facts = trail.personal.reveal_facts({**facts, "profile": profile}, values)
-    source = trail.ruleset_source(record["ruleset"]["digest"])
+    return trail.personal.reveal_facts({**facts, "profile": profile}, values), missing
+
+
+def latest(trail: AuditTrail, lead_id: str) -> dict:
+    """The lead's latest decision record (NotFound for an unknown lead)."""
+    return trail.decision(trail.lead(lead_id)["last_decision_id"])
+
+
+def decided(
+    trail: AuditTrail, since: str | None = None, until: str | None = None, ruleset: str | None = None
+) -> Iterator[dict]:
+    """Every recorded decision (not previews) evaluated in [since, until), oldest first, in batches:
+    the record with the facts it was evaluated with (personal values still kept put back)."""
+    after = 0
+    while True:
+        rows = trail._read(
+            "SELECT * FROM decisions WHERE kind = 'decision' AND seq > ? AND (? IS NULL OR evaluated_at >= ?) "
+            "AND (? IS NULL OR evaluated_at < ?) AND (? IS NULL OR ruleset_name = ?) ORDER BY seq LIMIT 500",
+            (after, since, since, until, until, ruleset, ruleset),
+        )
+        if not rows:
+            return
+        for row in rows:
+            record = record_of(row)
+            yield {**record, "facts": _reveal(trail, record)[0]}
+        after = rows[-1]["seq"]
+
+
+def _replay(trail: AuditTrail, record: dict, evaluate: Evaluate) -> dict:
+    facts, source, missing = revealed(trail, record)
     stored = dict(record["decision"])
     # Not the engine's: the id of the record, and who took the hand-off (the audit's own state decides it).
     stored.pop("decision_id", None)

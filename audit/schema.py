@@ -328,6 +328,33 @@ def m007_outbox(db: Database) -> None:
     db["delivery_attempts"].create_index(["delivery_id", "id"])
 
 
+@migrations()
+def m008_overrides(db: Database) -> None:
+    # A reviewer's "this decision was wrong, it should have been …": a chained entry beside the decision.
+    db["overrides"].create(
+        {
+            "id": str,
+            "seq": int,
+            "decision_id": str,
+            "lead_id": str,
+            "at": str,
+            "reviewer": str,
+            "decided_route": str,
+            "decided_stage": str,
+            "expected_route": str,
+            "expected_stage": str,
+            "reason": str,
+        },
+        pk="id",
+        not_null={"seq", "decision_id", "lead_id", "at", "decided_route", "decided_stage", "reason"},
+        foreign_keys=[("decision_id", "decisions", "id")],
+    )
+    db["overrides"].create_index(["seq"], unique=True)
+    db["overrides"].create_index(["lead_id", "at"])
+    db["overrides"].create_index(["decision_id"])
+    db["overrides"].create_index(["at"])
+
+
 def connect(path: str | Path, durability: str = "full") -> Database:
     """An open, migrated database with WAL, foreign keys and a busy timeout."""
     if durability not in DURABILITY:

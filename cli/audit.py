@@ -11,7 +11,8 @@ from audit import AuditError, checkpoints
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
 from audit.why import explain, render
-from engine import Registry
+from engine import EngineError, Registry
+from service import whynot
 from service.config import load_config
 from service.decide import evaluator, source_digest
 
@@ -40,6 +41,28 @@ def why(lead_id, as_json, db):
     except AuditError as exc:
         _fail(exc)
     click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data))
+
+
+@main.command("why-not")
+@click.argument("lead_id")
+@click.option("--route", help="Why is the lead not on this route?")
+@click.option("--stage", help="…not at this stage?")
+@click.option("--quadrant", help="…not in this quadrant?")
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@db_option
+def why_not(lead_id, route, stage, quadrant, as_json, db):
+    """Why LEAD_ID's latest decision is not at a route, stage or quadrant, and which answers or events would get it there."""
+    given = [(k, v) for k, v in (("route", route), ("stage", stage), ("quadrant", quadrant)) if v]
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --route, --stage or --quadrant")
+    trail = _trail(db)
+    try:
+        data = whynot.explain(Registry(), trail, lead_id, *given[0])
+    except (AuditError, EngineError) as exc:
+        _fail(exc)
+    finally:
+        trail.close()
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else whynot.render(data))
 
 
 @main.group("audit")

@@ -7,6 +7,7 @@ import json
 import click
 
 from audit import reports
+from service import overrides
 from service.config import load_config
 from service.decide import open_trail
 from service.reports import NAMES, build
@@ -17,7 +18,7 @@ GROUP_COLUMNS = ("leads", "accepted", "rejected", "won", "lost", "conversion", "
 
 
 @main.command("report")
-@click.argument("name", type=click.Choice(NAMES))
+@click.argument("name", type=click.Choice([*NAMES, "overrides"]))
 @click.option("--by", type=click.Choice(sorted(reports.DIMENSIONS)), help="conversion: the dimension.")
 @click.option("--ruleset", help="Only leads decided by this ruleset.")
 @click.option("--since", help="Only leads whose snapshot decision is at or after this time.")
@@ -25,9 +26,11 @@ GROUP_COLUMNS = ("leads", "accepted", "rejected", "won", "lost", "conversion", "
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 def report(name, by, ruleset, since, until, as_json, db):
-    """Print a report: funnel, matrix, conversion (--by), rejections or rules (lift)."""
+    """Print a report: funnel, matrix, conversion (--by), rejections, rules (lift) or overrides."""
     trail = open_trail(load_config(db=db))
     try:
+        if name == "overrides":
+            return _overrides(overrides.report(trail, since, ruleset), as_json)
         items = reports.leads(trail, ruleset, since, until)
     finally:
         trail.close()
@@ -57,11 +60,33 @@ def report(name, by, ruleset, since, until, as_json, db):
         _table(["rule", "fired", "conversion_when_fired", "conversion_otherwise", "lift"], data["rules"])
 
 
+def _overrides(data: dict, as_json: bool) -> None:
+    """The rules most often involved in overridden decisions, per decided route → expected."""
+    if as_json:
+        click.echo(json.dumps({"report": "overrides", "data": data}, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"overrides report over {data['overrides']} overridden decisions")
+    for pair, group in data["by_route"].items():
+        click.echo(
+            f"\n{pair}: {group['overrides']} overridden of {group['decisions_on_route']} decisions on the route"
+        )
+        _table(["rule", "overrides", "share", "share_on_route", "lift"], group["rules"][:10])
+        click.echo("reasons: " + "; ".join(f"{r} ({n})" for r, n in group["reasons"].items()))
+
+
 def _groups(label: str, groups: dict, extra=()) -> None:
     _table([label, *GROUP_COLUMNS, *extra], [{label: k, **v} for k, v in groups.items()])
 
 
-RATES = ("conversion", "win_rate", "share", "rejection_rate", "conversion_when_fired", "conversion_otherwise")
+RATES = (
+    "conversion",
+    "win_rate",
+    "share",
+    "share_on_route",
+    "rejection_rate",
+    "conversion_when_fired",
+    "conversion_otherwise",
+)
 
 
 def _fmt(value, column: str = "") -> str:

@@ -78,6 +78,9 @@ class Diff:
     samples: list[dict] = field(default_factory=list)
     # route from → to -> how those leads ended (won, lost, rejected, open), where sales reported
     endings: dict[tuple[str, str], Counter] = field(default_factory=dict)
+    written: tuple = field(
+        default_factory=lambda: ([], [])
+    )  # the rules each version's file writes (for coverage)
 
     def merge(self, part: Diff, max_samples: int) -> None:
         self.leads += part.leads
@@ -147,6 +150,7 @@ def run(
     workers = workers or multiprocessing.cpu_count()
     _compile(base_source, head_source)
     diff = Diff(_pair[0].identity, _pair[1].identity, workers=workers)
+    diff.written = tuple([r.id for r in c.model.rules if not r.generated] for c in _pair)
     started = time.perf_counter()
     _leads, _samples = list(leads), max_samples
     try:
@@ -164,6 +168,27 @@ def run(
         _leads = []
     diff.seconds = time.perf_counter() - started
     return diff
+
+
+def coverage_section(diff: Diff) -> list[str]:
+    """Rules that never fire, or fire for every lead, on these leads under each version (dead or blunt rules)."""
+    evaluated = diff.leads - len(diff.errors)
+    if not evaluated:
+        return []
+    out = [
+        "",
+        f"### Rule coverage on these {evaluated:,} leads",
+        "",
+        "| | base | head |",
+        "| --- | --- | --- |",
+    ]
+    for label, test in (("never fire", lambda n: n == 0), ("fire for every lead", lambda n: n == evaluated)):
+        cells = []
+        for side, rules in enumerate(diff.written):
+            hits = [r for r in rules if test(diff.rules.get(r, [0, 0])[side])]
+            cells.append(", ".join(f"`{r}`" for r in hits) or "none")
+        out.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    return out
 
 
 def markdown(diff: Diff, base_label: str, head_label: str, source_label: str) -> str:
@@ -229,6 +254,7 @@ def markdown(diff: Diff, base_label: str, head_label: str, source_label: str) ->
             different.items(), key=lambda kv: (-abs(kv[1][1] - kv[1][0]), kv[0])
         ):
             lines.append(f"| `{rule}` | {before:,} | {after:,} | {after - before:+,} |")
+    lines += coverage_section(diff)
     if diff.samples:
         lines += ["", "### Sample leads that change", ""]
         for s in diff.samples:

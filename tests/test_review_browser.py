@@ -240,12 +240,33 @@ def test_review_pages_in_a_browser(server, browser, default):
     assert len(pages.all("#timeline li.decision")) == 2
     pages.look("04-lead")
 
+    # Why not another route: the page answers as GET /v1/leads/{id}/why-not does.
+    Select(pages.css("#why-not-target")).select_by_value("route:nurture_accelerate")
+    pages.follow("#why-not button")
+    status, why_not, _ = server.request(
+        "GET", f"/v1/leads/{LEAD['lead_id']}/why-not?route=nurture_accelerate"
+    )
+    assert status == 200 and why_not["rules"]
+    shown = [e.text for e in pages.all("#why-not-rules .first-failed")]
+    assert shown == [r["first_failed"]["detail"] for r in why_not["rules"] if r["first_failed"]]
+    pages.look("04b-why-not")
+
     # Its latest decision, replayed: identical.
     pages.follow("#why-decision")
     assert pages.path() == f"/review/decisions/{why['decision_id']}"
     assert pages.css("#replay-result").text.startswith("Identical.")
     assert len(pages.all("#reasons tbody tr")) >= 5
     pages.look("05-decision")
+
+    # The reviewer disagrees: the override form records it, and the lead's timeline shows it.
+    Select(pages.css("#override-route")).select_by_value("nurture_accelerate")
+    pages.css("#override-reason").send_keys("Not ready: <asked for pricing only>")
+    pages.follow("#override-form button")
+    assert pages.path() == f"/review/leads/{LEAD['lead_id']}#timeline"
+    assert "Not ready: <asked for pricing only>" in pages.css("#timeline li.override").text
+    pages.look("05b-override")
+    pages.go(f"/review/decisions/{why['decision_id']}")
+    assert "Not ready: <asked for pricing only>" in pages.css(".override-recorded").text
 
     # The ruleset version links to its source at that digest.
     pages.follow(".kv a[href^='/review/sources/']")
@@ -291,6 +312,14 @@ def test_review_pages_in_a_browser(server, browser, default):
     assert len(pages.all("#matrix svg .cell")) == 4
     assert pages.all("#stages svg rect") and pages.all("#fit-bands svg rect") and pages.all("#sla svg rect")
     pages.look("10-funnel")
+
+    # Coverage: the last 30 days hold the two decisions made for LEAD; the history was decided in October 2026.
+    pages.follow("nav a[href='/review/coverage']")
+    assert pages.css("#coverage-total").text.startswith("2 decisions recorded since")
+    pages.go("/review/coverage?since=2026-10-01T00:00:00Z")
+    assert not pages.css("#coverage-total").text.startswith("0 decisions")
+    assert pages.all("#coverage-default-2 .never-fired li")
+    pages.look("10-coverage")
 
     pages.follow("#sign-out")
     assert pages.path() == "/review/sign-in?signed_out=1"

@@ -15,7 +15,7 @@ bp = Blueprint("review", __name__, url_prefix="/review")
 def init_app(app: Flask) -> None:
     """Sessions, CSRF and the pages."""
     # The view modules add their routes to `bp` when imported; it must happen before registering.
-    from . import access, decisions, deliveries, errors, format, funnel, leads, rulesets  # noqa: F401
+    from . import access, coverage, decisions, deliveries, errors, format, funnel, leads, rulesets  # noqa: F401
 
     access.init_app(app)
     app.register_blueprint(bp)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from flask import render_template, request
+from flask import g, redirect, render_template, request, url_for
 
-from audit import NotFound, ReplayImpossible
+from audit import NotFound, ReplayImpossible, overrides
 from audit.queries import list_decisions
 from audit.replay import replay
+from engine import EngineError
 from engine.vocabulary import QUADRANTS
+from service import overrides as override_service
 from service.decide import evaluator
 
+from ..overrides import reviewer
 from ..state import registry, trail
 from . import bp
 from .params import Params
@@ -55,10 +58,52 @@ def decisions():
 
 
 @bp.get("/decisions/<decision_id>")
-def decision(decision_id):
+def decision(decision_id, problems=(), form=None, status=200):
     record = trail().decision(decision_id)
     try:
         replayed = replay(trail(), decision_id, evaluator(registry()))
     except (ReplayImpossible, NotFound) as exc:  # NotFound: its ruleset source is missing from the trail
         replayed = {"impossible": str(exc)}
-    return render_template("review/decision.html", record=record, d=record["decision"], replayed=replayed)
+    try:
+        model = (
+            registry().compile(trail().ruleset_source(record["ruleset"]["digest"]), "<stored ruleset>").model
+        )
+        targets = {"routes": list(model.routes), "stages": [s.id for s in model.stages]}
+    except NotFound:  # its source is missing from the trail: offer what the served versions know
+        targets = {k: choices()[k] for k in ("routes", "stages")}
+    page = render_template(
+        "review/decision.html",
+        record=record,
+        d=record["decision"],
+        replayed=replayed,
+        overridden=[
+            o for o in overrides.of_lead(trail(), record["lead_id"]) if o["decision_id"] == decision_id
+        ],
+        targets=targets,
+        problems=list(problems),
+        form=form or {},
+    )
+    return page, status
+
+
+@bp.post("/decisions/<decision_id>/overrides")
+def override(decision_id):
+    """The override form (CSRF-checked by the blueprint's guard), as POST /v1/decisions/{id}/overrides."""
+    form = {k: (request.form.get(k) or "").strip() for k in ("route", "stage", "reason")}
+    try:
+        if not form["route"] and not form["stage"]:
+            raise override_service.OverrideRefused(
+                "choose the route or the stage the decision should have had"
+            )
+        done = override_service.override(
+            registry(),
+            trail(),
+            decision_id,
+            route=form["route"] or None,
+            stage=form["stage"] or None,
+            reason=form["reason"],
+            reviewer=reviewer(g.review_key),
+        )
+    except EngineError as exc:  # unknown route or stage, nothing new, no reason: said on the page
+        return decision(decision_id, [str(exc)], form, 422)
+    return redirect(url_for("review.lead", lead_id=done["lead_id"]) + "#timeline")
