@@ -240,6 +240,12 @@ def m005_assignments(db: Database) -> None:
     db["assignments"].create_index(["domain", "team"])
 
 
+@migrations()
+def m006_key_origins(db: Database) -> None:
+    # A form key is published in web pages: the browser origins it may be called from (JSON list).
+    db["api_keys"].add_column("origins", str)
+
+
 def connect(path: str | Path, durability: str = "full") -> Database:
     """An open, migrated database with WAL, foreign keys and a busy timeout."""
     if durability not in DURABILITY:

@@ -27,13 +27,24 @@ def keys_group():
     "--scope",
     type=click.Choice(SCOPES),
     required=True,
-    help="decide: post decisions; review: read the trail; admin: everything.",
+    help="decide: post decisions from a server; form: publishable, for a web page (needs --origin); "
+    "review: read the trail; admin: everything.",
+)
+@click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    help="A form key's web page origin, e.g. https://www.example.com (repeat for several).",
 )
 @db_option
-def keys_create(name, scope, db):
+def keys_create(name, scope, origins, db):
     """Create a key and print it once: only its hash is stored."""
-    key, text = create(open_trail(load_config(db=db)), name, scope)
-    click.echo(f"created key {key.id} ({scope}) for {name}; store it now, it is not shown again:")
+    try:
+        key, text = create(open_trail(load_config(db=db)), name, scope, origins)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    where = f" for pages on {', '.join(key.origins)}" if key.origins else ""
+    click.echo(f"created key {key.id} ({scope}) for {name}{where}; store it now, it is not shown again:")
     click.echo(text)
 
 
@@ -43,7 +54,8 @@ def keys_list(db):
     """Every key: id, scope, name, created, revoked."""
     for key in list_keys(open_trail(load_config(db=db))):
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
-        click.echo(f"{key.id}  {key.scope:<7} {state:<36} {key.created_at}  {key.name}")
+        origins = f"  [{' '.join(key.origins)}]" if key.origins else ""
+        click.echo(f"{key.id}  {key.scope:<7} {state:<36} {key.created_at}  {key.name}{origins}")
 
 
 @keys_group.command("revoke")

@@ -11,16 +11,18 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from audit import AuditTrail, NotFound, assignment, merge_facts, outcomes
 from audit.secrets import Secrets, default_path
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry
-from engine.facts import format_time, outcome_problems, parse_time
+from engine.facts import format_time, incoming_problems, outcome_problems, parse_time
 from engine.features import email_domain
 from engine.teams import Teams
 
 from .config import Config
+
+CLOCK_SKEW = 300  # seconds; the server passes LEADGATE_CLOCK_SKEW
 
 
 class IdempotencyConflict(Exception):
@@ -56,6 +58,7 @@ def decide(
     idempotency_key: str | None = None,
     shadow: CompiledRuleset | None = None,
     teams: Teams | None = None,
+    clock_skew: int = CLOCK_SKEW,
 ) -> tuple[dict, bool]:
     """Evaluate the lead's accumulated facts plus `request`, record the decision, return (reply, replayed).
 
@@ -75,6 +78,9 @@ def decide(
         return evaluation, shadowed, time.perf_counter() - started
 
     ruleset.normalise(facts_of(request))  # what was sent is checked before anything is merged into it
+    problems = incoming_problems(request, at, clock_skew)
+    if problems:
+        raise FactsError(problems)
     # Evaluate before taking the write lock, so that workers evaluate in parallel; if another worker
     # decided for the same lead meanwhile, evaluate again under the lock (nothing is ever lost).
     seen = trail.lead_version(request.get("lead_id"))
@@ -103,12 +109,18 @@ def decide_batch(
     client: str | None = None,
     shadows: list[CompiledRuleset | None] | None = None,
     teams: Teams | None = None,
+    clock_skew: int = CLOCK_SKEW,
 ) -> list[dict]:
     """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
 
     A lead that appears twice sees its earlier item's facts and stage, as with separate calls.
     """
     at = at or now()
+    problems = {}
+    for i, request in enumerate(requests):
+        problems.update(incoming_problems(request, at, clock_skew, f"[{i}]."))
+    if problems:
+        raise FactsError(problems)
     with trail.transaction() as db:
         known: dict[str, dict] = {}
         items = []
@@ -186,6 +198,7 @@ def report_outcome(
     note: str | None = None,
     at: str | None = None,
     teams: Teams | None = None,
+    clock_skew: int = CLOCK_SKEW,
 ) -> dict:
     """Record what sales reported about a lead and decide the lead again with it: {outcome, decision}.
 
@@ -198,7 +211,11 @@ def report_outcome(
     problems = outcome_problems(outcome, ruleset.model)
     if problems:
         raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
-    outcome["at"] = format_time(parse_time(outcome["at"], "at"))
+    outcome["at"] = format_time(parse_time(outcome["at"], "outcome.at"))
+    if parse_time(outcome["at"], "at") > parse_time(at, "at") + timedelta(seconds=clock_skew):
+        raise FactsError(
+            {"outcome.at": [f"is after the time of the report {at} (clock skew {clock_skew} s)"]}
+        )
     with trail.transaction() as db:
         if trail.lead_facts(lead_id) is None:
             raise NotFound("lead", lead_id)
