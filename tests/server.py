@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from werkzeug.datastructures import Headers
+
 from audit import AuditTrail
 from audit.keys import create
 
@@ -72,7 +74,8 @@ class Server:
             conn.request(method, path, body=data, headers=hdrs)
             response = conn.getresponse()
             raw = response.read()
-            return response.status, (json.loads(raw) if raw else None), dict(response.getheaders())
+            # Header names are case-insensitive (the ASGI front sends them in lower case).
+            return response.status, (json.loads(raw) if raw else None), Headers(response.getheaders())
         finally:
             conn.close()
 

@@ -22,6 +22,7 @@ from flask_wtf.csrf import CSRFProtect
 from audit import StorageUnavailable, sessions
 from audit.keys import authenticate
 
+from .. import limits
 from ..state import trail
 from . import bp
 
@@ -134,6 +135,7 @@ def sign_in():
 
 @bp.post("/sign-in")
 def sign_in_post():
+    limits.sign_in_attempt(request.form.get("key", "").strip())  # 429 past LEADGATE_SIGN_IN_RATE a minute
     key = authenticate(trail(), request.form.get("key", "").strip())
     target = _safe_next(request.form.get("next"))
     if key is None or not key.allows(SCOPE):
