@@ -46,6 +46,7 @@ def post_outcome(body, lead_id):
         client=g.key.id,
         note=note,
         teams=registry().deployment.teams,
+        clock_skew=current_app.config["LEADGATE_CLOCK_SKEW"],
     )
 
 
