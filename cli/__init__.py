@@ -6,11 +6,21 @@ for success, 1 when what was checked failed, 2 for usage errors. One module per 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
 
 from service.config import load_config
+
+# Terminal control and bidi formatting characters: a lead id or company name holding ESC, BEL or U+202E
+# must not drive the terminal nor reorder the line. Shown as \u001b etc. instead.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def echo(text="", **kwargs) -> None:
+    """click.echo with control characters escaped: everything the CLI prints from the trail goes here."""
+    click.echo(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text)), **kwargs)
 
 
 def rulesets_dir(value: str | None) -> Path:

@@ -15,7 +15,7 @@ from engine import Registry
 from service.config import load_config
 from service.decide import evaluator, open_trail
 
-from . import main
+from . import echo, main
 
 db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 
@@ -25,7 +25,7 @@ def _trail(db):
 
 
 def _fail(exc: Exception):
-    click.echo(f"error: {exc}", err=True)
+    echo(f"error: {exc}", err=True)
     sys.exit(1)
 
 
@@ -39,7 +39,7 @@ def why(lead_id, as_json, db):
         data = explain(_trail(db), lead_id)
     except AuditError as exc:
         _fail(exc)
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data))
+    echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data))
 
 
 @main.group("audit")
@@ -71,14 +71,12 @@ def audit_replay(decision_id, since, until, db):
                     if result.get("erased_fields")
                     else ""
                 )
-                click.echo(
-                    f"DIFFERS {result['decision_id']}: {', '.join(result['differences'][:10])}{erased}"
-                )
+                echo(f"DIFFERS {result['decision_id']}: {', '.join(result['differences'][:10])}{erased}")
             elif decision_id:
-                click.echo(f"identical {result['decision_id']}")
+                echo(f"identical {result['decision_id']}")
     except AuditError as exc:
         _fail(exc)
-    click.echo(f"{total} replayed, {total - differ} identical, {differ} different")
+    echo(f"{total} replayed, {total - differ} identical, {differ} different")
     sys.exit(1 if differ else 0)
 
 
@@ -88,8 +86,8 @@ def audit_verify(db):
     """Check the hash chain: name every edited, deleted, inserted or reordered row; exit 1 if any."""
     problems = _trail(db).verify()
     for problem in problems:
-        click.echo(problem)
-    click.echo("chain intact" if not problems else f"{len(problems)} problem(s)")
+        echo(problem)
+    echo("chain intact" if not problems else f"{len(problems)} problem(s)")
     sys.exit(1 if problems else 0)
 
 
@@ -103,7 +101,7 @@ def audit_erase(lead_id, requested_by, db):
         erasure = _trail(db).erase(lead_id, requested_by)
     except AuditError as exc:
         _fail(exc)
-    click.echo(f"erased {erasure['removed']} personal value(s) of {lead_id} ({erasure['id']})")
+    echo(f"erased {erasure['removed']} personal value(s) of {lead_id} ({erasure['id']})")
 
 
 filters = [
@@ -142,7 +140,7 @@ def audit_list(limit, db, **kwargs):
     """List decisions, newest first."""
     page = list_decisions(_trail(db), _filters(kwargs), limit)
     for d in page.items:
-        click.echo(
+        echo(
             f"{d['evaluated_at']}  {d['decision_id']}  {d['lead_id']:<16} {d['stage']:<12} {d['route']:<20} "
             f"{d['quadrant']}"
         )
@@ -153,7 +151,7 @@ def audit_list(limit, db, **kwargs):
 @db_option
 def audit_timeline(lead_id, db):
     """Every decision of LEAD_ID with what changed between them, as JSON."""
-    click.echo(json.dumps(timeline(_trail(db), lead_id, limit=500).items, indent=2, ensure_ascii=False))
+    echo(json.dumps(timeline(_trail(db), lead_id, limit=500).items, indent=2, ensure_ascii=False))
 
 
 @audit_group.command("export")

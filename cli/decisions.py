@@ -14,7 +14,7 @@ from service.config import load_config
 from service.decide import decide as decide_and_record
 from service.decide import now, open_trail
 
-from . import main, rulesets_dir
+from . import echo, main, rulesets_dir
 
 
 def _ruleset_options(command):
@@ -45,7 +45,7 @@ def _load(lead, name, version, directory):
     config = load_config()
     registry = Registry()
     for problem in load_directory(registry, rulesets_dir(directory)):
-        click.echo(str(problem), err=True)
+        echo(str(problem), err=True)
     try:
         facts = json.load(lead)
     except json.JSONDecodeError as exc:
@@ -53,12 +53,12 @@ def _load(lead, name, version, directory):
     try:
         return facts, registry.get(name or config.DEFAULT_RULESET, version), registry.deployment.teams
     except EngineError as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
 
 
 def _print(decision: dict) -> None:
-    click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
+    echo(json.dumps(decision, indent=2, ensure_ascii=False))
 
 
 @main.command("evaluate")
@@ -69,7 +69,7 @@ def evaluate(lead, name, version, at, directory):
     try:
         _print(compiled.evaluate(facts, at or now()).decision)
     except EngineError as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
 
 
@@ -83,7 +83,7 @@ def decide(lead, name, version, at, directory, db):
     try:
         _print(decide_and_record(compiled, trail, facts, at=at, client="cli", teams=teams)[0])
     except (EngineError, AuditError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
     finally:
         trail.close()
@@ -106,7 +106,7 @@ def serve(host, port, workers):
         raise click.ClickException(f"the audit database {config.DB} cannot be used: {exc}") from None
     if active_count(trail) == 0:
         key, text = create(trail, "local admin (created by the first leadgate serve)", "admin")
-        click.echo(
+        echo(
             f"No API key existed: created local admin key {key.id}. It is shown once; keep it:\n\n"
             f"    {text}\n\nTry: curl -H 'Authorization: Bearer {text}' http://{config.HOST}:{config.PORT}/v1/rulesets\n"
         )

@@ -11,7 +11,7 @@ from audit.keys import SCOPES, create, list_keys, revoke
 from service.config import load_config
 from service.decide import open_trail
 
-from . import main
+from . import echo, main
 
 db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 
@@ -44,8 +44,8 @@ def keys_create(name, scope, origins, db):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     where = f" for pages on {', '.join(key.origins)}" if key.origins else ""
-    click.echo(f"created key {key.id} ({scope}) for {name}{where}; store it now, it is not shown again:")
-    click.echo(text)
+    echo(f"created key {key.id} ({scope}) for {name}{where}; store it now, it is not shown again:")
+    echo(text)
 
 
 @keys_group.command("list")
@@ -55,7 +55,7 @@ def keys_list(db):
     for key in list_keys(open_trail(load_config(db=db))):
         state = f"revoked {key.revoked_at}" if key.revoked_at else "active"
         origins = f"  [{' '.join(key.origins)}]" if key.origins else ""
-        click.echo(f"{key.id}  {key.scope:<7} {state:<36} {key.created_at}  {key.name}{origins}")
+        echo(f"{key.id}  {key.scope:<7} {state:<36} {key.created_at}  {key.name}{origins}")
 
 
 @keys_group.command("revoke")
@@ -66,6 +66,6 @@ def keys_revoke(key_id, db):
     try:
         key = revoke(open_trail(load_config(db=db)), key_id)
     except AuditError as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
-    click.echo(f"revoked {key.id} ({key.name})")
+    echo(f"revoked {key.id} ({key.name})")

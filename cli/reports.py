@@ -11,7 +11,7 @@ from service.config import load_config
 from service.decide import open_trail
 from service.reports import NAMES, build
 
-from . import main
+from . import echo, main
 
 GROUP_COLUMNS = ("leads", "accepted", "rejected", "won", "lost", "conversion", "win_rate")
 
@@ -33,25 +33,25 @@ def report(name, by, ruleset, since, until, as_json, db):
         trail.close()
     data = build(name, items, by)
     if as_json:
-        click.echo(json.dumps({"report": name, "leads": len(items), "data": data}, indent=2))
+        echo(json.dumps({"report": name, "leads": len(items), "data": data}, indent=2))
         return
-    click.echo(f"{name} report over {len(items)} leads")
+    echo(f"{name} report over {len(items)} leads")
     if name == "funnel":
         _table(["from", "to", "from_count", "to_count", "conversion"], data["steps"])
-        click.echo("now: " + ", ".join(f"{stage} {n}" for stage, n in data["now"].items()))
+        echo("now: " + ", ".join(f"{stage} {n}" for stage, n in data["now"].items()))
     elif name == "matrix":
         _groups("quadrant", data["quadrants"], extra=("share",))
         for warning in data["warnings"]:
-            click.echo(f"warning: {warning}")
+            echo(f"warning: {warning}")
     elif name == "conversion":
         _groups(data["by"], data["groups"])
     elif name == "rejections":
-        click.echo(
+        echo(
             f"handed off {data['handed_off']}, rejected {data['rejected']} "
             f"({_fmt(data['rejection_rate'], 'rejection_rate')})"
         )
         for reason, count in data["reasons"].items():
-            click.echo(f"  {count:>6}  {reason}")
+            echo(f"  {count:>6}  {reason}")
     else:
         _table(["rule", "fired", "conversion_when_fired", "conversion_otherwise", "lift"], data["rules"])
 
@@ -76,6 +76,6 @@ def _table(columns: list[str], rows: list[dict]) -> None:
     widths = [
         max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)
     ]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
