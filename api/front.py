@@ -63,6 +63,9 @@ class BufferedFront:
             return
         except _Gone:
             return
+        # The body is whole now: Flask reads it by its length (a chunked body has none on the wire).
+        headers = [(n, v) for n, v in scope["headers"] if n not in (b"content-length", b"transfer-encoding")]
+        scope = {**scope, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
         given = False
 
         async def replay():
