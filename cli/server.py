@@ -23,7 +23,7 @@ class _Server(BaseApplication):
         self.cfg.set("workers", c.WORKERS)
         # An asyncio worker owns the sockets: a client still sending holds no thread. api/front.py reads
         # each request whole, under LEADGATE_REQUEST_DEADLINE, before Flask runs it on one of THREADS.
-        self.cfg.set("worker_class", "asgi")
+        self.cfg.set("worker_class", "cli.worker.Worker")  # gunicorn's asgi worker + a headers deadline
         self.cfg.set("asgi_lifespan", "off")
         self.cfg.set("accesslog", "-")
         # URL and header limits are the front's, answered in the JSON error shape; gunicorn keeps only

@@ -81,6 +81,22 @@ def test_stalled_clients_hold_no_worker_and_are_closed_at_their_deadline(server)
             s.close()
 
 
+def test_a_client_stalled_in_its_headers_is_closed_at_the_deadline_too(server):
+    stalled = []
+    for _ in range(16):
+        s = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        s.sendall(b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nContent-Le")
+        stalled.append(s)
+    try:
+        assert server.request("POST", "/v1/decisions", lead(100), timeout=10)[0] == 201
+        for s in stalled:
+            head, _, body = read_reply(s).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408") and json.loads(body)["code"] == "request_timeout"
+    finally:
+        for s in stalled:
+            s.close()
+
+
 def test_the_key_is_checked_before_the_body(server):
     for path, body in (("/v1/decisions/batch", {"items": "x"}), ("/v1/leads/A/outcomes", {"type": "nope"})):
         status, reply, headers = server.request("POST", path, body, headers={"Authorization": ""})
@@ -169,6 +185,57 @@ def test_sign_in_attempts_are_limited_per_address_and_key(server):
             assert b"Too many" in body and 1 <= int(response.getheader("Retry-After")) <= 60
     conn.close()
     assert statuses == [401, 401, 401, 429, 429]
+    # the same key id from fresh addresses: limited per key id as well (3 a minute in all)
+    per_key = []
+    for address in ("127.0.0.4", "127.0.0.5"):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10, source_address=(address, 0))
+        for _ in range(2):
+            conn.request("GET", "/review/sign-in")
+            response = conn.getresponse()
+            token = re.search(r'name="csrf_token" value="([^"]+)"', response.read().decode()).group(1)
+            cookie = response.getheader("Set-Cookie").split(";")[0]
+            conn.request(
+                "POST",
+                "/review/sign-in",
+                body=f"key=lg_bbbbbbbbbbbb_{'y' * 40}&csrf_token={token}",
+                headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie},
+            )
+            response = conn.getresponse()
+            response.read()
+            per_key.append(response.status)
+        conn.close()
+    assert per_key == [401, 401, 401, 429]
+
+
+def _from(address: str, server, path: str, body: dict, headers: dict):
+    """A request from another loopback source address (the server sees it as another client)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10, source_address=(address, 0))
+    try:
+        conn.request(
+            "POST", path, body=json.dumps(body), headers={"Content-Type": "application/json", **headers}
+        )
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def test_form_decisions_are_limited_per_client_address(tmp_path):
+    srv = Server(tmp_path / "a.db", workers=2, form_key_rate=0, address_rate=3)
+    trail = AuditTrail(srv.db)
+    key = create(trail, "site", "form", [ORIGIN])[1]
+    trail.close()
+    headers = {"Authorization": f"Bearer {key}", "Origin": ORIGIN}
+    with srv:
+        first = [_from("127.0.0.2", srv, "/v1/decisions", {}, headers)[0] for _ in range(5)]
+        second = [_from("127.0.0.3", srv, "/v1/decisions", {}, headers)[0] for _ in range(4)]
+        # a secret key is not limited by address: imports and CRM syncs come from one address
+        secret = [
+            _from("127.0.0.2", srv, "/v1/decisions", lead(n), {"Authorization": f"Bearer {srv.key}"})[0]
+            for n in range(5)
+        ]
+    assert first == [201, 201, 201, 429, 429] and second == [201, 201, 201, 429]
+    assert secret == [201] * 5
 
 
 def test_no_control_socket_is_shared(server):
