@@ -38,12 +38,15 @@ def client_address() -> str:
     return request.remote_addr or "unknown"
 
 
-def hit(what: str, per_minute: int, identifier: str) -> None:
-    """Count one request against `per_minute` for (what, identifier); 429 once it is used up."""
+def hit(what: str, per_minute: int, identifier: str, count: bool = True) -> None:
+    """Count one request against `per_minute` for (what, identifier); 429 once it is used up.
+
+    With count=False only check that some is left (what is counted later, e.g. a failed sign-in).
+    """
     if per_minute <= 0:  # 0 turns the limit off
         return
     limiter, item = _limiter(), RateLimitItemPerMinute(per_minute)
-    if limiter.hit(item, what, identifier):
+    if limiter.hit(item, what, identifier) if count else limiter.test(item, what, identifier):
         return
     reset = limiter.get_window_stats(item, what, identifier).reset_time
     retry = max(1, math.ceil(reset - time.time()))
@@ -64,10 +67,11 @@ def check() -> None:
         hit("decisions_from_address", config.ADDRESS_RATE, client_address())
 
 
-def sign_in_attempt(key_text: str) -> None:
-    """A review sign-in attempt, per client address and per key id (whatever the secret)."""
+def sign_in(key_text: str, failed: bool) -> None:
+    """Review sign-in: failed attempts are counted per client address and per key id (whatever the
+    secret); once either is used up, every attempt gets 429, right ones too, until the window ends."""
     config = current_app.extensions["leadgate.config"]
-    hit("sign_in_attempts", config.SIGN_IN_RATE, client_address())
+    hit("failed_sign_ins", config.SIGN_IN_RATE, client_address(), count=failed)
     parts = key_text.split("_")
     if len(parts) >= 3 and parts[0] == "lg":
-        hit("sign_in_attempts_for_key", config.SIGN_IN_RATE, parts[1][:12])
+        hit("failed_sign_ins_for_key", config.SIGN_IN_RATE, parts[1][:12], count=failed)

@@ -79,9 +79,13 @@ def evaluate(lead, name, version, at, directory):
 def decide(lead, name, version, at, directory, db):
     """Decide for LEAD with what is already known of it, record the decision, print it (imports, scripts)."""
     facts, compiled, teams = _load(lead, name, version, directory)
-    trail = open_trail(load_config(db=db))
+    config = load_config(db=db)
+    trail = open_trail(config)
     try:
-        _print(decide_and_record(compiled, trail, facts, at=at, client="cli", teams=teams)[0])
+        reply = decide_and_record(
+            compiled, trail, facts, at=at, client="cli", teams=teams, clock_skew=config.CLOCK_SKEW
+        )
+        _print(reply[0])
     except (EngineError, AuditError) as exc:
         echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -54,7 +54,14 @@ def outcomes_import(file, db, directory):
         counts: dict[str, int] = {}
         for lead_id, outcome, note, ruleset in rows:
             result = report_outcome(
-                ruleset, trail, lead_id, outcome, client="cli", source="import", note=note
+                ruleset,
+                trail,
+                lead_id,
+                outcome,
+                client="cli",
+                source="import",
+                note=note,
+                clock_skew=config.CLOCK_SKEW,
             )
             counts[result["decision"]["stage"]] = counts.get(result["decision"]["stage"], 0) + 1
         stages = ", ".join(f"{n} {stage}" for stage, n in sorted(counts.items()))

@@ -21,17 +21,22 @@ DEFAULT_DEADLINE = 10.0
 
 
 class HeaderDeadlineProtocol(ASGIProtocol):
+    _headers_timer = None
+
     def connection_made(self, transport):
-        super().connection_made(transport)
+        # Armed first: the parent may already parse bytes that arrived with the connection.
         deadline = getattr(self.worker.asgi, "deadline", DEFAULT_DEADLINE)
         self._headers_timer = self.worker.loop.call_later(deadline, self._headers_late, deadline)
+        super().connection_made(transport)
 
     def _on_headers_complete(self):
-        self._headers_timer.cancel()
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
         return super()._on_headers_complete()
 
     def connection_lost(self, exc):
-        self._headers_timer.cancel()
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
         return super().connection_lost(exc)
 
     def _headers_late(self, deadline: float) -> None:

@@ -135,8 +135,9 @@ def sign_in():
 
 @bp.post("/sign-in")
 def sign_in_post():
-    limits.sign_in_attempt(request.form.get("key", "").strip())  # 429 past LEADGATE_SIGN_IN_RATE a minute
-    key = authenticate(trail(), request.form.get("key", "").strip())
+    text = request.form.get("key", "").strip()
+    limits.sign_in(text, failed=False)  # 429 once LEADGATE_SIGN_IN_RATE failures a minute are used up
+    key = authenticate(trail(), text)
     target = _safe_next(request.form.get("next"))
     if key is None or not key.allows(SCOPE):
         message = (
@@ -144,6 +145,7 @@ def sign_in_post():
             if key is None
             else f"This key has scope {key.scope}; the review pages need a review or admin key."
         )
+        limits.sign_in(text, failed=True)
         page = render_template("review/sign_in.html", next=target, error=message)
         return page, 401 if key is None else 403
     session.clear()  # a fresh session (and CSRF token) for whoever signs in
