@@ -1,6 +1,8 @@
 """Decisions per second through HTTP, with durable audit writes, against a trivial endpoint of the same app.
 
-What it measures: the real server (`leadgate serve`: gunicorn, sync workers, 2 by default) on
+What it measures: the real server (`leadgate serve`: gunicorn's asyncio worker behind the buffering
+front of api/front.py, 2 workers by default; `--stack gthread` the threaded workers used before, and
+`--stack both` one after the other, then side by side) on
 127.0.0.1 with a fresh SQLite audit file in a temporary directory and the default durability
 (`full`: every commit fsynced). For 2 and 16 concurrent clients it runs
 
@@ -32,7 +34,7 @@ run takes about a minute with the defaults. Loopback only: nothing is sent to an
 Run from the repository root:
 
     .venv/bin/python bench/http.py [--workers N] [--requests N] [--seconds S] [--client auto|python|wrk]
-                                   [--durability full|normal]
+                                   [--durability full|normal] [--stack front|gthread|both]
 
 `--durability normal` (no fsync per commit) is for diagnosis only; the targets are for `full`.
 
@@ -584,8 +586,12 @@ def run_stack(args, stack: str):
     closed = sum(r["closes"] for r in results)
     replies = sum(r["requests"] - r["statuses"].get(0, 0) - r["statuses"].get(-1, 0) for r in results)
     print(
-        f"connections: {closed} of {replies} replies came with Connection: close (gunicorn sync workers), "
-        "so every request opened a new TCP connection; latency includes the connect"
+        f"connections: {closed} of {replies} replies came with Connection: close; "
+        + (
+            "those requests opened a new TCP connection, and their latency includes the connect"
+            if closed
+            else "keep-alive throughout"
+        )
     )
     print()
     print(table(results + wrk_rows))

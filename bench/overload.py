@@ -159,7 +159,7 @@ def slow(args) -> int:
         command = GTHREAD if args.stack == "gthread" else None
         with Server(db, workers=args.workers, command=command, request_deadline=args.deadline) as server:
             print(
-                f"workers {args.workers}; {args.normal} clients post decisions for {args.hold:.0f} s, alone, then"
+                f"stack {args.stack}, workers {args.workers}; {args.normal} clients post decisions for {args.hold:.0f} s, alone, then"
             )
             print(
                 f"beside {args.stalled} keyless clients each holding a half-sent request; deadline {args.deadline} s"
