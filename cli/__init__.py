@@ -23,6 +23,24 @@ def echo(text="", **kwargs) -> None:
     click.echo(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text)), **kwargs)
 
 
+class Time(click.ParamType):
+    """A time option, read by the one time parser (engine.facts.parse_time) and passed on in UTC."""
+
+    name = "time"
+
+    def convert(self, value, param, ctx):
+        from engine import FactsError
+        from engine.facts import format_time, parse_time
+
+        try:
+            return format_time(parse_time(value, param.name if param else "time"))
+        except FactsError as exc:
+            self.fail(f"{value!r} is not an ISO 8601 time in the years 1 to 9999 UTC ({exc})", param, ctx)
+
+
+TIME = Time()
+
+
 def rulesets_dir(value: str | None) -> Path:
     return Path(value or load_config().RULESETS)
 

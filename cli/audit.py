@@ -15,7 +15,7 @@ from engine import Registry
 from service.config import load_config
 from service.decide import evaluator, open_trail
 
-from . import echo, main
+from . import TIME, echo, main
 
 db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 
@@ -49,8 +49,8 @@ def audit_group():
 
 @audit_group.command("replay")
 @click.argument("decision_id", required=False)
-@click.option("--since", help="Replay decisions evaluated at or after this time.")
-@click.option("--until", help="…and before this time.")
+@click.option("--since", type=TIME, help="Replay decisions evaluated at or after this time.")
+@click.option("--until", type=TIME, help="…and before this time.")
 @db_option
 def audit_replay(decision_id, since, until, db):
     """Re-evaluate stored decisions with their stored facts, ruleset source and time; exit 1 on any difference."""
@@ -106,8 +106,8 @@ def audit_erase(lead_id, requested_by, db):
 
 filters = [
     click.option("--lead", "lead_id", help="Only this lead."),
-    click.option("--since", help="Evaluated at or after this time."),
-    click.option("--until", help="Evaluated before this time."),
+    click.option("--since", type=TIME, help="Evaluated at or after this time."),
+    click.option("--until", type=TIME, help="Evaluated before this time."),
     click.option("--stage"),
     click.option("--route"),
     click.option("--quadrant"),

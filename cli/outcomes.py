@@ -15,7 +15,7 @@ from engine.files import load_directory
 from service.config import load_config
 from service.decide import escalate_overdue, open_trail, report_outcome
 
-from . import echo, main, rulesets_dir
+from . import TIME, echo, main, rulesets_dir
 
 COLUMNS = ("lead_id", "type", "at", "reason", "amount", "note")
 
@@ -107,7 +107,7 @@ def _read(file, trail, registry, default_ruleset):
 
 
 @main.command("sla")
-@click.option("--at", help="Overdue at this time (default: now).")
+@click.option("--at", type=TIME, help="Overdue at this time (default: now).")
 @click.option("--team", help="Only this team.")
 @click.option(
     "--escalate", is_flag=True, help="Decide every overdue lead again, so escalation rules re-route it."

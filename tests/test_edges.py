@@ -118,3 +118,15 @@ def test_control_characters_are_escaped_in_cli_output(tmp_path, monkeypatch):
     trail = AuditTrail(db)
     assert trail.lead("C-1")["channel"] == lead["channel"]  # stored as sent: only the display escapes
     trail.close()
+
+
+@pytest.mark.parametrize("when", OVERFLOWS)
+def test_overflowing_times_on_the_command_line_are_refused(tmp_path, monkeypatch, when):
+    monkeypatch.setenv("LEADGATE_DB", str(tmp_path / "t.db"))
+    for args in (
+        ("sla", "--at", when),
+        ("audit", "list", "--since", when),
+        ("audit", "replay", "--until", when),
+    ):
+        result = run(*args)
+        assert result.exit_code == 2 and "years 1 to 9999" in result.output, (args, result.output)
