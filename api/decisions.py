@@ -50,6 +50,18 @@ def _documented(*statuses):
     return decorate
 
 
+def _server_side(body: dict) -> None:
+    """A secret key names its lead (only a form key may leave lead_id out); lead tokens are for form keys."""
+    body.pop("lead_token", None)
+    if "lead_id" not in body:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "The request body is not valid.",
+            {"lead_id": ["Missing data for required field."]},
+        )
+
+
 def _skew() -> int:
     return current_app.config["LEADGATE_CLOCK_SKEW"]
 
@@ -71,14 +83,7 @@ def post_decision(body):
     """
     if g.key.public:
         return _form_decision(body)
-    body.pop("lead_token", None)
-    if "lead_id" not in body:
-        raise ApiError(
-            422,
-            "invalid_request",
-            "The request body is not valid.",
-            {"lead_id": ["Missing data for required field."]},
-        )
+    _server_side(body)
     ruleset = ruleset_for(body)
     reply, replayed = decide(
         ruleset,
@@ -174,14 +179,7 @@ def post_preview(body):
 
     Recorded as a preview (never as a routing decision): the lead's facts and stage stay as they are.
     """
-    body.pop("lead_token", None)
-    if "lead_id" not in body:
-        raise ApiError(
-            422,
-            "invalid_request",
-            "The request body is not valid.",
-            {"lead_id": ["Missing data for required field."]},
-        )
+    _server_side(body)
     return decide(ruleset_for(body), trail(), body, kind="preview", client=g.key.id, clock_skew=_skew())[0]
 
 
