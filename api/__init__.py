@@ -37,6 +37,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
 
     from . import (
         admin,
+        cors,
         decisions,
         docs,
         errors,
@@ -70,5 +71,6 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.register_blueprint(docs.bp)
     errors.init_app(app)  # after Api(): its own HTTP error handler is replaced by ours
     state.init_app(app)
+    cors.init_app(app)
     review.init_app(app)
     return app

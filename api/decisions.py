@@ -6,6 +6,7 @@ from flask import current_app, g, request, url_for
 
 from engine import UnknownRuleset
 from service.decide import decide, decide_batch
+from service.forms import LeadTokenRefused, LeadTokens, public_reply
 from service.idempotency import once
 
 from . import schemas
@@ -61,19 +62,41 @@ def _documented(*statuses):
     return decorate
 
 
+def _server_side(body: dict) -> None:
+    """A secret key names its lead (only a form key may leave lead_id out); lead tokens are for form keys."""
+    body.pop("lead_token", None)
+    if "lead_id" not in body:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "The request body is not valid.",
+            {"lead_id": ["Missing data for required field."]},
+        )
+
+
+def _skew() -> int:
+    return current_app.config["LEADGATE_CLOCK_SKEW"]
+
+
 @bp.post("/decisions")
 @bp.arguments(schemas.DecisionRequestSchema())
 @bp.response(201, schemas.DecisionSchema, headers=schemas.DECISION_HEADERS)
 @bp.doc(parameters=[schemas.IDEMPOTENCY_KEY])
-@_documented(*ERRORS)
-@requires("decide")
+@_documented(*ERRORS, 429)
+@requires("decide", form=True)
 def post_decision(body):
     """Decide for a lead and record it
 
     The facts are merged into what is stored for the lead (profile and answers replace, events add,
     an event id counts once); the decision is recorded before it is returned. With an
     Idempotency-Key header, a repeated request returns the first decision without recording again.
+
+    A form key (publishable, in a web page) sends no lead_id to start a lead, then the lead_token of
+    the reply to continue it; it gets only the public part of the decision.
     """
+    if g.key.public:
+        return _form_decision(body)
+    _server_side(body)
     ruleset = ruleset_for(body)
     reply, replayed = decide(
         ruleset,
@@ -83,11 +106,47 @@ def post_decision(body):
         idempotency_key=idempotency_key(),
         shadow=shadow_for(ruleset),
         teams=registry().deployment.teams,
+        clock_skew=_skew(),
     )
     headers = {"Location": url_for("decisions.get_decision", decision_id=reply["decision_id"])}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return reply, 201, headers
+
+
+def _form_decision(body):
+    """A form key's decision: a new lead, or one its lead token proves it started; the public reply."""
+    if "ruleset" in body:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "A form key cannot pin a ruleset.",
+            {"ruleset": ["not allowed with a form key"]},
+        )
+    if request.headers.get("Idempotency-Key") is not None:
+        # Every visitor of the page holds the same key: a replay would hand one visitor another's lead.
+        raise ApiError(
+            400,
+            "invalid_idempotency_key",
+            "Form keys cannot use Idempotency-Key; the lead token continues a lead.",
+        )
+    tokens = LeadTokens(trail().secrets.get("lead_token"), current_app.config["LEADGATE_LEAD_TOKEN_TTL"])
+    try:
+        lead_id = tokens.lead_for(body, g.key.id)
+    except LeadTokenRefused as exc:
+        raise ApiError(403, exc.code, str(exc), {exc.field: [str(exc)]}) from None
+    request_body = {k: v for k, v in body.items() if k != "lead_token"} | {"lead_id": lead_id}
+    ruleset = ruleset_for(request_body)
+    reply, _ = decide(
+        ruleset,
+        trail(),
+        request_body,
+        client=g.key.id,
+        shadow=shadow_for(ruleset),
+        teams=registry().deployment.teams,
+        clock_skew=_skew(),
+    )
+    return public_reply(reply, tokens.issue(lead_id, g.key.id)), 201
 
 
 @bp.post("/decisions/batch")
@@ -113,7 +172,9 @@ def post_batch(body):
     shadows, teams = [shadow_for(r) for r in rulesets], registry().deployment.teams
 
     def run():
-        decisions = decide_batch(rulesets, trail(), items, client=g.key.id, shadows=shadows, teams=teams)
+        decisions = decide_batch(
+            rulesets, trail(), items, client=g.key.id, shadows=shadows, teams=teams, clock_skew=_skew()
+        )
         return {"decisions": decisions}, 201
 
     # Wrong facts are a FactsError naming the item (`items[1].profile.employees`): the one handler renders it.
@@ -131,8 +192,15 @@ def post_preview(body):
 
     Recorded as a preview (never as a routing decision): the lead's facts and stage stay as they are.
     """
+    _server_side(body)
     reply, replayed = decide(
-        ruleset_for(body), trail(), body, kind="preview", client=g.key.id, idempotency_key=idempotency_key()
+        ruleset_for(body),
+        trail(),
+        body,
+        kind="preview",
+        client=g.key.id,
+        idempotency_key=idempotency_key(),
+        clock_skew=_skew(),
     )
     return reply, 200, REPLAYED if replayed else {}
 

@@ -22,9 +22,13 @@ HTTP_CODES = {
     403: ("forbidden", "This API key's scope does not allow this."),
     404: ("not_found", "No such resource."),
     405: ("method_not_allowed", "This method is not allowed here."),
+    408: ("request_timeout", "The request was not sent in time."),
     413: ("payload_too_large", "The request body is too large."),
+    414: ("uri_too_long", "The request line (URL) is too long."),
     415: ("unsupported_media_type", "Send the body as JSON (Content-Type: application/json)."),
     422: ("invalid_request", "The request body is not valid."),
+    429: ("rate_limited", "Too many requests; retry later."),
+    431: ("headers_too_large", "The request headers are too large."),
 }
 RETRY_AFTER_SECONDS = 2
 # where webargs found a wrong argument -> how a message names it
@@ -93,6 +97,8 @@ def _http(exc: HTTPException):
             message = f"The {what} {names} {'are' if len(errors) > 1 else 'is'} not valid."
     elif status == 413:
         message = f"The request body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes."
+        # The rest of the body is never read: the connection cannot carry another request.
+        return error_response(status, code, message, None, {"Connection": "close"})
     elif status == 400 and exc.description:
         message = exc.description
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

@@ -5,10 +5,10 @@ Same conventions as api/schemas.py (the decision contract), whose shared pieces 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from marshmallow import Schema, ValidationError, fields, validate
 
+from engine import FactsError
+from engine.facts import format_time, parse_time
 from engine.vocabulary import OUTCOME_TYPES
 
 from .schemas import DecisionSchema, StrictSchema, always
@@ -56,16 +56,21 @@ class OutcomeListSchema(Schema):
     outcomes = fields.List(fields.Nested(OutcomeSchema))
 
 
-def _iso_time(value: str) -> None:
-    try:
-        datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError("must be an ISO 8601 time, e.g. 2026-11-23T10:00:00Z") from None
+class Time(fields.String):
+    """An ISO 8601 time, read by the one time parser and passed on in UTC (2026-11-23T10:00:00Z)."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return format_time(parse_time(text, attr or "time"))
+        except FactsError as exc:
+            raise ValidationError(
+                "must be an ISO 8601 time in the years 1 to 9999 UTC, e.g. 2026-11-23T10:00:00Z"
+            ) from exc
 
 
 class SlaQuerySchema(StrictSchema):
-    at = fields.String(
-        validate=_iso_time,
+    at = Time(
         metadata={"format": "date-time", "description": "Overdue at this time (default: now)"},
     )
     team = fields.String()
@@ -108,8 +113,8 @@ class ReportQuerySchema(StrictSchema):
         metadata={"description": "conversion only: the dimension (default fit_band)"},
     )
     ruleset = fields.String(metadata={"description": "Only leads decided by this ruleset"})
-    since = fields.String(validate=_iso_time, metadata={"format": "date-time"})
-    until = fields.String(validate=_iso_time, metadata={"format": "date-time"})
+    since = Time(metadata={"format": "date-time"})
+    until = Time(metadata={"format": "date-time"})
 
 
 @always()

@@ -43,9 +43,12 @@ def post_outcome(body, lead_id):
     note = fields.pop("note", None)
     # Read before the write transaction: bringing the rulesets up to date may itself write a reload.
     ruleset, teams = ruleset_of_lead(lead_id), registry().deployment.teams
+    skew = current_app.config["LEADGATE_CLOCK_SKEW"]
 
     def run():
-        reply = report_outcome(ruleset, trail(), lead_id, fields, client=g.key.id, note=note, teams=teams)
+        reply = report_outcome(
+            ruleset, trail(), lead_id, fields, client=g.key.id, note=note, teams=teams, clock_skew=skew
+        )
         return reply, 201
 
     reply, status, replayed = once(

@@ -15,6 +15,7 @@ from flask_smorest import Blueprint as _Blueprint
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .auth import check_key
 from .errors import ApiError
 
 MAX_DEPTH = 32
@@ -95,12 +96,13 @@ class StrictParser(FlaskParser):
 
 
 class Blueprint(_Blueprint):
-    """A blueprint of the JSON API: strict argument parsing, and bodies must be JSON."""
+    """A blueprint of the JSON API: the key checked first, strict argument parsing, bodies must be JSON."""
 
     ARGUMENTS_PARSER = StrictParser()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.before_request(check_key)  # before anything of the request is read
         self.before_request(require_json)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from marshmallow import INCLUDE, RAISE, Schema, fields, validate
 
+from engine.facts import LEAD_ID, LEAD_ID_RULE
 from engine.vocabulary import (
     ANSWER_FIELDS,
     DESTINATIONS,
@@ -100,7 +101,18 @@ class RulesetPinSchema(StrictSchema):
 
 
 class DecisionRequestSchema(StrictSchema):
-    lead_id = fields.String(required=True, validate=validate.Length(1, 200), metadata={"example": "L-1001"})
+    lead_id = fields.String(
+        validate=validate.Regexp(LEAD_ID, error=LEAD_ID_RULE),
+        metadata={
+            "example": "L-1001",
+            "description": "Your id of the lead (required with a server-side key; a form key sends none "
+            "to start a lead, and gets the id leadgate chose). " + LEAD_ID_RULE + ".",
+        },
+    )
+    lead_token = fields.String(
+        validate=validate.Length(1, 1000),
+        metadata={"description": "Form keys: the lead_token of the previous reply, to continue that lead."},
+    )
     channel = fields.String(
         allow_none=True, validate=validate.Length(max=100), metadata={"example": "demo_form"}
     )
@@ -205,6 +217,13 @@ class DecisionSchema(Schema):
         allow_none=True,
         metadata={"description": "Who takes a hand-off to a team (rulesets/teams.yaml); null otherwise"},
     )
+    lead_token = fields.String(
+        metadata={
+            "description": "Form keys only: send it back to continue this lead (the reply to a "
+            "form key holds only decision_id, lead_id, lead_token, route, next_questions, evaluated_at)"
+        }
+    )
+    lead_token_expires_at = fields.String(metadata={"description": "Form keys only: when lead_token expires"})
 
 
 @always()

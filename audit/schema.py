@@ -355,6 +355,12 @@ def m008_overrides(db: Database) -> None:
     db["overrides"].create_index(["at"])
 
 
+@migrations()
+def m009_key_origins(db: Database) -> None:
+    # A form key is published in web pages: the browser origins it may be called from (JSON list).
+    db["api_keys"].add_column("origins", str)
+
+
 def connect(path: str | Path, durability: str = "full") -> Database:
     """An open, migrated database with WAL, foreign keys and a busy timeout."""
     if durability not in DURABILITY:

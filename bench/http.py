@@ -1,6 +1,8 @@
 """Decisions per second through HTTP, with durable audit writes, against a trivial endpoint of the same app.
 
-What it measures: the real server (`leadgate serve`: gunicorn, sync workers, 2 by default) on
+What it measures: the real server (`leadgate serve`: gunicorn's asyncio worker behind the buffering
+front of api/front.py, 2 workers by default; `--stack gthread` the threaded workers used before, and
+`--stack both` one after the other, then side by side) on
 127.0.0.1 with a fresh SQLite audit file in a temporary directory and the default durability
 (`full`: every commit fsynced). For 2 and 16 concurrent clients it runs
 
@@ -32,7 +34,7 @@ run takes about a minute with the defaults. Loopback only: nothing is sent to an
 Run from the repository root:
 
     .venv/bin/python bench/http.py [--workers N] [--requests N] [--seconds S] [--client auto|python|wrk]
-                                   [--durability full|normal]
+                                   [--durability full|normal] [--stack front|gthread|both]
 
 `--durability normal` (no fsync per commit) is for diagnosis only; the targets are for `full`.
 
@@ -76,7 +78,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from bench.leads import ANSWERS, EVENT_MIX, SENIORITIES, event, make_lead
-from tests.server import Server
+from tests.server import GTHREAD, Server
 
 HOST = "127.0.0.1"  # loopback only, never any other address
 CLIENTS = (2, 16)
@@ -457,6 +459,9 @@ def _wait_for_workers(master: int, workers: int, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
+STACKS = {"front": None, "gthread": GTHREAD}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
@@ -475,7 +480,37 @@ def main(argv=None) -> int:
         help="LEADGATE_DURABILITY of the server (default full, the product default; normal for diagnosis)",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated leads")
+    parser.add_argument(
+        "--stack",
+        choices=["front", "gthread", "both"],
+        default="front",
+        help="front: leadgate serve (asyncio worker, requests buffered before a thread sees them); "
+        "gthread: the threaded workers used before; both: one after the other, then side by side",
+    )
     args = parser.parse_args(argv)
+    stacks = ["front", "gthread"] if args.stack == "both" else [args.stack]
+    codes, summaries = [], {}
+    for stack in stacks:
+        print(f"=== stack: {stack} ===")
+        code, by = run_stack(args, stack)
+        codes.append(code)
+        summaries[stack] = by
+    if len(stacks) == 2:
+        print("\nside by side (same run, same machine):")
+        for c in CLIENTS:
+            f, t = (
+                summaries["front"][("POST /v1/decisions", c)],
+                summaries["gthread"][("POST /v1/decisions", c)],
+            )
+            print(
+                f"  {c:>2} clients: front {f['rate']:.0f}/s p99 {f['p99']:.1f} ms; gthread {t['rate']:.0f}/s "
+                f"p99 {t['p99']:.1f} ms → throughput ratio {f['rate'] / t['rate']:.2f}"
+            )
+    return max(codes)
+
+
+def run_stack(args, stack: str):
+    """One stack's full run: (exit code, {(phase, clients): figures})."""
     wrk = shutil.which("wrk") if args.client != "python" else None
     if args.client == "wrk" and not wrk:
         print("wrk is not installed (apt-get install -y wrk): falling back to the Python client only")
@@ -494,19 +529,19 @@ def main(argv=None) -> int:
     decision_ok = decision_sent = 0
     with tempfile.TemporaryDirectory(prefix="leadgate-bench-") as tmp:
         db = Path(tmp) / "bench.db"
-        server = Server(db, workers=args.workers, durability=args.durability).start()
+        server = Server(db, workers=args.workers, command=STACKS[stack], durability=args.durability).start()
         try:
             port, key, master = server.port, server.key, server.proc.pid
             _wait_for_workers(master, args.workers)
             print(
-                f"server: leadgate serve (gunicorn, {args.workers} sync workers, master pid {master}, "
+                f"server: {stack} (gunicorn, {args.workers} workers, master pid {master}, "
                 f"workers {_children(master)}) on {HOST}:{port}, durability {args.durability}, db {db}"
             )
             status, reply, headers = server.request("POST", "/v1/decisions", generate(1, 0, "CHECK")[0])
             decision_sent += 1
             if status != 201 or "decision_id" not in (reply or {}):
                 print(f"a sample decision failed: {status} {reply}")
-                return 1
+                return 1, {}
             decision_ok += 1
             print(
                 f"sample decision: {status}, stage {reply['stage']}, route {reply['route']['id']}; "
@@ -551,8 +586,12 @@ def main(argv=None) -> int:
     closed = sum(r["closes"] for r in results)
     replies = sum(r["requests"] - r["statuses"].get(0, 0) - r["statuses"].get(-1, 0) for r in results)
     print(
-        f"connections: {closed} of {replies} replies came with Connection: close (gunicorn sync workers), "
-        "so every request opened a new TCP connection; latency includes the connect"
+        f"connections: {closed} of {replies} replies came with Connection: close; "
+        + (
+            "those requests opened a new TCP connection, and their latency includes the connect"
+            if closed
+            else "keep-alive throughout"
+        )
     )
     print()
     print(table(results + wrk_rows))
@@ -600,7 +639,7 @@ def main(argv=None) -> int:
     for label, value, ok in checks:
         print(f"  {'PASS' if ok else 'MISS'}  {label}: {value}")
     print(f"load average after the run: {_loadavg()}")
-    return 0 if match else 1
+    return (0 if match else 1), by
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ for success, 1 when what was checked failed, 2 for usage errors. One module per 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -13,6 +14,33 @@ import click
 from audit import AuditTrail
 from service.config import Config, load_config
 from service.decide import open_trail
+
+# Terminal control and bidi formatting characters: a lead id or company name holding ESC, BEL or U+202E
+# must not drive the terminal nor reorder the line. Shown as \u001b etc. instead.
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def echo(text="", **kwargs) -> None:
+    """click.echo with control characters escaped: everything the CLI prints from the trail goes here."""
+    click.echo(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", str(text)), **kwargs)
+
+
+class Time(click.ParamType):
+    """A time option, read by the one time parser (engine.facts.parse_time) and passed on in UTC."""
+
+    name = "time"
+
+    def convert(self, value, param, ctx):
+        from engine import FactsError
+        from engine.facts import format_time, parse_time
+
+        try:
+            return format_time(parse_time(value, param.name if param else "time"))
+        except FactsError as exc:
+            self.fail(f"{value!r} is not an ISO 8601 time in the years 1 to 9999 UTC ({exc})", param, ctx)
+
+
+TIME = Time()
 
 
 def rulesets_dir(value: str | None) -> Path:

@@ -16,7 +16,7 @@ from service import whynot
 from service.config import load_config
 from service.decide import evaluator, source_digest
 
-from . import command_trail, main
+from . import TIME, command_trail, echo, main
 
 db_option = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 
@@ -26,7 +26,7 @@ def _trail(db):
 
 
 def _fail(exc: Exception):
-    click.echo(f"error: {exc}", err=True)
+    echo(f"error: {exc}", err=True)
     sys.exit(1)
 
 
@@ -40,7 +40,7 @@ def why(lead_id, as_json, db):
         data = explain(_trail(db), lead_id)
     except AuditError as exc:
         _fail(exc)
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data))
+    echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data))
 
 
 @main.command("why-not")
@@ -62,7 +62,7 @@ def why_not(lead_id, route, stage, quadrant, as_json, db):
         _fail(exc)
     finally:
         trail.close()
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else whynot.render(data))
+    echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else whynot.render(data))
 
 
 @main.group("audit")
@@ -72,8 +72,8 @@ def audit_group():
 
 @audit_group.command("replay")
 @click.argument("decision_id", required=False)
-@click.option("--since", help="Replay decisions evaluated at or after this time.")
-@click.option("--until", help="…and before this time.")
+@click.option("--since", type=TIME, help="Replay decisions evaluated at or after this time.")
+@click.option("--until", type=TIME, help="…and before this time.")
 @db_option
 def audit_replay(decision_id, since, until, db):
     """Re-evaluate stored decisions with their stored facts, ruleset source and time; exit 1 on any difference."""
@@ -94,14 +94,12 @@ def audit_replay(decision_id, since, until, db):
                     if result.get("erased_fields")
                     else ""
                 )
-                click.echo(
-                    f"DIFFERS {result['decision_id']}: {', '.join(result['differences'][:10])}{erased}"
-                )
+                echo(f"DIFFERS {result['decision_id']}: {', '.join(result['differences'][:10])}{erased}")
             elif decision_id:
-                click.echo(f"identical {result['decision_id']}")
+                echo(f"identical {result['decision_id']}")
     except AuditError as exc:
         _fail(exc)
-    click.echo(f"{total} replayed, {total - differ} identical, {differ} different")
+    echo(f"{total} replayed, {total - differ} identical, {differ} different")
     sys.exit(1 if differ else 0)
 
 
@@ -126,9 +124,9 @@ def audit_verify(checkpoint_files, public_keys, db):
     statements = [s for f in checkpoint_files for s in checkpoints.read(f, f.name)]
     problems = _trail(db).verify(statements, list(public_keys) or None, source_digest)
     for problem in problems:
-        click.echo(problem)
+        echo(problem)
     matched = f", {len(statements)} checkpoint(s) matched" if statements else ""
-    click.echo(f"chain intact{matched}" if not problems else f"{len(problems)} problem(s)")
+    echo(f"chain intact{matched}" if not problems else f"{len(problems)} problem(s)")
     sys.exit(1 if problems else 0)
 
 
@@ -144,14 +142,14 @@ def audit_checkpoint(out, show_key, db):
     """Sign a statement of the chain's head (link, hash, count, time) with a key not in the database."""
     trail = _trail(db)
     if show_key:
-        click.echo(checkpoints.public_key(trail.secrets))
+        echo(checkpoints.public_key(trail.secrets))
         return
     line = json.dumps(trail.checkpoint(), sort_keys=True)
     if out:
         with open(out, "a", encoding="utf-8") as f:
             f.write(line + "\n")
     else:
-        click.echo(line)
+        echo(line)
 
 
 @audit_group.command("erase")
@@ -164,9 +162,9 @@ def audit_erase(lead_id, requested_by, db):
         erasure = _trail(db).erase(lead_id, requested_by)
     except AuditError as exc:
         _fail(exc)
-    click.echo(f"erased {erasure['removed']} personal value(s) of {lead_id} ({erasure['id']})")
+    echo(f"erased {erasure['removed']} personal value(s) of {lead_id} ({erasure['id']})")
     if erasure["left_in_clear"]:
-        click.echo(
+        echo(
             f"warning: {len(erasure['left_in_clear'])} record(s) of {lead_id} written before free text was "
             f"tokenised still hold an email address or phone number in clear (chained, so not rewritten): "
             f"{', '.join(erasure['left_in_clear'][:10])}",
@@ -176,8 +174,8 @@ def audit_erase(lead_id, requested_by, db):
 
 filters = [
     click.option("--lead", "lead_id", help="Only this lead."),
-    click.option("--since", help="Evaluated at or after this time."),
-    click.option("--until", help="Evaluated before this time."),
+    click.option("--since", type=TIME, help="Evaluated at or after this time."),
+    click.option("--until", type=TIME, help="Evaluated before this time."),
     click.option("--stage"),
     click.option("--route"),
     click.option("--quadrant"),
@@ -210,7 +208,7 @@ def audit_list(limit, db, **kwargs):
     """List decisions, newest first."""
     page = list_decisions(_trail(db), _filters(kwargs), limit)
     for d in page.items:
-        click.echo(
+        echo(
             f"{d['evaluated_at']}  {d['decision_id']}  {d['lead_id']:<16} {d['stage']:<12} {d['route']:<20} "
             f"{d['quadrant']}"
         )
@@ -221,7 +219,7 @@ def audit_list(limit, db, **kwargs):
 @db_option
 def audit_timeline(lead_id, db):
     """Every decision of LEAD_ID with what changed between them, as JSON."""
-    click.echo(json.dumps(timeline(_trail(db), lead_id, limit=500).items, indent=2, ensure_ascii=False))
+    echo(json.dumps(timeline(_trail(db), lead_id, limit=500).items, indent=2, ensure_ascii=False))
 
 
 @audit_group.command("export")

@@ -14,7 +14,7 @@ from service.config import load_config
 from service.decide import ServiceError, now, open_trail
 from service.decide import decide as decide_and_record
 
-from . import main, rulesets_dir
+from . import echo, main, rulesets_dir
 
 
 def _ruleset_options(command):
@@ -45,7 +45,7 @@ def _load(lead, name, version, directory):
     config = load_config()
     registry = Registry()
     for problem in load_directory(registry, rulesets_dir(directory)):
-        click.echo(str(problem), err=True)
+        echo(str(problem), err=True)
     try:
         facts = json.load(lead)
     except json.JSONDecodeError as exc:
@@ -53,12 +53,12 @@ def _load(lead, name, version, directory):
     try:
         return facts, registry.get(name or config.DEFAULT_RULESET, version), registry.deployment.teams
     except EngineError as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
 
 
 def _print(decision: dict) -> None:
-    click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
+    echo(json.dumps(decision, indent=2, ensure_ascii=False))
 
 
 @main.command("evaluate")
@@ -69,7 +69,7 @@ def evaluate(lead, name, version, at, directory):
     try:
         _print(compiled.evaluate(facts, at or now()).decision)
     except EngineError as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
 
 
@@ -79,11 +79,15 @@ def evaluate(lead, name, version, at, directory):
 def decide(lead, name, version, at, directory, db):
     """Decide for LEAD with what is already known of it, record the decision, print it (imports, scripts)."""
     facts, compiled, teams = _load(lead, name, version, directory)
-    trail = open_trail(load_config(db=db))
+    config = load_config(db=db)
+    trail = open_trail(config)
     try:
-        _print(decide_and_record(compiled, trail, facts, at=at, client="cli", teams=teams)[0])
+        reply = decide_and_record(
+            compiled, trail, facts, at=at, client="cli", teams=teams, clock_skew=config.CLOCK_SKEW
+        )
+        _print(reply[0])
     except (EngineError, AuditError, ServiceError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
     finally:
         trail.close()
@@ -107,7 +111,7 @@ def serve(host, port, workers):
     try:
         if active_count(trail) == 0:
             key, text = create(trail, "local admin (created by the first leadgate serve)", "admin")
-            click.echo(
+            echo(
                 f"No API key existed: created local admin key {key.id}. It is shown once; keep it:\n\n"
                 f"    {text}\n\nTry: curl -H 'Authorization: Bearer {text}' http://{config.HOST}:{config.PORT}/v1/rulesets\n"
             )

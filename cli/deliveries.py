@@ -17,7 +17,7 @@ from service.config import load_config
 from service.decide import open_trail
 from service.deliver import AlreadyRunning, Deliverer, exclusive, shown_secret
 
-from . import main
+from . import echo, main
 
 DB_OPTION = click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 
@@ -31,7 +31,7 @@ def deliver(db):
     try:
         exclusive(config.DB)
     except AlreadyRunning as exc:
-        click.echo(str(exc), err=True)
+        echo(str(exc), err=True)
         sys.exit(1)
     trail = open_trail(replace(config, DURABILITY="normal"))  # see service/deliver.py: at least once
     stop = threading.Event()
@@ -63,15 +63,15 @@ def deliveries_list(status, destination, limit, show_attempts, as_json, db):
             if show_attempts:
                 row["attempt_log"] = deliveries.attempts(trail, row["id"])
             if as_json:
-                click.echo(json.dumps(row, sort_keys=True))
+                echo(json.dumps(row, sort_keys=True))
                 continue
             last = row["last_error"] or (f"HTTP {row['last_status']}" if row["last_status"] else "")
-            click.echo(
+            echo(
                 f"{row['id']}  {row['status']:<9} {row['type']:<18} {row['destination']:<16} "
                 f"{row['lead_id']:<20} attempts {row['attempts']}  {row['event_id']}  {last}"
             )
             for a in row.get("attempt_log", []):
-                click.echo(
+                echo(
                     f"    #{a['attempt']} {a['at']}  {a['status'] or '-'}  {a['latency_ms']} ms  {a['error'] or ''}"
                 )
     finally:
@@ -94,9 +94,9 @@ def deliveries_retry(delivery_ids, all_dead, db):
         for delivery_id in ids:
             try:
                 deliveries.retry(trail, delivery_id)
-                click.echo(f"retrying {delivery_id}")
+                echo(f"retrying {delivery_id}")
             except (NotFound, DeliveryError) as exc:
-                click.echo(str(exc), err=True)
+                echo(str(exc), err=True)
                 sys.exit(1)
     finally:
         trail.close()
@@ -111,9 +111,9 @@ def deliveries_replay(event_id, destination, db):
     trail = open_trail(load_config(db=db))
     try:
         for d in deliveries.replay(trail, event_id, destination):
-            click.echo(f"queued {d['id']} ({event_id} to {d['destination']})")
+            echo(f"queued {d['id']} ({event_id} to {d['destination']})")
     except NotFound as exc:
-        click.echo(str(exc), err=True)
+        echo(str(exc), err=True)
         sys.exit(1)
     finally:
         trail.close()
@@ -126,6 +126,6 @@ def deliveries_secret(destination, db):
     """Print the whsec_ signing secret the key file keeps for DESTINATION (give it to its receiver)."""
     trail = open_trail(load_config(db=db))
     try:
-        click.echo(shown_secret(trail.secrets.webhook(destination)))
+        echo(shown_secret(trail.secrets.webhook(destination)))
     finally:
         trail.close()

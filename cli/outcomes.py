@@ -22,7 +22,7 @@ from service.decide import (
 )
 from service.idempotency import once, request_hash
 
-from . import main, rulesets_dir
+from . import TIME, echo, main, rulesets_dir
 
 COLUMNS = ("lead_id", "type", "at", "reason", "amount", "note")
 
@@ -30,7 +30,7 @@ COLUMNS = ("lead_id", "type", "at", "reason", "amount", "note")
 def _registry(directory) -> Registry:
     registry = Registry()
     for problem in load_directory(registry, rulesets_dir(directory)):
-        click.echo(str(problem), err=True)
+        echo(str(problem), err=True)
     return registry
 
 
@@ -55,9 +55,9 @@ def outcomes_import(file, db, directory):
     try:
         rows, problems = _read(file, trail, registry, config.DEFAULT_RULESET)
         for problem in problems:
-            click.echo(problem)
+            echo(problem)
         if problems:
-            click.echo(f"nothing recorded: {len(problems)} problem(s) in {file.name}")
+            echo(f"nothing recorded: {len(problems)} problem(s) in {file.name}")
             sys.exit(1)
         counts: dict[str, int] = {}
         recorded = 0
@@ -65,7 +65,14 @@ def outcomes_import(file, db, directory):
 
             def run(lead_id=lead_id, outcome=outcome, note=note, ruleset=ruleset):
                 reply = report_outcome(
-                    ruleset, trail, lead_id, outcome, client="cli", source="import", note=note
+                    ruleset,
+                    trail,
+                    lead_id,
+                    outcome,
+                    client="cli",
+                    source="import",
+                    note=note,
+                    clock_skew=config.CLOCK_SKEW,
                 )
                 return reply, 201
 
@@ -79,9 +86,9 @@ def outcomes_import(file, db, directory):
         again = (
             f"; {len(rows) - recorded} already imported, not recorded again" if recorded < len(rows) else ""
         )
-        click.echo(f"{recorded} outcomes recorded, each lead decided again ({stages or 'none'}){again}")
+        echo(f"{recorded} outcomes recorded, each lead decided again ({stages or 'none'}){again}")
     except (EngineError, AuditError, ServiceError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
     finally:
         trail.close()
@@ -123,7 +130,7 @@ def _read(file, trail, registry, default_ruleset):
 
 
 @main.command("sla")
-@click.option("--at", help="Overdue at this time (default: now).")
+@click.option("--at", type=TIME, help="Overdue at this time (default: now).")
 @click.option("--team", help="Only this team.")
 @click.option(
     "--escalate", is_flag=True, help="Decide every overdue lead again, so escalation rules re-route it."
@@ -139,31 +146,29 @@ def sla(at, team, escalate, as_json, db, directory):
             registry = _registry(directory)
             decided = escalate_overdue(registry.get, trail, at, client="cli", teams=registry.deployment.teams)
             for d in decided:
-                click.echo(f"decided {d['lead_id']} again: route {d['route']['id']} ({d['decision_id']})")
+                echo(f"decided {d['lead_id']} again: route {d['route']['id']} ({d['decision_id']})")
         report = outcomes.sla(trail, at, team)
     except (EngineError, AuditError, ServiceError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
     finally:
         trail.close()
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo(json.dumps(report, indent=2))
         return
-    click.echo(f"Hand-offs at {report['at']}")
-    click.echo(
-        f"{'team':<24}{'hand-offs':>10}{'in time':>9}{'late':>6}{'open':>6}{'overdue':>9}{'median min':>12}"
-    )
+    echo(f"Hand-offs at {report['at']}")
+    echo(f"{'team':<24}{'hand-offs':>10}{'in time':>9}{'late':>6}{'open':>6}{'overdue':>9}{'median min':>12}")
     for name, t in report["teams"].items():
         median = (
             "-" if t["median_minutes_to_first_action"] is None else f"{t['median_minutes_to_first_action']:g}"
         )
-        click.echo(
+        echo(
             f"{name:<24}{t['handoffs']:>10}{t['acted_in_time']:>9}{t['acted_late']:>6}{t['open']:>6}"
             f"{t['overdue']:>9}{median:>12}"
         )
     if report["overdue"]:
-        click.echo("\nOverdue (nobody acted yet):")
+        echo("\nOverdue (nobody acted yet):")
         for o in report["overdue"]:
-            click.echo(
+            echo(
                 f"  {o['lead_id']:<20} {o['route']:<20} due {o['due_at']}  {o['minutes_overdue']:g} min late"
             )

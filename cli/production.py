@@ -14,7 +14,7 @@ from service import coverage, overrides
 from service.config import load_config
 from service.decide import open_trail
 
-from . import rulesets_dir
+from . import echo, rulesets_dir
 from .rulesets import DIR_OPTION, rulesets
 
 
@@ -36,7 +36,7 @@ def rulesets_coverage(since, until, name, db, as_json):
         report = coverage.coverage(Registry(), trail, *window, name)
     finally:
         trail.close()
-    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else coverage.render(report))
+    echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else coverage.render(report))
 
 
 @rulesets.command("cases-from-overrides")
@@ -58,10 +58,10 @@ def rulesets_cases_from_overrides(name, directory, db, since, out):
         trail.close()
     text = overrides.cases_yaml(name, items)
     if out == "-":
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     path = Path(out) if out else rulesets_dir(directory) / f"{name}.overrides.cases.yaml"
     path.write_text(text, "utf-8")
-    click.echo(
+    echo(
         f"wrote {len(items)} case(s) to {path}: they fail until a version decides them as the reviewers expected"
     )

@@ -12,7 +12,7 @@ from service.config import load_config
 from service.decide import open_trail
 from service.reports import NAMES, build
 
-from . import main
+from . import echo, main
 
 GROUP_COLUMNS = ("leads", "accepted", "rejected", "won", "lost", "conversion", "win_rate")
 
@@ -36,26 +36,26 @@ def report(name, by, ruleset, since, until, as_json, db):
         trail.close()
     data = build(name, items, by)
     if as_json:
-        click.echo(json.dumps({"report": name, "leads": len(items), "data": data}, indent=2))
+        echo(json.dumps({"report": name, "leads": len(items), "data": data}, indent=2))
         return
-    click.echo(f"{name} report over {len(items)} leads")
+    echo(f"{name} report over {len(items)} leads")
     if name == "funnel":
         _table(["from", "to", "from_count", "to_count", "conversion"], data["steps"])
-        click.echo("now: " + ", ".join(f"{stage} {n}" for stage, n in data["now"].items()))
+        echo("now: " + ", ".join(f"{stage} {n}" for stage, n in data["now"].items()))
     elif name == "matrix":
         _groups("quadrant", {**data["quadrants"], "not_a_lead": data["not_a_lead"]}, extra=("share",))
         for warning in data["warnings"]:
-            click.echo(f"warning: {warning}")
+            echo(f"warning: {warning}")
     elif name == "conversion":
         _groups(data["by"], data["groups"])
     elif name == "rejections":
-        click.echo(
+        echo(
             f"handed off {data['handed_off']}, rejected {data['handed_off_rejected']} of them "
             f"({_fmt(data['rejection_rate'], 'rejection_rate')}); rejected without a hand-off "
             f"{data['rejected_without_hand_off']}; leads rejected in all {data['rejected']}"
         )
         for reason, count in data["reasons"].items():
-            click.echo(f"  {count:>6}  {reason}")
+            echo(f"  {count:>6}  {reason}")
     else:
         _table(["rule", "fired", "conversion_when_fired", "conversion_otherwise", "lift"], data["rules"])
 
@@ -63,15 +63,15 @@ def report(name, by, ruleset, since, until, as_json, db):
 def _overrides(data: dict, as_json: bool) -> None:
     """The rules most often involved in overridden decisions, per decided route → expected."""
     if as_json:
-        click.echo(json.dumps({"report": "overrides", "data": data}, indent=2, ensure_ascii=False))
+        echo(json.dumps({"report": "overrides", "data": data}, indent=2, ensure_ascii=False))
         return
-    click.echo(f"overrides report over {data['overrides']} overridden decisions")
+    echo(f"overrides report over {data['overrides']} overridden decisions")
     for pair, group in data["by_route"].items():
-        click.echo(
+        echo(
             f"\n{pair}: {group['overrides']} overridden of {group['decisions_on_route']} decisions on the route"
         )
         _table(["rule", "overrides", "share", "share_on_route", "lift"], group["rules"][:10])
-        click.echo("reasons: " + "; ".join(f"{r} ({n})" for r, n in group["reasons"].items()))
+        echo("reasons: " + "; ".join(f"{r} ({n})" for r, n in group["reasons"].items()))
 
 
 def _groups(label: str, groups: dict, extra=()) -> None:
@@ -102,6 +102,6 @@ def _table(columns: list[str], rows: list[dict]) -> None:
     widths = [
         max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)
     ]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+        echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))

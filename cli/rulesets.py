@@ -27,7 +27,7 @@ from service.decide import now, open_trail
 from service.deploy import reload
 from service.suggest import MIN_SAMPLE, SuggestionRefused, suggest
 
-from . import main, rulesets_dir
+from . import echo, main, rulesets_dir
 from .gitref import source_at
 
 DIR_OPTION = click.option(
@@ -86,12 +86,12 @@ def rulesets_validate(names, directory, base):
             if base and not problems:
                 problems = version_problems(path, data, base)
         for problem in problems:
-            click.echo(str(problem))
+            echo(str(problem))
         if not problems:
             if candidate is not None:
                 for warning in probe(compile_source(text, str(path)), leads_of_cases(cases_path(path))):
-                    click.echo(f"warning: {warning}")
-            click.echo(f"ok  {path}")
+                    echo(f"warning: {warning}")
+            echo(f"ok  {path}")
         failed |= bool(problems)
     sys.exit(1 if failed else 0)
 
@@ -148,14 +148,14 @@ def rulesets_lock(directory, check):
             else [f"locked {i.name} v{i.version} {i.digest}" for i in lock.update(directory)]
         )
     except lock.LockError as exc:
-        click.echo(f"error: {exc}", err=True)
+        echo(f"error: {exc}", err=True)
         sys.exit(1)
     for line in found:
-        click.echo(line)
+        echo(line)
     if check and found:
         sys.exit(1)
     if not found:
-        click.echo(f"ok  {directory / lock.LOCK}")
+        echo(f"ok  {directory / lock.LOCK}")
 
 
 @rulesets.command("test")
@@ -169,18 +169,18 @@ def rulesets_test(names, directory):
         try:
             compiled = load_file(registry, path, candidate)
         except RulesetError as exc:
-            click.echo(str(exc))
+            echo(str(exc))
             failed = True
             continue
         report = run_cases(compiled, cases_path(path))
         passed = sum(r.passed for r in report.results)
         for line in report.failures():
-            click.echo(line)
+            echo(line)
         status = "ok  " if report.passed else "FAIL"
         what = f"{compiled.name} v{compiled.version}{' (candidate)' if candidate else ''}"
-        click.echo(f"{status} {what}: {passed}/{len(report.results)} cases pass")
+        echo(f"{status} {what}: {passed}/{len(report.results)} cases pass")
         if report.unexercised:
-            click.echo(f"     rules no case exercised: {', '.join(report.unexercised)}")
+            echo(f"     rules no case exercised: {', '.join(report.unexercised)}")
         failed |= not report.passed
     sys.exit(1 if failed else 0)
 
@@ -195,17 +195,17 @@ def rulesets_reload(directory):
     finally:
         trail.close()
     for problem in problems:
-        click.echo(str(problem))
-    click.echo(f"reload {record['reload_id']} recorded{'' if record['changed'] else ' (no change)'}")
+        echo(str(problem))
+    echo(f"reload {record['reload_id']} recorded{'' if record['changed'] else ' (no change)'}")
     deployment = registry.deployment
     for name, compiled in deployment.active.items():
         note = " (its file was refused: the last good version keeps serving)" if name in kept else ""
-        click.echo(f"  {name} v{compiled.version} active{note}")
+        echo(f"  {name} v{compiled.version} active{note}")
     for compiled in deployment.candidates:
         role = "shadow" if deployment.shadows.get(compiled.name) is compiled else "candidate"
-        click.echo(f"  {compiled.name} v{compiled.version} {role}")
+        echo(f"  {compiled.name} v{compiled.version} {role}")
     if kept:
-        click.echo("kept " + ", ".join(f"{n} v{v}" for n, v in kept.items()) + ": their files were refused")
+        echo("kept " + ", ".join(f"{n} v{v}" for n, v in kept.items()) + ": their files were refused")
     sys.exit(1 if problems else 0)
 
 
@@ -221,24 +221,24 @@ def rulesets_shadow_report(name, since, as_json):
     finally:
         trail.close()
     if as_json:
-        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
     if not report:
-        click.echo("no shadow decisions recorded (name a candidate in rulesets/candidates/shadows.yaml)")
+        echo("no shadow decisions recorded (name a candidate in rulesets/candidates/shadows.yaml)")
         return
     for entry in report:
         r = entry["ruleset"]
         n = entry["decisions"]
-        click.echo(
+        echo(
             f"{r['name']} v{r['version']} in shadow of v{', v'.join(map(str, entry['live_versions']))}: "
             f"{n} live decisions, {entry['disagreements']} disagreed ({_pct(entry['disagreements'], n)}), "
             f"{entry['errors']} failed"
         )
         for field in deployments.SHADOW_FIELDS:
             part = entry[field]
-            click.echo(f"  {field}: {part['changed']} changed ({_pct(part['changed'], n)})")
+            echo(f"  {field}: {part['changed']} changed ({_pct(part['changed'], n)})")
             for pair, count in part["from_to"].items():
-                click.echo(f"    {count:>6}  {pair}")
+                echo(f"    {count:>6}  {pair}")
 
 
 def _pct(part, whole: int = 1) -> str:
@@ -250,7 +250,7 @@ def _pct(part, whole: int = 1) -> str:
 @rulesets.command("schema")
 def rulesets_schema():
     """Print the JSON Schema of ruleset files (for editors)."""
-    click.echo(json.dumps(ruleset_schema(), indent=2))
+    echo(json.dumps(ruleset_schema(), indent=2))
 
 
 @rulesets.command("diff")
@@ -298,12 +298,12 @@ def rulesets_diff(base, name, directory, db, leads_file, at, workers, samples, f
                 trail.close()
             label = f"the audit trail `{db or config.DB}`"
     except RulesetError as exc:
-        click.echo(str(exc), err=True)
+        echo(str(exc), err=True)
         sys.exit(1)
-    click.echo(history_diff.markdown(report, base, "working copy", label), nl=False)
+    echo(history_diff.markdown(report, base, "working copy", label), nl=False)
     routes = report.percent(report.changed_count("route"))
     if fail_over is not None and routes > fail_over:
-        click.echo(f"\n**{routes:.1f}% of routes change: more than the {fail_over:g}% allowed.**")
+        echo(f"\n**{routes:.1f}% of routes change: more than the {fail_over:g}% allowed.**")
         sys.exit(1)
 
 
@@ -345,38 +345,38 @@ def rulesets_suggest(name, directory, db, at, min_sample, write, as_json):
     try:
         result = suggest(compiled, items, at or now(), min_sample)
     except SuggestionRefused as exc:
-        click.echo(f"no suggestion: {exc}", err=True)
+        echo(f"no suggestion: {exc}", err=True)
         sys.exit(1)
     if as_json:
-        click.echo(json.dumps({k: v for k, v in vars(result).items() if k != "source"}, indent=2))
+        echo(json.dumps({k: v for k, v in vars(result).items() if k != "source"}, indent=2))
     else:
         _print_suggestion(result)
     if write:
         path.write_text(result.source, "utf-8")
-        click.echo(
+        echo(
             f"\nwrote {path} as v{compiled.version + 1}: see what it changes with `leadgate rulesets diff --base HEAD`"
         )
 
 
 def _print_suggestion(result) -> None:
-    click.echo(
+    echo(
         f"Learnt from {result.labelled} leads with a known result ({result.won} won): "
         "a logistic regression over the rules that fired when each was handed off."
     )
-    click.echo(f"\n{'rule':<32}{'score':<12}{'now':>6}{'suggested':>11}{'coefficient':>13}")
+    echo(f"\n{'rule':<32}{'score':<12}{'now':>6}{'suggested':>11}{'coefficient':>13}")
     for p in result.points:
         if p["coefficient"] is None:
             continue
-        click.echo(
+        echo(
             f"{p['rule']:<32}{p['score']:<12}{p['current']:>6g}{p['suggested']:>11g}{p['coefficient']:>13.3f}"
         )
     for t in result.thresholds:
-        click.echo(
+        echo(
             f"threshold {t['rule']} {t['score']} >= {t['current']:g} → {t['suggested']:g} "
             f"(F1 for won leads {t['f1_current']:.2f} → {t['f1_suggested']:.2f})"
         )
     now_, then = result.handoff["current"], result.handoff["proposed"]
-    click.echo(
+    echo(
         f"hand-off to sales: precision {_pct(now_['precision'])} → {_pct(then['precision'])}, "
         f"recall {_pct(now_['recall'])} → {_pct(then['recall'])} ({now_['handed_off']} → {then['handed_off']} leads)"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gunicorn.app.base import BaseApplication
 
 from api import create_app, state
+from api.front import BufferedFront
 from service.config import Config
 from service.decide import open_trail
 
@@ -20,18 +21,26 @@ class _Server(BaseApplication):
         c = self._config
         self.cfg.set("bind", f"{c.HOST}:{c.PORT}")
         self.cfg.set("workers", c.WORKERS)
-        # Threads in each worker: a client that is slow to send its request holds one thread, not a
-        # whole worker (with sync workers, two such clients stalled the service until the timeout).
-        self.cfg.set("worker_class", "gthread")
-        self.cfg.set("threads", THREADS)
+        # An asyncio worker owns the sockets: a client still sending holds no thread. api/front.py reads
+        # each request whole, under LEADGATE_REQUEST_DEADLINE, before Flask runs it on one of THREADS.
+        self.cfg.set("worker_class", "cli.worker.Worker")  # gunicorn's asgi worker + a headers deadline
+        self.cfg.set("asgi_lifespan", "off")
         self.cfg.set("accesslog", "-")
+        # URL and header limits are the front's, answered in the JSON error shape; gunicorn keeps only
+        # its outer bounds (1 MB request line, 64 KiB header line), answered in plain text.
+        self.cfg.set("limit_request_line", 0)
+        self.cfg.set("limit_request_field_size", 65536)
+        # No control socket: its default path is one per user, shared by every instance (a second
+        # server would take over the first's). Signals (HUP, TERM) are how leadgate is operated.
+        self.cfg.set("control_socket_disable", True)
         # Compile rulesets once in the master; workers inherit them on fork.
         self.cfg.set("preload_app", True)
         self.cfg.set("on_reload", _reload_rulesets)
         self.cfg.set("worker_exit", _close_trail)
 
     def load(self):
-        return create_app(self._config)
+        c = self._config
+        return BufferedFront(create_app(c), c.REQUEST_DEADLINE, c.MAX_BODY, THREADS)
 
 
 def _close_trail(arbiter, worker) -> None:
@@ -47,7 +56,7 @@ def _reload_rulesets(arbiter) -> None:
     The new workers fork with the new rulesets; any worker still on the old ones catches up on its
     next request from the recorded reload. A refused file keeps its last good version.
     """
-    app = arbiter.app.wsgi()
+    app = arbiter.app.wsgi().flask
     opened = open_trail(app.extensions["leadgate.config"])
     try:
         record, problems, kept = state.reload_app(app, opened, "sighup")

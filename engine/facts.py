@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from .errors import FactsError
 from .model import Ruleset
@@ -34,6 +34,9 @@ MAX_LIST = 100
 MAX_EVENTS = 2000
 MAX_PROPERTIES = 50
 DAY = 86400.0
+# Lead ids travel in URL paths, logs and terminals: letters, digits and . _ : @ + - only, 1 to 128.
+LEAD_ID = re.compile(r"\A[A-Za-z0-9._:@+-]{1,128}\Z")
+LEAD_ID_RULE = "must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ + -"
 
 
 def parse_time(value, field: str) -> datetime:
@@ -49,7 +52,33 @@ def parse_time(value, field: str) -> datetime:
         raise FactsError({field: ["must be an ISO 8601 time"]})
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        raise FactsError({field: [f"{value!r} is outside the years 1 to 9999 in UTC"]}) from None
+
+
+def incoming_problems(request: dict, at, skew_seconds: int, prefix: str = "") -> dict[str, list[str]]:
+    """What a new request may not carry, though a recorded one may (replays never check these):
+    a lead id outside LEAD_ID, and events dated after the evaluation time plus the allowed clock
+    skew (nothing has happened in the future yet; such an event would score full points until then).
+    """
+    errors = {}
+    lead_id = request.get("lead_id")
+    if not isinstance(lead_id, str) or not LEAD_ID.fullmatch(lead_id):
+        errors[f"{prefix}lead_id"] = [LEAD_ID_RULE]
+    try:
+        limit = parse_time(at, "at") + timedelta(seconds=skew_seconds)
+    except OverflowError:
+        limit = datetime.max.replace(tzinfo=UTC)
+    events = request.get("events")
+    for i, event in enumerate(events if isinstance(events, list) else []):
+        if isinstance(event, dict) and parse_time(event.get("at"), f"{prefix}events[{i}].at") > limit:
+            errors[f"{prefix}events[{i}].at"] = [
+                f"{event['at']!r} is after the evaluation time {format_time(parse_time(at, 'at'))} "
+                f"(clock skew allowed: {skew_seconds} s)"
+            ]
+    return errors
 
 
 def format_time(dt: datetime) -> str:

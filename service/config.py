@@ -42,6 +42,19 @@ class Config:
     DELIVERY_POLL_MS: int = 50  # LEADGATE_DELIVERY_POLL_MS
     # LEADGATE_SESSION_IDLE_MINUTES: a review session unused this long ends on the server (sign in again)
     SESSION_IDLE_MINUTES: int = 30
+    LEAD_TOKEN_TTL: int = 86_400  # LEADGATE_LEAD_TOKEN_TTL: seconds a form's lead token lets it continue
+    CLOCK_SKEW: int = 300  # LEADGATE_CLOCK_SKEW: seconds an event may be dated after the evaluation time
+    # Rate limits per minute (0: no limit): decisions per form key and per client address of form-key
+    # calls, review sign-in attempts per address and per key id.
+    FORM_KEY_RATE: int = 600  # LEADGATE_FORM_KEY_RATE
+    ADDRESS_RATE: int = 60  # LEADGATE_ADDRESS_RATE
+    SIGN_IN_RATE: int = 10  # LEADGATE_SIGN_IN_RATE
+    # LEADGATE_RATE_LIMIT_STORAGE: where the counters live, shared by all workers; empty: <DB>.limits
+    # (SQLite, one machine); any `limits` storage URI such as redis://host:6379 for several machines.
+    RATE_LIMIT_STORAGE: str = ""
+    # LEADGATE_REQUEST_DEADLINE: seconds a client has to send its whole request body; a slower one gets
+    # 408 and its connection is closed, without ever holding an application thread.
+    REQUEST_DEADLINE: int = 10
 
     def to_flask(self) -> dict:
         return {f"LEADGATE_{f.name}": getattr(self, f.name) for f in fields(self)}

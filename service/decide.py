@@ -9,12 +9,12 @@ deciding for the same lead at once cannot lose each other's facts.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from audit import AuditTrail, NotFound, assignment, idempotency, merge_facts, outbox, outcomes
 from audit.secrets import Secrets, default_path
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry, digest_of
-from engine.facts import format_time, outcome_problems, parse_time
+from engine.facts import format_time, incoming_problems, outcome_problems, parse_time
 from engine.features import email_domain
 from engine.teams import Teams
 from engine.yamlsource import load
@@ -24,6 +24,8 @@ from .errors import ServiceError
 from .idempotency import IdempotencyConflict, request_hash
 
 __all__ = ["IdempotencyConflict", "ServiceError"]  # what callers catch from the shared operations
+
+CLOCK_SKEW = 300  # seconds; the server passes LEADGATE_CLOCK_SKEW
 
 
 class TooEarly(ServiceError):
@@ -70,6 +72,7 @@ def decide(
     idempotency_key: str | None = None,
     shadow: CompiledRuleset | None = None,
     teams: Teams | None = None,
+    clock_skew: int = CLOCK_SKEW,
 ) -> tuple[dict, bool]:
     """Evaluate the lead's accumulated facts plus `request`, record the decision, return (reply, replayed).
 
@@ -97,6 +100,9 @@ def decide(
     # decided for the same lead meanwhile, evaluate again under the lock (nothing is ever lost).
     seen = trail.lead_version(request.get("lead_id"))
     told, at = at, at or now()  # after reading the lead: a decision recorded since then changes its version
+    problems = incoming_problems(request, at, clock_skew)
+    if problems:
+        raise FactsError(problems)
     evaluation, shadowed, seconds = evaluate()
     with trail.transaction() as db:
         if idempotency_key:
@@ -125,12 +131,18 @@ def decide_batch(
     client: str | None = None,
     shadows: list[CompiledRuleset | None] | None = None,
     teams: Teams | None = None,
+    clock_skew: int = CLOCK_SKEW,
 ) -> list[dict]:
     """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
 
     A lead that appears twice sees its earlier item's facts and stage, as with separate calls. Wrong
     facts are a FactsError naming the item: `items[1].profile.employees`.
     """
+    problems = {}
+    for i, request in enumerate(requests):
+        problems.update(incoming_problems(request, at or now(), clock_skew, f"items[{i}]."))
+    if problems:
+        raise FactsError(problems)
     with trail.transaction() as db:
         at = at or now()  # under the write lock: no decision of these leads can be later
         known: dict[str, dict] = {}
@@ -247,11 +259,19 @@ def _shadow(shadow: CompiledRuleset, live: Evaluation) -> tuple:
     return shadow.identity, shadow.source, result
 
 
-def outcome_problems_at(outcome: dict, model, at: str) -> list[tuple[str, str]]:
-    """(field, message) for everything wrong with an outcome reported at `at`, which it may not follow."""
+def outcome_problems_at(outcome: dict, model, at: str, clock_skew: int = CLOCK_SKEW) -> list[tuple[str, str]]:
+    """(field, message) for everything wrong with an outcome reported at `at`, which it may not follow
+    by more than the clock skew allowed between the caller's clock and ours."""
     problems = outcome_problems(outcome, model)
-    if not problems and parse_time(outcome["at"], "at") > parse_time(at, "at"):
-        problems = [("at", f"{outcome['at']} is later than now ({at}): report an outcome once it happened")]
+    late = parse_time(at, "at") + timedelta(seconds=clock_skew)
+    if not problems and parse_time(outcome["at"], "outcome.at") > late:
+        problems = [
+            (
+                "at",
+                f"{outcome['at']} is later than now ({at}, clock skew allowed: {clock_skew} s): "
+                "report an outcome once it happened",
+            )
+        ]
     return problems
 
 
@@ -266,6 +286,7 @@ def report_outcome(
     note: str | None = None,
     at: str | None = None,
     teams: Teams | None = None,
+    clock_skew: int = CLOCK_SKEW,
 ) -> dict:
     """Record what sales reported about a lead and decide the lead again with it: {outcome, decision}.
 
@@ -275,10 +296,10 @@ def report_outcome(
     told, at = at, at or now()
     outcome = {k: v for k, v in outcome.items() if v is not None}
     outcome.setdefault("at", at)
-    problems = outcome_problems_at(outcome, ruleset.model, at)
+    problems = outcome_problems_at(outcome, ruleset.model, at, clock_skew)
     if problems:
         raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
-    outcome["at"] = format_time(parse_time(outcome["at"], "at"))
+    outcome["at"] = format_time(parse_time(outcome["at"], "outcome.at"))
     with trail.transaction() as db:
         if trail.lead_facts(lead_id) is None:
             raise NotFound("lead", lead_id)

@@ -12,12 +12,23 @@ import sys
 import time
 from pathlib import Path
 
+from werkzeug.datastructures import Headers
+
 from audit import AuditTrail
 from audit.keys import create
 from tests import contract
 
 ROOT = Path(__file__).resolve().parent.parent
 LEADGATE = Path(sys.executable).with_name("leadgate")
+
+
+# The serving stack before issue 12, for benchmarks side by side: gunicorn's threaded workers running
+# the Flask app directly, so a client still sending its body holds a thread.
+GTHREAD = [
+    str(Path(sys.executable).with_name("gunicorn")),
+    "--bind", "127.0.0.1:{port}", "--workers", "{workers}", "--worker-class", "gthread", "--threads", "4",
+    "--preload", "--no-control-socket", "wsgi:app",
+]  # fmt: skip
 
 
 def free_port() -> int:
@@ -27,8 +38,10 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: Path, workers: int = 2, **env):
+    def __init__(self, db: Path, workers: int = 2, command: list[str] | None = None, **env):
+        """`command`: another server command line (benchmarks compare stacks); {port} and {workers} filled in."""
         self.db, self.workers, self.port = db, workers, free_port()
+        self.command = command
         self.env = {
             **os.environ,
             "LEADGATE_DB": str(db),
@@ -44,12 +57,14 @@ class Server:
         # Errors go to a file: a pipe nobody reads fills up under many logged 503s and stalls the server.
         self.log = self.db.parent / f"server-{self.port}.log"
         with open(self.log, "ab") as log:
+            command = self.command or [str(LEADGATE), "serve", "--port", "{port}", "--workers", "{workers}"]
             self.proc = subprocess.Popen(
-                [str(LEADGATE), "serve", "--port", str(self.port), "--workers", str(self.workers)],
+                [part.format(port=self.port, workers=self.workers) for part in command],
                 env=self.env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,
                 start_new_session=True,
+                cwd=ROOT,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -85,7 +100,8 @@ class Server:
             conn.request(method, path, body=data, headers=hdrs)
             response = conn.getresponse()
             raw = response.read()
-            return response.status, (json.loads(raw) if raw else None), dict(response.getheaders())
+            # Header names are case-insensitive (the ASGI front sends them in lower case).
+            return response.status, (json.loads(raw) if raw else None), Headers(response.getheaders())
         finally:
             conn.close()
 

@@ -14,7 +14,6 @@ import signal
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -448,16 +447,18 @@ SQL = ["x' OR '1'='1", "x'; DROP TABLE decisions; --", '" OR ""="', "%", "_", "1
 
 
 def test_sql_looking_input_is_data(call, app):
-    for text in SQL:
-        assert (
-            call("POST", "/v1/decisions", body={**LEAD, "lead_id": text, "channel": text}).status_code == 201
-        )
+    # Lead ids have a character set of their own (issue 12): SQL-looking ones are refused, naming the field;
+    # the same text anywhere else is data.
+    for text in SQL[:4] + SQL[5:]:  # "_" alone is a valid id
+        error(call("POST", "/v1/decisions", body={**LEAD, "lead_id": text}), 422, "invalid_request")
+    ids = [f"sql-{i}" for i in range(len(SQL))]
+    for lead_id, text in zip(ids, SQL, strict=True):
+        body = {**LEAD, "lead_id": lead_id, "channel": text}
+        assert call("POST", "/v1/decisions", body=body).status_code == 201
     assert rows(app)[0]["n"] == len(SQL)
-    for text in SQL:
-        quoted = quote(text, safe="")
-        lead = call("GET", f"/v1/leads/{quoted}", key="review")
-        assert lead.status_code == 200 and lead.json["lead_id"] == text
-        assert len(call("GET", f"/v1/leads/{quoted}/decisions", key="review").json["items"]) == 1
+    for lead_id, text in zip(ids, SQL, strict=True):
+        lead = call("GET", f"/v1/leads/{lead_id}", key="review")
+        assert lead.status_code == 200 and lead.json["channel"] == text
     error(call("GET", "/v1/leads/nobody'%20OR%20'1'='1", key="review"), 404, "not_found")
     error(call("GET", "/v1/leads/A-1/decisions?before=1%20OR%201=1", key="review"), 422, "invalid_request")
     error(
@@ -468,19 +469,19 @@ def test_sql_looking_input_is_data(call, app):
     with app.app_context():
         t = trail()
         assert [d["lead_id"] for d in list_decisions(t, {"stage": "x' OR 1=1 --"}).items] == []
-        assert [d["lead_id"] for d in list_decisions(t, {"lead_id": "%"}).items] == ["%"]
+        assert list_decisions(t, {"lead_id": "%"}).items == []
         assert list_decisions(t, {"version": 10**30}).items == []
-        everything = timeline(t, SQL[1], before=10**30)  # past SQLite's 64-bit integers
+        everything = timeline(t, ids[1], before=10**30)  # past SQLite's 64-bit integers
         assert len(everything.items) == 1
         assert t.verify() == []
-    page = call("GET", "/v1/leads/%25/decisions?before=" + "9" * 40, key="review")
+    page = call("GET", f"/v1/leads/{ids[0]}/decisions?before=" + "9" * 40, key="review")
     assert page.status_code == 200 and len(page.json["items"]) == 1
 
 
 def test_sql_looking_filters_on_the_command_line(tmp_path):
     db = str(tmp_path / "f.db")
     lead = tmp_path / "lead.json"
-    lead.write_text(json.dumps({**LEAD, "lead_id": "x' OR 1=1 --"}))
+    lead.write_text(json.dumps({**LEAD, "channel": "x' OR 1=1 --"}))
     assert run("decide", "--db", db, "--dir", str(RULESETS), str(lead)).exit_code == 0
     for args in (
         ["--stage", "x' OR 1=1 --"],
@@ -490,7 +491,7 @@ def test_sql_looking_filters_on_the_command_line(tmp_path):
     ):
         result = run("audit", "list", "--db", db, *args)
         assert result.exit_code == 0 and result.output == "", (args, result.output)
-    assert "x' OR 1=1 --" in run("audit", "list", "--db", db, "--lead", "x' OR 1=1 --").output
+    assert "A-1" in run("audit", "list", "--db", db, "--channel", "x' OR 1=1 --").output
     assert run("audit", "verify", "--db", db).exit_code == 0
 
 

@@ -311,13 +311,15 @@ def app(make_app, tmp_path):
 
 @pytest.fixture
 def client(app):
+    """Posts as the page does: a publishable form key for the page's origin (the test client's)."""
     with app.app_context():
-        key = create(trail(), "form", "decide")[1]
+        key = create(trail(), "form", "form", ["http://localhost"])[1]
+        client_secret = create(trail(), "crm", "decide")[1]
     client = app.test_client()
     client.post_json = lambda url, body, key=key: client.post(
-        url, json=body, headers={"Authorization": f"Bearer {key}"}
+        url, json=body, headers={"Authorization": f"Bearer {key}", "Origin": "http://localhost"}
     )
-    client.key = key
+    client.key, client.secret = key, client_secret
     return client
 
 
@@ -368,7 +370,6 @@ def form_body(page, lead_id: str, **chosen) -> dict:
         options = [o for o in field["options"] if o]
         profile[name] = chosen.get(name, options[0] if options else sample[name])
     return {
-        "lead_id": lead_id,
         "channel": "demo_form",
         "profile": profile,
         "events": [
@@ -391,7 +392,8 @@ def test_the_script_posts_decisions_with_a_key_from_session_storage(page):
     for word in ("next_step", "next_questions", "book_meeting", "ask_questions", "thank_you"):
         assert word in script, word
     assert '"answers." + q.id' in script and "data-error-for" in script  # where 422 field errors go
-    assert "leadgate keys create --name form --scope decide" in FORM.read_text()
+    assert "leadgate keys create --name form --scope form --origin http://127.0.0.1:8000" in FORM.read_text()
+    assert "lead_token" in script and "lead_id:" not in script  # leadgate picks the id; the token continues
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
@@ -414,7 +416,8 @@ def test_a_body_built_from_the_form_is_accepted(client, page):
     # every option each select offers is a value the API takes
     for name, field in page.fields.items():
         for option in [o for o in field["options"] if o]:
-            preview = client.post_json("/v1/preview", form_body(page, "web-options", **{name: option}))
+            body = {**form_body(page, "web-options", **{name: option}), "lead_id": "web-options"}
+            preview = client.post_json("/v1/preview", body, key=client.secret)
             assert preview.status_code == 200, (name, option, preview.json)
 
 
@@ -431,7 +434,8 @@ def test_the_follow_up_answers_loop_until_there_is_nothing_to_ask(client, page):
             for q in decision["next_questions"]
         }
         response = client.post_json(
-            "/v1/decisions", {"lead_id": "web-poor", "channel": "demo_form", "answers": answers}
+            "/v1/decisions",
+            {"lead_token": decision["lead_token"], "channel": "demo_form", "answers": answers},
         )
         assert response.status_code == 201, response.json
         decision, rounds = response.json, rounds + 1
@@ -446,9 +450,9 @@ def test_errors_come_back_where_the_page_shows_them(client, page):
     assert response.status_code == 422
     assert set(response.json["errors"]) <= page.error_slots  # shown next to the field
 
-    client.post_json("/v1/decisions", form_body(page, "web-bad"))
+    token = client.post_json("/v1/decisions", form_body(page, "web-bad")).json["lead_token"]
     response = client.post_json(
-        "/v1/decisions", {"lead_id": "web-bad", "channel": "demo_form", "answers": {"timeline": "maybe"}}
+        "/v1/decisions", {"lead_token": token, "channel": "demo_form", "answers": {"timeline": "maybe"}}
     )
     assert response.status_code == 422 and list(response.json["errors"]) == ["answers.timeline"]
 

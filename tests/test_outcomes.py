@@ -11,7 +11,7 @@ from audit.keys import create
 from audit.replay import replay
 from cli import main
 from engine import FactsError
-from service.decide import decide, evaluator, report_outcome
+from service.decide import decide, evaluator, now, report_outcome
 from tests.conftest import RULESETS
 
 VP = {
@@ -88,7 +88,8 @@ def test_a_rejection_needs_a_declared_reason_and_recycles_the_lead(app, auth):
         "/v1/decisions",
         json={
             "lead_id": "O-1",
-            "events": [{"type": "demo_request", "at": "2099-01-01T00:00:00Z", "id": "demo-2"}],
+            # now: the latest event (one dated after the evaluation time is refused, issue 12)
+            "events": [{"type": "demo_request", "at": now(), "id": "demo-2"}],
         },
         headers=auth,
     ).json
@@ -177,7 +178,7 @@ def test_import_checks_every_row_first_and_records_all(app, tmp_path):
         "lead_id,type,at,reason,amount,note\n"
         "O-1,accepted,2026-11-23T10:05:00Z,,,called back\n"
         "O-2,rejected,2026-11-23T10:06:00Z,no_budget,,\n"
-        "O-1,won,2026-11-24T10:00:00Z,,48000,\n"
+        "O-1,won,2026-11-25T10:00:00Z,,48000,\n"
     )
     result = CliRunner().invoke(main, ["outcomes", "import", str(good)], env=env)
     assert result.exit_code == 0, result.output

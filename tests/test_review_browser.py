@@ -237,6 +237,12 @@ def test_review_pages_in_a_browser(server, browser, default):
     for name, score in why["scores"].items():
         assert float(pages.css(f"#score-{name}-total").get_attribute("data-total")) == score["total"]
     assert "Acme <Analytics>" in pages.css("#profile").text  # shown as text, not markup
+    # Lead text is bidi-isolated: an RTL override (U+202E) in a value reorders its own cell only.
+    isolation = pages.driver.execute_script(
+        "return [...document.querySelectorAll('#profile td, #profile dd, #lead-id')]"
+        ".map(e => getComputedStyle(e).unicodeBidi)"
+    )
+    assert isolation and set(isolation) == {"isolate"}, isolation
     assert len(pages.all("#timeline li.decision")) == 2
     pages.look("04-lead")
 

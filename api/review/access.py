@@ -25,6 +25,7 @@ from flask_wtf.csrf import CSRFProtect
 from audit import StorageUnavailable, sessions
 from audit.keys import authenticate
 
+from .. import limits
 from ..state import trail
 from . import bp
 
@@ -139,7 +140,9 @@ def sign_in():
 
 @bp.post("/sign-in")
 def sign_in_post():
-    key = authenticate(trail(), request.form.get("key", "").strip())
+    text = request.form.get("key", "").strip()
+    limits.sign_in(text, failed=False)  # 429 once LEADGATE_SIGN_IN_RATE failures a minute are used up
+    key = authenticate(trail(), text)
     target = _safe_next(request.form.get("next"))
     if key is None or not key.allows(SCOPE):
         message = (
@@ -147,6 +150,7 @@ def sign_in_post():
             if key is None
             else f"This key has scope {key.scope}; the review pages need a review or admin key."
         )
+        limits.sign_in(text, failed=True)
         page = render_template("review/sign_in.html", next=target, error=message)
         return page, 401 if key is None else 403
     session.clear()  # a fresh session (and CSRF token) for whoever signs in

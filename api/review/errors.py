@@ -12,7 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from audit import NotFound, StorageUnavailable
 
-from ..errors import RETRY_AFTER_SECONDS
+from ..errors import RETRY_AFTER_SECONDS, ApiError
 from . import bp
 
 
@@ -30,6 +30,13 @@ def csrf_failed(exc: CSRFError):
         400,
         "This form could not be accepted",
         "It has expired or did not come from these pages. Go back, reload the page and send it again.",
+    )
+
+
+@bp.errorhandler(ApiError)
+def refused(exc: ApiError):  # e.g. 429 for too many sign-in attempts, with its Retry-After
+    return _page(
+        exc.status, "Too many attempts" if exc.status == 429 else "Refused", exc.message, exc.headers
     )
 
 

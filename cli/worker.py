@@ -1,0 +1,62 @@
+"""gunicorn's asyncio worker, with a deadline on the request headers too.
+
+api/front.py bounds the time to send a body, but it only runs once the headers are in. gunicorn's
+asyncio worker bounds the wait for the headers of a second request on a connection (its keep-alive
+timeout) but not of the first: a client that connects and sends headers a byte at a time would keep
+its socket forever. This worker gives the first request's headers the same LEADGATE_REQUEST_DEADLINE,
+then answers 408 in the JSON error shape and closes the connection.
+
+gunicorn builds its protocol objects by the module-level name `ASGIProtocol` (there is no setting for
+it), so the worker points that name at the subclass below, in its own process only.
+"""
+
+from __future__ import annotations
+
+import json
+
+from gunicorn.asgi.protocol import ASGIProtocol
+from gunicorn.workers import gasgi
+
+DEFAULT_DEADLINE = 10.0
+
+
+class HeaderDeadlineProtocol(ASGIProtocol):
+    _headers_timer = None
+
+    def connection_made(self, transport):
+        # Armed first: the parent may already parse bytes that arrived with the connection.
+        deadline = getattr(self.worker.asgi, "deadline", DEFAULT_DEADLINE)
+        self._headers_timer = self.worker.loop.call_later(deadline, self._headers_late, deadline)
+        super().connection_made(transport)
+
+    def _on_headers_complete(self):
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
+        return super()._on_headers_complete()
+
+    def connection_lost(self, exc):
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
+        return super().connection_lost(exc)
+
+    def _headers_late(self, deadline: float) -> None:
+        if self._closed:
+            return
+        body = json.dumps(
+            {
+                "status": 408,
+                "code": "request_timeout",
+                "message": f"The request headers were not sent within {deadline:g} seconds.",
+            }
+        ).encode()
+        self._safe_write(
+            b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self._keepalive_timeout()  # gunicorn's own way to close an idle connection
+
+
+class Worker(gasgi.ASGIWorker):
+    def init_process(self):
+        gasgi.ASGIProtocol = HeaderDeadlineProtocol
+        super().init_process()
