@@ -57,6 +57,8 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
 
     api = LeadgateApi(app)
     app.extensions["leadgate.api"] = api
+    # Named by POST /v1/decisions' oneOf reply (the whole decision, or a form key's public part).
+    api.spec.components.schema("PublicDecision", schema=schemas.PublicDecisionSchema)
     for blueprint in (
         health.bp,
         decisions.bp,

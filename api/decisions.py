@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, request, url_for
+from flask import current_app, g, jsonify, request, url_for
 
 from engine import UnknownRuleset
 from service.decide import decide, decide_batch
@@ -80,7 +80,7 @@ def _skew() -> int:
 
 @bp.post("/decisions")
 @bp.arguments(schemas.DecisionRequestSchema())
-@bp.response(201, schemas.DecisionSchema, headers=schemas.DECISION_HEADERS)
+@bp.response(201, schemas.DECISION_REPLY, headers=schemas.DECISION_HEADERS)
 @bp.doc(parameters=[schemas.IDEMPOTENCY_KEY])
 @_documented(*ERRORS, 429)
 @requires("decide", form=True)
@@ -108,10 +108,17 @@ def post_decision(body):
         teams=registry().deployment.teams,
         clock_skew=_skew(),
     )
-    headers = {"Location": url_for("decisions.get_decision", decision_id=reply["decision_id"])}
+    return _created(reply, replayed)
+
+
+def _created(reply: dict, replayed: bool = False):
+    """The 201 reply, serialised once: what was recorded is what is sent (a form key's, its public part)."""
+    response = jsonify(reply)
+    response.status_code = 201
+    response.headers["Location"] = url_for("decisions.get_decision", decision_id=reply["decision_id"])
     if replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return reply, 201, headers
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _form_decision(body):
@@ -146,7 +153,7 @@ def _form_decision(body):
         teams=registry().deployment.teams,
         clock_skew=_skew(),
     )
-    return public_reply(reply, tokens.issue(lead_id, g.key.id)), 201
+    return _created(public_reply(reply, tokens.issue(lead_id, g.key.id)))
 
 
 @bp.post("/decisions/batch")

@@ -115,7 +115,7 @@ class BufferedFront:
 
 async def _reply(send, status: int, code: str, message: str) -> None:
     """An error in the API's one shape; the connection closes after it (the body was not read)."""
-    body = json.dumps({"status": status, "code": code, "message": message}).encode()
+    body = json.dumps({"status": status, "code": code, "message": message, "errors": {}}).encode()
     await send(
         {
             "type": "http.response.start",

@@ -34,6 +34,15 @@ def _limiter() -> FixedWindowRateLimiter:
     return made[1]
 
 
+def close(app) -> None:
+    """Close this process's rate-limit storage of `app`, if it holds a connection of its own."""
+    made = app.extensions.pop("leadgate.limiter", None)
+    if made is not None and made[0] == os.getpid():
+        storage = made[1].storage
+        if isinstance(storage, SQLiteStorage):
+            storage.close()
+
+
 def client_address() -> str:
     return request.remote_addr or "unknown"
 

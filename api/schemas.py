@@ -217,13 +217,32 @@ class DecisionSchema(Schema):
         allow_none=True,
         metadata={"description": "Who takes a hand-off to a team (rulesets/teams.yaml); null otherwise"},
     )
-    lead_token = fields.String(
-        metadata={
-            "description": "Form keys only: send it back to continue this lead (the reply to a "
-            "form key holds only decision_id, lead_id, lead_token, route, next_questions, evaluated_at)"
-        }
-    )
-    lead_token_expires_at = fields.String(metadata={"description": "Form keys only: when lead_token expires"})
+
+
+@always()
+class PublicRouteSchema(Schema):
+    destination = fields.String()
+    due_at = fields.String(allow_none=True)
+    next_step = fields.Nested(NextStepSchema)
+
+
+@always()
+class PublicDecisionSchema(Schema):
+    """What a form key (a publishable key in a web page) gets: where the lead goes and what to ask next."""
+
+    decision_id = fields.String()
+    lead_id = fields.String(metadata={"description": "The id leadgate chose for a lead a form started"})
+    lead_token = fields.String(metadata={"description": "Send it back to continue this lead"})
+    lead_token_expires_at = fields.String(metadata={"description": "When lead_token expires"})
+    route = fields.Nested(PublicRouteSchema)
+    next_questions = fields.List(fields.Nested(QuestionSchema))
+    evaluated_at = fields.String()
+
+
+# POST /v1/decisions answers a server-side key with the whole decision and a form key with its public part.
+DECISION_REPLY = {
+    "oneOf": [{"$ref": "#/components/schemas/Decision"}, {"$ref": "#/components/schemas/PublicDecision"}]
+}
 
 
 @always()

@@ -22,6 +22,8 @@ from engine.files import load_directory
 from service import deploy
 from service.decide import open_trail
 
+from . import limits
+
 _lock = threading.RLock()
 
 
@@ -88,10 +90,12 @@ def reload(requested_by: str):
 
 
 def close(app: Flask) -> None:
-    """Close this process's audit connection of `app`: a gunicorn worker's exit, a test's teardown."""
+    """Close this process's connections of `app` (audit trail, rate limits): a gunicorn worker's
+    exit, a test's teardown."""
     opened = app.extensions.pop("leadgate.trail", None)
     if opened is not None and opened[0] == os.getpid():
         opened[1].close()
+    limits.close(app)
 
 
 def trail() -> AuditTrail:

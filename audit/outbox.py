@@ -100,11 +100,11 @@ def breaches(trail, now: datetime) -> int:
 
     Time, not a request, causes these, so the deliverer looks every few seconds; `leadgate sla
     --escalate` writes the same event (same id) when it re-routes the lead, so either way it is one."""
-    from .outcomes import _time  # the one parser of stored times
+    from .outcomes import moment  # the one parser of stored times
 
     with trail.transaction() as db:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (BREACH_CURSOR,)).fetchone()
-        since = _time(row[0]) if row else None
+        since = moment(row[0]) if row else None
         # Stored times compare as text only to the second: select a little wide, then compare exactly.
         rows = db.execute(
             "SELECT h.lead_id, h.decision_id, h.route, h.team, h.at, h.due_at, l.ruleset_name "
@@ -118,7 +118,7 @@ def breaches(trail, now: datetime) -> int:
         ).fetchall()
         told = 0
         for lead_id, decision_id, route, team, at, due_at, ruleset in rows:
-            due = _time(due_at)
+            due = moment(due_at)
             if due > now or (since is not None and due <= since):
                 continue
             overdue = {

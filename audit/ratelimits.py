@@ -41,6 +41,12 @@ class SQLiteStorage(Storage):
     def base_exceptions(self):
         return sqlite3.Error
 
+    def close(self) -> None:
+        """Close this process's connection (a worker's exit, a test's teardown)."""
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None
+
     def _db(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():  # never share a connection across a fork
             private(self.path)

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from . import computed
 from .conditions import Lowering
 from .facts import parse_time
 from .features import compute_feature, email_domain, event_ages
@@ -96,6 +97,8 @@ class View:
             profile["email_domain"] = domain
         self.profile = profile
         self.ages = event_ages(facts["events"], self.at)
+        # The ruleset's computed values, as the runtime derives them before matching (engine/computed.py).
+        self.computed = computed.evaluate(model.computed, profile, facts.get("answers") or {}, self.at)[0]
         self._features: dict[str, object] = {}
         self.events = []
         for event, age in zip(facts["events"], self.ages, strict=True):
@@ -145,7 +148,9 @@ class View:
     def feature(self, name: str):
         if name not in self._features:
             feature = self.conditions.features[name]
-            self._features[name] = compute_feature(feature, self.facts, self.profile, self.ages, self.at)
+            self._features[name] = compute_feature(
+                feature, self.facts, self.profile, self.ages, self.at, self.computed
+            )
         return self._features[name]
 
     def holds(self, fact: dict, expr) -> bool:
@@ -303,6 +308,11 @@ class View:
 
     def _compare(self, rule, cond, label, op, wanted, actual, score=None) -> Check:
         held = self.atom(rule, cond)
+        if op in _ORDER and isinstance(wanted, str):  # a threshold that is a computed value, by name
+            name = wanted.removeprefix("computed.")
+            wanted = self.computed.get(name)
+            if not _number(wanted):
+                return Check(f"{label} {op} {name}", held, f"{name} is not computed for this lead", op=op)
         if op in _ORDER:
             sign = {"gte": "≥", "gt": ">", "lte": "≤", "lt": "<"}[op]
             text = f"{label} {sign} {_num(wanted)}"

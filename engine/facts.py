@@ -35,7 +35,8 @@ MAX_EVENTS = 2000
 MAX_PROPERTIES = 50
 DAY = 86400.0
 # Lead ids travel in URL paths, logs and terminals: letters, digits and . _ : @ + - only, 1 to 128.
-LEAD_ID = re.compile(r"\A[A-Za-z0-9._:@+-]{1,128}\Z")
+# ECMA-262 compatible, as OpenAPI wants; `fullmatch` below also refuses a trailing newline that `$` lets through.
+LEAD_ID = re.compile(r"^[A-Za-z0-9._:@+-]{1,128}$")
 LEAD_ID_RULE = "must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ + -"
 
 

@@ -29,7 +29,8 @@ from service.decide import decide
 ROOT = Path(__file__).resolve().parent.parent
 RULESETS = ROOT / "rulesets"
 LEADS = ROOT / "examples" / "leads.jsonl"
-FIRST, SECOND = "2026-11-23T10:00:00Z", "2026-11-30T16:30:00Z"
+# After every event of examples/leads.jsonl: an event dated after its decision is refused (clock skew).
+FIRST, SECOND = "2026-11-24T10:00:00Z", "2026-11-30T16:30:00Z"
 ANSWERS = {"budget": "yes", "authority": "decision_maker", "need": "yes", "timeline": "this_quarter"}
 
 

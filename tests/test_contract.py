@@ -148,9 +148,8 @@ def test_the_readme_check_catches_a_reply_that_breaks_the_document(app):
     assert found and "questions" in " ".join(found)
 
 
-def test_a_ruleset_whose_owners_have_no_email_is_described_within_the_contract(tmp_path):
+def test_a_ruleset_whose_owners_have_no_email_is_described_within_the_contract(tmp_path, make_app):
     """Owner emails are optional in ruleset files, so the reply schema may not require them."""
-    from api import create_app
     from tests.conftest import mini_source
 
     rulesets = tmp_path / "rulesets"
@@ -162,7 +161,7 @@ def test_a_ruleset_whose_owners_have_no_email_is_described_within_the_contract(t
         "then": {"points": {"fit": 10}},
     }
     (rulesets / "mini.yaml").write_text(mini_source([rule]))
-    app = create_app(db=str(tmp_path / "m.db"), rulesets=str(rulesets), default_ruleset="mini")
+    app = make_app(db=str(tmp_path / "m.db"), rulesets=str(rulesets), default_ruleset="mini")
     with app.app_context():
         key = create(trail(), "k", "review")[1]
     reply = app.test_client().get("/v1/rulesets/mini", headers={"Authorization": f"Bearer {key}"})

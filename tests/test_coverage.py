@@ -108,15 +108,14 @@ def test_the_cli_prints_coverage_as_text_and_json(trail):
     assert bad.exit_code == 2 and "--since" in bad.output
 
 
-def test_the_review_page_shows_coverage(tmp_path):
-    from api import create_app
+def test_the_review_page_shows_coverage(tmp_path, make_app):
     from api.state import registry
     from api.state import trail as app_trail
     from audit.keys import create
     from tests.conftest import RULESETS
     from tests.test_review import sign_in
 
-    app = create_app(db=str(tmp_path / "page.db"), rulesets=str(RULESETS), secure_cookies=0)
+    app = make_app(db=str(tmp_path / "page.db"), rulesets=str(RULESETS), secure_cookies=0)
     with app.app_context():
         decide(
             registry().get("default"),

@@ -56,10 +56,9 @@ def test_every_ruleset_key_is_taught_in_docs_rulesets(key):
     assert f"`{key}" in RULESETS_DOC.read_text(), f"docs/rulesets.md does not mention `{key}`"
 
 
-def test_every_endpoint_is_in_the_readme():
-    from api import create_app
+def test_every_endpoint_is_in_the_readme(make_app):
 
-    app = create_app(db=":memory:")
+    app = make_app(db=":memory:")
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/v1"):
             path = rule.rule.replace("<", "{").replace(">", "}")

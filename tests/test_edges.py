@@ -11,7 +11,6 @@ import json
 
 import pytest
 
-from api import create_app
 from api.state import trail
 from audit import AuditTrail
 from audit.keys import create
@@ -22,8 +21,8 @@ OVERFLOWS = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
 
 
 @pytest.fixture
-def call(tmp_path):
-    app = create_app(db=str(tmp_path / "e.db"), rulesets=str(RULESETS))
+def call(tmp_path, make_app):
+    app = make_app(db=str(tmp_path / "e.db"), rulesets=str(RULESETS))
     with app.app_context():
         key = create(trail(), "ops", "admin")[1]
     client = app.test_client()

@@ -10,7 +10,6 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from api import create_app
 from api.state import registry, trail
 from audit.keys import create
 from cli import main
@@ -42,9 +41,9 @@ POOR_FIT = {
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, make_app):
     db = tmp_path / "ovr.db"
-    app = create_app(db=str(db), rulesets=str(RULESETS), secure_cookies=0)
+    app = make_app(db=str(db), rulesets=str(RULESETS), secure_cookies=0)
     with app.app_context():
         ids = {}
         for n in range(3):

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from api import create_app
 from audit import AuditTrail
 from audit.keys import create
 from audit.personal import Personal, parse_fields
@@ -61,8 +60,8 @@ def test_emails_and_phone_numbers_are_found_in_free_text_but_not_amounts_or_date
 
 
 @pytest.fixture
-def app(tmp_path):
-    return create_app(db=str(tmp_path / "p.db"), rulesets=str(RULESETS), personal_fields=FIELDS)
+def app(tmp_path, make_app):
+    return make_app(db=str(tmp_path / "p.db"), rulesets=str(RULESETS), personal_fields=FIELDS)
 
 
 def test_after_an_erasure_no_raw_copy_of_the_lead_remains_in_the_file(app, tmp_path, registry):

@@ -12,7 +12,6 @@ import time
 
 import pytest
 
-from api import create_app
 from api.state import trail
 from audit.keys import create
 from tests.conftest import RULESETS
@@ -37,8 +36,8 @@ SECRET_LEAD = {
 
 
 @pytest.fixture
-def site(tmp_path):
-    app = create_app(db=str(tmp_path / "f.db"), rulesets=str(RULESETS), lead_token_ttl=2)
+def site(tmp_path, make_app):
+    app = make_app(db=str(tmp_path / "f.db"), rulesets=str(RULESETS), lead_token_ttl=2)
     with app.app_context():
         keys = {
             "form": create(trail(), "site", "form", [ORIGIN])[1],
@@ -151,8 +150,8 @@ def test_a_form_key_works_only_from_its_origins(site):
     assert site.post_as({}, origin="https://other.example").status_code == 403  # another key's origin
 
 
-def test_form_key_origins_are_checked_when_created(tmp_path):
-    app = create_app(db=str(tmp_path / "o.db"), rulesets=str(RULESETS))
+def test_form_key_origins_are_checked_when_created(tmp_path, make_app):
+    app = make_app(db=str(tmp_path / "o.db"), rulesets=str(RULESETS))
     with app.app_context():
         for origins in (
             [],

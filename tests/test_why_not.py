@@ -218,16 +218,15 @@ LEAD = {
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, make_app):
     """(app, {scope: key}, db path) with LEAD decided once."""
-    from api import create_app
     from api.state import registry, trail
     from audit.keys import create
     from service.decide import decide
     from tests.conftest import RULESETS
 
     db = tmp_path / "wn.db"
-    app = create_app(db=str(db), rulesets=str(RULESETS), secure_cookies=0)
+    app = make_app(db=str(db), rulesets=str(RULESETS), secure_cookies=0)
     with app.app_context():
         decide(registry().get("default"), trail(), LEAD, at=AT)
         keys = {s: create(trail(), s, s)[1] for s in ("decide", "review", "admin")}
