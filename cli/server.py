@@ -44,8 +44,8 @@ class _Server(BaseApplication):
 
 
 def _close_trail(arbiter, worker) -> None:
-    """A worker that exits closes its own audit connection (one that failed to boot has none)."""
-    app = getattr(worker, "wsgi", None)
+    """A worker that exits closes its own connections (one that failed to boot has none)."""
+    app = getattr(getattr(worker, "asgi", None), "flask", None)  # the Flask app behind the buffering front
     if hasattr(app, "extensions"):
         state.close(app)
 

@@ -118,9 +118,14 @@ def test_the_conformance_check_catches_a_missing_required_field_and_a_wrong_null
     assert contract.problems(app, real) == []
     body = real.get_json()
     missing = {k: v for k, v in body.items() if k != "stage"}
+    # POST /v1/decisions answers oneOf (the whole decision, a form key's public part): a decision
+    # without its stage is neither; a preview's reply is the whole decision alone, and names the field.
+    assert contract.problems(app, _reply_like(real, missing, 201, {"Location": "/x"}))
+    preview = http("POST", "/v1/preview", json=LEAD)
+    assert contract.problems(app, preview) == []
     assert any(
         "'stage' is a required property" in p
-        for p in contract.problems(app, _reply_like(real, missing, 201, {"Location": "/x"}))
+        for p in contract.problems(app, _reply_like(preview, missing, 200))
     )
     wrong = {**body, "route": {**body["route"], "destination": None}}
     assert contract.problems(app, _reply_like(real, wrong, 201, {"Location": "/x"}))

@@ -324,7 +324,7 @@ def test_review_pages_in_a_browser(server, browser, default):
     assert pages.css("#coverage-total").text.startswith("2 decisions recorded since")
     pages.go("/review/coverage?since=2026-10-01T00:00:00Z")
     assert not pages.css("#coverage-total").text.startswith("0 decisions")
-    assert pages.all("#coverage-default-2 .never-fired li")
+    assert pages.all(f"#coverage-default-{default.version} .never-fired li")
     pages.look("10-coverage")
 
     pages.follow("#sign-out")

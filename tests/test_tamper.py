@@ -397,12 +397,10 @@ def test_a_long_generated_history_verifies(history_db):
 
 
 def test_a_key_column_added_later_is_covered_without_a_migration_of_the_snapshots(copy):
-    """Another feature adds a column to api_keys (say, a form key's origins): NULL matches the old
+    """Another feature adds a column to api_keys (as a form key's origins did): NULL matches the old
     snapshots, and a value set outside the trail is named."""
     trail, ids, statement = copy
-    sql(trail, "ALTER TABLE api_keys ADD COLUMN origins TEXT")
+    sql(trail, "ALTER TABLE api_keys ADD COLUMN team TEXT")
     assert trail.verify([("stmt", statement)]) == []
-    sql(trail, "UPDATE api_keys SET origins = '*' WHERE id = ?", ids["keep"])
-    assert any(
-        f"key {ids['keep']} was changed outside the trail: origins is '*'" in p for p in trail.verify()
-    )
+    sql(trail, "UPDATE api_keys SET team = '*' WHERE id = ?", ids["keep"])
+    assert any(f"key {ids['keep']} was changed outside the trail: team is '*'" in p for p in trail.verify())
