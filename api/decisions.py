@@ -97,8 +97,13 @@ def post_decision(body):
     if g.key.public:
         return _form_decision(body)
     _server_side(body)
+    return _created(*_decide(body))
+
+
+def _decide(body: dict) -> tuple[dict, bool]:
+    """Decide and record for the key that called, server-side or form: (reply, replayed)."""
     ruleset = ruleset_for(body)
-    reply, replayed = decide(
+    return decide(
         ruleset,
         trail(),
         body,
@@ -108,7 +113,6 @@ def post_decision(body):
         teams=registry().deployment.teams,
         clock_skew=_skew(),
     )
-    return _created(reply, replayed)
 
 
 def _created(reply: dict, replayed: bool = False):
@@ -143,16 +147,7 @@ def _form_decision(body):
     except LeadTokenRefused as exc:
         raise ApiError(403, exc.code, str(exc), {exc.field: [str(exc)]}) from None
     request_body = {k: v for k, v in body.items() if k != "lead_token"} | {"lead_id": lead_id}
-    ruleset = ruleset_for(request_body)
-    reply, _ = decide(
-        ruleset,
-        trail(),
-        request_body,
-        client=g.key.id,
-        shadow=shadow_for(ruleset),
-        teams=registry().deployment.teams,
-        clock_skew=_skew(),
-    )
+    reply, _ = _decide(request_body)  # no Idempotency-Key: refused above for form keys
     return _created(public_reply(reply, tokens.issue(lead_id, g.key.id)))
 
 

@@ -52,7 +52,7 @@ class BufferedFront:
             await _reply(send, *refused)
             return
         try:
-            body = await asyncio.wait_for(self._read(receive), self.deadline)
+            body = await asyncio.wait_for(self._body(receive), self.deadline)
         except TimeoutError:
             await _reply(
                 send, 408, "request_timeout", f"The request was not sent within {self.deadline:g} seconds."
@@ -98,7 +98,7 @@ class BufferedFront:
     def _too_large(self):
         return 413, "payload_too_large", f"The request body is larger than {self.max_body} bytes."
 
-    async def _read(self, receive) -> bytes:
+    async def _body(self, receive) -> bytes:
         chunks, size = [], 0
         while True:
             message = await receive()

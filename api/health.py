@@ -24,7 +24,7 @@ def readyz():
     reg = registry()
     names = [n for n in reg.names() if reg.active_version(n) is not None]
     try:
-        trail()._read("SELECT 1 AS ok")
+        trail().ping()
         database = "ok"
     except Exception as exc:  # noqa: BLE001 - readiness reports any failure
         database = f"unavailable: {exc}"

@@ -122,6 +122,10 @@ class AuditTrail:
             finally:
                 self._depth = 0
 
+    def ping(self) -> None:
+        """Answer a trivial query, or raise: what readiness checks ask of the database."""
+        self._read("SELECT 1 AS ok")
+
     def _read(self, sql: str, params=()) -> list[dict]:
         with self._lock:
             cursor = self.db.execute(sql, params)

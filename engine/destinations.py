@@ -26,9 +26,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .compiler import digest_of
-from .errors import Problem, RulesetError
+from .errors import RulesetError
 from .schema import suggest
-from .yamlsource import load
+from .sidefile import SideFile
 
 FILE = "destinations.yaml"
 EVENT_KINDS = (
@@ -81,22 +81,8 @@ class Destinations:
 
 
 def load_destinations(text: str, file: str = FILE) -> Destinations:
-    doc = load(text, file)
-    data, problems = doc.data, []
-
-    def problem(path, message):
-        problems.append(Problem(file, doc.line(path), None, message))
-
-    if not isinstance(data, dict):
-        raise RulesetError(
-            [Problem(file, 1, None, "destinations.yaml is a mapping with version and destinations")]
-        )
-    for key in data:
-        if key not in _TOP_KEYS:
-            problem((key,), f"unknown key {key!r}" + suggest(key, _TOP_KEYS))
-    version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        problem(("version",), "version must be a whole number from 1 (raise it with every change)")
+    side = SideFile(text, file, _TOP_KEYS, "destinations.yaml is a mapping with version and destinations")
+    data, problems, problem, version = side.data, side.problems, side.problem, side.version
     raw = data.get("destinations")
     if not isinstance(raw, dict):
         problem(("destinations",), "destinations maps each destination's id to its url and events")

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .compiler import digest_of
-from .errors import Problem, RulesetError
+from .errors import RulesetError
 from .hours import DAYS, BusinessHours, zone_problem
 from .hours import parse as parse_hours
 from .schema import suggest
-from .yamlsource import load
+from .sidefile import SideFile
 
 FILE = "teams.yaml"
 PERIODS = ("day", "week")
@@ -62,20 +62,8 @@ class Teams:
 
 
 def load_teams(text: str, file: str = FILE) -> Teams:
-    doc = load(text, file)
-    data, problems = doc.data, []
-
-    def problem(path, message):
-        problems.append(Problem(file, doc.line(path), None, message))
-
-    if not isinstance(data, dict):
-        raise RulesetError([Problem(file, 1, None, "teams.yaml is a mapping with version, period and teams")])
-    for key in data:
-        if key not in _TOP_KEYS:
-            problem((key,), f"unknown key {key!r}" + suggest(key, _TOP_KEYS))
-    version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        problem(("version",), "version must be a whole number from 1 (raise it with every change)")
+    side = SideFile(text, file, _TOP_KEYS, "teams.yaml is a mapping with version, period and teams")
+    data, problems, problem, version = side.data, side.problems, side.problem, side.version
     period = data.get("period", "day")
     if period not in PERIODS:
         problem(("period",), f"period must be one of {', '.join(PERIODS)}")
