@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from audit import AuditTrail, NotFound, StorageUnavailable
+from audit.migrations import migrations
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
-from audit.schema import connect, migrations, version
+from audit.schema import connect, version
 from audit.why import explain, render
 from service.decide import decide, evaluator
 from tests.conftest import lead
