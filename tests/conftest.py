@@ -72,6 +72,22 @@ def make_app():
 
 
 @pytest.fixture
+def make_trail():
+    """make_trail(path, **options) -> an AuditTrail, closed after the test even when the test fails."""
+    from audit import AuditTrail
+
+    made = []
+
+    def make(path, **options):
+        made.append(AuditTrail(path, **options))
+        return made[-1]
+
+    yield make
+    for trail in made:
+        trail.close()
+
+
+@pytest.fixture
 def app(make_app, tmp_path):
     """The Flask app on a fresh audit file and the shipped rulesets."""
     return make_app(db=str(tmp_path / "api.db"), rulesets=str(RULESETS))

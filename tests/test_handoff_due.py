@@ -33,9 +33,11 @@ def _iso(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def test_answer_after_hand_off_keeps_the_first_due_time_and_says_when_handed_off(tmp_path, default):
+def test_answer_after_hand_off_keeps_the_first_due_time_and_says_when_handed_off(
+    tmp_path, default, make_trail
+):
     db = tmp_path / "d.db"
-    trail = AuditTrail(db, durability="normal")
+    trail = make_trail(db, durability="normal")
     first = decide(default, trail, FIRST, at="2026-11-23T10:00:00Z")[0]["route"]
     assert (first["id"], first["due_at"], first["handed_off_at"]) == (
         "sales_handoff",
@@ -54,8 +56,8 @@ def test_answer_after_hand_off_keeps_the_first_due_time_and_says_when_handed_off
         assert [o["due_at"] for o in json.loads(out.output)["overdue"]] == overdue
 
 
-def test_a_new_route_starts_a_new_sla(tmp_path, default):
-    trail = AuditTrail(tmp_path / "d.db", durability="normal")
+def test_a_new_route_starts_a_new_sla(tmp_path, default, make_trail):
+    trail = make_trail(tmp_path / "d.db", durability="normal")
     decide(default, trail, FIRST, at="2026-11-23T10:00:00Z")
     poor = {"lead_id": LEAD, "profile": POOR_FIT}
     moved = decide(default, trail, poor, at="2026-11-23T10:10:00Z")[0]["route"]
@@ -66,8 +68,8 @@ def test_a_new_route_starts_a_new_sla(tmp_path, default):
     assert back["route"]["handed_off_at"] == "2026-11-23T10:20:00Z"
 
 
-def test_a_batch_deciding_a_lead_twice_keeps_its_hand_off(tmp_path, default):
-    trail = AuditTrail(tmp_path / "d.db", durability="normal")
+def test_a_batch_deciding_a_lead_twice_keeps_its_hand_off(tmp_path, default, make_trail):
+    trail = make_trail(tmp_path / "d.db", durability="normal")
     second = {"lead_id": LEAD, "answers": {"timeline": "now"}}
     replies = decide_batch([default, default], trail, [FIRST, second], at="2026-11-23T10:00:00Z")
     later = decide(default, trail, {"lead_id": LEAD}, at="2026-11-23T10:05:00Z")[0]
@@ -87,8 +89,7 @@ STEPS = st.lists(
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=STEPS)
 def test_reply_and_sla_always_agree_on_the_due_time(default, steps):
-    with tempfile.TemporaryDirectory() as tmp:
-        trail = AuditTrail(Path(tmp) / "d.db", durability="normal")
+    with tempfile.TemporaryDirectory() as tmp, AuditTrail(Path(tmp) / "d.db", durability="normal") as trail:
         at = START
         reply = decide(default, trail, FIRST, at=_iso(at))[0]
         opened = {_key(reply["route"]): 0}  # hand-off -> the step whose decision opened it
@@ -112,7 +113,6 @@ def test_reply_and_sla_always_agree_on_the_due_time(default, steps):
             opened.setdefault(_key(reply["route"]), step)
             acted = any(s > opened[_key(reply["route"])] for s in reported)
             _agree(trail, reply["route"], acted)
-        trail.close()
 
 
 def _key(route: dict) -> tuple:

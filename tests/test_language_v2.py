@@ -777,14 +777,13 @@ SDR_LEAD = {
 
 
 def test_a_team_with_its_own_hours_counts_the_sla_in_them_and_replays_identically(
-    tmp_path, default, registry
+    tmp_path, default, registry, make_trail
 ):
-    from audit import AuditTrail
     from audit.replay import replay
     from engine.teams import load_teams
     from service.decide import decide, evaluator
 
-    trail = AuditTrail(tmp_path / "h.db", durability="normal")
+    trail = make_trail(tmp_path / "h.db", durability="normal")
     # Monday 10:00 UTC: 05:00 in New York (the ruleset's hours), 10:00 in London (the team's).
     reply, _ = decide(default, trail, SDR_LEAD, at=AT, teams=load_teams(TEAM_HOURS))
     assert reply["route"]["id"] == "sdr_qualification" and reply["route"]["team"] == "sdr"

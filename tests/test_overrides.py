@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -79,12 +80,15 @@ def test_an_override_is_recorded_chained_and_tamper_evident(served):
     )
     [item] = timeline.json["items"]
     assert [o["override_id"] for o in item["overrides"]] == [body["override_id"]]
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:  # commits, then closes
         conn.execute("UPDATE overrides SET reason = 'nothing' WHERE id = ?", (body["override_id"],))
     with app.app_context():
         broken = trail().verify()
     assert any(body["override_id"] in b and "override it records was edited" in b for b in broken), broken
-    with sqlite3.connect(db) as conn:  # a row slipped in beside the chain is named too
+    with (
+        contextlib.closing(sqlite3.connect(db)) as conn,
+        conn,
+    ):  # a row slipped in beside the chain is named too
         conn.execute(
             "INSERT INTO overrides (id, seq, decision_id, lead_id, at, decided_route, decided_stage, reason) "
             "VALUES ('ovr_forged', 999, ?, 'G0', '2026-11-23T10:00:00Z', 'x', 'y', 'forged')",

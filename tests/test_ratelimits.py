@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 
@@ -14,8 +15,9 @@ ITEM = RateLimitItemPerMinute(100)
 
 
 def _hits(path: str, n: int, out) -> None:
-    limiter = FixedWindowRateLimiter(SQLiteStorage(path))
-    out.put(sum(limiter.hit(ITEM, "form_decisions", "key1") for _ in range(n)))
+    with contextlib.closing(SQLiteStorage(path)) as storage:
+        limiter = FixedWindowRateLimiter(storage)
+        out.put(sum(limiter.hit(ITEM, "form_decisions", "key1") for _ in range(n)))
 
 
 def test_processes_share_one_count(tmp_path):
@@ -29,14 +31,15 @@ def test_processes_share_one_count(tmp_path):
     for p in procs:
         p.join(timeout=60)
     assert allowed == 100  # 240 tries in three processes, 100 allowed in all
-    assert SQLiteStorage(path).get(ITEM.key_for("form_decisions", "key1")) == 240
+    with contextlib.closing(SQLiteStorage(path)) as storage:
+        assert storage.get(ITEM.key_for("form_decisions", "key1")) == 240
 
 
 def test_a_window_expires_and_counts_again(tmp_path):
-    storage = SQLiteStorage(str(tmp_path / "y.limits"))
-    assert storage.incr("k", 1) == 1 and storage.incr("k", 1) == 2
-    assert storage.get_expiry("k") > time.time()
-    time.sleep(1.1)
-    assert storage.get("k") == 0 and storage.incr("k", 1) == 1
-    storage.clear("k")
-    assert storage.get("k") == 0 and storage.check()
+    with contextlib.closing(SQLiteStorage(str(tmp_path / "y.limits"))) as storage:
+        assert storage.incr("k", 1) == 1 and storage.incr("k", 1) == 2
+        assert storage.get_expiry("k") > time.time()
+        time.sleep(1.1)
+        assert storage.get("k") == 0 and storage.incr("k", 1) == 1
+        storage.clear("k")
+        assert storage.get("k") == 0 and storage.check()

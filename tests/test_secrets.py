@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import sqlite3
@@ -56,12 +57,14 @@ def test_an_old_database_has_its_secrets_moved_out_and_keeps_its_tokens(tmp_path
     AuditTrail(db).close()
     default_path(db).unlink()
     old_personal, old_session = "ab" * 32, "cd" * 32
-    with sqlite3.connect(db) as conn:  # what a file written before the key file holds
+    with (
+        contextlib.closing(sqlite3.connect(db)) as conn,
+        conn,
+    ):  # what a file written before the key file holds
         conn.execute(
             "INSERT INTO meta (key, value) VALUES ('personal_secret', ?), ('session_secret', ?)",
             (old_personal, old_session),
         )
-    conn.close()
     trail = AuditTrail(db)
     try:
         assert trail.secrets.get("personal") == bytes.fromhex(old_personal)
