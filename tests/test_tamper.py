@@ -29,23 +29,25 @@ def original(tmp_path_factory, registry):
     """(path, ids, statement): a recorded history, closed, and a checkpoint of its head."""
     default = registry.get("default")
     path = tmp_path_factory.mktemp("tamper") / "audit.db"
-    trail = AuditTrail(path, durability="normal")
     teams = load_teams(TEAMS)
-    ids = {"keep": create(trail, "form", "decide")[0].id, "revoked": create(trail, "old", "review")[0].id}
-    revoke(trail, ids["revoked"])
-    for i in range(4):
-        ids[f"A-{i}"] = decide(default, trail, hand_off(i), at=AT, client="t", teams=teams)[0]["decision_id"]
-    more = {"lead_id": "A-1", "events": [{"type": "pricing_page_view", "at": AT, "id": "p1"}]}
-    ids["A-1 again"] = decide(default, trail, more, at=AT, client="t", teams=teams)[0]["decision_id"]
-    result = report_outcome(default, trail, "A-0", {"type": "accepted", "at": AT}, client="t", teams=teams)
-    ids["outcome"] = result["outcome"]["outcome_id"]
-    ids["erasure"] = trail.erase("A-2")["id"]
-    ids["reload"] = deployments.record_reload(trail, {"default": "sha256:x"}, [], [], "test")["reload_id"]
-    ids["last"] = decide(default, trail, hand_off(9), at=AT, client="t", teams=teams)[0]["decision_id"]
-    assert trail.verify() == []
-    statement = trail.checkpoint()
-    trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    trail.close()
+    with AuditTrail(path, durability="normal") as trail:
+        ids = {"keep": create(trail, "form", "decide")[0].id, "revoked": create(trail, "old", "review")[0].id}
+        revoke(trail, ids["revoked"])
+        for i in range(4):
+            reply = decide(default, trail, hand_off(i), at=AT, client="t", teams=teams)[0]
+            ids[f"A-{i}"] = reply["decision_id"]
+        more = {"lead_id": "A-1", "events": [{"type": "pricing_page_view", "at": AT, "id": "p1"}]}
+        ids["A-1 again"] = decide(default, trail, more, at=AT, client="t", teams=teams)[0]["decision_id"]
+        result = report_outcome(
+            default, trail, "A-0", {"type": "accepted", "at": AT}, client="t", teams=teams
+        )
+        ids["outcome"] = result["outcome"]["outcome_id"]
+        ids["erasure"] = trail.erase("A-2")["id"]
+        ids["reload"] = deployments.record_reload(trail, {"default": "sha256:x"}, [], [], "test")["reload_id"]
+        ids["last"] = decide(default, trail, hand_off(9), at=AT, client="t", teams=teams)[0]["decision_id"]
+        assert trail.verify() == []
+        statement = trail.checkpoint()
+        trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path, ids, statement
 
 
@@ -56,10 +58,9 @@ def copy(tmp_path, original):
     target = tmp_path / "copy.db"
     shutil.copy(path, target)
     shutil.copy(f"{path}.key", f"{target}.key")
-    trail = AuditTrail(target, durability="normal")
-    trail.db.execute("PRAGMA foreign_keys = OFF")  # the attacker's own connection ignores them
-    yield trail, ids, statement
-    trail.close()
+    with AuditTrail(target, durability="normal") as trail:
+        trail.db.execute("PRAGMA foreign_keys = OFF")  # the attacker's own connection ignores them
+        yield trail, ids, statement
 
 
 def sql(trail, statement, *params):
@@ -114,53 +115,11 @@ def edit_text(t, ids):
     return f"link {seq_of(t, ids['A-3'])} ({ids['A-3']}): the decision it records was edited"
 
 
-def edit_number(t, ids):
-    sql(t, "UPDATE decisions SET fit = fit + 1 WHERE id = ?", ids["A-3"])
-    return f"({ids['A-3']}): the decision it records was edited"
-
-
-def edit_flag(t, ids):
-    sql(t, "UPDATE decisions SET is_lead = 1 - is_lead WHERE id = ?", ids["A-3"])
-    return f"({ids['A-3']}): the decision it records was edited"
-
-
-def fill_null(t, ids):
-    sql(t, "UPDATE decisions SET previous_stage = 'sql' WHERE id = ?", ids["A-3"])
-    return f"({ids['A-3']}): the decision it records was edited"
-
-
-def edit_link(t, ids):
-    sql(t, "UPDATE chain SET at = '2020-01-01T00:00:00Z' WHERE ref = ?", ids["A-3"])
-    return f"({ids['A-3']}): the link itself was edited"
-
-
-def edit_json(t, ids):
-    sql(t, "UPDATE decisions SET decision = json_set(decision, '$.stage', 'sql') WHERE id = ?", ids["A-3"])
-    return f"({ids['A-3']}): the decision it records was edited"
-
-
-def edit_outcome(t, ids):
-    sql(t, "UPDATE outcomes SET type = 'rejected' WHERE id = ?", ids["outcome"])
-    return f"({ids['outcome']}): the outcome it records was edited"
-
-
 def delete_decision(t, ids):
     seq = seq_of(t, ids["A-3"])
     sql(t, "DELETE FROM chain WHERE seq = ?", seq)
     sql(t, "DELETE FROM decisions WHERE id = ?", ids["A-3"])
     return f"links {seq}–{seq} are missing (deleted)"
-
-
-def insert_decision(t, ids):
-    sql(
-        t,
-        "INSERT INTO decisions SELECT 'dec_forged', 999, kind, lead_id, evaluated_at, recorded_at, channel, "
-        "client, ruleset_name, ruleset_version, ruleset_digest, is_lead, stage, previous_stage, funnel, "
-        "quadrant, route, destination, fit, engagement, input, facts, decision, latency_ms, NULL, NULL "
-        "FROM decisions WHERE id = ?",
-        ids["A-3"],
-    )
-    return "outside the chain (dec_forged): a decision row no link records (inserted)"
 
 
 def swap_links(t, ids):
@@ -215,127 +174,174 @@ def delete_before_checkpoint(t, ids):
     return f"1 entr(ies) before it were deleted and the chain renumbered: its last entry {ids['last']}"
 
 
-def edit_lead_stage(t, ids):
-    sql(t, "UPDATE leads SET stage = 'customer' WHERE lead_id = 'A-3'")
-    return f"({ids['A-3']}): leads.stage of A-3 is 'customer', its entries say"
-
-
-def edit_event(t, ids):
-    sql(t, "UPDATE events SET at = '2020-01-01T00:00:00Z' WHERE lead_id = 'A-1' AND event_id = 'p1'")
-    return f"({ids['A-1 again']}): event p1 of A-1 was edited (at)"
-
-
-def delete_event(t, ids):
-    sql(t, "DELETE FROM events WHERE lead_id = 'A-1' AND event_id = 'p1'")
-    return f"({ids['A-1 again']}): event p1 of A-1 is gone (deleted)"
-
-
-def insert_event(t, ids):
-    sql(
-        t,
-        "INSERT INTO events (lead_id, event_id, type, at, properties) VALUES ('A-3', 'x', 'demo_request', ?, '{}')",
-        AT,
-    )
-    return "outside the chain (A-3): event x of A-3: no decision carried it (inserted)"
-
-
-def key_scope(t, ids):
-    sql(t, "UPDATE api_keys SET scope = 'admin' WHERE id = ?", ids["keep"])
-    return f"key {ids['keep']} was changed outside the trail: scope is 'admin', chained 'decide'"
-
-
-def revive_key(t, ids):
-    sql(t, "UPDATE api_keys SET revoked_at = NULL WHERE id = ?", ids["revoked"])
-    return f"key {ids['revoked']} was changed outside the trail: revoked_at is None"
-
-
-def insert_key(t, ids):
-    sql(
-        t,
-        "INSERT INTO api_keys (id, name, scope, secret_hash, created_at) VALUES ('abcdefabcdef', 'x', 'admin', 'h', ?)",
-        AT,
-    )
-    return "outside the chain (abcdefabcdef): key abcdefabcdef has no chained creation (inserted)"
-
-
-def delete_outcome(t, ids):
-    sql(t, "DELETE FROM outcomes WHERE id = ?", ids["outcome"])
-    return f"({ids['outcome']}): the outcome it records is gone (deleted)"
-
-
-def edit_reload(t, ids):
-    sql(t, "UPDATE reloads SET deployment = '{}' WHERE id = ?", ids["reload"])
-    return f"({ids['reload']}): the reload it records was edited"
-
-
-def edit_handoff(t, ids):
-    sql(t, "UPDATE handoffs SET acted_at = NULL, acted_by = NULL WHERE lead_id = 'A-0'")
-    return f"({ids['A-0']}): handoffs of A-0, row 1 is"
-
-
-def edit_assignment(t, ids):
-    sql(t, "UPDATE assignments SET owner = 'ola' WHERE lead_id = 'A-3'")
-    return f"({ids['A-3']}): assignments of A-3, row 1 is"
-
-
-def delete_assignment(t, ids):
-    sql(t, "DELETE FROM assignments WHERE lead_id = 'A-3'")
-    return f"({ids['A-3']}): assignments of A-3, row 1 is gone (deleted)"
-
-
-def delete_stage_history(t, ids):
-    sql(t, "DELETE FROM stage_history WHERE lead_id = 'A-3'")
-    return f"({ids['A-3']}): stage_history of A-3, row 1 is gone (deleted)"
-
-
 def edit_ruleset_source(t, ids):
     sql(t, "UPDATE rulesets SET source = replace(source, '{points: {fit: 20}}', '{points: {fit: 90}}')")
     version = t.db.execute("SELECT version FROM rulesets WHERE name = 'default'").fetchone()[0]
     return f"the source of ruleset default v{version} was edited: it no longer has its digest"
 
 
-def edit_personal_value(t, ids):
-    sql(t, "UPDATE personal SET value = 'someone.else@example.com' WHERE lead_id = 'A-3' AND field = 'email'")
-    return "outside the chain (A-3): a personal value of A-3 (email) was edited"
+# Tamperings that are one SQL statement: (statement, the id in `ids` its ? stands for, what verify says,
+# with {name} standing for ids[name]).
+ONE_STATEMENT = {
+    "edit_number": (
+        "UPDATE decisions SET fit = fit + 1 WHERE id = ?",
+        "A-3",
+        "({A-3}): the decision it records was edited",
+    ),
+    "edit_flag": (
+        "UPDATE decisions SET is_lead = 1 - is_lead WHERE id = ?",
+        "A-3",
+        "({A-3}): the decision it records was edited",
+    ),
+    "fill_null": (
+        "UPDATE decisions SET previous_stage = 'sql' WHERE id = ?",
+        "A-3",
+        "({A-3}): the decision it records was edited",
+    ),
+    "edit_link": (
+        "UPDATE chain SET at = '2020-01-01T00:00:00Z' WHERE ref = ?",
+        "A-3",
+        "({A-3}): the link itself was edited",
+    ),
+    "edit_json": (
+        "UPDATE decisions SET decision = json_set(decision, '$.stage', 'sql') WHERE id = ?",
+        "A-3",
+        "({A-3}): the decision it records was edited",
+    ),
+    "edit_outcome": (
+        "UPDATE outcomes SET type = 'rejected' WHERE id = ?",
+        "outcome",
+        "({outcome}): the outcome it records was edited",
+    ),
+    "insert_decision": (
+        "INSERT INTO decisions SELECT 'dec_forged', 999, kind, lead_id, evaluated_at, recorded_at, channel, "
+        "client, ruleset_name, ruleset_version, ruleset_digest, is_lead, stage, previous_stage, funnel, "
+        "quadrant, route, destination, fit, engagement, input, facts, decision, latency_ms, NULL, NULL "
+        "FROM decisions WHERE id = ?",
+        "A-3",
+        "outside the chain (dec_forged): a decision row no link records (inserted)",
+    ),
+    "edit_lead_stage": (
+        "UPDATE leads SET stage = 'customer' WHERE lead_id = 'A-3'",
+        None,
+        "({A-3}): leads.stage of A-3 is 'customer', its entries say",
+    ),
+    "edit_event": (
+        "UPDATE events SET at = '2020-01-01T00:00:00Z' WHERE lead_id = 'A-1' AND event_id = 'p1'",
+        None,
+        "({A-1 again}): event p1 of A-1 was edited (at)",
+    ),
+    "delete_event": (
+        "DELETE FROM events WHERE lead_id = 'A-1' AND event_id = 'p1'",
+        None,
+        "({A-1 again}): event p1 of A-1 is gone (deleted)",
+    ),
+    "insert_event": (
+        f"INSERT INTO events (lead_id, event_id, type, at, properties) VALUES ('A-3', 'x', 'demo_request', '{AT}', '{{}}')",
+        None,
+        "outside the chain (A-3): event x of A-3: no decision carried it (inserted)",
+    ),
+    "key_scope": (
+        "UPDATE api_keys SET scope = 'admin' WHERE id = ?",
+        "keep",
+        "key {keep} was changed outside the trail: scope is 'admin', chained 'decide'",
+    ),
+    "revive_key": (
+        "UPDATE api_keys SET revoked_at = NULL WHERE id = ?",
+        "revoked",
+        "key {revoked} was changed outside the trail: revoked_at is None",
+    ),
+    "insert_key": (
+        f"INSERT INTO api_keys (id, name, scope, secret_hash, created_at) VALUES ('abcdefabcdef', 'x', 'admin', 'h', '{AT}')",
+        None,
+        "outside the chain (abcdefabcdef): key abcdefabcdef has no chained creation (inserted)",
+    ),
+    "delete_outcome": (
+        "DELETE FROM outcomes WHERE id = ?",
+        "outcome",
+        "({outcome}): the outcome it records is gone (deleted)",
+    ),
+    "edit_reload": (
+        "UPDATE reloads SET deployment = '{}' WHERE id = ?",
+        "reload",
+        "({reload}): the reload it records was edited",
+    ),
+    "edit_handoff": (
+        "UPDATE handoffs SET acted_at = NULL, acted_by = NULL WHERE lead_id = 'A-0'",
+        None,
+        "({A-0}): handoffs of A-0, row 1 is",
+    ),
+    "edit_assignment": (
+        "UPDATE assignments SET owner = 'ola' WHERE lead_id = 'A-3'",
+        None,
+        "({A-3}): assignments of A-3, row 1 is",
+    ),
+    "delete_assignment": (
+        "DELETE FROM assignments WHERE lead_id = 'A-3'",
+        None,
+        "({A-3}): assignments of A-3, row 1 is gone (deleted)",
+    ),
+    "delete_stage_history": (
+        "DELETE FROM stage_history WHERE lead_id = 'A-3'",
+        None,
+        "({A-3}): stage_history of A-3, row 1 is gone (deleted)",
+    ),
+    "edit_erasure": (
+        "UPDATE erasures SET requested_by = 'someone else' WHERE id = ?",
+        "erasure",
+        "({erasure}): the erasure it records was edited",
+    ),
+    "edit_personal_value": (
+        "UPDATE personal SET value = 'someone.else@example.com' WHERE lead_id = 'A-3' AND field = 'email'",
+        None,
+        "outside the chain (A-3): a personal value of A-3 (email) was edited",
+    ),
+}
 
 
-def edit_erasure(t, ids):
-    sql(t, "UPDATE erasures SET requested_by = 'someone else' WHERE id = ?", ids["erasure"])
-    return f"({ids['erasure']}): the erasure it records was edited"
+def one_statement(name: str):
+    statement, ref, says = ONE_STATEMENT[name]
+
+    def tamper(t, ids):
+        sql(t, statement, *([ids[ref]] if ref else []))
+        return says.format_map(ids)
+
+    tamper.__name__ = name
+    return tamper
 
 
 CASES = [
     edit_text,
-    edit_number,
-    edit_flag,
-    fill_null,
-    edit_link,
-    edit_json,
-    edit_outcome,
+    one_statement("edit_number"),
+    one_statement("edit_flag"),
+    one_statement("fill_null"),
+    one_statement("edit_link"),
+    one_statement("edit_json"),
+    one_statement("edit_outcome"),
     delete_decision,
-    insert_decision,
+    one_statement("insert_decision"),
     swap_links,
     truncate_tail,
     rehash_tail,
     reorder_rehashed,
     insert_before_checkpoint,
     delete_before_checkpoint,
-    edit_lead_stage,
-    edit_event,
-    delete_event,
-    insert_event,
-    key_scope,
-    revive_key,
-    insert_key,
-    delete_outcome,
-    edit_reload,
-    edit_handoff,
-    edit_assignment,
-    delete_assignment,
-    delete_stage_history,
-    edit_erasure,
+    one_statement("edit_lead_stage"),
+    one_statement("edit_event"),
+    one_statement("delete_event"),
+    one_statement("insert_event"),
+    one_statement("key_scope"),
+    one_statement("revive_key"),
+    one_statement("insert_key"),
+    one_statement("delete_outcome"),
+    one_statement("edit_reload"),
+    one_statement("edit_handoff"),
+    one_statement("edit_assignment"),
+    one_statement("delete_assignment"),
+    one_statement("delete_stage_history"),
+    one_statement("edit_erasure"),
     edit_ruleset_source,
-    edit_personal_value,
+    one_statement("edit_personal_value"),
 ]
 
 
