@@ -29,9 +29,8 @@ ANA = {
 
 @pytest.fixture
 def trail(tmp_path):
-    t = AuditTrail(tmp_path / "audit.db")
-    yield t
-    t.close()
+    with AuditTrail(tmp_path / "audit.db") as t:
+        yield t
 
 
 def demo(trail, default, at="2026-11-23T10:00:00Z", **parts):
@@ -97,12 +96,11 @@ def test_keys_from_before_key_chaining_are_chained_as_they_stand(tmp_path):
             }
         )
     old.close()
-    trail = AuditTrail(path)
-    assert trail.verify() == []
-    assert [r[0] for r in trail.db.execute("SELECT action FROM key_events")] == ["adopted", "adopted"]
-    trail.db.execute("UPDATE api_keys SET revoked_at = NULL WHERE id = 'bbbbbbbbbbbb'")
-    assert any("key bbbbbbbbbbbb was changed outside the trail: revoked_at" in p for p in trail.verify())
-    trail.close()
+    with AuditTrail(path) as trail:
+        assert trail.verify() == []
+        assert [r[0] for r in trail.db.execute("SELECT action FROM key_events")] == ["adopted", "adopted"]
+        trail.db.execute("UPDATE api_keys SET revoked_at = NULL WHERE id = 'bbbbbbbbbbbb'")
+        assert any("key bbbbbbbbbbbb was changed outside the trail: revoked_at" in p for p in trail.verify())
 
 
 # -- write path -----------------------------------------------------------------------------------

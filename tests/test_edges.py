@@ -100,9 +100,8 @@ def test_control_characters_are_escaped_in_cli_output(tmp_path, monkeypatch):
     }
     decided = run("decide", "--dir", str(RULESETS), "--at", AT, "-", input=json.dumps(lead))
     assert decided.exit_code == 0, decided.output
-    trail = AuditTrail(db)
-    create(trail, "name\x1b[2J\u202e", "decide")
-    trail.close()
+    with AuditTrail(db) as trail:
+        create(trail, "name\x1b[2J\u202e", "decide")
     for args in (
         ("why", "C-1"),
         ("audit", "list"),
@@ -114,9 +113,8 @@ def test_control_characters_are_escaped_in_cli_output(tmp_path, monkeypatch):
         assert out and not any(c in out for c in "\x1b\x07\u202e"), (args, out)
     assert "\\u202eevil" in run("audit", "timeline", "C-1").output  # shown escaped
     assert "name\\u001b[2J\\u202e" in run("keys", "list").output
-    trail = AuditTrail(db)
-    assert trail.lead("C-1")["channel"] == lead["channel"]  # stored as sent: only the display escapes
-    trail.close()
+    with AuditTrail(db) as trail:
+        assert trail.lead("C-1")["channel"] == lead["channel"]  # stored as sent: only the display escapes
 
 
 @pytest.mark.parametrize("when", OVERFLOWS)

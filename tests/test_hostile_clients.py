@@ -50,9 +50,8 @@ def server(tmp_path_factory):
     srv = Server(db, workers=2, **env)
     srv.env.update({"HOME": str(home), "XDG_RUNTIME_DIR": str(home)})
     srv.home = home
-    trail = AuditTrail(db)
-    srv.form_key = create(trail, "site", "form", [ORIGIN])[1]
-    trail.close()
+    with AuditTrail(db) as trail:
+        srv.form_key = create(trail, "site", "form", [ORIGIN])[1]
     with srv:
         yield srv
 
@@ -227,9 +226,8 @@ def _from(address: str, server, path: str, body: dict, headers: dict):
 
 def test_form_decisions_are_limited_per_client_address(tmp_path):
     srv = Server(tmp_path / "a.db", workers=2, form_key_rate=0, address_rate=3)
-    trail = AuditTrail(srv.db)
-    key = create(trail, "site", "form", [ORIGIN])[1]
-    trail.close()
+    with AuditTrail(srv.db) as trail:
+        key = create(trail, "site", "form", [ORIGIN])[1]
     headers = {"Authorization": f"Bearer {key}", "Origin": ORIGIN}
     with srv:
         first = [_from("127.0.0.2", srv, "/v1/decisions", {}, headers)[0] for _ in range(5)]

@@ -133,10 +133,9 @@ def test_importing_a_file_twice_records_nothing_twice(tmp_path, registry):
     from service.decide import decide
 
     db = tmp_path / "i.db"
-    trail = AuditTrail(db)
-    for i in range(2):
-        decide(registry.get("default"), trail, {**LEAD, "lead_id": f"imp-{i}"}, at=AT)
-    trail.close()
+    with AuditTrail(db) as trail:
+        for i in range(2):
+            decide(registry.get("default"), trail, {**LEAD, "lead_id": f"imp-{i}"}, at=AT)
     csv = tmp_path / "outcomes.csv"
     csv.write_text(
         "lead_id,type,at,reason,amount,note\n"
@@ -149,7 +148,6 @@ def test_importing_a_file_twice_records_nothing_twice(tmp_path, registry):
     second = runner.invoke(main, ["outcomes", "import", str(csv), "--db", str(db)])
     assert second.exit_code == 0, second.output
     assert "0 outcomes recorded" in second.output and "2 already imported" in second.output
-    trail = AuditTrail(db)
-    assert trail.db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 2
-    assert trail.verify() == []
-    trail.close()
+    with AuditTrail(db) as trail:
+        assert trail.db.execute("SELECT count(*) FROM outcomes").fetchone()[0] == 2
+        assert trail.verify() == []

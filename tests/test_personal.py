@@ -66,9 +66,8 @@ def app(tmp_path, make_app):
 
 def test_after_an_erasure_no_raw_copy_of_the_lead_remains_in_the_file(app, tmp_path, registry):
     db = app.config["LEADGATE_DB"]
-    trail = AuditTrail(db, personal_fields=FIELDS.split(","))
-    key = create(trail, "crm", "decide")[1]
-    trail.close()
+    with AuditTrail(db, personal_fields=FIELDS.split(",")) as trail:
+        key = create(trail, "crm", "decide")[1]
     client = app.test_client()
     auth = {"Authorization": f"Bearer {key}"}
     lead = {
@@ -107,70 +106,65 @@ def test_after_an_erasure_no_raw_copy_of_the_lead_remains_in_the_file(app, tmp_p
     named = {"type": "meeting_held", "at": AT, "note": "a second note"}
     assert client.post("/v1/leads/L-ana/outcomes", json=named, headers=auth).status_code == 201
 
-    trail = AuditTrail(db, personal_fields=FIELDS.split(","))
-    # Before the erasure the raw values live in one place only: the personal table.
-    chained = "".join(
-        str(trail.db.execute(f"SELECT * FROM {table}").fetchall())
-        for table in ("decisions", "outcomes", "leads", "events", "idempotency", "shadow_decisions")
-    )
-    assert not any(s in chained for s in SECRETS), [s for s in SECRETS if s in chained]
-    # …and what is kept still reaches the engine and replays: the decision is the same one.
-    facts = trail.lead_facts("L-ana")
-    assert facts["profile"]["email"] == EMAIL and facts["answers"]["need"] == "also " + PHONE
-    assert facts["events"][0]["properties"] == lead["events"][0]["properties"]
-    assert replay(trail, first.json["decision_id"], evaluator(registry))["identical"]
+    with AuditTrail(db, personal_fields=FIELDS.split(",")) as trail:
+        # Before the erasure the raw values live in one place only: the personal table.
+        chained = "".join(
+            str(trail.db.execute(f"SELECT * FROM {table}").fetchall())
+            for table in ("decisions", "outcomes", "leads", "events", "idempotency", "shadow_decisions")
+        )
+        assert not any(s in chained for s in SECRETS), [s for s in SECRETS if s in chained]
+        # …and what is kept still reaches the engine and replays: the decision is the same one.
+        facts = trail.lead_facts("L-ana")
+        assert facts["profile"]["email"] == EMAIL and facts["answers"]["need"] == "also " + PHONE
+        assert facts["events"][0]["properties"] == lead["events"][0]["properties"]
+        assert replay(trail, first.json["decision_id"], evaluator(registry))["identical"]
 
-    assert EMAIL.encode() in raw_bytes(db) and b"a second note" in raw_bytes(db)  # the grep finds them
-    trail.erase("L-ana", requested_by="dpo")
-    trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    on_disk = raw_bytes(db)
-    left = [s for s in SECRETS if s.encode() in on_disk]
-    assert left == [], left
-    assert not re.search(rb"ana\.lopez@", on_disk)
-    assert trail.verify() == []
-    trail.close()
+        assert EMAIL.encode() in raw_bytes(db) and b"a second note" in raw_bytes(db)  # the grep finds them
+        trail.erase("L-ana", requested_by="dpo")
+        trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        on_disk = raw_bytes(db)
+        left = [s for s in SECRETS if s.encode() in on_disk]
+        assert left == [], left
+        assert not re.search(rb"ana\.lopez@", on_disk)
+        assert trail.verify() == []
 
 
 def test_drop_mode_keeps_no_value_found_in_free_text(tmp_path, default):
-    trail = AuditTrail(tmp_path / "d.db", personal_mode="drop", personal_fields=["email"])
-    lead = {
-        "lead_id": "L2",
-        "answers": {"need": f"mail {EMAIL} or {PHONE}"},
-        "profile": {"country": "US"},
-    }
-    decide(default, trail, lead, at=AT)
-    trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert trail.db.execute("SELECT count(*) FROM personal").fetchone()[0] == 0
-    assert EMAIL.encode() not in raw_bytes(trail.path) and b"415 555" not in raw_bytes(trail.path)
-    assert trail.lead_facts("L2")["answers"]["need"].startswith("mail pii:")
-    trail.close()
+    with AuditTrail(tmp_path / "d.db", personal_mode="drop", personal_fields=["email"]) as trail:
+        lead = {
+            "lead_id": "L2",
+            "answers": {"need": f"mail {EMAIL} or {PHONE}"},
+            "profile": {"country": "US"},
+        }
+        decide(default, trail, lead, at=AT)
+        trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert trail.db.execute("SELECT count(*) FROM personal").fetchone()[0] == 0
+        assert EMAIL.encode() not in raw_bytes(trail.path) and b"415 555" not in raw_bytes(trail.path)
+        assert trail.lead_facts("L2")["answers"]["need"].startswith("mail pii:")
 
 
 def test_two_leads_with_one_email_each_keep_their_own_copy_until_erased(tmp_path, default):
-    trail = AuditTrail(tmp_path / "two.db")
-    for lead_id in ("A", "B", "A"):  # A last: its row used to replace B's
-        decide(default, trail, {"lead_id": lead_id, "profile": {"email": EMAIL, "country": "US"}}, at=AT)
-    trail.erase("A")
-    assert trail.lead_facts("B")["profile"]["email"] == EMAIL
-    assert "email" not in trail.lead_facts("A")["profile"]
-    trail.erase("B")
-    trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    assert EMAIL.encode() not in raw_bytes(trail.path)
-    assert trail.verify() == []
-    trail.close()
+    with AuditTrail(tmp_path / "two.db") as trail:
+        for lead_id in ("A", "B", "A"):  # A last: its row used to replace B's
+            decide(default, trail, {"lead_id": lead_id, "profile": {"email": EMAIL, "country": "US"}}, at=AT)
+        trail.erase("A")
+        assert trail.lead_facts("B")["profile"]["email"] == EMAIL
+        assert "email" not in trail.lead_facts("A")["profile"]
+        trail.erase("B")
+        trail.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        assert EMAIL.encode() not in raw_bytes(trail.path)
+        assert trail.verify() == []
 
 
 def test_erase_names_records_from_before_tokenising_that_still_hold_free_text_in_clear(tmp_path, default):
-    trail = AuditTrail(tmp_path / "old.db")
-    first = decide(default, trail, {"lead_id": "O", "answers": {"need": f"mail {EMAIL}"}}, at=AT)[0]
-    # As a version that did not search free text wrote it:
-    trail.db.execute(
-        "UPDATE decisions SET facts = replace(facts, json_extract(facts, '$.answers.need'), ?)",
-        (f"mail {EMAIL}",),
-    )
-    assert trail.erase("O")["left_in_clear"] == [first["decision_id"]]
-    fresh = AuditTrail(tmp_path / "new.db")
-    decide(default, fresh, {"lead_id": "N", "answers": {"need": f"mail {EMAIL} or {PHONE}"}}, at=AT)
-    assert fresh.erase("N")["left_in_clear"] == []
-    fresh.close()
-    trail.close()
+    with AuditTrail(tmp_path / "old.db") as trail:
+        first = decide(default, trail, {"lead_id": "O", "answers": {"need": f"mail {EMAIL}"}}, at=AT)[0]
+        # As a version that did not search free text wrote it:
+        trail.db.execute(
+            "UPDATE decisions SET facts = replace(facts, json_extract(facts, '$.answers.need'), ?)",
+            (f"mail {EMAIL}",),
+        )
+        assert trail.erase("O")["left_in_clear"] == [first["decision_id"]]
+        with AuditTrail(tmp_path / "new.db") as fresh:
+            decide(default, fresh, {"lead_id": "N", "answers": {"need": f"mail {EMAIL} or {PHONE}"}}, at=AT)
+            assert fresh.erase("N")["left_in_clear"] == []

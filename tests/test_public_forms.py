@@ -170,9 +170,8 @@ def test_cors_through_the_real_server(tmp_path):
     with Server(tmp_path / "c.db") as server:
         from audit import AuditTrail
 
-        t = AuditTrail(server.db)
-        form = create(t, "site", "form", [ORIGIN])[1]
-        t.close()
+        with AuditTrail(server.db) as t:
+            form = create(t, "site", "form", [ORIGIN])[1]
         preflight = {
             "Origin": ORIGIN,
             "Access-Control-Request-Method": "POST",

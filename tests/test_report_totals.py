@@ -124,11 +124,9 @@ def check(items: list, routes: dict) -> None:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(leads=LEADS)
 def test_every_report_adds_up_and_agrees_with_the_others(default, leads):
-    with tempfile.TemporaryDirectory() as tmp:
-        trail = AuditTrail(Path(tmp) / "r.db", durability="normal")
+    with tempfile.TemporaryDirectory() as tmp, AuditTrail(Path(tmp) / "r.db", durability="normal") as trail:
         record(trail, default, leads)
         check(reports.leads(trail), default.model.routes)
-        trail.close()
 
 
 def test_the_shared_history_adds_up(history_db, default):
@@ -138,19 +136,18 @@ def test_the_shared_history_adds_up(history_db, default):
 def test_matrix_over_5_leads_has_rows_summing_to_5_and_rejections_agree(tmp_path, default):
     """The issue's file: one contact not a lead, one lead rejected after it left the hand-off."""
     path = tmp_path / "r.db"
-    trail = AuditTrail(path, durability="normal")
-    record(
-        trail,
-        default,
-        [
-            ("good", "ready", "demo_form", ["accepted"]),
-            ("good", "ready", "demo_form", ["poor", "rejected"]),
-            ("good", "ready", "chatbot", []),
-            ("poor", "not_ready", None, []),
-            ("outside", "ready", None, []),
-        ],
-    )
-    trail.close()
+    with AuditTrail(path, durability="normal") as trail:
+        record(
+            trail,
+            default,
+            [
+                ("good", "ready", "demo_form", ["accepted"]),
+                ("good", "ready", "demo_form", ["poor", "rejected"]),
+                ("good", "ready", "chatbot", []),
+                ("poor", "not_ready", None, []),
+                ("outside", "ready", None, []),
+            ],
+        )
     run = CliRunner()
     env = {"LEADGATE_DB": str(path)}
     matrix = run.invoke(main, ["report", "matrix"], env=env).output

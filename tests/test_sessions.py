@@ -59,9 +59,8 @@ class Browser:
 def server(tmp_path_factory):
     db = tmp_path_factory.mktemp("sessions") / "s.db"
     with Server(db, workers=2, secure_cookies=0, session_idle_minutes=5) as running:
-        trail = AuditTrail(db)
-        running.review_key = create(trail, "reviewer", "review")[1]
-        trail.close()
+        with AuditTrail(db) as trail:
+            running.review_key = create(trail, "reviewer", "review")[1]
         yield running
 
 
@@ -81,18 +80,16 @@ def test_an_idle_session_ends(server):
     browser = Browser(server)
     browser.sign_in(server.review_key)
     assert browser.signed_in()
-    trail = AuditTrail(server.db)
-    # Six minutes pass with no request (the server's idle limit is five).
-    idle = (datetime.now(UTC) - timedelta(minutes=6)).isoformat().replace("+00:00", "Z")
-    trail.db.execute("UPDATE sessions SET seen_at = ? WHERE ended_at IS NULL", (idle,))
-    trail.close()
+    with AuditTrail(server.db) as trail:
+        # Six minutes pass with no request (the server's idle limit is five).
+        idle = (datetime.now(UTC) - timedelta(minutes=6)).isoformat().replace("+00:00", "Z")
+        trail.db.execute("UPDATE sessions SET seen_at = ? WHERE ended_at IS NULL", (idle,))
     assert not browser.signed_in()
     # …while one seen four minutes ago lives on.
     browser.sign_in(server.review_key)
-    trail = AuditTrail(server.db)
-    recent = (datetime.now(UTC) - timedelta(minutes=4)).isoformat().replace("+00:00", "Z")
-    trail.db.execute("UPDATE sessions SET seen_at = ? WHERE ended_at IS NULL", (recent,))
-    trail.close()
+    with AuditTrail(server.db) as trail:
+        recent = (datetime.now(UTC) - timedelta(minutes=4)).isoformat().replace("+00:00", "Z")
+        trail.db.execute("UPDATE sessions SET seen_at = ? WHERE ended_at IS NULL", (recent,))
     assert browser.signed_in()
 
 
