@@ -51,12 +51,16 @@ class SQLiteStorage(Storage):
         if self._conn is None or self._pid != os.getpid():  # never share a connection across a fork
             private(self.path)
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = OFF")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS counters "
-                "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires REAL NOT NULL)"
-            )
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = OFF")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS counters "
+                    "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires REAL NOT NULL)"
+                )
+            except BaseException:
+                conn.close()  # not a counters file (or not writable): closed now, not by the collector
+                raise
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 

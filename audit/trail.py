@@ -47,10 +47,10 @@ class AuditTrail:
         try:
             self.secrets = secrets or Secrets(default_path(self.path))
             self._move_old_secrets()
+            self.personal = Personal(self.secrets.get("personal"), tuple(personal_fields), personal_mode)
         except BaseException:
-            self.db.close()
+            self.db.close()  # a trail that cannot be used lets its connection go at once (a bad mode, say)
             raise
-        self.personal = Personal(self.secrets.get("personal"), tuple(personal_fields), personal_mode)
 
     def close(self) -> None:
         self.db.close()

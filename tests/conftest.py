@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,15 @@ def make_trail():
 def app(make_app, tmp_path):
     """The Flask app on a fresh audit file and the shipped rulesets."""
     return make_app(db=str(tmp_path / "api.db"), rulesets=str(RULESETS))
+
+
+def unclosed_connections(action) -> list[str]:
+    """The ResourceWarnings ("unclosed database") that running `action` leaves to the garbage collector."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always", ResourceWarning)
+        action()
+        gc.collect()
+    return [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)]
 
 
 @pytest.fixture(scope="session")

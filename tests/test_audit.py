@@ -15,7 +15,7 @@ from audit.replay import replay, replay_range
 from audit.schema import connect, version
 from audit.why import explain, render
 from service.decide import decide, evaluator
-from tests.conftest import lead
+from tests.conftest import lead, unclosed_connections
 
 ANA = {
     "email": "ana.lopez@acme.io",
@@ -57,6 +57,17 @@ def test_normal_durability_is_a_choice(tmp_path):
         assert trail.db.execute("PRAGMA synchronous").fetchone()[0] == 1
     with pytest.raises(ValueError, match="durability must be one of full, normal"):
         AuditTrail(tmp_path / "x.db", durability="fast")
+
+
+def test_a_trail_that_cannot_open_closes_its_connection_at_once(tmp_path):
+    """Issue 21: a bad personal-data mode was refused after the connection opened, which was then left
+    to the garbage collector."""
+
+    def bad_mode():
+        with pytest.raises(ValueError, match="personal data mode must be one of"):
+            AuditTrail(tmp_path / "m.db", personal_mode="bogus")
+
+    assert unclosed_connections(bad_mode) == []
 
 
 @pytest.mark.parametrize("applied", range(len(migrations._migrations)))

@@ -10,6 +10,7 @@ from limits import RateLimitItemPerMinute
 from limits.strategies import FixedWindowRateLimiter
 
 from audit.ratelimits import SQLiteStorage
+from tests.conftest import unclosed_connections
 
 ITEM = RateLimitItemPerMinute(100)
 
@@ -43,3 +44,15 @@ def test_a_window_expires_and_counts_again(tmp_path):
         assert storage.get("k") == 0 and storage.incr("k", 1) == 1
         storage.clear("k")
         assert storage.get("k") == 0 and storage.check()
+
+
+def test_a_file_that_is_not_a_counters_database_fails_the_check_and_closes_at_once(tmp_path):
+    """Issue 21: the connection opened on such a file was left to the garbage collector."""
+    path = tmp_path / "z.limits"
+    path.write_bytes(b"not a database" * 100)
+
+    def check():
+        with contextlib.closing(SQLiteStorage(str(path))) as storage:
+            assert storage.check() is False
+
+    assert unclosed_connections(check) == []
