@@ -103,19 +103,26 @@ ENTRIES = {
 }
 
 
+# Columns added after entries were first chained: hashed as [name, value] after the others when set,
+# so the rows written before them keep their hash, and setting one on such a row breaks it.
+LATER_COLUMNS = {"decision": ("request_id",), "preview": ("request_id",)}
+
+
 def payload_hash(kind: str, row: dict) -> str:
     """Hash of everything an entry's row says; any edit to it changes the hash."""
-    return sha256(canonical([row.get(c) for c in ENTRIES[kind][2]]))
+    values = [row.get(c) for c in ENTRIES[kind][2]]
+    values += [[c, row[c]] for c in LATER_COLUMNS.get(kind, ()) if row.get(c) is not None]
+    return sha256(canonical(values))
 
 
-def append_entry(db, kind: str, row: dict) -> dict:
+def append_entry(db, kind: str, row: dict, head: Head | None = None) -> dict:
     """Link `row` into the chain and insert it into its table; returns it with its seq.
 
     The caller holds the write transaction (BEGIN IMMEDIATE), so the head cannot move meanwhile.
     """
     table, at_column, _ = ENTRIES[kind]
     row["seq"] = append(
-        db, kind, row["id"], row[at_column], lambda seq: payload_hash(kind, {**row, "seq": seq})
+        db, kind, row["id"], row[at_column], lambda seq: payload_hash(kind, {**row, "seq": seq}), head
     )
     insert(db, table, row)
     return row
@@ -134,15 +141,30 @@ def snapshot(db, table: str, key_id: str, action: str, at: str) -> dict:
     return append_entry(db, "key", {**entry, "snapshot": canonical(row)})
 
 
-def append(db, kind: str, ref: str, at: str, payload_for) -> int:
+@dataclass
+class Head:
+    """The chain's last link as one write transaction knows it: read once (with the lead's state, see
+    audit.unit), then moved by every link the transaction adds, so no link reads the head again."""
+
+    seq: int = 0
+    hash: str = GENESIS
+    known: bool = False
+
+
+def append(db, kind: str, ref: str, at: str, payload_for, head: Head | None = None) -> int:
     """Add a link for an entry whose payload hash `payload_for(seq)` gives; returns the entry's seq."""
-    head = db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    if head is None or not head.known:
+        row = db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        head = head or Head()
+        head.seq, head.hash, head.known = (row[0], row[1], True) if row else (0, GENESIS, True)
+    seq, prev = head.seq + 1, head.hash
     digest = payload_for(seq)
+    link = link_hash(seq, kind, ref, at, digest, prev)
     db.execute(
         "INSERT INTO chain (seq, kind, ref, at, payload_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (seq, kind, ref, at, digest, prev, link_hash(seq, kind, ref, at, digest, prev)),
+        (seq, kind, ref, at, digest, prev, link),
     )
+    head.seq, head.hash = seq, link
     return seq
 
 

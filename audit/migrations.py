@@ -349,3 +349,9 @@ def m008_overrides(db: Database) -> None:
 def m009_key_origins(db: Database) -> None:
     # A form key is published in web pages: the browser origins it may be called from (JSON list).
     db["api_keys"].add_column("origins", str)
+
+
+@migrations()
+def m010_request_ids(db: Database) -> None:
+    # The caller's X-Request-Id, kept with the decision it asked for (chained when set: chain.LATER_COLUMNS).
+    db["decisions"].add_column("request_id", str)

@@ -32,7 +32,7 @@ def record(trail: AuditTrail, decision: dict, expected: dict, reason: str, revie
         "expected_stage": expected.get("stage"),
         "reason": reason,
     }
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         chain.append_entry(db, "override", row)
     return override_of(row, fired(d))
 

@@ -82,7 +82,20 @@ def record_shadow(db, decision_id: str, live: dict, shadow_identity: dict, sourc
 
 def keep_personal(db, lead_id: str, kept) -> None:
     """Keep the raw values behind a lead's tokens (mode hash), in the caller's transaction."""
-    db.conn.executemany(
-        "INSERT OR REPLACE INTO personal (token, lead_id, field, value) VALUES (?, ?, ?, ?)",
+    insert_many(
+        db,
+        "INSERT OR REPLACE INTO personal (token, lead_id, field, value)",
         [(token, lead_id, field, value) for token, field, value in kept],
     )
+
+
+ROWS_PER_STATEMENT = 1000  # well under SQLite's limit of 32,766 bound values for any of our tables
+
+
+def insert_many(db, head: str, rows: list[tuple]) -> None:
+    """`head` (INSERT … INTO table (columns)) for all `rows` as one statement per thousand rows:
+    executemany would run the statement once per row."""
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        values = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        db.execute(f"{head} VALUES {', '.join([values] * len(chunk))}", [v for row in chunk for v in row])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditTrail, NotFound, StorageUnavailable
+from audit import AuditTrail, NotFound, StorageUnavailable, recording
 from audit.migrations import migrations
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
@@ -185,7 +185,7 @@ def test_a_failed_write_leaves_nothing_half_written(trail, default, monkeypatch)
     def disk_full(*args, **kwargs):
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(AuditTrail, "_update_lead", disk_full)
+    monkeypatch.setattr(recording, "_update_lead", disk_full)
     with pytest.raises(StorageUnavailable, match="disk is full"):
         demo(
             trail,

@@ -154,7 +154,10 @@ def delete_decision(t, ids):
 def insert_decision(t, ids):
     sql(
         t,
-        "INSERT INTO decisions SELECT 'dec_forged', 999, kind, lead_id, evaluated_at, recorded_at, channel, "
+        "INSERT INTO decisions (id, seq, kind, lead_id, evaluated_at, recorded_at, channel, client, "
+        "ruleset_name, ruleset_version, ruleset_digest, is_lead, stage, previous_stage, funnel, quadrant, "
+        "route, destination, fit, engagement, input, facts, decision, latency_ms, idempotency_key, "
+        "request_hash) SELECT 'dec_forged', 999, kind, lead_id, evaluated_at, recorded_at, channel, "
         "client, ruleset_name, ruleset_version, ruleset_digest, is_lead, stage, previous_stage, funnel, "
         "quadrant, route, destination, fit, engagement, input, facts, decision, latency_ms, NULL, NULL "
         "FROM decisions WHERE id = ?",
