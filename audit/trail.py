@@ -297,6 +297,7 @@ def record_of(row: dict) -> dict:
             "digest": row["ruleset_digest"],
         },
         "latency_ms": row["latency_ms"],
+        "request_id": row.get("request_id"),
         "input": json.loads(row["input"]) if row["input"] else None,
         "facts": json.loads(row["facts"]),
         "decision": json.loads(row["decision"]),
