@@ -13,6 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from .codec import codec_for
 from .rows import insert
 
 GENESIS = "0" * 64
@@ -115,8 +116,9 @@ def payload_hash(kind: str, row: dict) -> str:
     return sha256(canonical(values))
 
 
-def append_entry(db, kind: str, row: dict, head: Head | None = None) -> dict:
-    """Link `row` into the chain and insert it into its table; returns it with its seq.
+def append_entry(db, kind: str, row: dict, head: Head | None = None, stored: dict | None = None) -> dict:
+    """Link `row` into the chain and insert it into its table; returns it with its seq. `stored`
+    replaces values as written (compressed documents: the hash covers their text, in `row`).
 
     The caller holds the write transaction (BEGIN IMMEDIATE), so the head cannot move meanwhile.
     """
@@ -124,7 +126,7 @@ def append_entry(db, kind: str, row: dict, head: Head | None = None) -> dict:
     row["seq"] = append(
         db, kind, row["id"], row[at_column], lambda seq: payload_hash(kind, {**row, "seq": seq}), head
     )
-    insert(db, table, row)
+    insert(db, table, {**row, **(stored or {})})
     return row
 
 
@@ -186,9 +188,12 @@ def stored_payload(db, kind: str, ref: str) -> str | None:
         return None
     cursor = db.execute(f"SELECT * FROM {table} WHERE id = ?", (ref,))
     row = cursor.fetchone()
-    return (
-        payload_hash(kind, dict(zip([d[0] for d in cursor.description], row, strict=True))) if row else None
-    )
+    if row is None:
+        return None
+    values = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    if table == "decisions":  # the hash covers the documents' text
+        values = codec_for(db).text_row(values)
+    return payload_hash(kind, values)
 
 
 def entries(db):

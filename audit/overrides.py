@@ -42,6 +42,11 @@ def fired(decision: dict) -> list[str]:
     return [r["rule"] for r in decision["reasons"] if not r["rule"].startswith("@")]
 
 
+def summarised(summary: str) -> list[str]:
+    """`fired` from a decision's stored summary (audit.compact), without decoding its reply."""
+    return [rule for rule in json.loads(summary)["fired"] if not rule.startswith("@")]
+
+
 def override_of(row: dict, rules: list[str]) -> dict:
     return {
         "override_id": row["id"],
@@ -62,11 +67,11 @@ def override_of(row: dict, rules: list[str]) -> dict:
 def of_lead(trail: AuditTrail, lead_id: str) -> list[dict]:
     """Every override of the lead's decisions, oldest first."""
     rows = trail._read(
-        "SELECT o.*, d.decision FROM overrides o JOIN decisions d ON d.id = o.decision_id "
+        "SELECT o.*, d.summary FROM overrides o JOIN decisions d ON d.id = o.decision_id "
         "WHERE o.lead_id = ? ORDER BY o.seq",
         (lead_id,),
     )
-    return [override_of(r, fired(json.loads(r["decision"]))) for r in rows]
+    return [override_of(r, summarised(r["summary"])) for r in rows]
 
 
 def by_decision(trail: AuditTrail, lead_id: str) -> dict[str, list[dict]]:
@@ -97,7 +102,7 @@ def with_decisions(
         if not rows:
             return
         for r in rows:
-            record = record_of(r)
+            record = record_of(r, trail)
             facts, source, _ = revealed(trail, record)
             override = override_of(
                 {**r, "id": r["o_id"], "seq": r["o_seq"], "at": r["o_at"], "decision_id": r["id"]},
@@ -114,7 +119,7 @@ def fired_on_route(trail: AuditTrail, route: str, since: str | None = None, rule
     total, after = 0, 0
     while True:
         rows = trail._read(
-            "SELECT seq, decision FROM decisions WHERE kind = 'decision' AND route = ? AND seq > ? "
+            "SELECT seq, summary FROM decisions WHERE kind = 'decision' AND route = ? AND seq > ? "
             "AND (? IS NULL OR evaluated_at >= ?) AND (? IS NULL OR ruleset_name = ?) ORDER BY seq LIMIT 1000",
             (route, after, since, since, ruleset, ruleset),
         )
@@ -122,6 +127,6 @@ def fired_on_route(trail: AuditTrail, route: str, since: str | None = None, rule
             return total, counts
         for row in rows:
             total += 1
-            for rule in set(fired(json.loads(row["decision"]))):
+            for rule in set(summarised(row["summary"])):
                 counts[rule] = counts.get(rule, 0) + 1
         after = rows[-1]["seq"]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from . import chain, outbox, outcomes
+from . import chain, compact, outbox, outcomes
+from .codec import COMPRESSED, codec_for
 from .leads import event_key
 from .rows import dumps, insert, insert_many, keep_personal, now_iso, record_shadow, store_source, upsert
 
@@ -79,7 +80,7 @@ def prepare(
         "fit": decision["scores"].get("fit"),
         "engagement": decision["scores"].get("engagement"),
         "input": dumps(stored_request) if stored_request is not None else None,
-        "facts": dumps(stored_facts),
+        "facts": None,  # below: what is new, and a reference to what is stored
         "decision": dumps(reply),
         "latency_ms": latency_ms,
         "idempotency_key": idempotency_key,
@@ -89,14 +90,20 @@ def prepare(
         row["request_id"] = request_id
     # The events this request brings (the others are stored already): only these are written.
     sent = (request or {}).get("events") if request is not None else None
-    new = {event_key(e) for e in sent if isinstance(e, dict)} if isinstance(sent, list) else None
+    new = {event_key(e) for e in sent if isinstance(e, dict)} if isinstance(sent, list) else set()
+    new = new if request is not None else None
+    events = stored_facts.get("events", [])
+    row["facts"] = compact.reference(
+        stored_facts, None if new is None else [e for e in events if e.get("id") in new]
+    )
+    row["summary"] = compact.summary(decision)
     item = {
         "decision": decision,
         "source": source,
         "facts": stored_facts,
         "shadow": shadow,
         "reply": reply,
-        "new_events": new if request is not None else None,
+        "new_events": new,
     }
     return row, item, kept
 
@@ -105,11 +112,17 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set) -> li
     """Write prepared decisions; `leads` holds what was read of a lead (consumed by its first
     decision: a second one for the same lead reads what the first wrote), `sources` the ruleset
     digests this connection has seen stored (a source is stored once)."""
+    codec, stored_now = codec_for(db), set()
     for row, item, kept in prepared:
-        decision = item["decision"]
-        if row["ruleset_digest"] not in sources:
-            store_source(db, decision["ruleset"], item["source"], row["recorded_at"])
-        chain.append_entry(db, row["kind"], row, head)
+        decision, digest = item["decision"], row["ruleset_digest"]
+        if digest not in sources and digest not in stored_now:
+            codec.know(
+                digest,
+                *store_source(db, decision["ruleset"], item["source"], row["recorded_at"], row["decision"]),
+            )
+            stored_now.add(digest)
+        packed = {c: codec.pack(row[c], digest) for c in COMPRESSED}
+        chain.append_entry(db, row["kind"], row, head, packed)
         if item["shadow"] is not None:
             record_shadow(db, row["id"], decision, *item["shadow"])
         if row["kind"] == "decision":

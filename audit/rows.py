@@ -47,12 +47,14 @@ def upsert(db, table: str, row: dict, key: str) -> None:
     db.execute(_upsert_sql(table, tuple(row), key), tuple(row.values()))
 
 
-def store_source(db, identity: dict, source: str, at: str) -> None:
-    """Keep a ruleset's source by digest (once), so its decisions stay replayable."""
-    db.execute(
-        "INSERT OR IGNORE INTO rulesets (digest, name, version, source, first_seen_at) VALUES (?, ?, ?, ?, ?)",
-        (identity["digest"], identity["name"], identity["version"], source, at),
-    )
+def store_source(db, identity: dict, source: str, at: str, sample: str | None = None) -> tuple:
+    """Keep a ruleset's source by digest (once), so its decisions stay replayable, with a sample
+    reply (audit.codec's dictionary); (source, sample) as stored, whoever stored them first."""
+    return db.execute(
+        "INSERT INTO rulesets (digest, name, version, source, first_seen_at, sample) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (digest) DO UPDATE SET name = rulesets.name RETURNING source, sample",
+        (identity["digest"], identity["name"], identity["version"], source, at, sample),
+    ).fetchall()[0]
 
 
 def record_shadow(db, decision_id: str, live: dict, shadow_identity: dict, source: str, result) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import chain, checkpoints, derived, state
+from . import chain, checkpoints, compact, derived, state
+from .codec import codec_for
 from .errors import NotFound, StorageUnavailable
 from .personal import Personal
 from .recording import Reply
@@ -197,17 +198,17 @@ class AuditTrail:
         rows = self._read("SELECT * FROM decisions WHERE id = ?", (decision_id,))
         if not rows:
             raise NotFound("decision", decision_id)
-        return record_of(rows[0])
+        return record_of(rows[0], self)
 
     def by_idempotency_key(self, client: str | None, key: str) -> dict | None:
         """The first decision made under this client's idempotency key: decision_id, request_hash, decision."""
         rows = self._read(
-            "SELECT id, request_hash, decision FROM decisions WHERE idempotency_key = ? AND client IS ?",
+            "SELECT id, request_hash, decision, ruleset_digest FROM decisions WHERE idempotency_key = ? AND client IS ?",
             (key, client),
         )
         if not rows:
             return None
-        body = rows[0]["decision"]
+        body = codec_for(self.db).unpack(rows[0]["decision"], rows[0]["ruleset_digest"])
         return {
             "decision_id": rows[0]["id"],
             "request_hash": rows[0]["request_hash"],
@@ -272,16 +273,29 @@ class AuditTrail:
             # Old copies of the erased pages may still sit in the write-ahead log: fold it in and empty it.
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # Free text is tokenised when recorded; records from before that may still hold it in clear.
-        texts = self._read(
-            "SELECT id, coalesce(input, '') || facts AS text FROM decisions WHERE lead_id = ? "
-            "UNION ALL SELECT id, note FROM outcomes WHERE lead_id = ? AND note IS NOT NULL",
-            (lead_id, lead_id),
-        )
-        return {**erasure, "left_in_clear": [r["id"] for r in texts if self.personal.found_in(r["text"])]}
+        codec = codec_for(self.db)
+        texts = [
+            (r["id"], (codec.unpack(r["input"], r["digest"]) or "") + codec.unpack(r["facts"], r["digest"]))
+            for r in self._read(
+                "SELECT id, input, facts, ruleset_digest AS digest FROM decisions WHERE lead_id = ?",
+                (lead_id,),
+            )
+        ]
+        texts += [
+            (r["id"], r["note"])
+            for r in self._read(
+                "SELECT id, note FROM outcomes WHERE lead_id = ? AND note IS NOT NULL", (lead_id,)
+            )
+        ]
+        return {**erasure, "left_in_clear": [ref for ref, text in texts if self.personal.found_in(text)]}
 
 
-def record_of(row: dict) -> dict:
-    """A stored decision row as the API and the CLI show it."""
+def record_of(row: dict, trail: AuditTrail) -> dict:
+    """A stored decision row as the API and the CLI show it: its documents decoded, its facts rebuilt
+    from what it refers to (audit.compact)."""
+    row = codec_for(trail.db).text_row(row)
+    with trail._lock:
+        facts = compact.facts_of(trail.db, row, row["facts"])
     return {
         "decision_id": row["id"],
         "kind": row["kind"],
@@ -299,6 +313,6 @@ def record_of(row: dict) -> dict:
         "latency_ms": row["latency_ms"],
         "request_id": row.get("request_id"),
         "input": json.loads(row["input"]) if row["input"] else None,
-        "facts": json.loads(row["facts"]),
+        "facts": facts,
         "decision": json.loads(row["decision"]),
     }

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit import AuditTrail, chain, deployments
+from audit.codec import codec_for
 from audit.keys import create, revoke
 from cli import main
 from engine.teams import load_teams
@@ -135,7 +136,18 @@ def edit_link(t, ids):
 
 
 def edit_json(t, ids):
-    sql(t, "UPDATE decisions SET decision = json_set(decision, '$.stage', 'sql') WHERE id = ?", ids["A-3"])
+    # The reply is a zstd frame (audit.codec): the attacker decodes it with the file's own dictionary.
+    codec = codec_for(t.db)
+    digest, stored = t.db.execute(
+        "SELECT ruleset_digest, decision FROM decisions WHERE id = ?", (ids["A-3"],)
+    ).fetchone()
+    decision = json.loads(codec.unpack(stored, digest))
+    sql(
+        t,
+        "UPDATE decisions SET decision = ? WHERE id = ?",
+        codec.pack(json.dumps({**decision, "stage": "sql"}), digest),
+        ids["A-3"],
+    )
     return f"({ids['A-3']}): the decision it records was edited"
 
 
