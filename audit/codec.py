@@ -17,7 +17,7 @@ import weakref
 import zstandard
 
 LEVEL = 3
-COMPRESSED = ("input", "facts", "decision")  # the decisions columns stored as zstd frames
+COMPRESSED = ("input", "facts", "decision", "summary")  # the decisions columns stored as zstd frames
 _codecs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 

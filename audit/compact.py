@@ -107,10 +107,11 @@ def migrate(db) -> None:
         if not rows:
             return
         for seq, digest, *documents in rows:
-            texts = [codec.unpack(v, digest) for v in documents]
+            texts = [codec.unpack(v, digest) for v in documents]  # input, facts, decision
             packed = [codec.pack(t, digest) for t in texts]
+            packed.append(codec.pack(summary(json.loads(texts[2])), digest))
             db.execute(
-                f"UPDATE decisions SET {', '.join(f'{c} = ?' for c in COMPRESSED)}, summary = ? WHERE seq = ?",
-                (*packed, summary(json.loads(texts[2])), seq),
+                f"UPDATE decisions SET {', '.join(f'{c} = ?' for c in COMPRESSED)} WHERE seq = ?",
+                (*packed, seq),
             )
         after = rows[-1][0]

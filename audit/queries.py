@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .codec import codec_for
 from .trail import AuditTrail, record_of
 
 MAX_PAGE = 500
@@ -136,7 +137,8 @@ def timeline(trail: AuditTrail, lead_id: str, limit: int = 50, before: int | Non
         f"WHERE lead_id = ? AND kind = 'decision'{extra} ORDER BY seq DESC LIMIT ?",
         [*params, limit + 2],
     )
-    decisions = [_summarised(r) for r in rows]
+    codec = codec_for(trail.db)
+    decisions = [_summarised(r, codec) for r in rows]
     items = []
     for i, row in enumerate(rows[:limit]):
         previous = decisions[i + 1] if i + 1 < len(decisions) else None
@@ -160,9 +162,9 @@ def timeline(trail: AuditTrail, lead_id: str, limit: int = 50, before: int | Non
     return Page(items, items[-1]["seq"] if len(rows) > limit else None)
 
 
-def _summarised(row: dict) -> dict:
+def _summarised(row: dict, codec) -> dict:
     """The part of a decision a timeline shows, from its row (shaped as the reply is)."""
-    summary = json.loads(row["summary"])
+    summary = json.loads(codec.unpack(row["summary"], row["ruleset_digest"]))
     return {
         "stage": row["stage"],
         "funnel": row["funnel"],

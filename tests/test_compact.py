@@ -141,5 +141,10 @@ def test_an_edited_referenced_event_is_named_with_the_decisions_that_used_it(tmp
         )
         trail.db.execute("UPDATE events SET type = 'demo_request' WHERE event_id = 'd1'")
         assert trail.verify() == []
-        trail.db.execute("UPDATE decisions SET summary = replace(summary, 'fit', 'fat')")
+        codec = codec_for(trail.db)
+        digest, stored = trail.db.execute(
+            "SELECT ruleset_digest, summary FROM decisions WHERE id = ?", (first["decision_id"],)
+        ).fetchone()
+        edited = codec.pack(codec.unpack(stored, digest).replace("fit", "fat"), digest)
+        trail.db.execute("UPDATE decisions SET summary = ? WHERE id = ?", (edited, first["decision_id"]))
         assert any("its summary differs from its reply" in p for p in trail.verify())
