@@ -148,3 +148,23 @@ def test_an_edited_referenced_event_is_named_with_the_decisions_that_used_it(tmp
         edited = codec.pack(codec.unpack(stored, digest).replace("fit", "fat"), digest)
         trail.db.execute("UPDATE decisions SET summary = ? WHERE id = ?", (edited, first["decision_id"]))
         assert any("its summary differs from its reply" in p for p in trail.verify())
+
+
+def test_a_source_stored_by_a_reload_gets_its_sample_from_the_first_decision(tmp_path, default):
+    from audit import deployments
+
+    with AuditTrail(tmp_path / "a.db", durability="normal") as trail:
+        deployments.record_reload(
+            trail, {"default": default.identity["digest"]}, [(default.identity, default.source)], [], "test"
+        )
+        stored = trail.db.execute(
+            "SELECT sample FROM rulesets WHERE digest = ?", (default.identity["digest"],)
+        )
+        assert stored.fetchone() == (None,)  # the reload stores the source alone
+        reply = decide(default, trail, {"lead_id": "L", "profile": {"country": "US"}}, at=AT)[0]
+        sample = trail.db.execute(
+            "SELECT sample FROM rulesets WHERE digest = ?", (reply["ruleset"]["digest"],)
+        )
+        assert json.loads(sample.fetchone()[0]) == reply
+        decide(default, trail, {"lead_id": "M"}, at=AT)
+        assert trail.verify() == [] and trail.decision(reply["decision_id"])["decision"] == reply
