@@ -12,6 +12,7 @@ a row in place (migration 11) changes no payload hash.
 
 from __future__ import annotations
 
+import threading
 import weakref
 
 import zstandard
@@ -22,11 +23,16 @@ _codecs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class Codec:
-    """Packs and unpacks one database's documents; dictionaries cached by ruleset digest."""
+    """Packs and unpacks one database's documents; dictionaries cached by ruleset digest.
+
+    zstandard's compressor and decompressor objects are not thread-safe, and a trail is shared by
+    the threads of a worker: every use of them holds the codec's lock (each call takes microseconds).
+    """
 
     def __init__(self, db):
         self._db = db
         self._dicts: dict[str, tuple] = {}
+        self._lock = threading.RLock()
 
     def know(self, digest: str, source: str, sample: str | None) -> None:
         """The dictionary of `digest` as the rulesets row holds it (no need to read it again)."""
@@ -35,7 +41,8 @@ class Codec:
         packer = zstandard.ZstdCompressor(
             level=LEVEL, dict_data=d, write_checksum=False, write_dict_id=False, write_content_size=True
         )
-        self._dicts[digest] = (packer, zstandard.ZstdDecompressor(dict_data=d))
+        with self._lock:
+            self._dicts[digest] = (packer, zstandard.ZstdDecompressor(dict_data=d))
 
     def _pair(self, digest: str) -> tuple:
         if digest not in self._dicts:
@@ -46,14 +53,19 @@ class Codec:
         return self._dicts[digest]
 
     def pack(self, text: str | None, digest: str) -> bytes | None:
-        return None if text is None else self._pair(digest)[0].compress(text.encode())
+        if text is None:
+            return None
+        with self._lock:
+            return self._pair(digest)[0].compress(text.encode())
 
     def unpack(self, value, digest: str) -> str | None:
         if value is None or isinstance(value, str):
             return value
         try:
-            return self._pair(digest)[1].decompress(value).decode()
-        except zstandard.ZstdError:
+            with self._lock:
+                data = self._pair(digest)[1].decompress(value)
+            return data.decode()
+        except (zstandard.ZstdError, UnicodeDecodeError):
             return value.hex()  # a frame that does not decode (edited): its bytes, for the hash to differ
 
     def text_row(self, row: dict) -> dict:
@@ -62,9 +74,13 @@ class Codec:
         return {k: self.unpack(v, digest) if k in COMPRESSED else v for k, v in row.items()}
 
 
+_registry_lock = threading.Lock()
+
+
 def codec_for(db) -> Codec:
     """The codec of one open database (its dictionaries read once per connection)."""
-    codec = _codecs.get(db)
-    if codec is None:
-        codec = _codecs[db] = Codec(db)
-    return codec
+    with _registry_lock:
+        codec = _codecs.get(db)
+        if codec is None:
+            codec = _codecs[db] = Codec(db)
+        return codec

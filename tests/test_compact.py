@@ -168,3 +168,20 @@ def test_a_source_stored_by_a_reload_gets_its_sample_from_the_first_decision(tmp
         assert json.loads(sample.fetchone()[0]) == reply
         decide(default, trail, {"lead_id": "M"}, at=AT)
         assert trail.verify() == [] and trail.decision(reply["decision_id"])["decision"] == reply
+
+
+def test_threads_sharing_a_trail_read_and_write_compressed_records(tmp_path, default):
+    """zstandard's objects are not thread-safe; a worker's threads share one trail (and its codec)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with AuditTrail(tmp_path / "a.db", durability="normal") as trail:
+        first = decide(default, trail, {"lead_id": "T-0", "profile": {"country": "US"}}, at=AT)[0]
+
+        def work(i):
+            reply = decide(default, trail, {"lead_id": f"T-{i % 5}", "answers": {"need": "yes"}}, at=AT)[0]
+            assert trail.decision(first["decision_id"])["decision"] == first
+            return trail.decision(reply["decision_id"])["decision"] == reply
+
+        with ThreadPoolExecutor(8) as pool:
+            assert all(pool.map(work, range(80)))
+        assert trail.verify() == []
