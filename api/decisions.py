@@ -117,7 +117,11 @@ def _decide(body: dict) -> tuple[dict, bool]:
 
 def _created(reply: dict, replayed: bool = False):
     """The 201 reply, serialised once: what was recorded is what is sent (a form key's, its public part)."""
-    response = jsonify(reply)
+    response = (
+        current_app.response_class(reply.body, mimetype="application/json")
+        if hasattr(reply, "body")
+        else jsonify(reply)
+    )
     response.status_code = 201
     response.headers["Location"] = url_for("decisions.get_decision", decision_id=reply["decision_id"])
     if replayed:

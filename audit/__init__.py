@@ -16,11 +16,17 @@ from . import (
 )
 from .errors import AuditError, NotFound, ReplayImpossible, StorageUnavailable
 from .leads import merge_facts
+from .recording import Reply
+from .state import LeadState
 from .trail import AuditTrail
+from .unit import UnitOfWork
 
 __all__ = [
     "AuditError",
     "AuditTrail",
+    "LeadState",
+    "Reply",
+    "UnitOfWork",
     "assignment",
     "checkpoints",
     "NotFound",

@@ -9,6 +9,7 @@ a member of weight 1.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,14 @@ if TYPE_CHECKING:  # the audit stores what the engine's teams file says; it does
     from engine.teams import Teams
 
 ASSIGNED = ("sales", "qualification")  # destinations where a person takes the lead
+OWNERS = """
+SELECT
+  (SELECT owner FROM assignments WHERE lead_id = ? AND team = ? AND owner IS NOT NULL ORDER BY id DESC LIMIT 1),
+  (SELECT owner FROM assignments WHERE domain = ? AND team = ? AND owner IS NOT NULL ORDER BY id DESC LIMIT 1),
+  (SELECT json_group_object(owner, n) FROM
+     (SELECT owner, count(*) AS n FROM assignments WHERE team = ? AND period = ? AND owner IS NOT NULL
+      GROUP BY owner))
+"""
 
 
 def period_of(at: str, period: str) -> str:
@@ -38,28 +47,24 @@ def assign(db, teams: Teams, lead_id: str, decision: dict, domain: str | None) -
     period = period_of(at, teams.period)
     by_id = {m.id: m for m in members}
 
-    def owner_of(where: str, value: str):
-        row = db.execute(
-            f"SELECT owner FROM assignments WHERE {where} = ? AND team = ? AND owner IS NOT NULL ORDER BY id DESC LIMIT 1",
-            (value, team),
-        ).fetchone()
-        member = by_id.get(row[0]) if row else None
+    domain = domain if domain and domain not in teams.personal_domains else None
+    # One statement: the lead's owner, the company's owner and this period's counts per member.
+    lead_owner, domain_owner, counted = db.execute(
+        OWNERS, (lead_id, team, domain, team, team, period)
+    ).fetchone()
+    counts = json.loads(counted)
+
+    def available(owner):
+        member = by_id.get(owner) if owner else None
         return member if member is not None and member.available else None
 
-    current = owner_of("lead_id", lead_id)
+    current = available(lead_owner)
     if current is not None:
         return _reply(team, current, "lead_owner", "already owns this lead")
-    domain = domain if domain and domain not in teams.personal_domains else None
-    company = owner_of("domain", domain) if domain else None
+    company = available(domain_owner) if domain else None
     if company is not None:
         choice = _reply(team, company, "domain_owner", f"owns the company {domain}")
     else:
-        counts = dict(
-            db.execute(
-                "SELECT owner, count(*) FROM assignments WHERE team = ? AND period = ? GROUP BY owner",
-                (team, period),
-            ).fetchall()
-        )
         eligible = [m for m in members if m.available and (m.cap is None or counts.get(m.id, 0) < m.cap)]
         if not eligible:
             choice = {

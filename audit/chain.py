@@ -13,6 +13,7 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from .codec import codec_for
 from .rows import insert
 
 GENESIS = "0" * 64
@@ -103,21 +104,29 @@ ENTRIES = {
 }
 
 
+# Columns added after entries were first chained: hashed as [name, value] after the others when set,
+# so the rows written before them keep their hash, and setting one on such a row breaks it.
+LATER_COLUMNS = {"decision": ("request_id",), "preview": ("request_id",)}
+
+
 def payload_hash(kind: str, row: dict) -> str:
     """Hash of everything an entry's row says; any edit to it changes the hash."""
-    return sha256(canonical([row.get(c) for c in ENTRIES[kind][2]]))
+    values = [row.get(c) for c in ENTRIES[kind][2]]
+    values += [[c, row[c]] for c in LATER_COLUMNS.get(kind, ()) if row.get(c) is not None]
+    return sha256(canonical(values))
 
 
-def append_entry(db, kind: str, row: dict) -> dict:
-    """Link `row` into the chain and insert it into its table; returns it with its seq.
+def append_entry(db, kind: str, row: dict, head: Head | None = None, stored: dict | None = None) -> dict:
+    """Link `row` into the chain and insert it into its table; returns it with its seq. `stored`
+    replaces values as written (compressed documents: the hash covers their text, in `row`).
 
     The caller holds the write transaction (BEGIN IMMEDIATE), so the head cannot move meanwhile.
     """
     table, at_column, _ = ENTRIES[kind]
     row["seq"] = append(
-        db, kind, row["id"], row[at_column], lambda seq: payload_hash(kind, {**row, "seq": seq})
+        db, kind, row["id"], row[at_column], lambda seq: payload_hash(kind, {**row, "seq": seq}), head
     )
-    insert(db, table, row)
+    insert(db, table, {**row, **(stored or {})})
     return row
 
 
@@ -134,15 +143,30 @@ def snapshot(db, table: str, key_id: str, action: str, at: str) -> dict:
     return append_entry(db, "key", {**entry, "snapshot": canonical(row)})
 
 
-def append(db, kind: str, ref: str, at: str, payload_for) -> int:
+@dataclass
+class Head:
+    """The chain's last link as one write transaction knows it: read once (with the lead's state, see
+    audit.unit), then moved by every link the transaction adds, so no link reads the head again."""
+
+    seq: int = 0
+    hash: str = GENESIS
+    known: bool = False
+
+
+def append(db, kind: str, ref: str, at: str, payload_for, head: Head | None = None) -> int:
     """Add a link for an entry whose payload hash `payload_for(seq)` gives; returns the entry's seq."""
-    head = db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, prev = (head[0] + 1, head[1]) if head else (1, GENESIS)
+    if head is None or not head.known:
+        row = db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
+        head = head or Head()
+        head.seq, head.hash, head.known = (row[0], row[1], True) if row else (0, GENESIS, True)
+    seq, prev = head.seq + 1, head.hash
     digest = payload_for(seq)
+    link = link_hash(seq, kind, ref, at, digest, prev)
     db.execute(
         "INSERT INTO chain (seq, kind, ref, at, payload_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (seq, kind, ref, at, digest, prev, link_hash(seq, kind, ref, at, digest, prev)),
+        (seq, kind, ref, at, digest, prev, link),
     )
+    head.seq, head.hash = seq, link
     return seq
 
 
@@ -164,9 +188,12 @@ def stored_payload(db, kind: str, ref: str) -> str | None:
         return None
     cursor = db.execute(f"SELECT * FROM {table} WHERE id = ?", (ref,))
     row = cursor.fetchone()
-    return (
-        payload_hash(kind, dict(zip([d[0] for d in cursor.description], row, strict=True))) if row else None
-    )
+    if row is None:
+        return None
+    values = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    if table == "decisions":  # the hash covers the documents' text
+        values = codec_for(db).text_row(values)
+    return payload_hash(kind, values)
 
 
 def entries(db):

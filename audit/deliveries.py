@@ -38,7 +38,7 @@ def unfanned(trail) -> bool:
 
 def fan_out(trail, wants: dict) -> int:
     """Queue every event not yet fanned out for each destination whose `wants(event)` is true."""
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (CURSOR,)).fetchone()
         cursor = int(row[0]) if row else 0
         events = db.execute(
@@ -91,7 +91,7 @@ def record_attempts(trail, results: list[dict]) -> None:
 
     Each result: delivery (the row attempted), at, status (HTTP, or None), latency_ms, error, outcome
     (the new state) and next_at (when a pending delivery is due again, in epoch seconds)."""
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         for r in results:
             d, attempt = r["delivery"], r["delivery"]["attempts"] + 1
             db.execute(
@@ -153,7 +153,7 @@ def get(trail, delivery_id: str) -> dict:
 
 def retry(trail, delivery_id: str) -> dict:
     """Make a dead or waiting delivery due now, with its attempts counted afresh (the old ones stay)."""
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         delivery = get(trail, delivery_id)
         if delivery["status"] == DELIVERED:
             raise DeliveryError(f"delivery {delivery_id} was delivered: replay its event to send it again")
@@ -166,7 +166,7 @@ def retry(trail, delivery_id: str) -> dict:
 
 def replay(trail, event_id: str, destination: str | None = None) -> list[dict]:
     """Queue an event again for the destinations it went to (or one of them), under the same event id."""
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         earlier = trail._read(
             "SELECT DISTINCT event_seq, destination, lead_id FROM deliveries WHERE event_id = ? "
             "AND (? IS NULL OR destination = ?)",

@@ -50,7 +50,7 @@ def record_reload(
     problems are what the latest reload already says.
     """
     at = now_iso()
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         latest = current(trail)
         changed = latest is None or latest["deployment"] != deployment
         if only_if_changed and not changed and latest["problems"] == problems:

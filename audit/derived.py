@@ -21,6 +21,8 @@ import heapq
 import json
 
 from .chain import Break
+from .codec import codec_for
+from .compact import event_of, expanded, intact, summary
 from .leads import event_key
 from .personal import PREFIX
 from .rows import dumps
@@ -49,6 +51,7 @@ class _Lead:
         self.history: list[tuple] = []
         self.handoffs: list[dict] = []
         self.assignments: list[tuple] = []
+        self.problems: list[tuple[str, str]] = []  # (decision id, message)
 
 
 def _linked(table: str, where: str) -> str:
@@ -65,10 +68,11 @@ def rebuild(db, personal_fields) -> dict[str, _Lead]:
         key=lambda item: item[0],
     )
     leads: dict[str, _Lead] = {}
+    codec = codec_for(db)
     for _, kind, row in stream:
         state = leads.setdefault(row["lead_id"], _Lead())
         if kind == "decision":
-            _decided(state, row)
+            _decided(state, codec.text_row(row))
         elif kind == "outcome":
             for handoff in state.handoffs:
                 if (
@@ -84,7 +88,17 @@ def rebuild(db, personal_fields) -> dict[str, _Lead]:
 
 
 def _decided(state: _Lead, row: dict) -> None:
-    facts, decision = json.loads(row["facts"]), json.loads(row["decision"])
+    doc, decision = json.loads(row["facts"]), json.loads(row["decision"])
+    # Facts stored by reference (audit.compact) are rebuilt from the chained `$new` lists of the
+    # lead's decisions so far, never from `events` (which is what they prove).
+    facts = doc
+    if "$facts" in doc:
+        stored = [event_of(k, e["type"], e["at"], e["properties"]) for k, e in state.events.items()]
+        facts = expanded(doc, stored)
+    if not intact(doc, facts):
+        state.problems.append((row["id"], "the facts it was evaluated with differ from those it refers to"))
+    if row.get("summary") != summary(decision):
+        state.problems.append((row["id"], "its summary differs from its reply (decisions.summary)"))
     at, before = row["recorded_at"], state.lead["stage"] if state.lead else None
     state.lead = {
         "lead_id": row["lead_id"],
@@ -161,6 +175,7 @@ def verify(db, personal_fields) -> list[Break]:
                             f"leads.{column} of {lead_id} is {have.get(column)!r}, its entries say {value!r}",
                         )
                     )
+    breaks += [named(ref, message) for state in leads.values() for ref, message in state.problems]
     breaks += _events(db, leads, named)
     breaks += _lists(db, leads, named)
     breaks += _keys(db)

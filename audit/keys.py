@@ -95,7 +95,7 @@ def create(trail: AuditTrail, name: str, scope: str, origins=()) -> tuple[Key, s
         "revoked_at": None,
         "origins": json.dumps(list(origins)) if origins else None,
     }
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         db["api_keys"].insert(row)
         chain.snapshot(db, "api_keys", key_id, "create", row["created_at"])
     return _key(row), f"lg_{key_id}_{secret}"
@@ -118,7 +118,7 @@ def list_keys(trail: AuditTrail) -> list[Key]:
 
 
 def revoke(trail: AuditTrail, key_id: str) -> Key:
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         if db.execute("SELECT 1 FROM api_keys WHERE id = ?", (key_id,)).fetchone() is None:
             raise NotFound("key", key_id)
         at = now_iso()

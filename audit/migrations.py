@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from . import chain, rows
+from . import chain, compact, rows
 
 migrations = Migrations("leadgate")
 
@@ -349,3 +349,18 @@ def m008_overrides(db: Database) -> None:
 def m009_key_origins(db: Database) -> None:
     # A form key is published in web pages: the browser origins it may be called from (JSON list).
     db["api_keys"].add_column("origins", str)
+
+
+@migrations()
+def m010_request_ids(db: Database) -> None:
+    # The caller's X-Request-Id, kept with the decision it asked for (chained when set: chain.LATER_COLUMNS).
+    db["decisions"].add_column("request_id", str)
+
+
+@migrations()
+def m011_compact_decisions(db: Database) -> None:
+    # A decision stores what is new and refers to what is stored (audit.compact): its documents are
+    # zstd frames with the ruleset's dictionary (source + `sample`, audit.codec), and `summary` holds
+    # what a lead's timeline shows, so a page of it decodes no document. Existing rows are compressed
+    # in place: their text comes back exactly, so every payload hash and checkpoint still holds.
+    compact.migrate(db)

@@ -13,7 +13,7 @@ import hashlib
 import json
 from datetime import datetime, timedelta
 
-from .rows import dumps, iso
+from .rows import dumps, insert_many, iso
 
 HANDED_OFF, STAGE_CHANGED, DISQUALIFIED = "lead.handed_off", "lead.stage_changed", "lead.disqualified"
 SLA_BREACHED, OUTCOME_RECORDED = "sla.breached", "outcome.recorded"
@@ -26,18 +26,22 @@ def event_id(kind: str, cause: str) -> str:
     return "evt_" + hashlib.sha256(f"{kind}:{cause}".encode()).hexdigest()[:32]
 
 
+_INSERT = "INSERT OR IGNORE INTO outbox (id, type, lead_id, ruleset, route, team, at, payload)"
+
+
+def _row(kind: str, cause: str, lead_id: str, at: str, data: dict, ruleset=None, route=None, team=None):
+    eid = event_id(kind, cause)
+    payload = {"id": eid, "type": kind, "timestamp": at, "lead_id": lead_id, "data": data}
+    return (eid, kind, lead_id, ruleset, route, team, at, dumps(payload))
+
+
 def emit(
     db, kind: str, cause: str, lead_id: str, at: str, data: dict, ruleset=None, route=None, team=None
 ) -> str:
     """Write one event in the caller's transaction (once per kind and cause); its id."""
-    eid = event_id(kind, cause)
-    payload = {"id": eid, "type": kind, "timestamp": at, "lead_id": lead_id, "data": data}
-    db.execute(
-        "INSERT OR IGNORE INTO outbox (id, type, lead_id, ruleset, route, team, at, payload) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (eid, kind, lead_id, ruleset, route, team, at, dumps(payload)),
-    )
-    return eid
+    row = _row(kind, cause, lead_id, at, data, ruleset, route, team)
+    insert_many(db, _INSERT, [row])
+    return row[0]
 
 
 def decided(
@@ -58,12 +62,13 @@ def decided(
         "evaluated_at": decision["evaluated_at"],
     }
     where = {"ruleset": decision["ruleset"]["name"], "route": route["id"], "team": route["team"]}
-    if handed_off:
-        emit(db, HANDED_OFF, decision_id, lead_id, at, data, **where)
+    kinds = [HANDED_OFF] if handed_off else []
     if before != decision["stage"]:
-        emit(db, STAGE_CHANGED, decision_id, lead_id, at, data, **where)
+        kinds.append(STAGE_CHANGED)
         if decision["stage"] == DISQUALIFIED_STAGE:
-            emit(db, DISQUALIFIED, decision_id, lead_id, at, data, **where)
+            kinds.append(DISQUALIFIED)
+    if kinds:  # one statement for all of them
+        insert_many(db, _INSERT, [_row(kind, decision_id, lead_id, at, data, **where) for kind in kinds])
 
 
 def outcome_recorded(db, outcome: dict, at: str) -> None:
@@ -102,7 +107,7 @@ def breaches(trail, now: datetime) -> int:
     --escalate` writes the same event (same id) when it re-routes the lead, so either way it is one."""
     from .outcomes import moment  # the one parser of stored times
 
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         row = db.execute("SELECT value FROM meta WHERE key = ?", (BREACH_CURSOR,)).fetchone()
         since = moment(row[0]) if row else None
         # Stored times compare as text only to the second: select a little wide, then compare exactly.

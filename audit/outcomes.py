@@ -24,7 +24,14 @@ OUTCOME_FACT_KEYS = {"id": "outcome_id", "type": "type", "at": "at", "reason": "
 
 
 def record(
-    db, lead_id: str, outcome: dict, reported_by: str | None, source: str, note: str | None, personal=None
+    db,
+    lead_id: str,
+    outcome: dict,
+    reported_by: str | None,
+    source: str,
+    note: str | None,
+    personal=None,
+    head: chain.Head | None = None,
 ) -> dict:
     """Store one outcome inside the caller's transaction; it is the first action on an open hand-off.
 
@@ -47,7 +54,7 @@ def record(
         "recorded_at": now_iso(),
         "source": source,
     }
-    chain.append_entry(db, "outcome", row)
+    chain.append_entry(db, "outcome", row, head)
     db.execute(
         "UPDATE handoffs SET acted_at = ?, acted_by = ? "
         "WHERE lead_id = ? AND acted_at IS NULL AND closed_at IS NULL AND at <= ?",
@@ -104,15 +111,22 @@ def current_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
     return {k: v for k, v in rows[0].items() if v is not None}
 
 
-def track(db, lead_id: str, decision_id: str, decision: dict) -> bool:
-    """Open, keep or close the lead's hand-off after a decision (inside the decision's transaction).
+OPEN_HANDOFF = (
+    "SELECT id, route FROM handoffs WHERE lead_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1"
+)
+
+
+def open_handoff(db, lead_id: str) -> tuple | None:
+    """(id, route) of the lead's open hand-off, or None."""
+    return db.execute(OPEN_HANDOFF, (lead_id,)).fetchone()
+
+
+def track(db, lead_id: str, decision_id: str, decision: dict, current: tuple | None) -> bool:
+    """Open, keep or close the lead's hand-off after a decision (inside the decision's transaction);
+    `current` is the open hand-off (id, route) as the transaction read it.
 
     True when a new hand-off opened (a route with an SLA that the lead was not already on)."""
     route, at = decision["route"], decision["evaluated_at"]
-    current = db.execute(
-        "SELECT id, route FROM handoffs WHERE lead_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1",
-        (lead_id,),
-    ).fetchone()
     if current is not None and current[1] == route["id"]:
         return False  # the same hand-off goes on: its due time stays the first one
     if current is not None:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 
 from . import chain
+from .codec import codec_for
 from .replay import revealed
 from .rows import now_iso
 from .trail import AuditTrail, record_of
@@ -32,7 +33,7 @@ def record(trail: AuditTrail, decision: dict, expected: dict, reason: str, revie
         "expected_stage": expected.get("stage"),
         "reason": reason,
     }
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         chain.append_entry(db, "override", row)
     return override_of(row, fired(d))
 
@@ -40,6 +41,11 @@ def record(trail: AuditTrail, decision: dict, expected: dict, reason: str, revie
 def fired(decision: dict) -> list[str]:
     """The rules of the ruleset that fired in a decision (not leadgate's own steps, which start with @)."""
     return [r["rule"] for r in decision["reasons"] if not r["rule"].startswith("@")]
+
+
+def summarised(summary: str) -> list[str]:
+    """`fired` from a decision's summary (audit.compact), without decoding its reply."""
+    return [rule for rule in json.loads(summary)["fired"] if not rule.startswith("@")]
 
 
 def override_of(row: dict, rules: list[str]) -> dict:
@@ -62,11 +68,12 @@ def override_of(row: dict, rules: list[str]) -> dict:
 def of_lead(trail: AuditTrail, lead_id: str) -> list[dict]:
     """Every override of the lead's decisions, oldest first."""
     rows = trail._read(
-        "SELECT o.*, d.decision FROM overrides o JOIN decisions d ON d.id = o.decision_id "
+        "SELECT o.*, d.summary, d.ruleset_digest FROM overrides o JOIN decisions d ON d.id = o.decision_id "
         "WHERE o.lead_id = ? ORDER BY o.seq",
         (lead_id,),
     )
-    return [override_of(r, fired(json.loads(r["decision"]))) for r in rows]
+    codec = codec_for(trail.db)
+    return [override_of(r, summarised(codec.unpack(r["summary"], r["ruleset_digest"]))) for r in rows]
 
 
 def by_decision(trail: AuditTrail, lead_id: str) -> dict[str, list[dict]]:
@@ -97,7 +104,7 @@ def with_decisions(
         if not rows:
             return
         for r in rows:
-            record = record_of(r)
+            record = record_of(r, trail)
             facts, source, _ = revealed(trail, record)
             override = override_of(
                 {**r, "id": r["o_id"], "seq": r["o_seq"], "at": r["o_at"], "decision_id": r["id"]},
@@ -114,7 +121,7 @@ def fired_on_route(trail: AuditTrail, route: str, since: str | None = None, rule
     total, after = 0, 0
     while True:
         rows = trail._read(
-            "SELECT seq, decision FROM decisions WHERE kind = 'decision' AND route = ? AND seq > ? "
+            "SELECT seq, summary, ruleset_digest FROM decisions WHERE kind = 'decision' AND route = ? AND seq > ? "
             "AND (? IS NULL OR evaluated_at >= ?) AND (? IS NULL OR ruleset_name = ?) ORDER BY seq LIMIT 1000",
             (route, after, since, since, ruleset, ruleset),
         )
@@ -122,6 +129,6 @@ def fired_on_route(trail: AuditTrail, route: str, since: str | None = None, rule
             return total, counts
         for row in rows:
             total += 1
-            for rule in set(fired(json.loads(row["decision"]))):
+            for rule in set(summarised(codec_for(trail.db).unpack(row["summary"], row["ruleset_digest"]))):
                 counts[rule] = counts.get(rule, 0) + 1
         after = rows[-1]["seq"]

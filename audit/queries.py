@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .codec import codec_for
 from .trail import AuditTrail, record_of
 
 MAX_PAGE = 500
@@ -129,12 +130,15 @@ def timeline(trail: AuditTrail, lead_id: str, limit: int = 50, before: int | Non
     extra = ""
     if before is not None:
         extra, params = " AND seq < ?", [lead_id, _seq(before)]
+    # The columns and the small summary hold all a page shows: no reply is decoded (audit.compact).
     rows = trail._read(
-        f"SELECT seq, id, evaluated_at, recorded_at, channel, decision FROM decisions "
+        f"SELECT seq, id, evaluated_at, recorded_at, channel, stage, funnel, quadrant, is_lead, route, "
+        f"destination, ruleset_name, ruleset_version, ruleset_digest, summary FROM decisions "
         f"WHERE lead_id = ? AND kind = 'decision'{extra} ORDER BY seq DESC LIMIT ?",
         [*params, limit + 2],
     )
-    decisions = [json.loads(r["decision"]) for r in rows]
+    codec = codec_for(trail.db)
+    decisions = [_summarised(r, codec) for r in rows]
     items = []
     for i, row in enumerate(rows[:limit]):
         previous = decisions[i + 1] if i + 1 < len(decisions) else None
@@ -156,6 +160,26 @@ def timeline(trail: AuditTrail, lead_id: str, limit: int = 50, before: int | Non
             }
         )
     return Page(items, items[-1]["seq"] if len(rows) > limit else None)
+
+
+def _summarised(row: dict, codec) -> dict:
+    """The part of a decision a timeline shows, from its row (shaped as the reply is)."""
+    summary = json.loads(codec.unpack(row["summary"], row["ruleset_digest"]))
+    return {
+        "stage": row["stage"],
+        "funnel": row["funnel"],
+        "quadrant": row["quadrant"],
+        "is_lead": bool(row["is_lead"]),
+        "route": {"id": row["route"], "destination": row["destination"]},
+        "scores": summary["scores"],
+        "qualification": summary["qualification"],
+        "reasons": [{"rule": rule} for rule in summary["fired"]],
+        "ruleset": {
+            "name": row["ruleset_name"],
+            "version": row["ruleset_version"],
+            "digest": row["ruleset_digest"],
+        },
+    }
 
 
 def fired_rules(decision: dict) -> list[str]:
@@ -212,7 +236,7 @@ def export(trail: AuditTrail, filters: dict, fmt: str) -> Iterator[str]:
             return
         for row in rows:
             if fmt == "jsonl":
-                yield json.dumps(record_of(row), ensure_ascii=False) + "\n"
+                yield json.dumps(record_of(row, trail), ensure_ascii=False) + "\n"
             else:
                 s = summary(row)
                 yield _csv_line([s[c] for c in SUMMARY])

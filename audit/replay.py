@@ -34,7 +34,7 @@ def replay_range(
         if not rows:
             return
         for row in rows:
-            yield _replay(trail, record_of(row), evaluate)
+            yield _replay(trail, record_of(row, trail), evaluate)
         after = rows[-1]["seq"]
 
 
@@ -75,7 +75,7 @@ def decided(
         if not rows:
             return
         for row in rows:
-            record = record_of(row)
+            record = record_of(row, trail)
             yield {**record, "facts": _reveal(trail, record)[0]}
         after = rows[-1]["seq"]
 

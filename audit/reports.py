@@ -17,8 +17,9 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .codec import codec_for
 from .outcomes import moment
-from .trail import AuditTrail
+from .trail import AuditTrail, record_of
 
 FUNNEL = ("lead", "mql", "sql", "accepted", "opportunity", "customer")
 ACCEPTED = {"accepted", "contacted", "meeting_held", "opportunity", "won"}
@@ -89,12 +90,15 @@ def leads(trail: AuditTrail, ruleset: str | None = None, since: str | None = Non
             out[row["lead_id"]].stages.add(row["to_stage"])
     ids = [lead.snapshot["id"] for lead in out.values()]
     by_decision = {lead.snapshot["id"]: lead for lead in out.values()}
+    codec = codec_for(trail.db)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ",".join("?" * len(chunk))
-        for row in trail._read(f"SELECT id, decision FROM decisions WHERE id IN ({marks})", chunk):
+        for row in trail._read(
+            f"SELECT id, decision, ruleset_digest FROM decisions WHERE id IN ({marks})", chunk
+        ):
             lead = by_decision[row["id"]]
-            for reason in json.loads(row["decision"])["reasons"]:
+            for reason in json.loads(codec.unpack(row["decision"], row["ruleset_digest"]))["reasons"]:
                 if reason["rule"].startswith("@"):
                     continue
                 lead.fired.append(reason["rule"])
@@ -272,8 +276,8 @@ def snapshot_facts(trail: AuditTrail, ruleset: str | None = None):
         ids = [x.snapshot["id"] for x in chunk]
         marks = ",".join("?" * len(ids))
         facts = {
-            r["id"]: r["facts"]
-            for r in trail._read(f"SELECT id, facts FROM decisions WHERE id IN ({marks})", ids)
+            r["id"]: record_of(r, trail)["facts"]
+            for r in trail._read(f"SELECT * FROM decisions WHERE id IN ({marks})", ids)
         }
         lead_ids = [x.lead_id for x in chunk]
         values = {
@@ -281,7 +285,6 @@ def snapshot_facts(trail: AuditTrail, ruleset: str | None = None):
             for r in trail._read(f"SELECT token, value FROM personal WHERE lead_id IN ({marks})", lead_ids)
         }
         for x in chunk:
-            stored = json.loads(facts[x.snapshot["id"]])
-            stored = trail.personal.reveal_facts(stored, values)
+            stored = trail.personal.reveal_facts(facts[x.snapshot["id"]], values)
             ending = "won" if x.won else "lost" if x.lost else "rejected" if x.rejected else "open"
             yield x.lead_id, stored, x.snapshot["evaluated_at"], ending

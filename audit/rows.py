@@ -47,12 +47,17 @@ def upsert(db, table: str, row: dict, key: str) -> None:
     db.execute(_upsert_sql(table, tuple(row), key), tuple(row.values()))
 
 
-def store_source(db, identity: dict, source: str, at: str) -> None:
-    """Keep a ruleset's source by digest (once), so its decisions stay replayable."""
-    db.execute(
-        "INSERT OR IGNORE INTO rulesets (digest, name, version, source, first_seen_at) VALUES (?, ?, ?, ?, ?)",
-        (identity["digest"], identity["name"], identity["version"], source, at),
-    )
+def store_source(db, identity: dict, source: str, at: str, sample: str | None = None) -> tuple:
+    """Keep a ruleset's source by digest (once), so its decisions stay replayable, with a sample
+    reply (audit.codec's dictionary): the first one given, set once (a reload stores the source
+    without one, its first decision gives it) and never changed after, since frames depend on it.
+    Returns (source, sample) as stored."""
+    return db.execute(
+        "INSERT INTO rulesets (digest, name, version, source, first_seen_at, sample) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (digest) DO UPDATE SET sample = coalesce(rulesets.sample, excluded.sample) "
+        "RETURNING source, sample",
+        (identity["digest"], identity["name"], identity["version"], source, at, sample),
+    ).fetchall()[0]
 
 
 def record_shadow(db, decision_id: str, live: dict, shadow_identity: dict, source: str, result) -> None:
@@ -82,7 +87,20 @@ def record_shadow(db, decision_id: str, live: dict, shadow_identity: dict, sourc
 
 def keep_personal(db, lead_id: str, kept) -> None:
     """Keep the raw values behind a lead's tokens (mode hash), in the caller's transaction."""
-    db.conn.executemany(
-        "INSERT OR REPLACE INTO personal (token, lead_id, field, value) VALUES (?, ?, ?, ?)",
+    insert_many(
+        db,
+        "INSERT OR REPLACE INTO personal (token, lead_id, field, value)",
         [(token, lead_id, field, value) for token, field, value in kept],
     )
+
+
+ROWS_PER_STATEMENT = 1000  # well under SQLite's limit of 32,766 bound values for any of our tables
+
+
+def insert_many(db, head: str, rows: list[tuple]) -> None:
+    """`head` (INSERT … INTO table (columns)) for all `rows` as one statement per thousand rows:
+    executemany would run the statement once per row."""
+    for start in range(0, len(rows), ROWS_PER_STATEMENT):
+        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        values = "(" + ", ".join("?" * len(chunk[0])) + ")"
+        db.execute(f"{head} VALUES {', '.join([values] * len(chunk))}", [v for row in chunk for v in row])

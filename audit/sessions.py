@@ -39,7 +39,7 @@ def start(trail: AuditTrail, key_id: str) -> str:
     """A new session for the key that just signed in; its id goes in the cookie, its hash here."""
     session_id, at = _random.token_urlsafe(32), now_iso()
     forgotten = (datetime.now(UTC) - KEPT).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         db.execute("DELETE FROM sessions WHERE created_at < ?", (forgotten,))
         db.execute(
             "INSERT INTO sessions (id, key_id, created_at, seen_at) VALUES (?, ?, ?, ?)",
@@ -63,13 +63,13 @@ def current(trail: AuditTrail, session_id: str, idle: timedelta, lifetime: timed
         end(trail, session_id)
         return None
     if now - _time(row["seen_at"]) > SEEN_EVERY:
-        with trail.transaction() as db:
+        with trail._transaction() as db:
             db.execute("UPDATE sessions SET seen_at = ? WHERE id = ?", (now_iso(), row["sid"]))
     return Key(row["id"], row["name"], row["scope"], row["created_at"], row["revoked_at"])
 
 
 def end(trail: AuditTrail, session_id: str) -> None:
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         db.execute(
             "UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL",
             (now_iso(), _hash(session_id)),
@@ -78,5 +78,5 @@ def end(trail: AuditTrail, session_id: str) -> None:
 
 def end_all(trail: AuditTrail) -> int:
     """End every live session (the secret was rotated): everyone signs in again. Returns how many."""
-    with trail.transaction() as db:
+    with trail._transaction() as db:
         return db.execute("UPDATE sessions SET ended_at = ? WHERE ended_at IS NULL", (now_iso(),)).rowcount

@@ -1,9 +1,10 @@
 """The audit trail: every decision recorded before it is returned, and read back for "why".
 
 Recording is one write transaction (BEGIN IMMEDIATE: writers from several processes queue on the
-busy timeout instead of failing) holding the decision row, its chain link, the lead's accumulated
-facts, its new events, its stage change, its outbox events and the ruleset source by digest. It commits before
-`record` returns; if anything fails nothing is kept and StorageUnavailable is raised.
+busy timeout instead of failing), a unit of work (audit.unit) whose named methods write the decision
+row, its chain link, the lead's accumulated facts, its new events, its stage change, its outbox events
+and the ruleset source by digest (audit.recording). It commits before the block ends; if anything
+fails nothing is kept and StorageUnavailable is raised.
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import chain, checkpoints, derived, outbox, outcomes
+from . import chain, checkpoints, compact, derived, state
+from .codec import codec_for
 from .errors import NotFound, StorageUnavailable
-from .leads import event_key
 from .personal import Personal
-from .rows import dumps, insert, keep_personal, now_iso, record_shadow, store_source, upsert
+from .recording import Reply
+from .rows import dumps, now_iso
 from .schema import connect
 from .secrets import Secrets, default_path
+from .state import LeadState
+from .unit import UnitOfWork
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
 
@@ -43,7 +47,8 @@ class AuditTrail:
         self.db: Database = self._open()
         self._reopen = False  # set when the connection was found read-only: open it again before writing
         self._lock = threading.RLock()
-        self._depth = 0
+        self._depth, self._uow = 0, None
+        self._sources: set[str] = set()  # ruleset digests known to be stored (a source is written once)
         try:
             self.secrets = secrets or Secrets(default_path(self.path))
             self._move_old_secrets()
@@ -84,7 +89,7 @@ class AuditTrail:
     def _move_old_secrets(self) -> None:
         """Files from before the key file kept their secrets in `meta`: move them out (key file first)."""
         old = {"personal_secret": "personal", "session_secret": "session"}
-        with self.transaction() as db:
+        with self._transaction() as db:
             for key, value in db.execute(
                 "SELECT key, value FROM meta WHERE key IN ('personal_secret', 'session_secret')"
             ).fetchall():
@@ -93,10 +98,25 @@ class AuditTrail:
 
     # -- transactions ------------------------------------------------------------------------
     @contextlib.contextmanager
-    def transaction(self):
-        """One write transaction (BEGIN IMMEDIATE: other writers wait on the busy timeout); nested calls
-        join it. Commits when the block ends; on any error nothing is kept, and an SQLite failure
-        (disk full, read-only file, lock held too long) becomes StorageUnavailable."""
+    def unit_of_work(self):
+        """One write transaction as a UnitOfWork (audit.unit): its methods are the named reads and
+        writes; nested calls join the open one. Commits when the block ends; on any error nothing is
+        kept, and an SQLite failure (disk full, read-only file, lock held too long) becomes
+        StorageUnavailable."""
+        with self._transaction():
+            yield self._uow
+
+    @contextlib.contextmanager
+    def deciding(self, lead_id):
+        """A unit of work for a decision of `lead_id`: it has read (one statement) the lead's version,
+        stage and open hand-off and the chain's head, so recording reads none of them again."""
+        with self._transaction():
+            self._uow.look(lead_id)
+            yield self._uow
+
+    @contextlib.contextmanager
+    def _transaction(self):
+        """BEGIN IMMEDIATE (other writers wait on the busy timeout) … COMMIT; nested calls join it."""
         with self._lock:
             if self._depth:
                 self._depth += 1
@@ -110,17 +130,18 @@ class AuditTrail:
                 self.db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._failed(exc) from exc
-            self._depth = 1
+            self._depth, self._uow = 1, UnitOfWork(self, self.db)
             try:
                 yield self.db
                 self.db.execute("COMMIT")
+                self._sources |= self._uow.sources
             except BaseException as exc:
                 self.db.rollback()
                 if isinstance(exc, sqlite3.Error):
                     raise self._failed(exc) from exc
                 raise
             finally:
-                self._depth = 0
+                self._depth, self._uow = 0, None
 
     def ping(self) -> None:
         """Answer a trivial query, or raise: what readiness checks ask of the database."""
@@ -132,125 +153,16 @@ class AuditTrail:
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    # -- write path --------------------------------------------------------------------------
-    def record(self, **item) -> dict:
-        """Store one decision and return the reply (see record_many for the fields)."""
-        return self.record_many([item])[0]
+    # -- write path (audit.unit, audit.recording) ----------------------------------------------
+    def record(self, **item) -> Reply:
+        """Store one decision in its own transaction (or the open one); its reply."""
+        with self.unit_of_work() as uow:
+            return uow.record(**item)
 
-    def record_many(self, items: list[dict]) -> list[dict]:
-        """Store decisions in one transaction (a group commit: one fsync for all), returning their replies.
-
-        Each item holds facts, decision, source and optionally kind (`decision` updates the lead,
-        `preview` does not), request, channel, client, latency_ms, idempotency_key, request_hash, and
-        shadow: (identity, source, decision or error) of a shadow candidate. All are stored, or none.
-        """
-        prepared = [self._prepare(**item) for item in items]
-        with self.transaction() as db:
-            for row, item, kept in prepared:
-                decision = item["decision"]
-                store_source(db, decision["ruleset"], item["source"], row["recorded_at"])
-                chain.append_entry(db, row["kind"], row)
-                if item["shadow"] is not None:
-                    record_shadow(db, row["id"], decision, *item["shadow"])
-                if row["kind"] == "decision":
-                    self._update_lead(
-                        db, item["facts"], kept, decision, row["id"], row["recorded_at"], row["channel"]
-                    )
-        return [{"decision_id": row["id"], **item["decision"]} for row, item, _ in prepared]
-
-    def _prepare(
-        self,
-        *,
-        facts: dict,
-        decision: dict,
-        source: str,
-        kind: str = "decision",
-        request: dict | None = None,
-        channel: str | None = None,
-        client: str | None = None,
-        latency_ms: float | None = None,
-        idempotency_key: str | None = None,
-        request_hash: str | None = None,
-        shadow: tuple | None = None,
-    ):
-        decision_id = "dec_" + uuid.uuid4().hex
-        stored_facts, kept = self._protect_facts(facts)
-        stored_request = self._protect_facts(request)[0] if request is not None else None
-        ruleset = decision["ruleset"]
-        row = {
-            "id": decision_id,
-            "kind": kind,
-            "lead_id": facts["lead_id"],
-            "evaluated_at": decision["evaluated_at"],
-            "recorded_at": now_iso(),
-            "channel": channel or facts.get("channel"),
-            "client": client,
-            "ruleset_name": ruleset["name"],
-            "ruleset_version": ruleset["version"],
-            "ruleset_digest": ruleset["digest"],
-            "is_lead": int(decision["is_lead"]),
-            "stage": decision["stage"],
-            "previous_stage": facts.get("previous_stage"),
-            "funnel": decision["funnel"],
-            "quadrant": decision["quadrant"],
-            "route": decision["route"]["id"],
-            "destination": decision["route"]["destination"],
-            "fit": decision["scores"].get("fit"),
-            "engagement": decision["scores"].get("engagement"),
-            "input": dumps(stored_request) if stored_request is not None else None,
-            "facts": dumps(stored_facts),
-            "decision": dumps({"decision_id": decision_id, **decision}),
-            "latency_ms": latency_ms,
-            "idempotency_key": idempotency_key,
-            "request_hash": request_hash,
-        }
-        return row, {"decision": decision, "source": source, "facts": stored_facts, "shadow": shadow}, kept
-
-    def _protect_facts(self, facts: dict | None):
-        if facts is None:
-            return None, []
-        return self.personal.protect_facts(facts)
-
-    def _update_lead(self, db, facts, kept, decision, decision_id, at, channel) -> None:
-        lead_id = facts["lead_id"]
-        keep_personal(db, lead_id, kept)
-        previous = db.execute("SELECT stage FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
-        lead = {
-            "lead_id": lead_id,
-            "updated_at": at,
-            "channel": channel or facts.get("channel"),
-            "profile": dumps(facts.get("profile") or {}),
-            "answers": dumps(facts.get("answers") or {}),
-            "stage": decision["stage"],
-            "ruleset_name": decision["ruleset"]["name"],
-            "last_decision_id": decision_id,
-        }
-        if previous is None:
-            lead["created_at"] = at
-        upsert(db, "leads", lead, "lead_id")
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO events (lead_id, event_id, type, at, properties, first_seen_at, decision_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (lead_id, event_key(e), e["type"], e["at"], dumps(e.get("properties") or {}), at, decision_id)
-                for e in facts.get("events", [])
-            ],
-        )
-        handed_off = outcomes.track(db, lead_id, decision_id, decision)
-        before = previous[0] if previous else None
-        outbox.decided(db, lead_id, decision_id, decision, before, handed_off, at)
-        if before != decision["stage"]:
-            insert(
-                db,
-                "stage_history",
-                {
-                    "lead_id": lead_id,
-                    "at": at,
-                    "from_stage": before,
-                    "to_stage": decision["stage"],
-                    "decision_id": decision_id,
-                },
-            )
+    def record_many(self, items: list[dict]) -> list[Reply]:
+        """Store decisions in one transaction (a group commit: one fsync for all): UnitOfWork.record_many."""
+        with self.unit_of_work() as uow:
+            return uow.record_many(items)
 
     # -- the lead's accumulated facts --------------------------------------------------------
     def lead(self, lead_id: str) -> dict:
@@ -259,60 +171,21 @@ class AuditTrail:
             raise NotFound("lead", lead_id)
         return rows[0]
 
-    def lead_version(self, lead_id) -> tuple | None:
-        """Changes whenever anything known of the lead changes (a decision, an erasure); None if new.
+    def lead_state(self, lead_id) -> LeadState:
+        """The lead's facts, version and latest known time, in one read (audit.state)."""
+        return state.read(self, lead_id)
 
-        Read it before the facts: a write that lands in between then shows as a change."""
-        if not isinstance(lead_id, str):
-            return None
-        rows = self._read("SELECT last_decision_id, updated_at FROM leads WHERE lead_id = ?", (lead_id,))
-        return (rows[0]["last_decision_id"], rows[0]["updated_at"]) if rows else None
+    def lead_version(self, lead_id) -> tuple | None:
+        """Changes whenever anything known of the lead changes (a decision, an erasure); None if new."""
+        return self.lead_state(lead_id).version
 
     def lead_facts(self, lead_id: str) -> dict | None:
         """What is known of a lead, with personal values still kept; None for a new lead."""
-        rows = self._read("SELECT * FROM leads WHERE lead_id = ?", (lead_id,))
-        if not rows:
-            return None
-        lead = rows[0]
-        values = {
-            r["token"]: r["value"]
-            for r in self._read("SELECT token, value FROM personal WHERE lead_id = ?", (lead_id,))
-        }
-        events = []
-        for e in self._read(
-            "SELECT event_id, type, at, properties FROM events WHERE lead_id = ? ORDER BY at, event_id",
-            (lead_id,),
-        ):
-            event = {"id": e["event_id"], "type": e["type"], "at": e["at"]}
-            props = json.loads(e["properties"])
-            if props:
-                event["properties"] = props
-            events.append(event)
-        stored = {
-            "lead_id": lead_id,
-            "channel": lead["channel"],
-            "profile": json.loads(lead["profile"]),
-            "answers": json.loads(lead["answers"]),
-            "events": events,
-            "previous_stage": lead["stage"],
-        }
-        facts = self.personal.reveal_facts(stored, values)
-        reported = outcomes.as_facts(outcomes.of_lead(self, lead_id))
-        if reported:
-            facts["outcomes"] = reported
-        handoff = outcomes.current_handoff(self, lead_id)
-        if handoff:
-            facts["handoff"] = handoff
-        return facts
+        return self.lead_state(lead_id).facts
 
     def lead_known_at(self, lead_id) -> str | None:
         """The latest time anything known of the lead was recorded for: its last decision or outcome."""
-        rows = self._read(
-            "SELECT evaluated_at AS at FROM decisions WHERE lead_id = ? AND kind = 'decision' "
-            "UNION ALL SELECT at FROM outcomes WHERE lead_id = ?",
-            (lead_id, lead_id),
-        )
-        return max((r["at"] for r in rows), key=outcomes.moment, default=None)
+        return self.lead_state(lead_id).known_at
 
     def personal_values(self, lead_id: str) -> dict[str, str]:
         return {
@@ -325,20 +198,21 @@ class AuditTrail:
         rows = self._read("SELECT * FROM decisions WHERE id = ?", (decision_id,))
         if not rows:
             raise NotFound("decision", decision_id)
-        return record_of(rows[0])
+        return record_of(rows[0], self)
 
     def by_idempotency_key(self, client: str | None, key: str) -> dict | None:
         """The first decision made under this client's idempotency key: decision_id, request_hash, decision."""
         rows = self._read(
-            "SELECT id, request_hash, decision FROM decisions WHERE idempotency_key = ? AND client IS ?",
+            "SELECT id, request_hash, decision, ruleset_digest FROM decisions WHERE idempotency_key = ? AND client IS ?",
             (key, client),
         )
         if not rows:
             return None
+        body = codec_for(self.db).unpack(rows[0]["decision"], rows[0]["ruleset_digest"])
         return {
             "decision_id": rows[0]["id"],
             "request_hash": rows[0]["request_hash"],
-            "decision": json.loads(rows[0]["decision"]),
+            "decision": Reply(json.loads(body), body),
         }
 
     def ruleset_source(self, digest: str) -> str:
@@ -375,7 +249,7 @@ class AuditTrail:
     # -- erasure -----------------------------------------------------------------------------
     def erase(self, lead_id: str, requested_by: str | None = None) -> dict:
         """Remove a lead's personal data; its decisions keep their skeleton, and the erasure is chained."""
-        with self.transaction() as db:
+        with self._transaction() as db:
             if db.execute("SELECT 1 FROM leads WHERE lead_id = ?", (lead_id,)).fetchone() is None:
                 raise NotFound("lead", lead_id)
             removed = db.execute("DELETE FROM personal WHERE lead_id = ?", (lead_id,)).rowcount
@@ -399,16 +273,29 @@ class AuditTrail:
             # Old copies of the erased pages may still sit in the write-ahead log: fold it in and empty it.
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         # Free text is tokenised when recorded; records from before that may still hold it in clear.
-        texts = self._read(
-            "SELECT id, coalesce(input, '') || facts AS text FROM decisions WHERE lead_id = ? "
-            "UNION ALL SELECT id, note FROM outcomes WHERE lead_id = ? AND note IS NOT NULL",
-            (lead_id, lead_id),
-        )
-        return {**erasure, "left_in_clear": [r["id"] for r in texts if self.personal.found_in(r["text"])]}
+        codec = codec_for(self.db)
+        texts = [
+            (r["id"], (codec.unpack(r["input"], r["digest"]) or "") + codec.unpack(r["facts"], r["digest"]))
+            for r in self._read(
+                "SELECT id, input, facts, ruleset_digest AS digest FROM decisions WHERE lead_id = ?",
+                (lead_id,),
+            )
+        ]
+        texts += [
+            (r["id"], r["note"])
+            for r in self._read(
+                "SELECT id, note FROM outcomes WHERE lead_id = ? AND note IS NOT NULL", (lead_id,)
+            )
+        ]
+        return {**erasure, "left_in_clear": [ref for ref, text in texts if self.personal.found_in(text)]}
 
 
-def record_of(row: dict) -> dict:
-    """A stored decision row as the API and the CLI show it."""
+def record_of(row: dict, trail: AuditTrail) -> dict:
+    """A stored decision row as the API and the CLI show it: its documents decoded, its facts rebuilt
+    from what it refers to (audit.compact)."""
+    row = codec_for(trail.db).text_row(row)
+    with trail._lock:
+        facts = compact.facts_of(trail.db, row, row["facts"])
     return {
         "decision_id": row["id"],
         "kind": row["kind"],
@@ -424,7 +311,8 @@ def record_of(row: dict) -> dict:
             "digest": row["ruleset_digest"],
         },
         "latency_ms": row["latency_ms"],
+        "request_id": row.get("request_id"),
         "input": json.loads(row["input"]) if row["input"] else None,
-        "facts": json.loads(row["facts"]),
+        "facts": facts,
         "decision": json.loads(row["decision"]),
     }

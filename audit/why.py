@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from .codec import codec_for
 from .errors import NotFound
 from .queries import changes
 from .trail import AuditTrail
@@ -12,14 +13,15 @@ from .trail import AuditTrail
 def explain(trail: AuditTrail, lead_id: str) -> dict:
     """The lead's latest routing decision, explained: stage, route, each score rule by rule, open items."""
     rows = trail._read(
-        "SELECT id, evaluated_at, decision FROM decisions WHERE lead_id = ? AND kind = 'decision' "
+        "SELECT id, evaluated_at, decision, ruleset_digest FROM decisions WHERE lead_id = ? AND kind = 'decision' "
         "ORDER BY seq DESC LIMIT 2",
         (lead_id,),
     )
     if not rows:
         raise NotFound("lead", lead_id)
-    decision = json.loads(rows[0]["decision"])
-    previous = json.loads(rows[1]["decision"]) if len(rows) > 1 else None
+    codec = codec_for(trail.db)
+    documents = [json.loads(codec.unpack(r["decision"], r["ruleset_digest"])) for r in rows]
+    decision, previous = documents[0], documents[1] if len(documents) > 1 else None
     scores = {}
     for name, total in decision["scores"].items():
         lines = [

@@ -6,11 +6,11 @@ What it measures, in a temporary directory (removed afterwards):
    evaluated first, untimed. Then, in the same run and in alternating blocks (so both paths see the
    same disk and the same machine load):
    - the ceiling: the very row the audit trail writes to `decisions` (all its columns, built
-     beforehand), inserted with bare `sqlite3` into a table with the same schema and indexes, one
+     beforehand, its documents compressed as the trail stores them), inserted with bare `sqlite3` into a table with the same schema and indexes, one
      INSERT and one commit per row;
    - the recording: `AuditTrail.record`, one transaction and one commit per decision, as the API does
      (the decision row, its hash-chain link, the lead's upsert, its new events, its stage change,
-     the ruleset source by digest, personal fields as tokens);
+     its outbox events, personal fields as tokens; its documents serialised and compressed);
    - for information, `service.decide.decide` without HTTP: read the lead, evaluate, record, in one
      transaction (what `POST /v1/decisions` does after parsing the request).
    All three files use WAL and synchronous=FULL (the API default, `LEADGATE_DURABILITY=full`: every
@@ -77,7 +77,9 @@ from array import array
 
 from audit import AuditTrail
 from audit.chain import DECISION_COLUMNS
+from audit.codec import COMPRESSED, codec_for
 from audit.queries import timeline
+from audit.recording import prepare
 from audit.why import explain, render
 from bench.engine import pin
 from bench.leads import AT, generate
@@ -162,18 +164,21 @@ def recording(tmp: Path, compiled, n: int, block: int, seed: int) -> list[dict]:
     decide_trail = AuditTrail(tmp / "decide.db", durability="full")
     bare = bare_connection(tmp / "bare.db", tmp / "record.db")
     try:
-        # The rows the trail writes to `decisions`, built beforehand (AuditTrail._prepare makes them).
-        rows = [trail._prepare(**item)[0] for item in items]
+        trail.record(**items[0])  # stores the ruleset source: its dictionary compresses the rows below
+        # The rows the trail writes to `decisions`, built beforehand as audit.recording.prepare makes
+        # them, with their documents compressed as the trail stores them (audit.codec).
+        codec = codec_for(trail.db)
+        rows = [prepare(trail.personal, **item)[0] for item in items]
         for seq, row in enumerate(rows, 1):
             row["seq"] = seq
-        insert = (
-            f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(DECISION_COLUMNS))})"
-        )
-        values = [tuple(row[c] for c in DECISION_COLUMNS) for row in rows]
+            row.update({c: codec.pack(row[c], row["ruleset_digest"]) for c in COMPRESSED})
+        columns = (*DECISION_COLUMNS, "summary")
+        insert = f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        values = [tuple(row[c] for c in columns) for row in rows]
         for i in range(warm):  # untimed: pages, the ruleset source row, the first chain links
             bare.execute(insert, values[i])
-            trail.record(**items[i])
+            if i:
+                trail.record(**items[i])
             decide(compiled, decide_trail, {**requests[i], "lead_id": f"W-{i}"}, at=AT)
         values, items = values[warm:], items[warm:]
 
@@ -351,17 +356,18 @@ def space(path: Path) -> list[tuple[str, int]]:
 def time_reads(path: Path, leads: list[str]) -> dict:
     """Timeline and why for each lead, from a fresh connection, in ms."""
     trail = AuditTrail(path, durability="full")
-    out = {"timeline": array("d"), "why": array("d")}
+    out = {"timeline": array("d"), "why": array("d"), "timeline_cpu": array("d")}
     items = 0
     try:
-        clock = time.perf_counter
+        clock, cpu = time.perf_counter, time.thread_time
         for lead_id in leads:
-            t0 = clock()
+            t0, c0 = clock(), cpu()
             page = timeline(trail, lead_id)
-            t1 = clock()
+            t1, c1 = clock(), cpu()
             render(explain(trail, lead_id))
             t2 = clock()
             out["timeline"].append((t1 - t0) * 1e3)
+            out["timeline_cpu"].append((c1 - c0) * 1e3)  # this thread's CPU: the wait for a core left out
             out["why"].append((t2 - t1) * 1e3)
             items += len(page.items)
     finally:
@@ -442,7 +448,8 @@ def large_trail(tmp: Path, compiled, args) -> dict:
     per_million = (size + wal_size) / rows * 1e6
     print(
         f"  {rows:,} decisions of {len(built['leads']):,} leads; file {_mib(size)} + WAL {_mib(wal_size)}: "
-        f"{per_million / 2**30:.2f} GiB per million decisions ({(size + wal_size) / rows / 1024:.1f} KiB each)"
+        f"{per_million / 2**30:.2f} GiB per million decisions ({(size + wal_size) / rows / 1024:.2f} KiB, "
+        f"{(size + wal_size) / rows:,.0f} bytes per decision, everything in the file counted)"
     )
     t0 = time.perf_counter()
     tables = space(path)
@@ -483,6 +490,9 @@ def large_trail(tmp: Path, compiled, args) -> dict:
             load1,
         ),
         read_row(f"why, {len(heavy)} leads with most decisions", heavy_reads["why"], load1),
+        read_row(
+            "(diagnosis) CPU time of the same timelines (thread_time)", heavy_reads["timeline_cpu"], load1
+        ),
     ]
     rows_shown = list(reads)
     if frozen_reads:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from audit import AuditTrail, NotFound, assignment, idempotency, merge_facts, outbox, outcomes
+from audit import AuditTrail, LeadState, NotFound, merge_facts, outcomes
 from audit.secrets import Secrets, default_path
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry, digest_of
 from engine.facts import format_time, incoming_problems, outcome_problems, parse_time
@@ -44,9 +44,8 @@ class TooEarly(ServiceError):
         )
 
 
-def check_time(trail: AuditTrail, lead_id, at: str) -> None:
-    """Refuse to decide for a lead at a time before its last recorded decision or outcome."""
-    known_at = trail.lead_known_at(lead_id) if isinstance(lead_id, str) else None
+def check_time(known_at: str | None, lead_id, at: str) -> None:
+    """Refuse to decide for a lead at a time before its last recorded decision or outcome (`known_at`)."""
     if known_at is not None and parse_time(known_at, "at") > parse_time(at, "at"):
         raise TooEarly(lead_id, at, known_at)
 
@@ -73,6 +72,7 @@ def decide(
     shadow: CompiledRuleset | None = None,
     teams: Teams | None = None,
     clock_skew: int = CLOCK_SKEW,
+    request_id: str | None = None,
 ) -> tuple[dict, bool]:
     """Evaluate the lead's accumulated facts plus `request`, record the decision, return (reply, replayed).
 
@@ -81,6 +81,8 @@ def decide(
     decision and never returned. With `teams`, a hand-off to a team is assigned to one of its members.
     With an idempotency key already used by this client for the same request, the first reply is
     returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
+    The reply is the recorded document; its `body` is the JSON text stored, to send as it is.
+    `request_id` (the caller's X-Request-Id) is stored with the decision.
     """
     # A preview's key never replays a decision of the same body, nor the other way round.
     digest = (
@@ -88,38 +90,42 @@ def decide(
         if idempotency_key
         else None
     )
+    lead_id = request.get("lead_id")
 
-    def evaluate() -> tuple[Evaluation, tuple | None, float]:
+    def evaluate(known: LeadState) -> tuple[Evaluation, tuple | None, float]:
         started = time.perf_counter()
-        evaluation = ruleset.evaluate(_merged(trail, request), at)
+        evaluation = ruleset.evaluate(merge_facts(known.facts, facts_of(request)), at)
         shadowed = _shadow(shadow, evaluation) if shadow is not None and kind == "decision" else None
         return evaluation, shadowed, time.perf_counter() - started
 
     ruleset.normalise(facts_of(request))  # what was sent is checked before anything is merged into it
     # Evaluate before taking the write lock, so that workers evaluate in parallel; if another worker
     # decided for the same lead meanwhile, evaluate again under the lock (nothing is ever lost).
-    seen = trail.lead_version(request.get("lead_id"))
+    known = trail.lead_state(lead_id)  # the one read of the lead
     told, at = at, at or now()  # after reading the lead: a decision recorded since then changes its version
     problems = incoming_problems(request, at, clock_skew)
     if problems:
         raise FactsError(problems)
-    evaluation, shadowed, seconds = evaluate()
-    with trail.transaction() as db:
+    evaluation, shadowed, seconds = evaluate(known)
+    with trail.deciding(lead_id) as uow:
         if idempotency_key:
-            first = idempotency.first_use(trail, client, idempotency_key)
+            first = uow.first_use(client, idempotency_key)
             if first is not None:
                 if first["request_hash"] != digest:
                     raise IdempotencyConflict(idempotency_key, first["ref"])
                 return first["reply"], True
-        if trail.lead_version(request.get("lead_id")) != seen:
+        if uow.version(lead_id) != known.version:
             # Another worker decided for the lead meanwhile, at its own now: without a time given,
             # this decision is made now too, after it, and sees what it recorded.
-            at = told or now()
-            evaluation, shadowed, seconds = evaluate()
-        check_time(trail, request.get("lead_id"), at)
-        evaluation = _assigned(db, teams if kind == "decision" else None, evaluation, ruleset)
+            known, at = uow.lead_state(lead_id), told or now()
+            evaluation, shadowed, seconds = evaluate(known)
+        check_time(known.known_at, lead_id, at)
+        evaluation = _assigned(uow, teams if kind == "decision" else None, evaluation, ruleset)
         item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed)
-        return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
+        reply = uow.record(
+            **item, idempotency_key=idempotency_key, request_hash=digest, request_id=request_id
+        )
+        return reply, False
 
 
 def decide_batch(
@@ -143,7 +149,7 @@ def decide_batch(
         problems.update(incoming_problems(request, at or now(), clock_skew, f"items[{i}]."))
     if problems:
         raise FactsError(problems)
-    with trail.transaction() as db:
+    with trail.unit_of_work() as uow:
         at = at or now()  # under the write lock: no decision of these leads can be later
         known: dict[str, dict] = {}
         items = []
@@ -158,10 +164,14 @@ def decide_batch(
                     {f"items[{i}].{k}" if k else f"items[{i}]": v for k, v in exc.errors.items()}
                 ) from exc
             lead_id = request.get("lead_id")
-            check_time(trail, lead_id, at)
-            stored = known.get(lead_id) if lead_id in known else _stored(trail, lead_id)
+            if lead_id in known:
+                stored = known[lead_id]
+            else:
+                state = uow.lead_state(lead_id)
+                check_time(state.known_at, lead_id, at)
+                stored = state.facts
             evaluation = _assigned(
-                db, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at), ruleset
+                uow, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at), ruleset
             )
             known[lead_id] = _after(evaluation)
             shadowed = _shadow(shadow, evaluation) if shadow is not None else None
@@ -170,7 +180,7 @@ def decide_batch(
                     ruleset, evaluation, request, "decision", client, time.perf_counter() - started, shadowed
                 )
             )
-        return trail.record_many(items)
+        return uow.record_many(items)
 
 
 def _after(evaluation: Evaluation) -> dict:
@@ -188,7 +198,7 @@ def _after(evaluation: Evaluation) -> dict:
     return facts
 
 
-def _assigned(db, teams: Teams | None, evaluation: Evaluation, ruleset: CompiledRuleset) -> Evaluation:
+def _assigned(uow, teams: Teams | None, evaluation: Evaluation, ruleset: CompiledRuleset) -> Evaluation:
     """The evaluation with its hand-off assigned to a person (the reply's `assignment`, null if none).
 
     When the team keeps its own business hours (teams.yaml) and the route counts business hours, the
@@ -197,7 +207,7 @@ def _assigned(db, teams: Teams | None, evaluation: Evaluation, ruleset: Compiled
     found, decision = None, evaluation.decision
     if teams is not None:
         domain = email_domain(evaluation.facts["profile"].get("email"))
-        found = assignment.assign(db, teams, evaluation.facts["lead_id"], decision, domain)
+        found = uow.assign(teams, evaluation.facts["lead_id"], decision, domain)
         route = decision["route"]
         hours = teams.hours.get(route.get("team") or "")
         counted = ruleset.model.routes.get(route["id"])
@@ -221,14 +231,6 @@ def _assigned(db, teams: Teams | None, evaluation: Evaluation, ruleset: Compiled
             }
             decision = {**decision, "route": {**route, "due_at": due}}
     return Evaluation(evaluation.facts, {**decision, "assignment": found})
-
-
-def _stored(trail: AuditTrail, lead_id) -> dict | None:
-    return trail.lead_facts(lead_id) if isinstance(lead_id, str) else None
-
-
-def _merged(trail: AuditTrail, request: dict) -> dict:
-    return merge_facts(_stored(trail, request.get("lead_id")), facts_of(request))
 
 
 def facts_of(request: dict) -> dict:
@@ -300,18 +302,19 @@ def report_outcome(
     if problems:
         raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
     outcome["at"] = format_time(parse_time(outcome["at"], "outcome.at"))
-    with trail.transaction() as db:
-        if trail.lead_facts(lead_id) is None:
+    with trail.unit_of_work() as uow:
+        known = uow.lead_state(lead_id)
+        if known.facts is None:
             raise NotFound("lead", lead_id)
         at = told or now()  # under the write lock: after any decision another worker just recorded
-        check_time(trail, lead_id, at)
-        recorded = outcomes.record(db, lead_id, outcome, client, source, note, trail.personal)
+        check_time(known.known_at, lead_id, at)
+        recorded = uow.record_outcome(lead_id, outcome, client, source, note)
         started = time.perf_counter()
         request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}
-        evaluation = ruleset.evaluate(_merged(trail, {"lead_id": lead_id, "channel": "outcome"}), at)
-        evaluation = _assigned(db, teams, evaluation, ruleset)
+        facts = merge_facts(uow.lead_state(lead_id).facts, {"lead_id": lead_id, "channel": "outcome"})
+        evaluation = _assigned(uow, teams, ruleset.evaluate(facts, at), ruleset)
         item = _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
-        return {"outcome": recorded, "decision": trail.record(**item)}
+        return {"outcome": recorded, "decision": uow.record(**item)}
 
 
 def escalate_overdue(
@@ -331,8 +334,8 @@ def escalate_overdue(
         lead = trail.lead(item["lead_id"])
         request = {"lead_id": item["lead_id"], "channel": "sla"}
         ruleset = ruleset_of(lead["ruleset_name"])
-        with trail.transaction() as db:  # the breach is told if and only if the escalation is recorded
-            outbox.sla_breached(db, item, lead["ruleset_name"], at)
+        with trail.unit_of_work() as uow:  # the breach is told if and only if the escalation is recorded
+            uow.sla_breached(item, lead["ruleset_name"], at)
             decisions.append(decide(ruleset, trail, request, at=at, client=client, teams=teams)[0])
     return decisions
 

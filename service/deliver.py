@@ -283,7 +283,7 @@ class Deliverer:
         if not results and not fan_out:
             return
         try:
-            with self.trail.transaction():
+            with self.trail.unit_of_work():
                 deliveries.record_attempts(self.trail, results)
                 if fan_out:
                     deliveries.fan_out(self.trail, {d.id: d.wants for d in self.destinations.values()})

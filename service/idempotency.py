@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from audit import AuditTrail, idempotency
+from audit import AuditTrail
 
 from .errors import ServiceError
 
@@ -36,12 +36,12 @@ def once(trail: AuditTrail, client: str | None, key: str | None, endpoint: str, 
     if key is None:
         return (*run(), False)
     digest = request_hash({"endpoint": endpoint, "body": body})
-    with trail.transaction() as db:
-        first = idempotency.first_use(trail, client, key)
+    with trail.unit_of_work() as uow:
+        first = uow.first_use(client, key)
         if first is not None:
             if first["request_hash"] != digest:
                 raise IdempotencyConflict(key, first["ref"])
             return first["reply"], first["status"], True
         reply, status = run()
-        idempotency.remember(db, client, key, endpoint, digest, status, reply)
+        uow.remember(client, key, endpoint, digest, status, reply)
         return reply, status, False

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from audit import AuditTrail, NotFound, StorageUnavailable
+from audit import AuditTrail, NotFound, StorageUnavailable, recording
+from audit.codec import codec_for
 from audit.migrations import migrations
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
@@ -194,7 +195,7 @@ def test_a_failed_write_leaves_nothing_half_written(trail, default, monkeypatch)
     def disk_full(*args, **kwargs):
         raise sqlite3.OperationalError("database or disk is full")
 
-    monkeypatch.setattr(AuditTrail, "_update_lead", disk_full)
+    monkeypatch.setattr(recording, "_update_lead", disk_full)
     with pytest.raises(StorageUnavailable, match="disk is full"):
         demo(
             trail,
@@ -302,7 +303,7 @@ def test_replay_gives_the_same_decision_even_after_the_ruleset_file_changes(trai
 
 def test_replay_reports_a_difference(trail, default, registry):
     body = demo(trail, default, profile=ANA)
-    stored = json.loads(trail.db.execute("SELECT decision FROM decisions").fetchone()[0])
+    stored = trail.decision(body["decision_id"])["decision"]
     stored["scores"]["fit"] = 99
     trail.db.execute("UPDATE decisions SET decision = ?", (json.dumps(stored),))
     results = list(replay_range(trail, evaluator(registry)))
@@ -369,7 +370,10 @@ def test_personal_fields_are_tokens_in_decisions(trail, default):
     assert record["facts"]["profile"]["email"].startswith("pii:")
     assert record["input"]["profile"]["first_name"].startswith("pii:")
     assert record["facts"]["profile"]["country"] == "US"
-    row = trail.db.execute("SELECT input, facts, decision FROM decisions").fetchone()
+    digest, *stored = trail.db.execute(
+        "SELECT ruleset_digest, input, facts, decision FROM decisions"
+    ).fetchone()
+    row = [codec_for(trail.db).unpack(value, digest) for value in stored]  # the documents as stored
     assert "ana.lopez@acme.io" not in "".join(row) and "Ana" not in row[0]
 
 

@@ -12,6 +12,7 @@ import shutil
 import pytest
 
 from audit import AuditTrail
+from audit.codec import codec_for
 from engine.cases import cases_path
 from engine.files import ruleset_files
 from engine.yamlsource import load
@@ -55,8 +56,14 @@ def test_a_faithful_trail_replays_identically(recorded, tmp_path):
 def test_a_changed_decision_fails_the_check(recorded, tmp_path):
     path = copy(recorded, tmp_path)
     with AuditTrail(path) as trail:
+        # The reply is a zstd frame (audit.codec): written back as edited text, as an attacker could.
+        digest, stored = trail.db.execute(
+            "SELECT ruleset_digest, decision FROM decisions WHERE seq = 3"
+        ).fetchone()
+        decision = json.loads(codec_for(trail.db).unpack(stored, digest))
         trail.db.execute(
-            "UPDATE decisions SET decision = json_set(decision, '$.stage', 'tampered') WHERE seq = 3"
+            "UPDATE decisions SET decision = ? WHERE seq = 3",
+            (json.dumps({**decision, "stage": "tampered"}),),
         )
     with pytest.raises(compat.CompatFailure, match="audit verify"):
         compat.check(path)

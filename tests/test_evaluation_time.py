@@ -106,8 +106,8 @@ def test_every_recorded_decision_replays_from_what_was_known_at_its_time(trail, 
         default, trail, LEAD, {"type": "accepted", "at": "2026-11-23T10:10:00Z"}, at="2026-11-23T10:20:00Z"
     )
     decide(default, trail, {"lead_id": LEAD, "answers": {"timeline": "now"}}, at="2026-11-23T10:30:00Z")
-    for row in trail._read("SELECT id, evaluated_at, facts FROM decisions"):
-        for o in json.loads(row["facts"]).get("outcomes", []):
+    for row in trail._read("SELECT id, evaluated_at FROM decisions"):
+        for o in trail.decision(row["id"])["facts"].get("outcomes", []):
             assert o["at"] <= row["evaluated_at"]
     results = list(replay_range(trail, evaluator(registry)))
     assert len(results) == 3 and all(r["identical"] for r in results), results

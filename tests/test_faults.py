@@ -19,6 +19,7 @@ How each fault is made real (the tests run as root, so chmod would not stop a wr
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -127,6 +128,22 @@ def test_a_read_only_database_file_gives_503_and_the_service_recovers_when_it_is
     assert_nothing_half_written(db, acknowledged, refused)
 
 
+def bulky(n: int) -> dict:
+    """A lead whose record needs new pages whatever room the file's pages still have: a decision is
+    stored compressed (audit.codec) and a small one may fit in a page already there, random text not."""
+    body = lead(n)
+    body["events"] += [
+        {
+            "type": "page_view",
+            "at": "2026-11-22T10:00:00Z",
+            "id": f"v{n}-{i}",
+            "properties": {"path": "/" + os.urandom(900).hex()},
+        }
+        for i in range(12)
+    ]
+    return body
+
+
 def test_sqlite_full_in_process_refuses_every_write_path_and_recovers(app):
     with app.app_context():
         key = create(trail(), "k", "admin")[1]
@@ -138,9 +155,9 @@ def test_sqlite_full_in_process_refuses_every_write_path_and_recovers(app):
     db.execute(f"PRAGMA max_page_count = {pages}")
     try:
         for path, body in [
-            ("/v1/decisions", lead(2)),
-            ("/v1/decisions/batch", {"items": [lead(3), lead(4)]}),
-            ("/v1/preview", lead(5)),
+            ("/v1/decisions", bulky(2)),
+            ("/v1/decisions/batch", {"items": [bulky(3), bulky(4)]}),
+            ("/v1/preview", bulky(5)),
         ]:
             r = client.post(path, json=body, headers=auth)
             assert r.status_code == 503 and r.json["code"] == "storage_unavailable", r.json

@@ -129,7 +129,7 @@ def test_a_hand_off_writes_its_events_with_the_decision_and_a_refused_one_writes
     with pytest.raises(FactsError):
         hand_off(registry, trail, "L-bad", profile={"employees": "many"})
     # Rolled back: the decision was recorded inside a transaction that then failed.
-    with pytest.raises(RuntimeError), trail.transaction():
+    with pytest.raises(RuntimeError), trail.unit_of_work():
         hand_off(registry, trail, "L-rolled-back")
         raise RuntimeError("the caller's transaction fails after the decision")
     # A preview decides the same way and tells nobody.

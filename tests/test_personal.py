@@ -3,12 +3,14 @@ numbers typed anywhere, are tokens in every stored record; an erasure leaves no 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from audit import AuditTrail
+from audit.codec import codec_for
 from audit.keys import create
 from audit.personal import Personal, parse_fields
 from audit.replay import replay
@@ -160,10 +162,10 @@ def test_erase_names_records_from_before_tokenising_that_still_hold_free_text_in
     with AuditTrail(tmp_path / "old.db") as trail:
         first = decide(default, trail, {"lead_id": "O", "answers": {"need": f"mail {EMAIL}"}}, at=AT)[0]
         # As a version that did not search free text wrote it:
-        trail.db.execute(
-            "UPDATE decisions SET facts = replace(facts, json_extract(facts, '$.answers.need'), ?)",
-            (f"mail {EMAIL}",),
-        )
+        digest, stored = trail.db.execute("SELECT ruleset_digest, facts FROM decisions").fetchone()
+        facts = json.loads(codec_for(trail.db).unpack(stored, digest))
+        facts["answers"]["need"] = f"mail {EMAIL}"
+        trail.db.execute("UPDATE decisions SET facts = ?", (json.dumps(facts),))
         assert trail.erase("O")["left_in_clear"] == [first["decision_id"]]
         with AuditTrail(tmp_path / "new.db") as fresh:
             decide(default, fresh, {"lead_id": "N", "answers": {"need": f"mail {EMAIL} or {PHONE}"}}, at=AT)

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit import AuditTrail, chain, deployments
+from audit.codec import codec_for
 from audit.keys import create, revoke
 from cli import main
 from engine.teams import load_teams
@@ -115,6 +116,22 @@ def edit_text(t, ids):
     return f"link {seq_of(t, ids['A-3'])} ({ids['A-3']}): the decision it records was edited"
 
 
+def edit_json(t, ids):
+    # The reply is a zstd frame (audit.codec): the attacker decodes it with the file's own dictionary.
+    codec = codec_for(t.db)
+    digest, stored = t.db.execute(
+        "SELECT ruleset_digest, decision FROM decisions WHERE id = ?", (ids["A-3"],)
+    ).fetchone()
+    decision = json.loads(codec.unpack(stored, digest))
+    sql(
+        t,
+        "UPDATE decisions SET decision = ? WHERE id = ?",
+        codec.pack(json.dumps({**decision, "stage": "sql"}), digest),
+        ids["A-3"],
+    )
+    return f"({ids['A-3']}): the decision it records was edited"
+
+
 def delete_decision(t, ids):
     seq = seq_of(t, ids["A-3"])
     sql(t, "DELETE FROM chain WHERE seq = ?", seq)
@@ -203,18 +220,16 @@ ONE_STATEMENT = {
         "A-3",
         "({A-3}): the link itself was edited",
     ),
-    "edit_json": (
-        "UPDATE decisions SET decision = json_set(decision, '$.stage', 'sql') WHERE id = ?",
-        "A-3",
-        "({A-3}): the decision it records was edited",
-    ),
     "edit_outcome": (
         "UPDATE outcomes SET type = 'rejected' WHERE id = ?",
         "outcome",
         "({outcome}): the outcome it records was edited",
     ),
     "insert_decision": (
-        "INSERT INTO decisions SELECT 'dec_forged', 999, kind, lead_id, evaluated_at, recorded_at, channel, "
+        "INSERT INTO decisions (id, seq, kind, lead_id, evaluated_at, recorded_at, channel, client, "
+        "ruleset_name, ruleset_version, ruleset_digest, is_lead, stage, previous_stage, funnel, quadrant, "
+        "route, destination, fit, engagement, input, facts, decision, latency_ms, idempotency_key, "
+        "request_hash) SELECT 'dec_forged', 999, kind, lead_id, evaluated_at, recorded_at, channel, "
         "client, ruleset_name, ruleset_version, ruleset_digest, is_lead, stage, previous_stage, funnel, "
         "quadrant, route, destination, fit, engagement, input, facts, decision, latency_ms, NULL, NULL "
         "FROM decisions WHERE id = ?",
@@ -316,7 +331,7 @@ CASES = [
     one_statement("edit_flag"),
     one_statement("fill_null"),
     one_statement("edit_link"),
-    one_statement("edit_json"),
+    edit_json,
     one_statement("edit_outcome"),
     delete_decision,
     one_statement("insert_decision"),

@@ -1,0 +1,102 @@
+"""The unit of work: one write transaction and its named reads and writes.
+
+`trail.unit_of_work()` opens it (BEGIN IMMEDIATE; nested calls join the open one) and
+`trail.deciding(lead_id)` opens it and reads, in one statement, what the write path needs of the lead
+and of the chain (its version, stage and open hand-off; the chain's head). Callers never hold a
+connection or run SQL: they call these methods, and everything they write commits together or not at
+all when the block ends.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import assignment, chain, idempotency, outbox, outcomes, recording, state
+from .recording import LeadHead, Reply
+
+if TYPE_CHECKING:
+    from .trail import AuditTrail
+
+HEAD = f"""
+SELECT c.seq, c.hash, l.lead_id IS NOT NULL, l.stage, l.last_decision_id, l.updated_at, h.id, h.route
+FROM (SELECT 1)
+LEFT JOIN (SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1) c
+LEFT JOIN leads l ON l.lead_id = :lead
+LEFT JOIN ({outcomes.OPEN_HANDOFF.replace("?", ":lead")}) h
+"""
+
+
+class UnitOfWork:
+    def __init__(self, trail: AuditTrail, db):
+        self._trail, self._db = trail, db
+        self._head = chain.Head()
+        self._leads: dict[str, LeadHead] = {}
+        self.sources: set[str] = set()  # ruleset digests stored by this transaction
+
+    def look(self, lead_id) -> LeadHead | None:
+        """Read the lead's version, stage and open hand-off and the chain's head (one statement)."""
+        if not isinstance(lead_id, str):
+            return None
+        seq, digest, exists, stage, last, updated, handoff_id, route = self._db.execute(
+            HEAD, {"lead": lead_id}
+        ).fetchone()
+        if not self._head.known:
+            self._head.seq, self._head.hash, self._head.known = (seq or 0, digest or chain.GENESIS, True)
+        known = LeadHead(
+            bool(exists),
+            stage,
+            (last, updated) if exists else None,
+            (handoff_id, route) if handoff_id else None,
+        )
+        self._leads[lead_id] = known
+        return known
+
+    def version(self, lead_id) -> tuple | None:
+        """The lead's version as this transaction read it (see `look`)."""
+        known = self._leads.get(lead_id) if isinstance(lead_id, str) else None
+        return known.version if known is not None else None
+
+    # -- reads under the write lock ------------------------------------------------------------
+    def lead_state(self, lead_id) -> state.LeadState:
+        return state.read(self._trail, lead_id)
+
+    def first_use(self, client: str | None, key: str) -> dict | None:
+        """The first request under an Idempotency-Key (see audit.idempotency.first_use)."""
+        return idempotency.first_use(self._trail, client, key)
+
+    # -- writes --------------------------------------------------------------------------------
+    def record(self, **item) -> Reply:
+        """Store one decision; its reply (see `record_many`)."""
+        return self.record_many([item])[0]
+
+    def record_many(self, items: list[dict]) -> list[Reply]:
+        """Store decisions, returning their replies (each with `body`, the stored JSON text).
+
+        Each item holds facts, decision, source and optionally kind (`decision` updates the lead,
+        `preview` does not), request, channel, client, latency_ms, idempotency_key, request_hash,
+        request_id, and shadow: (identity, source, decision or error) of a shadow candidate.
+        """
+        prepared = [recording.prepare(self._trail.personal, **item) for item in items]
+        known = self._trail._sources | self.sources
+        replies = recording.write(self._db, prepared, self._head, self._leads, known)
+        self.sources.update(row["ruleset_digest"] for row, _, _ in prepared)
+        return replies
+
+    def record_outcome(self, lead_id: str, outcome: dict, reported_by, source: str, note) -> dict:
+        """Store what sales reported about a lead (see audit.outcomes.record)."""
+        self._leads.pop(lead_id, None)  # its open hand-off changes: the decision after it reads it again
+        return outcomes.record(
+            self._db, lead_id, outcome, reported_by, source, note, self._trail.personal, self._head
+        )
+
+    def assign(self, teams, lead_id: str, decision: dict, domain: str | None) -> dict | None:
+        """A hand-off's assignment to a person, counted in this transaction (see audit.assignment)."""
+        return assignment.assign(self._db, teams, lead_id, decision, domain)
+
+    def sla_breached(self, overdue: dict, ruleset: str | None, at: str) -> str:
+        """Tell that a hand-off passed its SLA unanswered (one outbox event per hand-off)."""
+        return outbox.sla_breached(self._db, overdue, ruleset, at)
+
+    def remember(self, client, key: str, endpoint: str, request_hash: str, status: int, reply) -> None:
+        """Keep a reply under its Idempotency-Key (see audit.idempotency.remember)."""
+        idempotency.remember(self._db, client, key, endpoint, request_hash, status, reply)
