@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 
 from a2wsgi import WSGIMiddleware
 
@@ -41,8 +42,14 @@ class BufferedFront:
 
     def _wsgi(self) -> WSGIMiddleware:
         if self._bridge is None or self._bridge[0] != os.getpid():
-            self._bridge = (os.getpid(), WSGIMiddleware(self.flask, workers=self.threads))
+            self._bridge = (os.getpid(), WSGIMiddleware(self._to_flask, workers=self.threads))
         return self._bridge[1]
+
+    def _to_flask(self, environ, start_response):
+        # a2wsgi hands Flask sys.stdout as wsgi.errors, where Flask logs a 500's traceback: stdout is
+        # the access log (and /dev/null under the tests), so the error was lost. The error log is stderr.
+        environ["wsgi.errors"] = sys.stderr
+        return self.flask(environ, start_response)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":  # lifespan is off (cli/server.py); no websockets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
-from api import create_app, state
+from api import create_app, limits, state
 from api.front import BufferedFront
 from service.config import Config
 from service.decide import open_trail
@@ -40,7 +40,9 @@ class _Server(BaseApplication):
 
     def load(self):
         c = self._config
-        return BufferedFront(create_app(c), c.REQUEST_DEADLINE, c.MAX_BODY, THREADS)
+        app = create_app(c)
+        limits.prepare(c)  # in the master (preload): workers never race to make the counters file
+        return BufferedFront(app, c.REQUEST_DEADLINE, c.MAX_BODY, THREADS)
 
 
 def _close_trail(arbiter, worker) -> None:
