@@ -12,10 +12,10 @@ it), so the worker points that name at the subclass below, in its own process on
 
 from __future__ import annotations
 
-import json
-
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
+
+from api.front import error_body
 
 DEFAULT_DEADLINE = 10.0
 
@@ -42,13 +42,9 @@ class HeaderDeadlineProtocol(ASGIProtocol):
     def _headers_late(self, deadline: float) -> None:
         if self._closed:
             return
-        body = json.dumps(
-            {
-                "status": 408,
-                "code": "request_timeout",
-                "message": f"The request headers were not sent within {deadline:g} seconds.",
-            }
-        ).encode()
+        body = error_body(
+            408, "request_timeout", f"The request headers were not sent within {deadline:g} seconds."
+        )
         self._safe_write(
             b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
