@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, request, url_for
+from urllib.parse import quote
+
+from flask import current_app, g, jsonify, request
 
 from engine import UnknownRuleset
 from service.decide import decide, decide_batch
@@ -116,10 +118,17 @@ def _decide(body: dict) -> tuple[dict, bool]:
 
 
 def _created(reply: dict, replayed: bool = False):
-    """The 201 reply, serialised once: what was recorded is what is sent (a form key's, its public part)."""
-    response = jsonify(reply)
+    """The 201 reply, serialised once: what was recorded is what is sent (a form key's, its public part).
+
+    A reply that carries the JSON text it was stored as (`body`) is sent as that text, not dumped again.
+    """
+    stored = getattr(reply, "body", None)
+    response = current_app.response_class(stored, mimetype="application/json") if stored else jsonify(reply)
     response.status_code = 201
-    response.headers["Location"] = url_for("decisions.get_decision", decision_id=reply["decision_id"])
+    # url_for's answer, without its routing round trip (a few % of a decision's CPU)
+    response.headers["Location"] = (
+        f"{request.script_root}/v1/decisions/{quote(reply['decision_id'], safe='')}"
+    )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
