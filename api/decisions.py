@@ -11,7 +11,7 @@ from service.decide import decide, decide_batch
 from service.forms import LeadTokenRefused, LeadTokens, public_reply
 from service.idempotency import once
 
-from . import schemas
+from . import read_schemas, schemas
 from .auth import requires
 from .errors import ApiError
 from .parsing import Blueprint
@@ -217,7 +217,7 @@ def post_preview(body):
 
 
 @bp.get("/decisions/<decision_id>")
-@bp.response(200, schemas.DecisionRecordSchema)
+@bp.response(200, read_schemas.DecisionRecordSchema)
 @_documented(401, 403, 404)
 @requires("review")
 def get_decision(decision_id):
