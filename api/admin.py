@@ -7,7 +7,7 @@ from flask import g
 from audit import deployments
 from service.idempotency import once
 
-from . import schemas
+from . import read_schemas
 from .auth import requires
 from .decisions import REPLAYED, _documented, idempotency_key
 from .errors import ApiError
@@ -18,7 +18,7 @@ bp = Blueprint("admin", __name__, url_prefix="/v1/admin", description="Operating
 
 
 @bp.post("/reload")
-@bp.response(200, schemas.ReloadSchema)
+@bp.response(200, read_schemas.ReloadSchema)
 @_documented(401, 403, 409, 422, 503)
 @requires("admin")
 def post_reload():
@@ -54,7 +54,7 @@ def post_reload():
 
 
 @bp.get("/reloads")
-@bp.response(200, schemas.ReloadListSchema)
+@bp.response(200, read_schemas.ReloadListSchema)
 @_documented(401, 403)
 @requires("admin")
 def get_reloads():

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, g, jsonify, request, url_for
+from urllib.parse import quote
+
+from flask import current_app, g, jsonify, request
 
 from engine import UnknownRuleset
 from service.decide import decide, decide_batch
 from service.forms import LeadTokenRefused, LeadTokens, public_reply
 from service.idempotency import once
 
-from . import schemas
+from . import read_schemas, schemas
 from .auth import requires
 from .errors import ApiError
 from .parsing import Blueprint
@@ -116,14 +118,17 @@ def _decide(body: dict) -> tuple[dict, bool]:
 
 
 def _created(reply: dict, replayed: bool = False):
-    """The 201 reply, serialised once: what was recorded is what is sent (a form key's, its public part)."""
-    response = (
-        current_app.response_class(reply.body, mimetype="application/json")
-        if hasattr(reply, "body")
-        else jsonify(reply)
-    )
+    """The 201 reply, serialised once: what was recorded is what is sent (a form key's, its public part).
+
+    A reply that carries the JSON text it was stored as (`body`) is sent as that text, not dumped again.
+    """
+    stored = getattr(reply, "body", None)
+    response = current_app.response_class(stored, mimetype="application/json") if stored else jsonify(reply)
     response.status_code = 201
-    response.headers["Location"] = url_for("decisions.get_decision", decision_id=reply["decision_id"])
+    # url_for's answer, without its routing round trip (a few % of a decision's CPU)
+    response.headers["Location"] = (
+        f"{request.script_root}/v1/decisions/{quote(reply['decision_id'], safe='')}"
+    )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -212,7 +217,7 @@ def post_preview(body):
 
 
 @bp.get("/decisions/<decision_id>")
-@bp.response(200, schemas.DecisionRecordSchema)
+@bp.response(200, read_schemas.DecisionRecordSchema)
 @_documented(401, 403, 404)
 @requires("review")
 def get_decision(decision_id):

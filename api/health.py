@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import schemas
+from . import read_schemas
 from .parsing import Blueprint
 from .state import registry, served, trail
 
@@ -10,15 +10,15 @@ bp = Blueprint("health", __name__, description="Probes")
 
 
 @bp.get("/healthz")
-@bp.response(200, schemas.HealthSchema)
+@bp.response(200, read_schemas.HealthSchema)
 def healthz():
     """The process is up"""
     return {"status": "ok"}
 
 
 @bp.get("/readyz")
-@bp.response(200, schemas.HealthSchema)
-@bp.alt_response(503, schema=schemas.HealthSchema, description="Not ready")
+@bp.response(200, read_schemas.HealthSchema)
+@bp.alt_response(503, schema=read_schemas.HealthSchema, description="Not ready")
 def readyz():
     """Rulesets are loaded and the audit database answers"""
     reg = registry()

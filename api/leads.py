@@ -9,7 +9,7 @@ from audit.queries import timeline
 from audit.why import explain, render
 from service import whynot
 
-from . import insight_schemas, schemas
+from . import insight_schemas, read_schemas
 from .auth import requires
 from .decisions import _documented
 from .errors import ApiError
@@ -27,7 +27,7 @@ def _latest(lead_id: str) -> dict:
 
 
 @bp.get("/<lead_id>")
-@bp.response(200, schemas.LeadSchema)
+@bp.response(200, read_schemas.LeadSchema)
 @_documented(401, 403, 404)
 @requires("review")
 def get_lead(lead_id):
@@ -54,8 +54,8 @@ def shown_facts(lead: dict) -> dict:
 
 
 @bp.get("/<lead_id>/decisions")
-@bp.arguments(schemas.PageQuerySchema(), location="query")
-@bp.response(200, schemas.TimelineSchema)
+@bp.arguments(read_schemas.PageQuerySchema(), location="query")
+@bp.response(200, read_schemas.TimelineSchema)
 @_documented(401, 403, 404, 422)
 @requires("review")
 def get_timeline(query, lead_id):
@@ -69,7 +69,7 @@ def get_timeline(query, lead_id):
 
 
 @bp.get("/<lead_id>/why")
-@bp.response(200, schemas.WhySchema)
+@bp.response(200, read_schemas.WhySchema)
 @_documented(401, 403, 404)
 @requires("review")
 def get_why(lead_id):
@@ -102,7 +102,7 @@ def get_why_not(query, lead_id):
 
 
 @bp.get("/<lead_id>/questions")
-@bp.response(200, schemas.QuestionsSchema)
+@bp.response(200, read_schemas.QuestionsSchema)
 @_documented(401, 403, 404)
 @requires("decide")
 def get_questions(lead_id):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 
 from flask import current_app, g, request
@@ -21,17 +22,37 @@ from audit.ratelimits import SQLiteStorage
 
 from .errors import ApiError
 
+_lock = threading.Lock()
+
+
+def _storage(config):
+    uri = config.RATE_LIMIT_STORAGE
+    return storage_from_string(uri) if uri else SQLiteStorage(f"{config.DB}.limits")
+
 
 def _limiter() -> FixedWindowRateLimiter:
     ext = current_app.extensions
     made = ext.get("leadgate.limiter")
     if made is None or made[0] != os.getpid():
-        config = ext["leadgate.config"]
-        uri = config.RATE_LIMIT_STORAGE
-        storage = storage_from_string(uri) if uri else SQLiteStorage(f"{config.DB}.limits")
-        made = (os.getpid(), FixedWindowRateLimiter(storage))
-        ext["leadgate.limiter"] = made
+        with _lock:  # one storage per process, whichever of its threads asks first
+            made = ext.get("leadgate.limiter")
+            if made is None or made[0] != os.getpid():
+                made = (os.getpid(), FixedWindowRateLimiter(_storage(ext["leadgate.config"])))
+                ext["leadgate.limiter"] = made
     return made[1]
+
+
+def prepare(config) -> None:
+    """Make the shared counters file before the server forks its workers.
+
+    SQLite's switch of a new file to WAL does not wait for a busy file: two workers whose first
+    limited requests came at once both tried it, and one got "database is locked", a 500. Made once
+    here, in the master, the file is already in WAL mode with its table when any worker opens it.
+    """
+    if not config.RATE_LIMIT_STORAGE:
+        storage = SQLiteStorage(f"{config.DB}.limits")
+        storage.check()  # opens it: WAL, the table
+        storage.close()
 
 
 def close(app) -> None:

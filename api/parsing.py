@@ -54,6 +54,9 @@ def _inspect(value) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def loads(data: bytes):
     try:
         value = json.loads(data.decode("utf-8"), parse_constant=_no_constants)
@@ -63,7 +66,10 @@ def loads(data: bytes):
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from None
-    _inspect(value)
+    # Walked only when the text could hold what the walk looks for: a surrogate can only come from a
+    # \\uD800-style escape (UTF-8 text has none), and nesting deeper than MAX_DEPTH needs more brackets.
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH or _SURROGATE_ESCAPE.search(data):
+        _inspect(value)
     return value
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from audit import NotFound
 
-from . import schemas
+from . import read_schemas
 from .auth import requires
 from .decisions import _documented
 from .parsing import Blueprint
@@ -30,7 +30,7 @@ def describe(compiled, role: str) -> dict:
 
 
 @bp.get("")
-@bp.response(200, schemas.RulesetListSchema)
+@bp.response(200, read_schemas.RulesetListSchema)
 @_documented(401, 403)
 @requires("review")
 def list_rulesets():
@@ -47,7 +47,7 @@ def role_of(reg, compiled) -> str:
 
 
 @bp.get("/<name>")
-@bp.response(200, schemas.RulesetDetailSchema)
+@bp.response(200, read_schemas.RulesetDetailSchema)
 @_documented(401, 403, 404)
 @requires("review")
 def get_ruleset(name):

@@ -449,6 +449,28 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def disk_commits(directory: str, durability: str, seconds: float = 1.0) -> float:
+    """Single-row SQLite commits per second in `directory`, one writer, WAL, this durability.
+
+    With durability full each is an fsync: no path that makes one durable commit per decision, with
+    one writer at a time, can decide faster than this on this disk (only grouping commits can).
+    """
+    path = Path(directory) / "disk-probe.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
+        conn.execute("CREATE TABLE t (v TEXT)")
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            conn.execute("INSERT INTO t VALUES (?)", ("x" * 2000,))  # autocommit: one transaction each
+            n += 1
+        rate = n / (time.perf_counter() - t0)
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+    return rate
+
+
 def _loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -459,7 +481,19 @@ def _wait_for_workers(master: int, workers: int, timeout: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-STACKS = {"front": None, "gthread": GTHREAD}
+# plain: the issue's yardstick (bench/plain.py), the decision's parts alone behind the same front and worker
+PLAIN = [
+    str(Path(sys.executable).with_name("gunicorn")),
+    "--bind", "127.0.0.1:{port}", "--workers", "{workers}", "--worker-class", "cli.worker.Worker",
+    "--preload", "--no-control-socket", "bench.plain:app",
+]  # fmt: skip
+STACKS = {"front": None, "gthread": GTHREAD, "plain": PLAIN}
+# the decisions each stack records, counted afterwards against its 2xx replies
+RECORDED = {
+    "front": "SELECT count(*) FROM decisions WHERE kind = 'decision'",
+    "gthread": "SELECT count(*) FROM decisions WHERE kind = 'decision'",
+    "plain": "SELECT count(*) FROM plain",
+}
 
 
 def main(argv=None) -> int:
@@ -482,30 +516,33 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated leads")
     parser.add_argument(
         "--stack",
-        choices=["front", "gthread", "both"],
         default="front",
         help="front: leadgate serve (asyncio worker, requests buffered before a thread sees them); "
-        "gthread: the threaded workers used before; both: one after the other, then side by side",
+        "gthread: the threaded workers used before; plain: the decision's parts alone (bench/plain.py) "
+        "behind the same front; both: front,gthread; a comma list runs each in turn, then side by side",
     )
     args = parser.parse_args(argv)
-    stacks = ["front", "gthread"] if args.stack == "both" else [args.stack]
+    stacks = ["front", "gthread"] if args.stack == "both" else args.stack.split(",")
+    if not stacks or any(s not in STACKS for s in stacks):
+        parser.error(f"--stack: one or more of {', '.join(STACKS)} (comma-separated), or both")
     codes, summaries = [], {}
     for stack in stacks:
         print(f"=== stack: {stack} ===")
         code, by = run_stack(args, stack)
         codes.append(code)
         summaries[stack] = by
-    if len(stacks) == 2:
+    if len(stacks) > 1 and all(summaries.values()):
+        first = stacks[0]
         print("\nside by side (same run, same machine):")
         for c in CLIENTS:
-            f, t = (
-                summaries["front"][("POST /v1/decisions", c)],
-                summaries["gthread"][("POST /v1/decisions", c)],
-            )
-            print(
-                f"  {c:>2} clients: front {f['rate']:.0f}/s p99 {f['p99']:.1f} ms; gthread {t['rate']:.0f}/s "
-                f"p99 {t['p99']:.1f} ms → throughput ratio {f['rate'] / t['rate']:.2f}"
-            )
+            f = summaries[first][("POST /v1/decisions", c)]
+            for other in stacks[1:]:
+                t = summaries[other][("POST /v1/decisions", c)]
+                print(
+                    f"  {c:>2} clients: {first} {f['rate']:.0f}/s p99 {f['p99']:.1f} ms "
+                    f"({f['server_us']:.0f} µs CPU); {other} {t['rate']:.0f}/s p99 {t['p99']:.1f} ms "
+                    f"({t['server_us']:.0f} µs CPU) → throughput ratio {f['rate'] / t['rate']:.2f}"
+                )
     return max(codes)
 
 
@@ -528,6 +565,11 @@ def run_stack(args, stack: str):
     results, wrk_rows = [], []
     decision_ok = decision_sent = 0
     with tempfile.TemporaryDirectory(prefix="leadgate-bench-") as tmp:
+        disk = disk_commits(tmp, args.durability)
+        print(
+            f"disk: {disk:.0f} single-row commits/s, one writer, durability {args.durability} "
+            "(the ceiling of one durable commit per decision without grouping commits)"
+        )
         db = Path(tmp) / "bench.db"
         server = Server(db, workers=args.workers, command=STACKS[stack], durability=args.durability).start()
         try:
@@ -576,7 +618,7 @@ def run_stack(args, stack: str):
         finally:
             server.stop()
         with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            rows = conn.execute("SELECT count(*) FROM decisions WHERE kind = 'decision'").fetchone()[0]
+            rows = conn.execute(RECORDED[stack]).fetchone()[0]
 
     print()
     print(
@@ -638,7 +680,7 @@ def run_stack(args, stack: str):
     print("targets:")
     for label, value, ok in checks:
         print(f"  {'PASS' if ok else 'MISS'}  {label}: {value}")
-    print(f"load average after the run: {_loadavg()}")
+    print(f"disk probe before the run: {disk:.0f} commits/s; load average after the run: {_loadavg()}")
     return (0 if match else 1), by
 
 

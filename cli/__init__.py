@@ -1,7 +1,9 @@
 """The `leadgate` command: a thin layer over library calls (engine, audit, app).
 
 Each command parses its options, calls one library function and prints the result; exit codes are 0
-for success, 1 when what was checked failed, 2 for usage errors. One module per command group.
+for success, 1 when what was checked failed, 2 for usage errors. One module per command group. An error
+of the library (any package's root exception) is handled once, by the `leadgate` group: `error: <message>`
+on stderr and exit status 1, whichever command raised it.
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ from pathlib import Path
 
 import click
 
-from audit import AuditTrail
+from audit import AuditError, AuditTrail
+from engine import EngineError
 from service.config import Config, load_config
 from service.decide import open_trail
+from service.deliver import AlreadyRunning
+from service.errors import ServiceError
+from service.lock import LockError
+
+# The packages' exception roots, and the two service errors that have their own (see service/).
+FAILURES = (EngineError, AuditError, ServiceError, AlreadyRunning, LockError)
 
 # Terminal control and bidi formatting characters: a lead id or company name holding ESC, BEL or U+202E
 # must not drive the terminal nor reorder the line. Shown as \u001b etc. instead.
@@ -54,7 +63,18 @@ def command_trail(config: Config) -> AuditTrail:
     return trail
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Leadgate(click.Group):
+    """The one CLI error handler: a library error ends any command with `error: …` and status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except FAILURES as exc:
+            echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Leadgate, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """leadgate: lead-qualification decisions from rulesets, with an audit trail."""
 

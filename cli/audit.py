@@ -7,11 +7,11 @@ import sys
 
 import click
 
-from audit import AuditError, checkpoints
+from audit import checkpoints
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
 from audit.why import explain, render
-from engine import EngineError, Registry
+from engine import Registry
 from service import whynot
 from service.config import load_config
 from service.decide import evaluator, source_digest
@@ -25,21 +25,13 @@ def _trail(db):
     return command_trail(load_config(db=db))
 
 
-def _fail(exc: Exception):
-    echo(f"error: {exc}", err=True)
-    sys.exit(1)
-
-
 @main.command("why")
 @click.argument("lead_id")
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @db_option
 def why(lead_id, as_json, db):
     """Why was LEAD_ID routed where it is: stage, route, scores rule by rule, what changed."""
-    try:
-        data = explain(_trail(db), lead_id)
-    except AuditError as exc:
-        _fail(exc)
+    data = explain(_trail(db), lead_id)
     echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data))
 
 
@@ -58,8 +50,6 @@ def why_not(lead_id, route, stage, quadrant, as_json, db):
     trail = _trail(db)
     try:
         data = whynot.explain(Registry(), trail, lead_id, *given[0])
-    except (AuditError, EngineError) as exc:
-        _fail(exc)
     finally:
         trail.close()
     echo(json.dumps(data, indent=2, ensure_ascii=False) if as_json else whynot.render(data))
@@ -79,26 +69,23 @@ def audit_replay(decision_id, since, until, db):
     """Re-evaluate stored decisions with their stored facts, ruleset source and time; exit 1 on any difference."""
     trail = _trail(db)
     evaluate = evaluator(Registry())
-    try:
-        if decision_id:
-            results = [replay(trail, decision_id, evaluate)]
-        else:
-            results = replay_range(trail, evaluate, since, until)
-        total = differ = 0
-        for result in results:
-            total += 1
-            if not result["identical"]:
-                differ += 1
-                erased = (
-                    f" (personal fields erased: {', '.join(result['erased_fields'])})"
-                    if result.get("erased_fields")
-                    else ""
-                )
-                echo(f"DIFFERS {result['decision_id']}: {', '.join(result['differences'][:10])}{erased}")
-            elif decision_id:
-                echo(f"identical {result['decision_id']}")
-    except AuditError as exc:
-        _fail(exc)
+    if decision_id:
+        results = [replay(trail, decision_id, evaluate)]
+    else:
+        results = replay_range(trail, evaluate, since, until)
+    total = differ = 0
+    for result in results:
+        total += 1
+        if not result["identical"]:
+            differ += 1
+            erased = (
+                f" (personal fields erased: {', '.join(result['erased_fields'])})"
+                if result.get("erased_fields")
+                else ""
+            )
+            echo(f"DIFFERS {result['decision_id']}: {', '.join(result['differences'][:10])}{erased}")
+        elif decision_id:
+            echo(f"identical {result['decision_id']}")
     echo(f"{total} replayed, {total - differ} identical, {differ} different")
     sys.exit(1 if differ else 0)
 
@@ -158,10 +145,7 @@ def audit_checkpoint(out, show_key, db):
 @db_option
 def audit_erase(lead_id, requested_by, db):
     """Remove LEAD_ID's personal data; its decisions keep their skeleton and the chain still verifies."""
-    try:
-        erasure = _trail(db).erase(lead_id, requested_by)
-    except AuditError as exc:
-        _fail(exc)
+    erasure = _trail(db).erase(lead_id, requested_by)
     echo(f"erased {erasure['removed']} personal value(s) of {lead_id} ({erasure['id']})")
     if erasure["left_in_clear"]:
         echo(

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from audit import AuditError
-from engine import EngineError, Registry
+from engine import Registry
 from engine.files import load_directory
 from service.config import load_config
-from service.decide import ServiceError, now, open_trail
 from service.decide import decide as decide_and_record
+from service.decide import now, open_trail
 
 from . import echo, main, rulesets_dir
 
@@ -50,11 +49,7 @@ def _load(lead, name, version, directory):
         facts = json.load(lead)
     except json.JSONDecodeError as exc:
         raise click.UsageError(f"{lead.name} is not JSON: {exc}") from None
-    try:
-        return facts, registry.get(name or config.DEFAULT_RULESET, version), registry.deployment.teams
-    except EngineError as exc:
-        echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    return facts, registry.get(name or config.DEFAULT_RULESET, version), registry.deployment.teams
 
 
 def _print(decision: dict) -> None:
@@ -66,11 +61,7 @@ def _print(decision: dict) -> None:
 def evaluate(lead, name, version, at, directory):
     """Print the decision for the lead facts in LEAD (a JSON file, or - for standard input); records nothing."""
     facts, compiled, _ = _load(lead, name, version, directory)
-    try:
-        _print(compiled.evaluate(facts, at or now()).decision)
-    except EngineError as exc:
-        echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    _print(compiled.evaluate(facts, at or now()).decision)
 
 
 @main.command("decide")
@@ -86,9 +77,6 @@ def decide(lead, name, version, at, directory, db):
             compiled, trail, facts, at=at, client="cli", teams=teams, clock_skew=config.CLOCK_SKEW
         )
         _print(reply[0])
-    except (EngineError, AuditError, ServiceError) as exc:
-        echo(f"error: {exc}", err=True)
-        sys.exit(1)
     finally:
         trail.close()
 

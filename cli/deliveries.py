@@ -5,17 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import sys
 import threading
 from dataclasses import replace
 
 import click
 
-from audit import NotFound, deliveries
-from audit.deliveries import DeliveryError
+from audit import deliveries
 from service.config import load_config
 from service.decide import open_trail
-from service.deliver import AlreadyRunning, Deliverer, exclusive, shown_secret
+from service.deliver import Deliverer, exclusive, shown_secret
 
 from . import echo, main
 
@@ -28,11 +26,7 @@ def deliver(db):
     """Send the outbox's events to the webhook destinations until stopped (SIGTERM or Ctrl-C)."""
     config = load_config(db=db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s deliver %(levelname)s %(message)s")
-    try:
-        exclusive(config.DB)
-    except AlreadyRunning as exc:
-        echo(str(exc), err=True)
-        sys.exit(1)
+    exclusive(config.DB)
     trail = open_trail(replace(config, DURABILITY="normal"))  # see service/deliver.py: at least once
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,12 +86,8 @@ def deliveries_retry(delivery_ids, all_dead, db):
         if not ids:
             raise click.UsageError("name a delivery id, or --dead")
         for delivery_id in ids:
-            try:
-                deliveries.retry(trail, delivery_id)
-                echo(f"retrying {delivery_id}")
-            except (NotFound, DeliveryError) as exc:
-                echo(str(exc), err=True)
-                sys.exit(1)
+            deliveries.retry(trail, delivery_id)
+            echo(f"retrying {delivery_id}")
     finally:
         trail.close()
 
@@ -112,9 +102,6 @@ def deliveries_replay(event_id, destination, db):
     try:
         for d in deliveries.replay(trail, event_id, destination):
             echo(f"queued {d['id']} ({event_id} to {d['destination']})")
-    except NotFound as exc:
-        echo(str(exc), err=True)
-        sys.exit(1)
     finally:
         trail.close()
 

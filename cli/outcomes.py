@@ -8,12 +8,11 @@ import sys
 
 import click
 
-from audit import AuditError, NotFound, outcomes
-from engine import EngineError, Registry
+from audit import NotFound, outcomes
+from engine import Registry
 from engine.files import load_directory
 from service.config import load_config
 from service.decide import (
-    ServiceError,
     escalate_overdue,
     now,
     open_trail,
@@ -87,9 +86,6 @@ def outcomes_import(file, db, directory):
             f"; {len(rows) - recorded} already imported, not recorded again" if recorded < len(rows) else ""
         )
         echo(f"{recorded} outcomes recorded, each lead decided again ({stages or 'none'}){again}")
-    except (EngineError, AuditError, ServiceError) as exc:
-        echo(f"error: {exc}", err=True)
-        sys.exit(1)
     finally:
         trail.close()
 
@@ -148,9 +144,6 @@ def sla(at, team, escalate, as_json, db, directory):
             for d in decided:
                 echo(f"decided {d['lead_id']} again: route {d['route']['id']} ({d['decision_id']})")
         report = outcomes.sla(trail, at, team)
-    except (EngineError, AuditError, ServiceError) as exc:
-        echo(f"error: {exc}", err=True)
-        sys.exit(1)
     finally:
         trail.close()
     if as_json:

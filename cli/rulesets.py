@@ -141,15 +141,11 @@ def version_problems(path: Path, data: dict, base: str) -> list[Problem]:
 def rulesets_lock(directory, check):
     """Record each shipped version's digest in versions.lock; refuse content changed under a locked version."""
     directory = rulesets_dir(directory)
-    try:
-        found = (
-            lock.problems(directory)
-            if check
-            else [f"locked {i.name} v{i.version} {i.digest}" for i in lock.update(directory)]
-        )
-    except lock.LockError as exc:
-        echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    found = (
+        lock.problems(directory)
+        if check
+        else [f"locked {i.name} v{i.version} {i.digest}" for i in lock.update(directory)]
+    )
     for line in found:
         echo(line)
     if check and found:
@@ -281,25 +277,21 @@ def rulesets_diff(base, name, directory, db, leads_file, at, workers, samples, f
         raise click.UsageError(f"{path} does not exist at {base}: there is nothing to compare with")
     if leads_file is not None and db is not None:
         raise click.UsageError("give --db or --leads, not both")
-    try:
-        if leads_file is not None:
-            leads = (_jsonl_lead(line, i, at) for i, line in enumerate(leads_file, 1) if line.strip())
-            report = history_diff.run(base_source, path.read_text("utf-8"), leads, workers, samples)
-            label = f"`{leads_file.name}`"
-        else:
-            trail = open_trail(replace(config, DB=db) if db else config)
-            try:
-                stored = (
-                    (lead, facts, at or when, ending)
-                    for lead, facts, when, ending in reports.snapshot_facts(trail, name)
-                )
-                report = history_diff.run(base_source, path.read_text("utf-8"), stored, workers, samples)
-            finally:
-                trail.close()
-            label = f"the audit trail `{db or config.DB}`"
-    except RulesetError as exc:
-        echo(str(exc), err=True)
-        sys.exit(1)
+    if leads_file is not None:
+        leads = (_jsonl_lead(line, i, at) for i, line in enumerate(leads_file, 1) if line.strip())
+        report = history_diff.run(base_source, path.read_text("utf-8"), leads, workers, samples)
+        label = f"`{leads_file.name}`"
+    else:
+        trail = open_trail(replace(config, DB=db) if db else config)
+        try:
+            stored = (
+                (lead, facts, at or when, ending)
+                for lead, facts, when, ending in reports.snapshot_facts(trail, name)
+            )
+            report = history_diff.run(base_source, path.read_text("utf-8"), stored, workers, samples)
+        finally:
+            trail.close()
+        label = f"the audit trail `{db or config.DB}`"
     echo(history_diff.markdown(report, base, "working copy", label), nl=False)
     routes = report.percent(report.changed_count("route"))
     if fail_over is not None and routes > fail_over:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gunicorn.app.base import BaseApplication
 
-from api import create_app, state
+from api import create_app, limits, state
 from api.front import BufferedFront
 from service.config import Config
 from service.decide import open_trail
@@ -24,6 +24,8 @@ class _Server(BaseApplication):
         # An asyncio worker owns the sockets: a client still sending holds no thread. api/front.py reads
         # each request whole, under LEADGATE_REQUEST_DEADLINE, before Flask runs it on one of THREADS.
         self.cfg.set("worker_class", "cli.worker.Worker")  # gunicorn's asgi worker + a headers deadline
+        # gunicorn-h1c (installed with leadgate) is gunicorn's C parser of HTTP/1.1, which the asgi worker
+        # picks by itself; in Python, parsing took about a seventh of a decision's event-loop time.
         self.cfg.set("asgi_lifespan", "off")
         self.cfg.set("accesslog", "-")
         # URL and header limits are the front's, answered in the JSON error shape; gunicorn keeps only
@@ -40,7 +42,9 @@ class _Server(BaseApplication):
 
     def load(self):
         c = self._config
-        return BufferedFront(create_app(c), c.REQUEST_DEADLINE, c.MAX_BODY, THREADS)
+        app = create_app(c)
+        limits.prepare(c)  # in the master (preload): workers never race to make the counters file
+        return BufferedFront(app, c.REQUEST_DEADLINE, c.MAX_BODY, THREADS)
 
 
 def _close_trail(arbiter, worker) -> None:

@@ -12,10 +12,12 @@ it), so the worker points that name at the subclass below, in its own process on
 
 from __future__ import annotations
 
-import json
+import asyncio
 
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
+
+from api.front import error_body
 
 DEFAULT_DEADLINE = 10.0
 
@@ -42,13 +44,9 @@ class HeaderDeadlineProtocol(ASGIProtocol):
     def _headers_late(self, deadline: float) -> None:
         if self._closed:
             return
-        body = json.dumps(
-            {
-                "status": 408,
-                "code": "request_timeout",
-                "message": f"The request headers were not sent within {deadline:g} seconds.",
-            }
-        ).encode()
+        body = error_body(
+            408, "request_timeout", f"The request headers were not sent within {deadline:g} seconds."
+        )
         self._safe_write(
             b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
@@ -56,7 +54,25 @@ class HeaderDeadlineProtocol(ASGIProtocol):
         self._keepalive_timeout()  # gunicorn's own way to close an idle connection
 
 
+class TakeTurnsLoop(asyncio.SelectorEventLoop):
+    """An event loop that accepts one connection per turn, so the workers share a burst of them.
+
+    Every worker waits on the one listening socket; asyncio's loop accepts up to 100 connections
+    each time it wakes, so the first worker awake took all 16 of a benchmark's keep-alive connections
+    (in 3 of 6 tries), and one core served them while the other idled. Taking one per turn, a busy
+    worker comes back for the next later than an idle one: connections go where there is time (16 split
+    5–11 to 7–9 in 8 bursts; with the CPU taken by others, one worker can still get a whole burst).
+    """
+
+    def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100, *args):
+        super()._accept_connection(protocol_factory, sock, sslcontext, server, 1, *args)
+
+
 class Worker(gasgi.ASGIWorker):
+    def _setup_event_loop(self):
+        self.loop = TakeTurnsLoop()
+        asyncio.set_event_loop(self.loop)
+
     def init_process(self):
         gasgi.ASGIProtocol = HeaderDeadlineProtocol
         super().init_process()

@@ -97,6 +97,30 @@ def test_post_decision_returns_the_contract_and_a_location(client):
     assert record["decision"] == r.json and record["client"] is not None
 
 
+def test_a_reply_that_carries_its_stored_json_is_sent_as_that_text(client, monkeypatch):
+    """The write path may hand back the JSON text it recorded (`body`): the API sends it unchanged,
+    never dumping the reply a second time (so what is recorded is byte for byte what is returned)."""
+    import api.decisions
+    from service.decide import decide
+
+    sent = []
+
+    class Stored(dict):
+        def __init__(self, value):
+            super().__init__(value)
+            self.body = json.dumps(value, indent=1)  # not what jsonify would make of it
+
+    def deciding(*args, **kwargs):
+        reply, replayed = decide(*args, **kwargs)
+        sent.append(Stored(reply))
+        return sent[-1], replayed
+
+    monkeypatch.setattr(api.decisions, "decide", deciding)
+    r = client.post("/v1/decisions", LEAD, scope="decide")
+    assert r.status_code == 201 and r.get_data(as_text=True) == sent[0].body
+    assert r.headers["Location"] == f"/v1/decisions/{sent[0]['decision_id']}"
+
+
 def test_a_chatbot_sends_one_answer_per_call_and_gets_the_next_question(client):
     first = client.post(
         "/v1/decisions",

@@ -207,3 +207,20 @@ def _is_open(trail) -> bool:
     except sqlite3.ProgrammingError:  # "Cannot operate on a closed database."
         return False
     return True
+
+
+def test_every_command_ends_a_library_error_the_same_way(tmp_path):
+    """One handler (the `leadgate` group) for every package's errors: `error: …` on stderr, exit 1,
+    no traceback, whichever command met it (an unknown key, event, lead or ruleset)."""
+    db = str(tmp_path / "cli.db")
+    lead = tmp_path / "lead.json"
+    lead.write_text(json.dumps({"lead_id": "L-1", "profile": {"country": "US"}}))
+    for args in (
+        ("keys", "revoke", "nosuchkey", "--db", db),
+        ("deliveries", "replay", "evt_nope", "--db", db),
+        ("why", "L-nobody", "--db", db),
+        ("evaluate", str(lead), "--ruleset", "nosuchruleset", "--dir", str(RULESETS)),
+    ):
+        result = CliRunner().invoke(main, list(args))
+        assert result.exit_code == 1, (args, result.output)
+        assert result.stderr.startswith("error: ") and "Traceback" not in result.output, (args, result.output)

@@ -7,10 +7,12 @@ answer in the JSON error shape; rate limits hold across worker processes; no con
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import re
 import socket
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -90,7 +92,13 @@ def test_a_client_stalled_in_its_headers_is_closed_at_the_deadline_too(server):
         assert server.request("POST", "/v1/decisions", lead(100), timeout=10)[0] == 201
         for s in stalled:
             head, _, body = read_reply(s).partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 408") and json.loads(body)["code"] == "request_timeout"
+            assert head.startswith(b"HTTP/1.1 408")
+            assert json.loads(body) | {"message": ""} == {  # the one error shape, errors included
+                "status": 408,
+                "code": "request_timeout",
+                "message": "",
+                "errors": {},
+            }
     finally:
         for s in stalled:
             s.close()
@@ -243,3 +251,40 @@ def test_form_decisions_are_limited_per_client_address(tmp_path):
 
 def test_no_control_socket_is_shared(server):
     assert not list(server.home.rglob("*.ctl")) and not list(server.home.rglob("gunicorn*"))
+
+
+def test_rate_limit_counters_are_made_before_the_workers_so_first_requests_never_race(tmp_path):
+    """Regression (a flaky 500): two workers whose first form-key requests came at once both switched
+    the new counters file to WAL, which SQLite does not wait for, and one request got "database is
+    locked". The master now makes the file before it forks: it is there, in WAL mode, before any request."""
+    db = tmp_path / "race.db"
+    srv = Server(db, workers=2, form_key_rate=1000, address_rate=0)
+    with AuditTrail(db) as trail:
+        form_key = create(trail, "site", "form", [ORIGIN])[1]
+    with srv:
+        with contextlib.closing(sqlite3.connect(f"file:{db}.limits?mode=ro", uri=True)) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("SELECT count(*) FROM counters").fetchone()[0] == 0  # no request yet
+        headers = {"Authorization": f"Bearer {form_key}", "Origin": ORIGIN}
+
+        def one(_):
+            return srv.request("POST", "/v1/decisions", {"profile": {"country": "US"}}, headers=headers)[0]
+
+        with ThreadPoolExecutor(16) as pool:
+            assert list(pool.map(one, range(32))) == [201] * 32
+
+
+def test_an_unexpected_error_is_logged_to_the_servers_error_log(tmp_path):
+    """A 500's traceback goes to stderr, the server's error log; a2wsgi gave Flask stdout (the access
+    log, /dev/null here), so the flaky 500 above left no trace."""
+    db = tmp_path / "broken.db"
+    (tmp_path / "broken.db.limits").mkdir()  # the counters file cannot be opened: every limited request fails
+    srv = Server(db, workers=1)
+    with AuditTrail(db) as trail:
+        form_key = create(trail, "site", "form", [ORIGIN])[1]
+    with srv:
+        headers = {"Authorization": f"Bearer {form_key}", "Origin": ORIGIN}
+        status, reply, _ = srv.request("POST", "/v1/decisions", {"profile": {}}, headers=headers)
+        assert status == 500 and reply["code"] == "internal_error"
+    log = srv.log.read_text()
+    assert "unexpected error" in log and "unable to open database file" in log

@@ -332,3 +332,12 @@ def test_the_ruleset_page_shows_a_shadow_and_failing_cases(tmp_path, make_app):
     assert "has no cases file" in page and 'class="badge fail"' in page
     listing = c.get("/review/rulesets").text
     assert listing.count('class="shadow"') == 1 and 'class="badge fail"' in listing
+
+
+def test_the_pages_show_times_in_utc_whatever_offset_they_were_given_with():
+    """The pages read times with the one time parser (engine.facts.parse_time): 12:00+02:00 is 10:00 UTC."""
+    from api.review.format import when
+
+    assert when("2026-11-23T12:00:00+02:00") == "2026-11-23 10:00 UTC"
+    assert when("2026-11-23T10:00:00Z") == "2026-11-23 10:00 UTC"
+    assert when("not a time") == "not a time" and when(None) == "–"

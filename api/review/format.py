@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+
+from engine import FactsError
+from engine.facts import parse_time
 
 from . import bp
 
 
 @bp.app_template_filter("when")
 def when(text: str | None) -> str:
-    """An ISO time as `2026-11-23 10:00 UTC` (the exact value stays in the <time> element)."""
+    """An ISO time as `2026-11-23 10:00 UTC` (the exact value stays in the <time> element), read by the
+    one time parser: a time given with another offset is shown in UTC too, not labelled UTC as it was."""
     if not text:
         return "–"
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        moment = parse_time(text, "time")
+    except FactsError:
         return text
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
