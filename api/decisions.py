@@ -12,6 +12,7 @@ from service.idempotency import once
 from . import schemas
 from .auth import requires
 from .errors import ApiError
+from .logs import request_id
 from .parsing import Blueprint
 from .state import registry, trail
 
@@ -112,6 +113,7 @@ def _decide(body: dict) -> tuple[dict, bool]:
         shadow=shadow_for(ruleset),
         teams=registry().deployment.teams,
         clock_skew=_skew(),
+        request_id=request_id(),
     )
 
 
@@ -175,7 +177,14 @@ def post_batch(body):
 
     def run():
         decisions = decide_batch(
-            rulesets, trail(), items, client=g.key.id, shadows=shadows, teams=teams, clock_skew=_skew()
+            rulesets,
+            trail(),
+            items,
+            client=g.key.id,
+            shadows=shadows,
+            teams=teams,
+            clock_skew=_skew(),
+            request_id=request_id(),
         )
         return {"decisions": decisions}, 201
 
@@ -203,6 +212,7 @@ def post_preview(body):
         client=g.key.id,
         idempotency_key=idempotency_key(),
         clock_skew=_skew(),
+        request_id=request_id(),
     )
     return reply, 200, REPLAYED if replayed else {}
 

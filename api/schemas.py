@@ -262,6 +262,7 @@ class DecisionRecordSchema(Schema):
     client = fields.String(allow_none=True)
     ruleset = fields.Nested(RulesetIdentitySchema)
     latency_ms = fields.Float(allow_none=True)
+    request_id = fields.String(allow_none=True)
     input = fields.Dict(allow_none=True)
     facts = fields.Dict()
     decision = fields.Nested(DecisionSchema)

@@ -349,3 +349,10 @@ def m008_overrides(db: Database) -> None:
 def m009_key_origins(db: Database) -> None:
     # A form key is published in web pages: the browser origins it may be called from (JSON list).
     db["api_keys"].add_column("origins", str)
+
+
+@migrations()
+def m010_request_ids(db: Database) -> None:
+    # The X-Request-Id of the HTTP request that made a decision: its log line and its record meet on it.
+    db["decisions"].add_column("request_id", str)
+    db["decisions"].create_index(["request_id"])

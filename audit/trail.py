@@ -172,6 +172,7 @@ class AuditTrail:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         shadow: tuple | None = None,
+        request_id: str | None = None,
     ):
         decision_id = "dec_" + uuid.uuid4().hex
         stored_facts, kept = self._protect_facts(facts)
@@ -203,6 +204,7 @@ class AuditTrail:
             "latency_ms": latency_ms,
             "idempotency_key": idempotency_key,
             "request_hash": request_hash,
+            "request_id": request_id,  # the HTTP request's id (not chained: it correlates logs, decides nothing)
         }
         return row, {"decision": decision, "source": source, "facts": stored_facts, "shadow": shadow}, kept
 
@@ -424,6 +426,7 @@ def record_of(row: dict) -> dict:
             "digest": row["ruleset_digest"],
         },
         "latency_ms": row["latency_ms"],
+        "request_id": row.get("request_id"),
         "input": json.loads(row["input"]) if row["input"] else None,
         "facts": json.loads(row["facts"]),
         "decision": json.loads(row["decision"]),

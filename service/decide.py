@@ -19,6 +19,7 @@ from engine.features import email_domain
 from engine.teams import Teams
 from engine.yamlsource import load
 
+from . import metrics
 from .config import Config
 from .errors import ServiceError
 from .idempotency import IdempotencyConflict, request_hash
@@ -73,6 +74,7 @@ def decide(
     shadow: CompiledRuleset | None = None,
     teams: Teams | None = None,
     clock_skew: int = CLOCK_SKEW,
+    request_id: str | None = None,
 ) -> tuple[dict, bool]:
     """Evaluate the lead's accumulated facts plus `request`, record the decision, return (reply, replayed).
 
@@ -81,6 +83,7 @@ def decide(
     decision and never returned. With `teams`, a hand-off to a team is assigned to one of its members.
     With an idempotency key already used by this client for the same request, the first reply is
     returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
+    `request_id` (the caller's X-Request-Id, or one made for it) is stored with the decision.
     """
     # A preview's key never replays a decision of the same body, nor the other way round.
     digest = (
@@ -104,6 +107,7 @@ def decide(
     if problems:
         raise FactsError(problems)
     evaluation, shadowed, seconds = evaluate()
+    started = time.perf_counter()
     with trail.transaction() as db:
         if idempotency_key:
             first = idempotency.first_use(trail, client, idempotency_key)
@@ -118,8 +122,13 @@ def decide(
             evaluation, shadowed, seconds = evaluate()
         check_time(trail, request.get("lead_id"), at)
         evaluation = _assigned(db, teams if kind == "decision" else None, evaluation, ruleset)
-        item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed)
-        return trail.record(**item, idempotency_key=idempotency_key, request_hash=digest), False
+        item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed, request_id)
+        reply = trail.record(**item, idempotency_key=idempotency_key, request_hash=digest)
+    if kind == "decision":
+        metrics.decided([reply], [seconds], time.perf_counter() - started)
+    else:
+        metrics.previewed(reply, seconds, time.perf_counter() - started)
+    return reply, False
 
 
 def decide_batch(
@@ -132,6 +141,7 @@ def decide_batch(
     shadows: list[CompiledRuleset | None] | None = None,
     teams: Teams | None = None,
     clock_skew: int = CLOCK_SKEW,
+    request_id: str | None = None,
 ) -> list[dict]:
     """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
 
@@ -143,6 +153,7 @@ def decide_batch(
         problems.update(incoming_problems(request, at or now(), clock_skew, f"items[{i}]."))
     if problems:
         raise FactsError(problems)
+    started = time.perf_counter()
     with trail.transaction() as db:
         at = at or now()  # under the write lock: no decision of these leads can be later
         known: dict[str, dict] = {}
@@ -150,7 +161,7 @@ def decide_batch(
         for i, (ruleset, request, shadow) in enumerate(
             zip(rulesets, requests, shadows or [None] * len(requests), strict=True)
         ):
-            started = time.perf_counter()
+            evaluating = time.perf_counter()
             try:
                 ruleset.normalise(facts_of(request))
             except FactsError as exc:
@@ -167,10 +178,20 @@ def decide_batch(
             shadowed = _shadow(shadow, evaluation) if shadow is not None else None
             items.append(
                 _item(
-                    ruleset, evaluation, request, "decision", client, time.perf_counter() - started, shadowed
+                    ruleset,
+                    evaluation,
+                    request,
+                    "decision",
+                    client,
+                    time.perf_counter() - evaluating,
+                    shadowed,
+                    request_id,
                 )
             )
-        return trail.record_many(items)
+        replies = trail.record_many(items)
+    # The write's time includes the evaluations made under its lock; they are timed on their own too.
+    metrics.decided(replies, [i["latency_ms"] / 1000 for i in items], time.perf_counter() - started)
+    return replies
 
 
 def _after(evaluation: Evaluation) -> dict:
@@ -236,8 +257,9 @@ def facts_of(request: dict) -> dict:
     return {k: v for k, v in request.items() if k != "ruleset"}
 
 
-def _item(ruleset, evaluation, request, kind, client, seconds, shadowed=None) -> dict:
+def _item(ruleset, evaluation, request, kind, client, seconds, shadowed=None, request_id=None) -> dict:
     return {
+        "request_id": request_id,
         "shadow": shadowed,
         "facts": evaluation.facts,
         "decision": evaluation.decision,
@@ -300,6 +322,7 @@ def report_outcome(
     if problems:
         raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
     outcome["at"] = format_time(parse_time(outcome["at"], "outcome.at"))
+    writing = time.perf_counter()
     with trail.transaction() as db:
         if trail.lead_facts(lead_id) is None:
             raise NotFound("lead", lead_id)
@@ -311,7 +334,9 @@ def report_outcome(
         evaluation = ruleset.evaluate(_merged(trail, {"lead_id": lead_id, "channel": "outcome"}), at)
         evaluation = _assigned(db, teams, evaluation, ruleset)
         item = _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
-        return {"outcome": recorded, "decision": trail.record(**item)}
+        result = {"outcome": recorded, "decision": trail.record(**item)}
+    metrics.decided([result["decision"]], [item["latency_ms"] / 1000], time.perf_counter() - writing)
+    return result
 
 
 def escalate_overdue(
