@@ -4,10 +4,12 @@ The only package that touches SQLite (through sqlite-utils).
 """
 
 from . import (
+    archive,
     assignment,
     checkpoints,
     deliveries,
     deployments,
+    gauges,
     idempotency,
     outbox,
     outcomes,
@@ -19,6 +21,7 @@ from .leads import merge_facts
 from .trail import AuditTrail
 
 __all__ = [
+    "archive",
     "AuditError",
     "AuditTrail",
     "assignment",
@@ -28,6 +31,7 @@ __all__ = [
     "StorageUnavailable",
     "deliveries",
     "deployments",
+    "gauges",
     "idempotency",
     "outbox",
     "merge_facts",

@@ -356,3 +356,27 @@ def m010_request_ids(db: Database) -> None:
     # The X-Request-Id of the HTTP request that made a decision: its log line and its record meet on it.
     db["decisions"].add_column("request_id", str)
     db["decisions"].create_index(["request_id"])
+
+
+@migrations()
+def m011_archives(db: Database) -> None:
+    # An archive of old decisions is a chained entry: the digest of the range it took out of the file.
+    db["archives"].create(
+        {
+            "id": str,
+            "seq": int,
+            "at": str,
+            "before": str,
+            "file": str,
+            "count": int,
+            "first_seq": int,
+            "last_seq": int,
+            "digest": str,
+        },
+        pk="id",
+        not_null={"seq", "at", "before", "count", "first_seq", "last_seq", "digest"},
+    )
+    db["archives"].create_index(["seq"], unique=True)
+    # Each archived decision's link and lead: which leads' derived rows need an archive to be rebuilt.
+    db["archived"].create({"ref": str, "seq": int, "lead_id": str, "archive_id": str}, pk="ref")
+    db["archived"].create_index(["archive_id", "seq"])
