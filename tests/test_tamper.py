@@ -156,7 +156,7 @@ def insert_decision(t, ids):
         t,
         "INSERT INTO decisions SELECT 'dec_forged', 999, kind, lead_id, evaluated_at, recorded_at, channel, "
         "client, ruleset_name, ruleset_version, ruleset_digest, is_lead, stage, previous_stage, funnel, "
-        "quadrant, route, destination, fit, engagement, input, facts, decision, latency_ms, NULL, NULL "
+        "quadrant, route, destination, fit, engagement, input, facts, decision, latency_ms, NULL, NULL, NULL "
         "FROM decisions WHERE id = ?",
         ids["A-3"],
     )
