@@ -69,7 +69,10 @@ def archive(trail, before: str, to: str | Path) -> dict:
     partial = to.with_name(f".{to.name}.partial")
     with trail._lock:
         try:
+            to.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             return _archive(trail, before, to, partial, archive_id, items, digests)
+        except OSError as exc:
+            raise ArchiveError(f"the archive {to} cannot be written: {exc}") from exc
         finally:
             partial.unlink(missing_ok=True)
 

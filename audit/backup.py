@@ -76,15 +76,17 @@ def backup(trail: AuditTrail, dest: str | Path, source_digest=None, key_to: str 
     dest = Path(dest)
     if dest.exists():
         raise BackupError(f"{dest} exists: a backup never overwrites a file")
-    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     before = trail.checkpoint()  # every decision acknowledged until now must be in the copy
     partial = dest.with_name(f".{dest.name}.partial")
-    partial.unlink(missing_ok=True)
     try:
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)
         with trail._lock:  # the trail's connection is shared by threads: none uses it meanwhile
             _copy(trail.db.conn, partial)
         summary = _checked(partial, trail.secrets, [("before the backup", before)], source_digest)
         os.replace(partial, dest)
+    except (OSError, sqlite3.Error) as exc:
+        raise BackupError(f"the backup {dest} cannot be written: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
     for suffix in ("-wal", "-shm"):  # left by opening the copy to verify it; its data is in the file
@@ -133,16 +135,18 @@ def restore(
         statements = [
             (stamp.name, json.loads(line)) for line in stamp.read_text().splitlines() if line.strip()
         ]
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.restoring")
-    partial.unlink(missing_ok=True)
     try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial.unlink(missing_ok=True)
         with contextlib.closing(sqlite3.connect(f"file:{source}?mode=ro", uri=True)) as raw:
             _copy(raw, partial)
         summary = _checked(partial, secrets, statements, source_digest)
         for suffix in ("-wal", "-shm"):  # an old log must never be applied to the restored file
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(partial, target)
+    except (OSError, sqlite3.Error) as exc:
+        raise BackupError(f"{source} cannot be restored to {target}: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
         for suffix in ("-wal", "-shm"):

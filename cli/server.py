@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 from gunicorn.app.base import BaseApplication
 
@@ -85,10 +86,30 @@ def _reload_rulesets(arbiter) -> None:
     )
 
 
+def _metrics_directory() -> str:
+    """A fresh directory for this run's metrics, named by its master's pid; those of servers that died
+    without cleaning up (SIGKILL) are removed first."""
+    for old in Path(tempfile.gettempdir()).glob("leadgate-metrics-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"leadgate-metrics-{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run(config: Config) -> None:
     """Serve until stopped; the workers count metrics into a directory made for this run and removed
     after it (counts from an earlier run must not add up with this one's)."""
-    directory, master = tempfile.mkdtemp(prefix="leadgate-metrics-"), os.getpid()
+    directory, master = _metrics_directory(), os.getpid()
     os.environ[MULTIPROC_ENV] = directory  # before prometheus-client is first imported (service/metrics.py)
     try:
         _Server(config).run()

@@ -157,3 +157,17 @@ def test_the_metrics_of_one_process_count_its_requests(make_app, tmp_path):
     for i in range(3):
         assert client.post("/v1/decisions", json=lead(i), headers=auth).status_code == 201
     assert seen() == before + 3
+
+
+def test_each_run_counts_in_its_own_directory_and_removes_it(tmp_path):
+    import tempfile
+    from pathlib import Path
+
+    stale = Path(tempfile.mkdtemp(prefix="leadgate-metrics-4194305-"))  # a master that was SIGKILLed
+    (stale / "counter_1.db").write_bytes(b"old counts")
+    with Server(tmp_path / "d.db", workers=2) as server:
+        mine = list(Path(tempfile.gettempdir()).glob(f"leadgate-metrics-{server.proc.pid}-*"))
+        assert len(mine) == 1 and not stale.exists()
+        assert server.request("POST", "/v1/decisions", lead(1))[0] == 201
+        assert total(samples(scrape(server, server.key)[1]), "leadgate_decisions_total") == 1
+    assert not mine[0].exists()
