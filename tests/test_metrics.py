@@ -171,3 +171,23 @@ def test_each_run_counts_in_its_own_directory_and_removes_it(tmp_path):
         assert server.request("POST", "/v1/decisions", lead(1))[0] == 201
         assert total(samples(scrape(server, server.key)[1]), "leadgate_decisions_total") == 1
     assert not mine[0].exists()
+
+
+def test_rate_limited_form_decisions_are_counted_as_429s(tmp_path):
+    origin = "https://www.example.com"
+    with Server(tmp_path / "f.db", workers=2, form_key_rate=2) as server:
+        with AuditTrail(server.db) as trail:
+            form = create(trail, "site", "form", [origin])[1]
+        statuses = [
+            server.request(
+                "POST",
+                "/v1/decisions",
+                {"profile": {"country": "US"}},
+                {"Authorization": f"Bearer {form}", "Origin": origin},
+            )[0]
+            for _ in range(5)
+        ]
+        assert statuses == [201, 201, 429, 429, 429]
+        found = samples(scrape(server, server.key)[1])
+    assert total(found, "leadgate_http_errors_total", status="429", code="rate_limited") == 3
+    assert total(found, "leadgate_decisions_total") == 2
