@@ -9,7 +9,8 @@ and stored with the decisions the request made. The line goes to standard output
      "decision_ids": ["dec_…"]}
 
 An error reply adds `code` and the names of the fields at fault (`error_fields`), never their
-messages, which may quote what was sent. No body, query string, header value or key secret is
+messages, which may quote what was sent; a name that is not a plain field path (an unknown key the
+caller chose, such as an email) is written "?". No body, query string, header value or key secret is
 written: personal fields never reach the log. The path holds the caller's lead id where the route
 has one (a lead id is the caller's reference, not a personal field).
 """
@@ -30,6 +31,11 @@ from service import metrics
 
 HEADER = "X-Request-Id"
 VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# A field path as the schemas name them (profile.employees, items[1].events[0].type). An unknown field
+# is named by whatever key the caller sent, which may be an email or a phone number: logged as "?".
+FIELD = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_-]{0,63}(\[\d{1,6}\])*(\.[A-Za-z_][A-Za-z0-9_-]{0,63}(\[\d{1,6}\])*){0,8}"
+)
 logger = logging.getLogger("leadgate.requests")
 
 
@@ -69,8 +75,8 @@ def error_of(response) -> tuple[str | None, list[str]]:
     body = response.get_json(silent=True)
     if not isinstance(body, dict):
         return None, []
-    errors = body.get("errors")
-    return body.get("code"), sorted(errors) if isinstance(errors, dict) else []
+    errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
+    return body.get("code"), sorted(name if FIELD.fullmatch(name) else "?" for name in errors)
 
 
 def _decision_ids(response) -> list[str]:

@@ -79,6 +79,16 @@ def test_an_error_line_has_its_code_and_field_names_never_what_was_sent(server):
     assert EMAIL not in server.out.read_text()
 
 
+def test_a_field_named_by_the_caller_is_not_logged_by_its_name(server):
+    body = {"lead_id": "LOG-4", "profile": {EMAIL: 1, "employees": 3}, "0612345678": 1}
+    status, reply, _ = server.request("POST", "/v1/decisions", body, {"X-Request-Id": "odd-keys-1"})
+    assert status == 422 and "0612345678" in reply["errors"]  # the reply names it to the caller
+    line = next(line for line in lines(server, 1) if line.get("request_id") == "odd-keys-1")
+    assert "?" in line["error_fields"]
+    text = server.out.read_text()
+    assert "0612345678" not in text and EMAIL not in text
+
+
 def test_every_decision_of_a_batch_keeps_the_request_id(server):
     items = [{**LEAD, "lead_id": f"LOG-B{i}"} for i in range(3)]
     status, reply, headers = server.request(
