@@ -123,3 +123,22 @@ def test_every_reply_of_the_app_carries_a_request_id(make_app, tmp_path):
         response = client.get(path, headers={"Authorization": f"Bearer {key}", "X-Request-Id": "r-1"})
         assert response.headers["X-Request-Id"] == "r-1", path
     assert client.get("/v1/rulesets").headers["X-Request-Id"].startswith("req_")
+
+
+def test_a_web_page_may_read_the_request_id_of_its_form_s_replies(make_app, tmp_path):
+    app = make_app(db=str(tmp_path / "f.db"))
+    with app.app_context():
+        from api.state import trail
+
+        form = create(trail(), "site", "form", ["https://www.example.com"])[1]
+    reply = app.test_client().post(
+        "/v1/decisions",
+        json={"profile": {"country": "US"}},
+        headers={
+            "Authorization": f"Bearer {form}",
+            "Origin": "https://www.example.com",
+            "X-Request-Id": "f-1",
+        },
+    )
+    assert reply.status_code == 201 and reply.headers["X-Request-Id"] == "f-1"
+    assert "X-Request-Id" in reply.headers["Access-Control-Expose-Headers"]
