@@ -43,6 +43,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         errors,
         health,
         leads,
+        logs,
         outcomes,
         reports,
         review,
@@ -50,6 +51,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         schemas,
         state,
     )
+    from .metrics import bp as metrics_bp
     from .overrides import bp as overrides_bp  # not `overrides`: the name of this function's settings
 
     class LeadgateApi(Api):
@@ -71,6 +73,9 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(docs.bp)
+    app.register_blueprint(metrics_bp)  # GET /metrics, for admin keys (not in the document: not JSON)
+    logs.declare(api.spec)
+    logs.init_app(app)  # first: every request gets its id, its line and its metrics, however it ends
     errors.init_app(app)  # after Api(): its own HTTP error handler is replaced by ours
     state.init_app(app)
     cors.init_app(app)

@@ -58,6 +58,6 @@ def _allow_origin(response):
     origin = g.get("cors_origin")
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = "Retry-After"
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After, X-Request-Id"
         response.vary.add("Origin")
     return response

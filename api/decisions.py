@@ -14,6 +14,7 @@ from service.idempotency import once
 from . import read_schemas, schemas
 from .auth import requires
 from .errors import ApiError
+from .logs import request_id
 from .parsing import Blueprint
 from .state import registry, trail
 
@@ -114,6 +115,7 @@ def _decide(body: dict) -> tuple[dict, bool]:
         shadow=shadow_for(ruleset),
         teams=registry().deployment.teams,
         clock_skew=_skew(),
+        request_id=request_id(),
     )
 
 
@@ -184,7 +186,14 @@ def post_batch(body):
 
     def run():
         decisions = decide_batch(
-            rulesets, trail(), items, client=g.key.id, shadows=shadows, teams=teams, clock_skew=_skew()
+            rulesets,
+            trail(),
+            items,
+            client=g.key.id,
+            shadows=shadows,
+            teams=teams,
+            clock_skew=_skew(),
+            request_id=request_id(),
         )
         return {"decisions": decisions}, 201
 
@@ -212,6 +221,7 @@ def post_preview(body):
         client=g.key.id,
         idempotency_key=idempotency_key(),
         clock_skew=_skew(),
+        request_id=request_id(),
     )
     return reply, 200, REPLAYED if replayed else {}
 

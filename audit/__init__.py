@@ -4,10 +4,12 @@ The only package that touches SQLite (through sqlite-utils).
 """
 
 from . import (
+    archive,
     assignment,
     checkpoints,
     deliveries,
     deployments,
+    gauges,
     idempotency,
     outbox,
     outcomes,
@@ -22,6 +24,7 @@ from .trail import AuditTrail
 from .unit import UnitOfWork
 
 __all__ = [
+    "archive",
     "AuditError",
     "AuditTrail",
     "LeadState",
@@ -34,6 +37,7 @@ __all__ = [
     "StorageUnavailable",
     "deliveries",
     "deployments",
+    "gauges",
     "idempotency",
     "outbox",
     "merge_facts",

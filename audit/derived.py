@@ -59,10 +59,16 @@ def _linked(table: str, where: str) -> str:
     return f"SELECT d.* FROM {table} d JOIN chain c ON c.ref = d.id WHERE {where} ORDER BY d.seq"
 
 
-def rebuild(db, personal_fields) -> dict[str, _Lead]:
-    """Every lead's derived rows, replayed from its chained decisions, outcomes and erasures."""
+def rebuild(db, personal_fields, archived=()) -> dict[str, _Lead]:
+    """Every lead's derived rows, replayed from its chained decisions, outcomes and erasures (and the
+    `archived` decision rows read from archive files, checked against the chain by audit/archive.py)."""
     stream = heapq.merge(
         ((r["seq"], "decision", r) for r in _rows(db, _linked("decisions", "d.kind = 'decision'"))),
+        (
+            (r["seq"], "decision", r)
+            for r in sorted(archived, key=lambda r: r["seq"])
+            if r["kind"] == "decision"
+        ),
         ((r["seq"], "outcome", r) for r in _rows(db, _linked("outcomes", "c.kind = 'outcome'"))),
         ((r["seq"], "erasure", r) for r in _rows(db, _linked("erasures", "c.kind = 'erasure'"))),
         key=lambda item: item[0],
@@ -150,16 +156,18 @@ def _decided(state: _Lead, row: dict) -> None:
         )
 
 
-def verify(db, personal_fields) -> list[Break]:
-    """Every derived row that differs from what the chained entries say, named by lead and entry."""
+def verify(db, personal_fields, archived=(), unseen=frozenset()) -> list[Break]:
+    """Every derived row that differs from what the chained entries say, named by lead and entry.
+
+    `unseen`: leads with archived decisions whose archive was not given; their rows are not compared."""
     breaks: list[Break] = []
-    leads = rebuild(db, personal_fields)
+    leads = {k: v for k, v in rebuild(db, personal_fields, archived).items() if k not in unseen}
     seq_of = dict(db.execute("SELECT id, seq FROM decisions").fetchall())
 
     def named(decision_id, message):
         return Break(seq_of.get(decision_id), decision_id, message)
 
-    stored_leads = {r["lead_id"]: r for r in _rows(db, "SELECT * FROM leads")}
+    stored_leads = {r["lead_id"]: r for r in _rows(db, "SELECT * FROM leads") if r["lead_id"] not in unseen}
     for lead_id in sorted(set(stored_leads) | {k for k, v in leads.items() if v.lead}):
         want, have = (leads.get(lead_id) or _Lead()).lead, stored_leads.get(lead_id)
         if have is None:
@@ -176,16 +184,18 @@ def verify(db, personal_fields) -> list[Break]:
                         )
                     )
     breaks += [named(ref, message) for state in leads.values() for ref, message in state.problems]
-    breaks += _events(db, leads, named)
-    breaks += _lists(db, leads, named)
+    breaks += _events(db, leads, named, unseen)
+    breaks += _lists(db, leads, named, unseen)
     breaks += _keys(db)
     return breaks
 
 
-def _events(db, leads, named) -> list[Break]:
+def _events(db, leads, named, unseen) -> list[Break]:
     breaks = []
     stored: dict[tuple, dict] = {
-        (r.pop("lead_id"), r.pop("event_id")): r for r in _rows(db, "SELECT * FROM events")
+        (r.pop("lead_id"), r.pop("event_id")): r
+        for r in _rows(db, "SELECT * FROM events")
+        if r["lead_id"] not in unseen
     }
     wanted = {(lead_id, k): e for lead_id, state in leads.items() for k, e in state.events.items()}
     for key in sorted(set(stored) | set(wanted)):
@@ -214,13 +224,14 @@ LISTS = {
 }
 
 
-def _lists(db, leads, named) -> list[Break]:
+def _lists(db, leads, named, unseen) -> list[Break]:
     """stage_history, handoffs and assignments: per lead, in order, as the entries produced them."""
     breaks = []
     for table, (columns, attribute) in LISTS.items():
         stored: dict[str, list] = {}
         for row in db.execute(f"SELECT lead_id, {columns} FROM {table} ORDER BY id"):
-            stored.setdefault(row[0], []).append(tuple(row[1:]))
+            if row[0] not in unseen:
+                stored.setdefault(row[0], []).append(tuple(row[1:]))
         for lead_id in sorted(set(stored) | set(leads)):
             # (compared values, the decision that produced them)
             want = [_compared(item, table) for item in getattr(leads.get(lead_id) or _Lead(), attribute)]

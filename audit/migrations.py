@@ -355,6 +355,7 @@ def m009_key_origins(db: Database) -> None:
 def m010_request_ids(db: Database) -> None:
     # The caller's X-Request-Id, kept with the decision it asked for (chained when set: chain.LATER_COLUMNS).
     db["decisions"].add_column("request_id", str)
+    db["decisions"].create_index(["request_id"])
 
 
 @migrations()
@@ -364,3 +365,27 @@ def m011_compact_decisions(db: Database) -> None:
     # what a lead's timeline shows, so a page of it decodes no document. Existing rows are compressed
     # in place: their text comes back exactly, so every payload hash and checkpoint still holds.
     compact.migrate(db)
+
+
+@migrations()
+def m012_archives(db: Database) -> None:
+    # An archive of old decisions is a chained entry: the digest of the range it took out of the file.
+    db["archives"].create(
+        {
+            "id": str,
+            "seq": int,
+            "at": str,
+            "before": str,
+            "file": str,
+            "count": int,
+            "first_seq": int,
+            "last_seq": int,
+            "digest": str,
+        },
+        pk="id",
+        not_null={"seq", "at", "before", "count", "first_seq", "last_seq", "digest"},
+    )
+    db["archives"].create_index(["seq"], unique=True)
+    # Each archived decision's link and lead: which leads' derived rows need an archive to be rebuilt.
+    db["archived"].create({"ref": str, "seq": int, "lead_id": str, "archive_id": str}, pk="ref")
+    db["archived"].create_index(["archive_id", "seq"])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import chain, checkpoints, compact, derived, state
+from . import archive, chain, checkpoints, compact, derived, state
 from .codec import codec_for
 from .errors import NotFound, StorageUnavailable
 from .personal import Personal
@@ -222,15 +222,21 @@ class AuditTrail:
         return rows[0]["source"]
 
     # -- tamper evidence ---------------------------------------------------------------------
-    def verify(self, statements=(), public_keys=None, source_digest=None) -> list[str]:
+    def verify(self, statements=(), public_keys=None, source_digest=None, archives=()) -> list[str]:
         """Every edited, deleted, inserted or reordered row, every derived row that its chained entries
         contradict, every ruleset source without its digest (with `source_digest`, the engine's), and
         every checkpoint statement the chain no longer matches; empty when intact.
 
         Kept personal values are checked against their tokens unless `public_keys` are given: a
-        verifier that trusts checkpoints by public key holds no key file, so no personal secret."""
+        verifier that trusts checkpoints by public key holds no key file, so no personal secret.
+        `archives`: archive files (audit/archive.py) proven together with this file."""
         with self._lock:
-            breaks = chain.verify(self.db) + derived.verify(self.db, self.personal.fields)
+            moved = archive.verify(self.db, archives, source_digest)
+            breaks = (
+                moved.breaks
+                + chain.verify(self.db, moved.refs)
+                + derived.verify(self.db, self.personal.fields, moved.rows, moved.unseen_leads)
+            )
             if not public_keys:
                 breaks += derived.personal_values(self.db, self.personal)
             if source_digest is not None:

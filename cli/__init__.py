@@ -79,4 +79,4 @@ def main():
     """leadgate: lead-qualification decisions from rulesets, with an audit trail."""
 
 
-from . import audit, decisions, deliveries, keys, outcomes, production, reports, rulesets  # noqa: E402,F401 - register the command groups
+from . import audit, decisions, deliveries, keys, operate, outcomes, production, reports, rulesets  # noqa: E402,F401 - register the command groups

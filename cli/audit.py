@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from audit import checkpoints
+from audit import archive, checkpoints
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
 from audit.why import explain, render
@@ -105,14 +105,30 @@ def audit_replay(decision_id, since, until, db):
     help="Trust statements signed with this hex key (default: the key file's checkpoint key), as a "
     "verifier without the key file (personal values are then not checked); repeatable.",
 )
+@click.option(
+    "--archive",
+    "archive_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="An archive written by `audit archive`, proven together with the live file; repeatable.",
+)
 @db_option
-def audit_verify(checkpoint_files, public_keys, db):
-    """Check the chain, what is derived from it, and checkpoints: name every problem; exit 1 if any."""
+def audit_verify(checkpoint_files, public_keys, archive_files, db):
+    """Check the chain, what is derived from it, checkpoints and archives: name every problem; exit 1 if any."""
     statements = [s for f in checkpoint_files for s in checkpoints.read(f, f.name)]
-    problems = _trail(db).verify(statements, list(public_keys) or None, source_digest)
+    trail = _trail(db)
+    problems = trail.verify(statements, list(public_keys) or None, source_digest, archive_files)
     for problem in problems:
         echo(problem)
     matched = f", {len(statements)} checkpoint(s) matched" if statements else ""
+    archived = archive.listing(trail)
+    if archived:
+        moved = sum(a["count"] for a in archived)
+        matched += f", {moved} archived decision(s) accounted for by {len(archived)} archive(s)"
+        if not archive_files:
+            matched += " (their leads' derived rows are checked with --archive)"
+        else:
+            matched += f", {len(archive_files)} archive file(s) proven"
     echo(f"chain intact{matched}" if not problems else f"{len(problems)} problem(s)")
     sys.exit(1 if problems else 0)
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 from gunicorn.app.base import BaseApplication
 
 from api import create_app, limits, state
 from api.front import BufferedFront
 from service.config import Config
 from service.decide import open_trail
+from service.metrics import MULTIPROC_ENV
 
 THREADS = 4
 
@@ -27,7 +33,7 @@ class _Server(BaseApplication):
         # gunicorn-h1c (installed with leadgate) is gunicorn's C parser of HTTP/1.1, which the asgi worker
         # picks by itself; in Python, parsing took about a seventh of a decision's event-loop time.
         self.cfg.set("asgi_lifespan", "off")
-        self.cfg.set("accesslog", "-")
+        self.cfg.set("accesslog", None)  # the app writes one JSON line per request (api/logs.py)
         # URL and header limits are the front's, answered in the JSON error shape; gunicorn keeps only
         # its outer bounds (1 MB request line, 64 KiB header line), answered in plain text.
         self.cfg.set("limit_request_line", 0)
@@ -39,6 +45,7 @@ class _Server(BaseApplication):
         self.cfg.set("preload_app", True)
         self.cfg.set("on_reload", _reload_rulesets)
         self.cfg.set("worker_exit", _close_trail)
+        self.cfg.set("child_exit", _child_exit)
 
     def load(self):
         c = self._config
@@ -52,6 +59,13 @@ def _close_trail(arbiter, worker) -> None:
     app = getattr(getattr(worker, "asgi", None), "flask", None)  # the Flask app behind the buffering front
     if hasattr(app, "extensions"):
         state.close(app)
+
+
+def _child_exit(arbiter, worker) -> None:
+    """A worker's live gauges leave with it; its counts stay in the metrics directory (multiprocess mode)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def _reload_rulesets(arbiter) -> None:
@@ -76,5 +90,33 @@ def _reload_rulesets(arbiter) -> None:
     )
 
 
+def _metrics_directory() -> str:
+    """A fresh directory for this run's metrics, named by its master's pid; those of servers that died
+    without cleaning up (SIGKILL) are removed first."""
+    for old in Path(tempfile.gettempdir()).glob("leadgate-metrics-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"leadgate-metrics-{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def run(config: Config) -> None:
-    _Server(config).run()
+    """Serve until stopped; the workers count metrics into a directory made for this run and removed
+    after it (counts from an earlier run must not add up with this one's)."""
+    directory, master = _metrics_directory(), os.getpid()
+    os.environ[MULTIPROC_ENV] = directory  # before prometheus-client is first imported (service/metrics.py)
+    try:
+        _Server(config).run()
+    finally:
+        if os.getpid() == master:  # a worker leaves through here too (gunicorn exits it with SystemExit)
+            shutil.rmtree(directory, ignore_errors=True)

@@ -19,6 +19,7 @@ from engine.features import email_domain
 from engine.teams import Teams
 from engine.yamlsource import load
 
+from . import metrics
 from .config import Config
 from .errors import ServiceError
 from .idempotency import IdempotencyConflict, request_hash
@@ -82,7 +83,7 @@ def decide(
     With an idempotency key already used by this client for the same request, the first reply is
     returned and nothing is recorded (replayed is True); for a different request, IdempotencyConflict.
     The reply is the recorded document; its `body` is the JSON text stored, to send as it is.
-    `request_id` (the caller's X-Request-Id) is stored with the decision.
+    `request_id` (the caller's X-Request-Id, or one made for it) is stored with the decision.
     """
     # A preview's key never replays a decision of the same body, nor the other way round.
     digest = (
@@ -107,6 +108,7 @@ def decide(
     if problems:
         raise FactsError(problems)
     evaluation, shadowed, seconds = evaluate(known)
+    started = time.perf_counter()
     with trail.deciding(lead_id) as uow:
         if idempotency_key:
             first = uow.first_use(client, idempotency_key)
@@ -121,11 +123,13 @@ def decide(
             evaluation, shadowed, seconds = evaluate(known)
         check_time(known.known_at, lead_id, at)
         evaluation = _assigned(uow, teams if kind == "decision" else None, evaluation, ruleset)
-        item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed)
-        reply = uow.record(
-            **item, idempotency_key=idempotency_key, request_hash=digest, request_id=request_id
-        )
-        return reply, False
+        item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed, request_id)
+        reply = uow.record(**item, idempotency_key=idempotency_key, request_hash=digest)
+    if kind == "decision":
+        metrics.decided([reply], [seconds], time.perf_counter() - started)
+    else:
+        metrics.previewed(reply, seconds, time.perf_counter() - started)
+    return reply, False
 
 
 def decide_batch(
@@ -138,6 +142,7 @@ def decide_batch(
     shadows: list[CompiledRuleset | None] | None = None,
     teams: Teams | None = None,
     clock_skew: int = CLOCK_SKEW,
+    request_id: str | None = None,
 ) -> list[dict]:
     """Decide for several leads: all are evaluated first, then all recorded in one commit, or none.
 
@@ -149,6 +154,7 @@ def decide_batch(
         problems.update(incoming_problems(request, at or now(), clock_skew, f"items[{i}]."))
     if problems:
         raise FactsError(problems)
+    started = time.perf_counter()
     with trail.unit_of_work() as uow:
         at = at or now()  # under the write lock: no decision of these leads can be later
         known: dict[str, dict] = {}
@@ -156,7 +162,7 @@ def decide_batch(
         for i, (ruleset, request, shadow) in enumerate(
             zip(rulesets, requests, shadows or [None] * len(requests), strict=True)
         ):
-            started = time.perf_counter()
+            evaluating = time.perf_counter()
             try:
                 ruleset.normalise(facts_of(request))
             except FactsError as exc:
@@ -177,10 +183,20 @@ def decide_batch(
             shadowed = _shadow(shadow, evaluation) if shadow is not None else None
             items.append(
                 _item(
-                    ruleset, evaluation, request, "decision", client, time.perf_counter() - started, shadowed
+                    ruleset,
+                    evaluation,
+                    request,
+                    "decision",
+                    client,
+                    time.perf_counter() - evaluating,
+                    shadowed,
+                    request_id,
                 )
             )
-        return uow.record_many(items)
+        replies = uow.record_many(items)
+    # The write's time includes the evaluations made under its lock; they are timed on their own too.
+    metrics.decided(replies, [i["latency_ms"] / 1000 for i in items], time.perf_counter() - started)
+    return replies
 
 
 def _after(evaluation: Evaluation) -> dict:
@@ -238,8 +254,9 @@ def facts_of(request: dict) -> dict:
     return {k: v for k, v in request.items() if k != "ruleset"}
 
 
-def _item(ruleset, evaluation, request, kind, client, seconds, shadowed=None) -> dict:
+def _item(ruleset, evaluation, request, kind, client, seconds, shadowed=None, request_id=None) -> dict:
     return {
+        "request_id": request_id,
         "shadow": shadowed,
         "facts": evaluation.facts,
         "decision": evaluation.decision,
@@ -302,6 +319,7 @@ def report_outcome(
     if problems:
         raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
     outcome["at"] = format_time(parse_time(outcome["at"], "outcome.at"))
+    writing = time.perf_counter()
     with trail.unit_of_work() as uow:
         known = uow.lead_state(lead_id)
         if known.facts is None:
@@ -314,7 +332,9 @@ def report_outcome(
         facts = merge_facts(uow.lead_state(lead_id).facts, {"lead_id": lead_id, "channel": "outcome"})
         evaluation = _assigned(uow, teams, ruleset.evaluate(facts, at), ruleset)
         item = _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
-        return {"outcome": recorded, "decision": uow.record(**item)}
+        result = {"outcome": recorded, "decision": uow.record(**item)}
+    metrics.decided([result["decision"]], [item["latency_ms"] / 1000], time.perf_counter() - writing)
+    return result
 
 
 def escalate_overdue(

@@ -56,12 +56,13 @@ class Server:
     def start(self) -> Server:
         # Errors go to a file: a pipe nobody reads fills up under many logged 503s and stalls the server.
         self.log = self.db.parent / f"server-{self.port}.log"
-        with open(self.log, "ab") as log:
+        self.out = self.db.parent / f"server-{self.port}.out"  # one JSON line per request (api/logs.py)
+        with open(self.log, "ab") as log, open(self.out, "ab") as out:
             command = self.command or [str(LEADGATE), "serve", "--port", "{port}", "--workers", "{workers}"]
             self.proc = subprocess.Popen(
                 [part.format(port=self.port, workers=self.workers) for part in command],
                 env=self.env,
-                stdout=subprocess.DEVNULL,
+                stdout=out,
                 stderr=log,
                 start_new_session=True,
                 cwd=ROOT,

@@ -1,0 +1,151 @@
+"""One JSON line per request, and the request id that ties it to the reply and to the decision.
+
+The id is the caller's `X-Request-Id` when it is a short token of safe characters (so a log line can
+neither be forged nor grown by it), else one made here; it is echoed in every reply's `X-Request-Id`
+and stored with the decisions the request made. The line goes to standard output:
+
+    {"time": "…", "level": "info", "request_id": "…", "method": "POST", "path": "/v1/decisions",
+     "endpoint": "decisions.post_decision", "status": 201, "latency_ms": 4.1, "key_id": "key_…",
+     "decision_ids": ["dec_…"]}
+
+An error reply adds `code` and the names of the fields at fault (`error_fields`), never their
+messages, which may quote what was sent; a name that is not a plain field path (an unknown key the
+caller chose, such as an email) is written "?". No body, query string, header value or key secret is
+written: personal fields never reach the log. The path holds the caller's lead id where the route
+has one (a lead id is the caller's reference, not a personal field).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+
+from flask import Flask, g, request
+
+from service import metrics
+
+HEADER = "X-Request-Id"
+VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+# A field path as the schemas name them (profile.employees, items[1].events[0].type). An unknown field
+# is named by whatever key the caller sent, which may be an email or a phone number: logged as "?".
+FIELD = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_-]{0,63}(\[\d{1,6}\])*(\.[A-Za-z_][A-Za-z0-9_-]{0,63}(\[\d{1,6}\])*){0,8}"
+)
+logger = logging.getLogger("leadgate.requests")
+
+
+class _Stdout(logging.StreamHandler):
+    """Writes to the standard output of the moment (tests swap it), one line per record."""
+
+    @property
+    def stream(self):
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value):
+        pass
+
+
+def _configure() -> None:
+    if not logger.handlers:
+        handler = _Stdout()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # one line per request, not also the root logger's
+
+
+def request_id() -> str:
+    """The current request's id (made on first use, if the request came without a valid one)."""
+    if "request_id" not in g:
+        given = request.headers.get(HEADER, "")
+        g.request_id = given if VALID.fullmatch(given) else f"req_{uuid.uuid4().hex}"
+    return g.request_id
+
+
+def error_of(response) -> tuple[str | None, list[str]]:
+    """(code, names of the fields at fault) of an error reply in the one JSON shape; (None, [])."""
+    if response.status_code < 400 or not response.is_json:
+        return None, []
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict):
+        return None, []
+    errors = body.get("errors") if isinstance(body.get("errors"), dict) else {}
+    return body.get("code"), sorted(name if FIELD.fullmatch(name) else "?" for name in errors)
+
+
+def _decision_ids(response) -> list[str]:
+    if not (request.endpoint or "").startswith("decisions.") or response.status_code not in (200, 201):
+        return []
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict):
+        return []
+    items = body.get("decisions") if isinstance(body.get("decisions"), list) else [body]
+    return [d["decision_id"] for d in items if isinstance(d, dict) and isinstance(d.get("decision_id"), str)]
+
+
+def init_app(app: Flask) -> None:
+    _configure()
+
+    def started():
+        g.started = time.perf_counter()
+        request_id()
+
+    # First of all: whatever refuses the request later (a key, a limit) is timed and logged too.
+    app.before_request_funcs.setdefault(None, []).insert(0, started)
+
+    @app.after_request
+    def finished(response):
+        response.headers[HEADER] = request_id()
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        code, fields = error_of(response)
+        metrics.answered(request.method, request.endpoint or "unmatched", response.status_code, seconds, code)
+        line = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": "error" if response.status_code >= 500 else "info",
+            "request_id": request_id(),
+            "method": request.method,
+            "path": request.path,
+            "endpoint": request.endpoint,
+            "status": response.status_code,
+            "latency_ms": round(seconds * 1000, 3),
+            "key_id": getattr(g.get("key"), "id", None),
+        }
+        decisions = _decision_ids(response)
+        if decisions:
+            line["decision_ids"] = decisions
+        if code is not None:
+            line.update(code=code, error_fields=fields)
+        logger.info(json.dumps(line, ensure_ascii=True))
+        return response
+
+
+def declare(spec) -> None:
+    """Declare the X-Request-Id reply header on every reply of the OpenAPI document.
+
+    Not `required`: the serving front's own refusals (408, 413, 414, 431, answered before the app
+    sees a request) carry none."""
+    spec.components.header(
+        HEADER,
+        {
+            "description": "The request's id: the caller's X-Request-Id when valid, else one made for it; "
+            "logged and stored with the decisions the request made",
+            "schema": {"type": "string", "pattern": f"^{VALID.pattern}$"},
+        },
+    )
+    ref = {"$ref": f"#/components/headers/{HEADER}"}
+    replies = [
+        reply
+        for item in spec._paths.values()
+        for operation in item.values()
+        if isinstance(operation, dict)
+        for reply in operation.get("responses", {}).values()
+    ]
+    for reply in [*replies, *spec.components.responses.values()]:
+        if isinstance(reply, dict) and "$ref" not in reply:
+            reply["headers"] = {**reply.get("headers", {}), HEADER: ref}
