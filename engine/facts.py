@@ -42,17 +42,22 @@ LEAD_ID_RULE = "must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ + -"
 
 def parse_time(value, field: str) -> datetime:
     """An aware UTC datetime from ISO 8601 text (a naive time is taken as UTC)."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    if isinstance(value, str):
+        try:  # the common case, "…Z" or an offset; a lower-case "z" needs the replacement below
+            dt = datetime.fromisoformat(value)
         except ValueError:
-            raise FactsError({field: [f"{value!r} is not an ISO 8601 time"]}) from None
+            try:
+                dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise FactsError({field: [f"{value!r} is not an ISO 8601 time"]}) from None
+    elif isinstance(value, datetime):
+        dt = value
     else:
         raise FactsError({field: ["must be an ISO 8601 time"]})
+    if dt.tzinfo is UTC:
+        return dt
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
+        return dt.replace(tzinfo=UTC)
     try:
         return dt.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
@@ -83,9 +88,11 @@ def incoming_problems(request: dict, at, skew_seconds: int, prefix: str = "") ->
 
 
 def format_time(dt: datetime) -> str:
-    return (
-        dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z").replace(".000000Z", "Z")
-    )
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    if dt.microsecond:
+        return dt.isoformat(timespec="microseconds")[:-6] + "Z"
+    return dt.isoformat(timespec="seconds")[:-6] + "Z"
 
 
 def clean_number(value):
@@ -142,11 +149,17 @@ def _check_value(value, ftype: str, field: str, errors: _Errors):
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_PROPERTY = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def _surrogates(facts: dict) -> dict[str, list[str]]:
     """Fields holding a lone surrogate: JSON may escape one (\\ud800), but it is no Unicode character,
     so neither durable_rules nor SQLite can take it. Field names are escaped, so they can be printed."""
+    try:  # one encoding of the whole document finds none in the common case; paths only when it fails
+        json.dumps(facts, ensure_ascii=False).encode("utf-8")
+        return {}
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
+        pass
     errors: dict[str, list[str]] = {}
     stack = [(facts, "")]
     while stack:
@@ -164,7 +177,22 @@ def _surrogates(facts: dict) -> dict[str, list[str]]:
     return errors
 
 
-def normalise(model: Ruleset, facts: dict) -> dict:
+class CheckedFacts(dict):
+    """Lead facts as `normalise` returns them: checked against one ruleset, canonical.
+
+    `CompiledRuleset.evaluate` takes them as they are, without checking them again, when the same
+    ruleset checked them; a plain dict, or facts checked by another ruleset, are checked again.
+    Read-only by contract: a change made after the check is not checked (copy into a dict to change).
+    """
+
+    __slots__ = ("model",)
+
+    def __init__(self, facts: dict, model: Ruleset):
+        super().__init__(facts)
+        self.model = model
+
+
+def normalise(model: Ruleset, facts: dict) -> CheckedFacts:
     """Checked, canonical lead facts; FactsError names every field that is wrong."""
     errors = _Errors()
     if not isinstance(facts, dict):
@@ -244,7 +272,7 @@ def normalise(model: Ruleset, facts: dict) -> dict:
         out["outcomes"] = outcomes
     if handoff is not None:
         out["handoff"] = handoff
-    return out
+    return CheckedFacts(out, model)
 
 
 def _outcomes(raw, model: Ruleset, errors: _Errors) -> list[dict]:
@@ -412,7 +440,7 @@ def _events(raw, errors: _Errors, model: Ruleset) -> list[dict]:
         clean = {}
         for key, value in props.items():
             pfield = f"{field}.properties.{key}"
-            if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
+            if not isinstance(key, str) or not _PROPERTY.fullmatch(key):
                 errors.add(pfield, "property names are lower case letters, digits and _")
             elif declared_props is not None:  # a ruleset's own event: its properties are typed
                 if key not in declared_props:

@@ -33,7 +33,7 @@ from . import computed
 from .compiler import Handler, Plan
 from .decision import MATRIX_SLOTS, Run
 from .errors import EngineError, EvaluationError
-from .facts import normalise, parse_time
+from .facts import CheckedFacts, normalise, parse_time
 from .features import compute_feature, email_domain, event_ages, text_test
 from .model import Ruleset
 
@@ -64,12 +64,16 @@ class CompiledRuleset:
     def identity(self) -> dict:
         return {"name": self.model.name, "version": self.model.version, "digest": self.digest}
 
-    def normalise(self, facts: dict) -> dict:
+    def normalise(self, facts: dict) -> CheckedFacts:
+        """The one check of lead facts for this ruleset; what it returns `evaluate` does not check again."""
         return normalise(self.model, facts)
 
     def evaluate(self, facts: dict, at: datetime | str) -> Evaluation:
-        """The decision for these facts at this time. Pure: same inputs, same decision."""
-        facts = normalise(self.model, facts)
+        """The decision for these facts at this time. Pure: same inputs, same decision.
+
+        Facts are checked first (FactsError), unless they are this ruleset's own `normalise` result."""
+        if type(facts) is not CheckedFacts or facts.model is not self.model:
+            facts = normalise(self.model, facts)
         at = parse_time(at, "at")
         run = Run(self.model, self.plan, facts, at)
         with self._lock:
