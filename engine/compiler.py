@@ -21,9 +21,9 @@ import math
 from dataclasses import dataclass, field
 
 from . import computed
+from .actions import Shape, action_steps
 from .checks import Checker, writes_of
 from .conditions import Alternative, Feature, Lowering, pattern
-from .decision import action_steps
 from .errors import Problem, RulesetError
 from .model import Rule, Ruleset, build
 from .schema import validate_structure
@@ -47,16 +47,18 @@ class Handler:
     """What to run in Python when a durable_rules rule fires."""
 
     kind: str  # rule | tally | matrix
-    name: str  # the rule id, or the score of a tally
+    name: str  # the rule id, or the durable_rules name of a tally or the matrix
     rule: Rule | None = None
     aliases: dict[str, str] = field(default_factory=dict)  # durable alias -> fact key
     per_event: bool = False
     decay: bool = False
     model: Ruleset | None = None
+    scores: tuple[str, ...] = ()  # a tally's scores, totalled in one action
 
     def __post_init__(self):
         self.event_aliases = sorted(a for a, f in self.aliases.items() if f.startswith("event"))
         self.steps = action_steps(self.rule, self.model) if self.rule else []
+        self.cap = self.rule.then.get("cap") if self.rule else None
 
 
 @dataclass
@@ -71,6 +73,8 @@ class Plan:
     layers: dict[str, int]
     alternatives: dict[str, list[Alternative]]
     event_features: list[tuple[str, str, str, tuple]] = field(default_factory=list)  # name, prop, op, values
+    shape: Shape | None = None
+    tallies: list[tuple[str, ...]] = field(default_factory=list)  # scores totalled together, by layer
 
     def __post_init__(self):
         # The keys rules read, split once: (section, name) pairs, e.g. ("p", "country").
@@ -361,13 +365,18 @@ def _durable(model: Ruleset, alternatives, layers, lowering: Lowering) -> Plan:
                 bool(alt.event_facts) and then.get("decay", points_decay),
                 model,
             )
+    # Scores whose totals are taken at the same point of the chain are totalled by one action.
+    by_layer: dict[int, list[str]] = {}
     for name in sorted(model.scores):
-        key = f"@tally:{name}"
+        by_layer.setdefault(layers[f"@tally:{name}"], []).append(name)
+    tallies = [tuple(names) for _, names in sorted(by_layer.items())]
+    for layer, names in sorted(by_layer.items()):
+        key = f"@tally:{'+'.join(names)}"
         definition[key] = {
-            "all": [{"m": {"$and": [{"t": "tally"}, {"score": name}]}}],
-            "pri": 1 + layers[key] * LAYER,
+            "all": [{"m": {"$and": [{"t": "tally"}, {"score": key}]}}],
+            "pri": 1 + layer * LAYER,
         }
-        handlers[key] = Handler("tally", name)
+        handlers[key] = Handler("tally", key, scores=tuple(names))
     definition["@matrix"] = {"all": [{"m": {"t": "matrix"}}], "pri": 1 + layers["@matrix"] * LAYER}
     handlers["@matrix"] = Handler("matrix", "matrix")
     return Plan(
@@ -381,6 +390,8 @@ def _durable(model: Ruleset, alternatives, layers, lowering: Lowering) -> Plan:
         layers,
         alternatives,
         [(name, prop, op, values) for (prop, op, values), name in lowering.event_features.items()],
+        Shape(model, read_slots),
+        tallies,
     )
 
 

@@ -13,6 +13,7 @@ durable_rules is driven through its C module directly, not through `durable.lang
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import threading
@@ -30,8 +31,9 @@ except ImportError as exc:
     ) from exc
 
 from . import computed
+from .actions import MATRIX_SLOTS, Run
 from .compiler import Handler, Plan
-from .decision import MATRIX_SLOTS, Run
+from .decision import decision
 from .errors import EngineError, EvaluationError
 from .facts import CheckedFacts, normalise, parse_time
 from .features import compute_feature, email_domain, event_ages, text_test
@@ -95,11 +97,11 @@ class CompiledRuleset:
                 raise EvaluationError(f"evaluation failed: {exc}", self.model.name, run.current_rule) from exc
             finally:
                 dre.delete_state(self._handle, sid)
-        return Evaluation(facts, run.decision(self.identity))
+        return Evaluation(facts, decision(run, self.identity))
 
     def _fact_functions(self):
         handle = self._handle
-        return (lambda text: dre.assert_fact(handle, text)), (lambda text: dre.retract_fact(handle, text))
+        return functools.partial(dre.assert_fact, handle), functools.partial(dre.retract_fact, handle)
 
     def _abandon(self, state) -> None:
         if state is not None:
@@ -112,14 +114,15 @@ class CompiledRuleset:
         name = message[2 : message.index('"', 2)]
         handler: Handler = self.plan.handlers[name]
         run.current_rule = handler.name
-        if handler.kind == "rule":
-            combos = None
-            if handler.event_aliases:
+        kind = handler.kind
+        if kind == "rule":
+            if not handler.event_aliases:
+                run.fire(handler, None)
+            elif handler.per_event or handler.name not in run.fired:  # else nothing to decode for
                 payload = json.loads(message)[name]
-                combos = payload if isinstance(payload, list) else [payload]
-            run.fire(handler, combos)
-        elif handler.kind == "tally":
-            run.tally(handler.name)
+                run.fire(handler, payload if isinstance(payload, list) else [payload])
+        elif kind == "tally":
+            run.tally(handler.scores)
         else:
             run.matrix()
         run.current_rule = None
@@ -181,8 +184,8 @@ class CompiledRuleset:
                         fact.setdefault("g", {})[name] = text_test(op, values, value)
             out.append(fact)
         out.extend(
-            {"id": f"tally:{name}", "t": "tally", "sid": sid, "score": name}
-            for name in sorted(self.model.scores)
+            {"id": f"tally:{'+'.join(names)}", "t": "tally", "sid": sid, "score": f"@tally:{'+'.join(names)}"}
+            for names in plan.tallies
         )
         out.append({"id": "matrix", "t": "matrix", "sid": sid})
         texts = [json.dumps(out, ensure_ascii=False)[1:-1]]
