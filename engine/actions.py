@@ -77,6 +77,7 @@ class Run:
             self.slots["stage"] = previous
         self.set_by: dict[str, str] = {}
         self._facts: dict[str, str] = {}
+        self._scores: list[str] = []
         self.sid = ""
         self._assert = self._retract = None
 
@@ -93,6 +94,10 @@ class Run:
         text = f'{{"id":"slot:{slot}","t":"slot","slot":"{slot}","sid":"{sid}","v":{literal}}}'
         self._facts[slot] = text
         return text
+
+    def held(self) -> list[str]:
+        """The facts this run asserted that the session still holds: slots and totals."""
+        return [*self._facts.values(), *self._scores]
 
     def _set(self, slot: str, value, rule_id: str) -> None:
         self.slots[slot] = value
@@ -301,7 +306,9 @@ class Run:
             fact = {"id": f"score:{name}", "t": "score", "sid": self.sid, "name": name, "pts": total}
             if self.grades[name] is not None:
                 fact["grade"] = self.grades[name]
-            self._assert(_encode(fact))
+            text = _encode(fact)
+            self._scores.append(text)
+            self._assert(text)
 
     def matrix(self) -> None:
         fit_total, good_at = self.totals["fit"], self.model.scores["fit"].good_at

@@ -3,9 +3,11 @@
 durable_rules is driven through its C module directly, not through `durable.lang`'s Host:
 - the Host's background timer threads steal in-flight actions of other sessions (a measured race);
   without a Host there are no such threads at all;
-- every evaluation gets a fresh session id and deletes its state in `finally` (at most 1,024 live
-  sessions per ruleset; state leaks otherwise). A tally action always runs, so `delete_state` never
-  meets a session without actions (which crashes the process);
+- one session per compiled ruleset, reused (at most 1,024 live sessions per ruleset; each holds
+  ~515 KiB): after an evaluation every fact it holds is retracted and the session must be empty, no
+  fact and no action pending; otherwise, and after any failure, its state is deleted and the next
+  evaluation starts a fresh session. A tally action always runs, so `delete_state` never meets a
+  session without actions (which crashes the process);
 - one lock per compiled ruleset serialises its sessions (the GIL serialises them anyway);
 - an exception in an action abandons the chain and fails the evaluation instead of being swallowed.
 """
@@ -57,6 +59,7 @@ class CompiledRuleset:
         self.model, self.plan, self.source, self.digest, self.file = model, plan, source, digest, file
         self.engine_name = engine_name
         self._lock = threading.Lock()
+        self._sid = str(next(_sessions))
         self._handle = dre.create_ruleset(engine_name, json.dumps(plan.definition, ensure_ascii=False))
 
     name = property(lambda self: self.model.name)
@@ -79,16 +82,19 @@ class CompiledRuleset:
         at = parse_time(at, "at")
         run = Run(self.model, self.plan, facts, at)
         with self._lock:
-            sid = str(next(_sessions))
+            sid = self._sid
             run.bind(sid, *self._fact_functions())
             state = None
+            clean = False
             try:
-                _, state = dre.assert_facts(self._handle, self._initial_facts(run, facts, at, sid))
+                initial, held = self._initial_facts(run, facts, at, sid)
+                _, state = dre.assert_facts(self._handle, initial)
                 started = dre.start_action_for_state(self._handle, state)
                 message = started[1] if started else None
                 while message:
                     self._dispatch(run, message)
                     message = dre.complete_and_start_action(self._handle, state)
+                clean = self._clear(run, held)
             except EngineError:
                 self._abandon(state)
                 raise
@@ -96,12 +102,25 @@ class CompiledRuleset:
                 self._abandon(state)
                 raise EvaluationError(f"evaluation failed: {exc}", self.model.name, run.current_rule) from exc
             finally:
-                dre.delete_state(self._handle, sid)
+                if not clean:
+                    dre.delete_state(self._handle, sid)
+                    self._sid = str(next(_sessions))
         return Evaluation(facts, decision(run, self.identity))
 
     def _fact_functions(self):
         handle = self._handle
         return functools.partial(dre.assert_fact, handle), functools.partial(dre.retract_fact, handle)
+
+    def _clear(self, run: Run, held: str) -> bool:
+        """Retract every fact the session holds so that the next evaluation reuses it: creating and
+        deleting a session costs about as much as all the matching. True only when the session is
+        then empty (no fact, no action pending); otherwise the caller deletes it."""
+        dre.retract_facts(self._handle, "[" + ",".join([held, *run.held()]) + "]")
+        pending = dre.start_action(self._handle)
+        if pending:
+            self._abandon(pending[-1])
+            return False
+        return dre.get_facts(self._handle, run.sid) == "[]"
 
     def _abandon(self, state) -> None:
         if state is not None:
@@ -188,6 +207,7 @@ class CompiledRuleset:
             for names in plan.tallies
         )
         out.append({"id": "matrix", "t": "matrix", "sid": sid})
-        texts = [json.dumps(out, ensure_ascii=False)[1:-1]]
+        held = json.dumps(out, ensure_ascii=False)[1:-1]
+        texts = [held]
         texts.extend(run.slot_fact(slot, sid) for slot in sorted(plan.read_slots - MATRIX_SLOTS))
-        return "[" + ",".join(texts) + "]"
+        return "[" + ",".join(texts) + "]", held
