@@ -9,6 +9,7 @@ decision.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -470,8 +471,14 @@ def _events(raw, errors: _Errors, model: Ruleset) -> list[dict]:
         if clean:
             item["properties"] = clean
         out.append(item)
-    out.sort(key=_event_order)
+    out.sort(key=_event_time)
+    if any(_event_time(a) == _event_time(b) for a, b in itertools.pairwise(out)):
+        out.sort(key=_event_order)  # only events alike in time, id and type need their properties compared
     return out
+
+
+def _event_time(event: dict):
+    return event["at"], event.get("id", ""), event["type"]
 
 
 def _event_order(event: dict):

@@ -177,7 +177,11 @@ class CompiledRuleset:
         if plan.uses_channel and facts["channel"] is not None:
             lead["c"] = facts["channel"]
         features = {}
+        # Without outcomes or a hand-off, what sales reported and overdue hand-offs have no value.
+        skip = ("outcome",) * (not facts.get("outcomes")) + ("overdue",) * (not facts.get("handoff"))
         for feature in plan.features:
+            if feature.kind in skip:
+                continue
             value = compute_feature(feature, facts, profile, ages, at, values)
             if value is not None:
                 features[feature.name] = value
