@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from . import hours
 from .actions import VERDICT_KINDS, Run
-from .facts import format_time
+from .times import format_time
 
 
 def _due(run: Run, route) -> datetime:

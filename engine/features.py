@@ -12,8 +12,8 @@ import json
 from datetime import datetime
 from functools import lru_cache
 
-from .facts import DAY, parse_time
 from .regexes import search
+from .times import DAY, parse_time
 
 
 @lru_cache(maxsize=4096)

@@ -37,9 +37,10 @@ from .actions import MATRIX_SLOTS, Run
 from .compiler import Handler, Plan
 from .decision import decision
 from .errors import EngineError, EvaluationError
-from .facts import CheckedFacts, normalise, parse_time
+from .facts import CheckedFacts, normalise
 from .features import compute_feature, email_domain, event_ages, text_test
 from .model import Ruleset
+from .times import parse_time
 
 _sessions = itertools.count(1)
 
