@@ -303,10 +303,11 @@ class Run:
                 total = _round(limit[1])
             self.totals[name] = total
             self.grades[name] = score.grade(total)
-            fact = {"id": f"score:{name}", "t": "score", "sid": self.sid, "name": name, "pts": total}
-            if self.grades[name] is not None:
-                fact["grade"] = self.grades[name]
-            text = _encode(fact)
+            grade = self.grades[name]
+            # Score names are ids and sids digits; totals are floats, written as json.dumps writes them.
+            text = f'{{"id":"score:{name}","t":"score","sid":"{self.sid}","name":"{name}","pts":{total!r}' + (
+                "}" if grade is None else f',"grade":{_encode(grade)}}}'
+            )
             self._scores.append(text)
             self._assert(text)
 
