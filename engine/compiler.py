@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, field
 
 from . import computed
-from .actions import Shape, action_steps
+from .actions import MATRIX_SLOTS, Shape, action_steps
 from .checks import Checker, writes_of
 from .conditions import Alternative, Feature, Lowering, pattern
 from .errors import Problem, RulesetError
@@ -83,6 +83,8 @@ class Plan:
         )
         self.uses_channel = "c" in self.lead_keys
         self.event_fields = sorted(tuple(k.split(".", 1)) for k in self.event_keys if k[:2] in ("p.", "n."))
+        self.tally_keys = [f"@tally:{'+'.join(names)}" for names in self.tallies]
+        self.slot_facts = sorted(self.read_slots - MATRIX_SLOTS)  # the slots mirrored from the start
 
 
 def _keys(expr, out: set[str]) -> None:
@@ -234,7 +236,7 @@ def _durable(model: Ruleset, alternatives, layers, lowering: Lowering) -> Plan:
         by_layer.setdefault(layers[f"@tally:{name}"], []).append(name)
     tallies = [tuple(names) for _, names in sorted(by_layer.items())]
     for layer, names in sorted(by_layer.items()):
-        key = f"@tally:{'+'.join(names)}"
+        key = f"@tally:{'+'.join(names)}"  # as Plan.tally_keys
         definition[key] = {
             "all": [{"m": {"$and": [{"t": "tally"}, {"score": key}]}}],
             "pri": 1 + layer * LAYER,

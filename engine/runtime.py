@@ -33,7 +33,7 @@ except ImportError as exc:
     ) from exc
 
 from . import computed
-from .actions import MATRIX_SLOTS, Run
+from .actions import Run
 from .compiler import Handler, Plan
 from .decision import decision
 from .errors import EngineError, EvaluationError
@@ -43,6 +43,7 @@ from .model import Ruleset
 from .times import parse_time
 
 _sessions = itertools.count(1)
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 @dataclass
@@ -147,8 +148,8 @@ class CompiledRuleset:
             run.matrix()
         run.current_rule = None
 
-    def _initial_facts(self, run: Run, facts: dict, at: datetime, sid: str) -> str:
-        """Every fact the session starts with, as one JSON array."""
+    def _initial_facts(self, run: Run, facts: dict, at: datetime, sid: str) -> tuple[str, str]:
+        """Every fact the session starts with, as one JSON array; and those not mirroring a slot."""
         plan = self.plan
         profile = dict(facts["profile"])
         domain = email_domain(profile.get("email"))
@@ -207,12 +208,9 @@ class CompiledRuleset:
                     if isinstance(value, str):
                         fact.setdefault("g", {})[name] = text_test(op, values, value)
             out.append(fact)
-        out.extend(
-            {"id": f"tally:{'+'.join(names)}", "t": "tally", "sid": sid, "score": f"@tally:{'+'.join(names)}"}
-            for names in plan.tallies
-        )
+        out.extend({"id": f"tally:{key}", "t": "tally", "sid": sid, "score": key} for key in plan.tally_keys)
         out.append({"id": "matrix", "t": "matrix", "sid": sid})
-        held = json.dumps(out, ensure_ascii=False)[1:-1]
+        held = _encode(out)[1:-1]
         texts = [held]
-        texts.extend(run.slot_fact(slot, sid) for slot in sorted(plan.read_slots - MATRIX_SLOTS))
+        texts.extend(run.slot_fact(slot, sid) for slot in plan.slot_facts)
         return "[" + ",".join(texts) + "]", held

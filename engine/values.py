@@ -75,6 +75,7 @@ def check_value(value, ftype: str, field: str, errors: Errors):
     return None
 
 
+_encode = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps builds one per call
 _SURROGATE = re.compile("[\ud800-\udfff]")
 PROPERTY = re.compile(r"[a-z][a-z0-9_]{0,63}")  # the name of an event property
 
@@ -83,7 +84,7 @@ def surrogates(facts: dict) -> dict[str, list[str]]:
     """Fields holding a lone surrogate: JSON may escape one (\\ud800), but it is no Unicode character,
     so neither durable_rules nor SQLite can take it. Field names are escaped, so they can be printed."""
     try:  # one encoding of the whole document finds none in the common case; paths only when it fails
-        json.dumps(facts, ensure_ascii=False).encode("utf-8")
+        _encode(facts).encode("utf-8")
         return {}
     except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
         pass
