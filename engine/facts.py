@@ -290,6 +290,9 @@ def _section(raw, name: str, fields: dict, errors: Errors, derived: dict) -> dic
     return out
 
 
+_EVENT_KEYS = frozenset({"id", "type", "at", "properties"})
+
+
 def _events(raw, errors: Errors, model: Ruleset) -> list[dict]:
     if raw is None:
         return []
@@ -306,9 +309,11 @@ def _events(raw, errors: Errors, model: Ruleset) -> list[dict]:
         if not isinstance(event, dict):
             errors.add(field, "must be an object")
             continue
-        extra = set(event) - {"id", "type", "at", "properties"}
-        for key in sorted(extra):
-            errors.add(f"{field}.{key}", "unknown field" + suggest(key, ["id", "type", "at", "properties"]))
+        if not _EVENT_KEYS.issuperset(event):
+            for key in sorted(set(event) - _EVENT_KEYS):
+                errors.add(
+                    f"{field}.{key}", "unknown field" + suggest(key, ["id", "type", "at", "properties"])
+                )
         etype = event.get("type")
         if not isinstance(etype, str) or etype not in model.event_types:
             declared = model.declared_event_types
@@ -369,7 +374,8 @@ def _events(raw, errors: Errors, model: Ruleset) -> list[dict]:
             item["properties"] = clean
         out.append(item)
     out.sort(key=_event_time)
-    if any(_event_time(a) == _event_time(b) for a, b in itertools.pairwise(out)):
+    times = [_event_time(e) for e in out]
+    if any(a == b for a, b in itertools.pairwise(times)):
         out.sort(key=_event_order)  # only events alike in time, id and type need their properties compared
     return out
 
