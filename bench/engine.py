@@ -1004,6 +1004,14 @@ def _profile(compiled, leads: list[dict], n: int) -> None:
         (compiled, "_initial_facts", timing("initial", compiled._initial_facts)),
         (compiled, "_dispatch", timing("actions", compiled._dispatch)),
         (compiled, "_clear", timing("clear", compiled._clear)),
+        (
+            compiled,
+            "_fact_functions",  # the slot and score facts actions assert and retract
+            tuple(
+                timing(f"C {n}", f)
+                for n, f in zip(("assert_fact", "retract_fact"), compiled._fact_functions, strict=True)
+            ),
+        ),
     ]
     saved = [(obj, name, obj.__dict__.get(name)) for obj, name, _ in patched]
     for obj, name, value in patched:

@@ -63,6 +63,11 @@ class CompiledRuleset:
         self._lock = threading.Lock()
         self._sid = str(next(_sessions))
         self._handle = dre.create_ruleset(engine_name, json.dumps(plan.definition, ensure_ascii=False))
+        # What actions assert and retract slot and score facts with: fact text in, this ruleset's session.
+        self._fact_functions = (
+            functools.partial(dre.assert_fact, self._handle),
+            functools.partial(dre.retract_fact, self._handle),
+        )
 
     name = property(lambda self: self.model.name)
     version = property(lambda self: self.model.version)
@@ -85,7 +90,7 @@ class CompiledRuleset:
         run = Run(self.model, self.plan, facts, at)
         with self._lock:
             sid = self._sid
-            run.bind(sid, *self._fact_functions())
+            run.bind(sid, *self._fact_functions)
             state = None
             clean = False
             try:
@@ -108,10 +113,6 @@ class CompiledRuleset:
                     dre.delete_state(self._handle, sid)
                     self._sid = str(next(_sessions))
         return Evaluation(facts, decision(run, self.identity))
-
-    def _fact_functions(self):
-        handle = self._handle
-        return functools.partial(dre.assert_fact, handle), functools.partial(dre.retract_fact, handle)
 
     def _clear(self, run: Run, held: str) -> bool:
         """Retract every fact the session holds so that the next evaluation reuses it: creating and
