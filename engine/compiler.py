@@ -81,6 +81,9 @@ class Plan:
         self.lead_fields = sorted(
             tuple(k.split(".", 1)) for k in self.lead_keys if "." in k and not k.startswith("f.")
         )
+        self.lead_names = {
+            s: [n for section, n in self.lead_fields if section == s] for s in ("p", "a", "an", "v")
+        }
         self.uses_channel = "c" in self.lead_keys
         self.event_fields = sorted(tuple(k.split(".", 1)) for k in self.event_keys if k[:2] in ("p.", "n."))
         self.tally_keys = [f"@tally:{'+'.join(names)}" for names in self.tallies]

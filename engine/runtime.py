@@ -161,21 +161,18 @@ class CompiledRuleset:
         lead = {"id": "lead", "t": "lead", "sid": sid}
         values, details = computed.evaluate(self.model.computed, profile, answers, at)
         run.computed(details)
-        sections = {"p": {}, "a": {}, "an": {}, "v": {}}
-        for section, name in plan.lead_fields:
-            value = (
-                profile.get(name)
-                if section == "p"
-                else values.get(name)
-                if section == "v"
-                else answers.get(name)
-            )
-            if value is None or isinstance(value, list):  # lists are matched through features
-                continue
+        names = plan.lead_names  # lists are matched through features, never as values
+        sections = {
+            "p": {n: v for n in names["p"] if (v := profile.get(n)) is not None and not isinstance(v, list)},
             # Text answers and amounts live under different keys, so "5" never compares as 5.
-            if section == "a" and not isinstance(value, str) or section == "an" and isinstance(value, str):
-                continue
-            sections[section][name] = value
+            "a": {n: v for n in names["a"] if isinstance(v := answers.get(n), str)},
+            "an": {
+                n: v
+                for n in names["an"]
+                if (v := answers.get(n)) is not None and not isinstance(v, str | list)
+            },
+            "v": {n: v for n in names["v"] if (v := values.get(n)) is not None and not isinstance(v, list)},
+        }
         lead.update((k, v) for k, v in sections.items() if v)
         if plan.uses_channel and facts["channel"] is not None:
             lead["c"] = facts["channel"]
