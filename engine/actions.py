@@ -78,6 +78,7 @@ class Run:
         self.set_by: dict[str, str] = {}
         self._facts: dict[str, str] = {}
         self._scores: list[str] = []
+        self.ages: list[float] = []  # of the lead's events, by index (the event fact e3 is events[3])
         self.sid = ""
         self._assert = self._retract = None
 

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import itertools
 import json
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,9 @@ from .times import parse_time
 
 _sessions = itertools.count(1)
 _encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+# The start of an event fact as _encode writes it; inside JSON text a quote in a value is escaped, so
+# only event facts themselves match.
+_EVENT_FACT = re.compile(r'\{"id": "e(\d+)", "t": "ev"')
 
 
 @dataclass
@@ -140,6 +144,11 @@ class CompiledRuleset:
         if kind == "rule":
             if not handler.event_aliases:
                 run.fire(handler, None)
+            elif len(handler.event_aliases) == 1 and (found := _EVENT_FACT.findall(message)):
+                # One event per match: its index is all that is needed (its age is the run's), and the
+                # event facts are our own text, found without decoding the rest of the message.
+                alias, ages = handler.event_aliases[0], run.ages
+                run.fire(handler, [{alias: {"id": f"e{i}", "age": ages[int(i)]}} for i in found])
             elif handler.per_event or handler.name not in run.fired:  # else nothing to decode for
                 payload = json.loads(message)[name]
                 run.fire(handler, payload if isinstance(payload, list) else [payload])
@@ -157,7 +166,7 @@ class CompiledRuleset:
         if domain:
             profile["email_domain"] = domain
         answers, events = facts["answers"], facts["events"]
-        ages = event_ages(events, at)
+        ages = run.ages = event_ages(events, at)
         lead = {"id": "lead", "t": "lead", "sid": sid}
         values, details = computed.evaluate(self.model.computed, profile, answers, at)
         run.computed(details)
@@ -191,7 +200,7 @@ class CompiledRuleset:
         for i, (event, age) in enumerate(zip(events, ages, strict=True)):
             if event["type"] not in plan.event_types:
                 continue
-            fact = {"id": f"e{i}", "t": "ev", "sid": sid, "type": event["type"], "age": age}
+            fact = {"id": f"e{i}", "t": "ev", "sid": sid, "type": event["type"], "age": age}  # as _EVENT_FACT
             props = event.get("properties")
             if props:
                 for section, name in plan.event_fields:

@@ -113,3 +113,20 @@ def test_a_session_left_holding_a_fact_is_replaced_not_reused(monkeypatch):
     second_session = ruleset._sid
     assert [ruleset.evaluate(facts, AT).decision for facts in mix] == expected
     assert ruleset._sid == second_session  # a clean session is reused
+
+
+def test_an_event_property_that_reads_like_an_event_fact_is_not_taken_for_one():
+    # Actions read the matched events' indexes from durable_rules' message, which embeds our own fact
+    # text: a value copying that text is escaped inside it, so it is never taken for an event.
+    default = REGISTRY.get("default")
+    sneaky = '{"id": "e7", "t": "ev", "sid": "1"'
+    facts = lead(
+        profile={"country": "US"},
+        events=[
+            {"type": "content_download", "at": "2026-11-20T09:00:00Z", "properties": {"content": sneaky}},
+            {"type": "content_download", "at": "2026-11-21T09:00:00Z", "properties": {"content": "ebook"}},
+        ],
+    )
+    reasons = {r["rule"]: r for r in default.evaluate(facts, AT).decision["reasons"]}
+    counted = reasons["eng-other-content"]["effects"][-1]["events"]
+    assert [e["at"] for e in counted] == ["2026-11-20T09:00:00Z", "2026-11-21T09:00:00Z"]
