@@ -121,13 +121,17 @@ class CompiledRuleset:
     def _clear(self, run: Run, held: str) -> bool:
         """Retract every fact the session holds so that the next evaluation reuses it: creating and
         deleting a session costs about as much as all the matching. True only when the session is
-        then empty (no fact, no action pending); otherwise the caller deletes it."""
-        dre.retract_facts(self._handle, "[" + ",".join([held, *run.held()]) + "]")
-        pending = dre.start_action(self._handle)
-        if pending:
-            self._abandon(pending[-1])
+        then empty (no fact, no action pending); otherwise the caller deletes it. The decision is made
+        by now: a failure here only costs the session."""
+        try:
+            dre.retract_facts(self._handle, "[" + ",".join([held, *run.held()]) + "]")
+            pending = dre.start_action(self._handle)
+            if pending:
+                self._abandon(pending[-1])
+                return False
+            return dre.get_facts(self._handle, run.sid) == "[]"
+        except Exception:  # noqa: BLE001 - any failure: the session is deleted, never reused
             return False
-        return dre.get_facts(self._handle, run.sid) == "[]"
 
     def _abandon(self, state) -> None:
         if state is not None:

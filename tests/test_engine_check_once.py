@@ -130,3 +130,25 @@ def test_an_event_property_that_reads_like_an_event_fact_is_not_taken_for_one():
     reasons = {r["rule"]: r for r in default.evaluate(facts, AT).decision["reasons"]}
     counted = reasons["eng-other-content"]["effects"][-1]["events"]
     assert [e["at"] for e in counted] == ["2026-11-20T09:00:00Z", "2026-11-21T09:00:00Z"]
+
+
+def test_a_failure_while_clearing_the_session_keeps_the_decision_and_replaces_the_session(monkeypatch):
+    ruleset = compile_source((RULESETS / "default.yaml").read_text(), "default.yaml")
+    mix = generate(10, 9)
+    expected = [ruleset.evaluate(facts, AT).decision for facts in mix]
+    before = ruleset._sid
+    real = runtime.dre
+
+    class Failing:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def retract_facts(*args):
+            raise real.error("retract failed")
+
+    monkeypatch.setattr(runtime, "dre", Failing())
+    assert ruleset.evaluate(mix[0], AT).decision == expected[0]
+    assert ruleset._sid != before
+    monkeypatch.undo()
+    assert [ruleset.evaluate(facts, AT).decision for facts in mix] == expected
