@@ -1,8 +1,8 @@
 """Decisions per second on one core for the default ruleset, against a plain-Python floor of the same logic.
 
 What it measures: `CompiledRuleset.evaluate` (what the API calls: input validation and normalisation,
-Python-computed features, durable_rules matching and forward chaining through its C module, a fresh
-session per lead deleted afterwards, and the full decision with every reason) for
+Python-computed features, durable_rules matching and forward chaining through its C module in the
+ruleset's one session, cleared after every lead, and the full decision with every reason) for
 `rulesets/default.yaml`, over a seeded, generated mix of leads: varied profiles (in and outside the
 market, free-mail and competitor addresses, students, test submissions), events of every type with
 ages from minutes to 200 days, chatbot answers (text and amounts), a previous stage for returning
@@ -12,6 +12,9 @@ recycled, accepted, opportunity and customer, and every route. It prints
 
 - decisions/s on one core (wall clock), decisions per CPU-second, mean, p50, p99, p99.9 and max
   latency of single evaluations;
+- the same for `evaluate` given facts already checked (`CompiledRuleset.normalise` returns
+  `CheckedFacts`, which `evaluate` does not check again: the check-once path), and how often both
+  paths decide alike (they must, on every lead);
 - the same for two plain-Python evaluations of the same logic, written by hand, in the same run:
   `plain_decide` builds the same decision document with every reason (like for like), and
   `plain_outcome` computes only the outcome (stage, status reason, route, scores, quadrant, ready,
@@ -33,7 +36,9 @@ them once with every path (warm-up and the agreement check), then times `--evalu
 path cycling over the same leads, with `time.perf_counter` around every call. The floors get the same
 raw lead facts and evaluation time; they do not validate input (the engine does: its cost is shown
 apart, as "normalise() alone"). The garbage collector stays on, as in the service. `--profile` adds
-a cProfile of 5,000 engine evaluations: the share of each part of the path, then the top functions.
+5,000 engine evaluations with each part of the path timed in place (the check, the initial facts,
+every durable_rules call, every action, clearing the session, the decision document), then a cProfile
+of 5,000 more: the top functions by their own time.
 
 Run from the repository root (under a minute with the defaults):
 
@@ -967,39 +972,103 @@ def _loadavg() -> str:
 
 
 def _profile(compiled, leads: list[dict], n: int) -> None:
-    """Where the engine path spends its time: a breakdown by part, then the top functions."""
+    """Where the engine path spends its time: each part timed in place, then cProfile's top functions.
+
+    The parts are measured by wrapping the engine's own steps (the check, the initial facts, every
+    durable_rules call, every action, clearing the session, the decision document) with a clock while
+    `evaluate` runs as usual; cProfile's cumulative times are not used (Python 3.12+ loses some frames).
+    """
+    from engine import runtime
+
+    spent: Counter = Counter()
+    calls: Counter = Counter()
+    clock = time.perf_counter
+
+    def timing(label, function):
+        def wrapper(*args, **kwargs):
+            start = clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] += clock() - start
+                calls[label] += 1
+
+        return wrapper
+
+    class TimedC:
+        """durable_rules' C module, each call timed under its own name."""
+
+        def __getattr__(self, name):
+            return timing(f"C {name}", getattr(real_dre, name))
+
+    real_dre = runtime.dre
+    patched = [
+        (runtime, "normalise", timing("check", runtime.normalise)),
+        (runtime, "decision", timing("decision", runtime.decision)),
+        (runtime, "dre", TimedC()),
+        (compiled, "_initial_facts", timing("initial", compiled._initial_facts)),
+        (compiled, "_dispatch", timing("actions", compiled._dispatch)),
+        (compiled, "_clear", timing("clear", compiled._clear)),
+        (
+            compiled,
+            "_fact_functions",  # the slot and score facts actions assert and retract
+            tuple(
+                timing(f"C {n}", f)
+                for n, f in zip(("assert_fact", "retract_fact"), compiled._fact_functions, strict=True)
+            ),
+        ),
+    ]
+    saved = [(obj, name, obj.__dict__.get(name)) for obj, name, _ in patched]
+    for obj, name, value in patched:
+        setattr(obj, name, value)
+    try:
+        start = clock()
+        for i in range(n):
+            compiled.evaluate(leads[i % len(leads)], AT)
+        total = clock() - start
+    finally:
+        for obj, name, value in saved:
+            if value is None:
+                delattr(obj, name)
+            else:
+                setattr(obj, name, value)
+    c_in = {  # C calls made inside a timed Python step are counted there, and shown apart as well
+        "actions": spent["C assert_fact"] + spent["C retract_fact"],
+        "clear": spent["C retract_facts"] + spent["C start_action"] + spent["C get_facts"],
+    }
+    c_loop = spent["C start_action_for_state"] + spent["C complete_and_start_action"]
+    parts = [
+        ("the check (normalise): validation and canonical facts", spent["check"]),
+        ("initial facts: features, event ages, one JSON array", spent["initial"]),
+        ("durable_rules: asserting the initial facts (C)", spent["C assert_facts"]),
+        (
+            f"actions in Python ({calls['actions'] / n:.1f} per evaluation, slot facts included)",
+            spent["actions"],
+        ),
+        ("durable_rules: taking the next action (C)", c_loop),
+        ("clearing the session for the next evaluation", spent["clear"]),
+        ("the decision document", spent["decision"]),
+    ]
+    rest = total - sum(seconds for _, seconds in parts)
+    parts.append(("the rest of evaluate (the lock, the run's state, timing wrappers)", rest))
+    c_total = sum(v for k, v in spent.items() if k.startswith("C "))
+    print(f"where the time goes, {n} engine evaluations timed in place ({total / n * 1e6:.0f} µs each):")
+    for label, seconds in parts:
+        print(f"  {label:<74} {seconds / n * 1e6:>6.1f} µs {seconds / total:>5.0%}")
+    print(
+        f"  of all the above, durable_rules C calls: {c_total / n * 1e6:.1f} µs ({c_total / total:.0%}; "
+        f"{c_in['actions'] / n * 1e6:.1f} µs of them in actions, {c_in['clear'] / n * 1e6:.1f} µs in clearing)"
+    )
     profiler = cProfile.Profile()
     profiler.enable()
     for i in range(n):
         compiled.evaluate(leads[i % len(leads)], AT)
     profiler.disable()
     out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    entries = stats.stats  # (file, line, function) -> (calls, primitive calls, tottime, cumtime, callers)
-
-    def cumulative(file_end: str, function: str) -> tuple[float, int]:
-        found = [v for (f, _, fn), v in entries.items() if f.endswith(file_end) and fn == function]
-        return (found[0][3], found[0][1]) if found else (0.0, 0)
-
-    total = cumulative("engine/runtime.py", "evaluate")[0]
-    c_time = sum(v[2] for (_, _, fn), v in entries.items() if "durable_rules_engine" in fn)
-    actions = cumulative("engine/runtime.py", "_dispatch")
-    parts = [
-        ("normalise: input validation and canonical facts", cumulative("engine/facts.py", "normalise")[0]),
-        (
-            "initial facts: features, event ages, one JSON array",
-            cumulative("runtime.py", "_initial_facts")[0],
-        ),
-        (f"actions in Python ({actions[1] / n:.1f} per evaluation)", actions[0]),
-        ("the decision document", cumulative("engine/decision.py", "decision")[0]),
-        ("  of all the above: durable_rules C module calls", c_time),
-    ]
-    print(f"cProfile of {n} engine evaluations ({total / n * 1e6:.0f} µs each under the profiler):")
-    for label, seconds in parts:
-        print(f"  {label:<58} {seconds / total:>5.0%}")
-    stats.sort_stats("tottime").print_stats(15)
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
     lines = out.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+    print(f"cProfile of {n} more evaluations, top functions by own time:")
     print("\n".join(line for line in lines[start:] if line.strip()))
 
 
@@ -1084,6 +1153,14 @@ def main(argv=None) -> int:
         if example:
             print(f"    first difference: {example[0]}: (engine, floor) {example[1]}")
 
+    same = sum(
+        compiled.evaluate(compiled.normalise(lead), AT).decision == compiled.evaluate(lead, AT).decision
+        for lead in leads
+    )
+    print(
+        f"facts checked once (normalise, then evaluate the CheckedFacts) vs evaluate checking them: "
+        f"identical decisions for {same} of {n_leads} leads ({same / n_leads:.2%})"
+    )
     del engine_views  # what stays in memory from here on: the ruleset and the generated leads
     gc.collect()
     n = args.evaluations
@@ -1096,8 +1173,10 @@ def main(argv=None) -> int:
     bare_row = timed("floor: outcome only", lambda f: plain_outcome(f, AT), leads, n)
     model = compiled.model
     norm_row = timed("engine's normalise() alone", lambda f: normalise(model, f), leads, min(n, n_leads))
+    checked = [compiled.normalise(lead) for lead in leads]
+    checked_row = timed("engine, facts checked before", lambda f: compiled.evaluate(f, AT), checked, n)
     print()
-    print(table([engine_row, full_row, bare_row, norm_row]))
+    print(table([engine_row, full_row, bare_row, norm_row, checked_row]))
     ratio = engine_row["mean"] / bare_row["mean"]
     like = engine_row["mean"] / full_row["mean"]
     print(

@@ -6,10 +6,12 @@ storage, and it is the only package that imports durable_rules.
 
 from .compiler import check_source, compile_source, digest_of
 from .errors import EngineError, EvaluationError, FactsError, Problem, RulesetError, UnknownRuleset
+from .facts import CheckedFacts
 from .registry import Deployment, Registry
 from .runtime import CompiledRuleset, Evaluation
 
 __all__ = [
+    "CheckedFacts",
     "CompiledRuleset",
     "Deployment",
     "EngineError",

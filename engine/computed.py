@@ -28,8 +28,8 @@ from datetime import date, datetime
 import cel
 
 from .errors import FactsError, Problem
-from .facts import DAY, parse_time
 from .schema import suggest
+from .times import DAY, parse_time
 from .vocabulary import BOOLEAN, DATE, NUMBER, STRING
 
 MAX_EXPR = 1000

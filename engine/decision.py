@@ -1,10 +1,6 @@
-"""The state of one evaluation while its rules fire, and the decision it adds up to.
+"""The decision an evaluation adds up to: stage, scores, route and hand-off, questions, every reason.
 
-Actions are small and pure: they change *slots* (stage, funnel, route, ready, tags, qualification
-items; fit and quadrant from the matrix), add points, and record a reason for every rule that fired,
-in firing order, with its effects — so each score can be rebuilt by hand from the reasons.
-A slot that some rule reads is mirrored as a durable_rules fact: changing it retracts the old fact and
-asserts the new one, and that is what chains the rules forward.
+Built once the rules stopped firing, from the slots, totals and reasons of the `Run` (actions.py).
 """
 
 from __future__ import annotations
@@ -13,381 +9,89 @@ import json
 from datetime import datetime, timedelta
 
 from . import hours
-from .facts import format_time
-from .model import Ruleset
-from .vocabulary import FUNNEL_POSITIONS
-
-VERDICT_KINDS = ("not_a_lead", "disqualified")
-# Set once, by the matrix, before any rule reads them: no placeholder fact to retract first.
-MATRIX_SLOTS = frozenset({"fit", "quadrant"})
+from .actions import VERDICT_KINDS, Run
+from .times import format_time
 
 
-def _round(x: float) -> float:
-    r = round(x + 0.0, 2)
-    return 0.0 if r == 0 else r
+def _due(run: Run, route) -> datetime:
+    """When a hand-off on this route must be answered: the SLA from now, in business hours if asked."""
+    if route.business_hours:
+        return hours.parse(run.model.business_hours).add(run.at, route.sla_minutes)
+    return run.at + timedelta(minutes=route.sla_minutes)
 
 
-class Run:
-    def __init__(self, model: Ruleset, plan, facts: dict, at: datetime):
-        self.model, self.plan, self.facts, self.at = model, plan, facts, at
-        self.current_rule: str | None = None
-        self.reasons: list[dict] = []
-        self.fired: set[str] = set()
-        self.counted: dict[str, set[str]] = {}
-        self.points: dict[str, list[tuple[float, str]]] = {
-            name: [] for name in model.scores
-        }  # (points, rule)
-        self.totals: dict[str, float] = {}
-        self.grades: dict[str, str | None] = {}
-        self.asked: list[str] = []
-        self.status_reason: str | None = None
-        self.verdict_route: str | None = None  # the route the verdict's own rule chose, if it chose one
-        self.kind_of = {s.id: s.kind for s in model.stages}
-        self.rank = {s: i for i, s in enumerate(model.funnel_stages)}
-        recycled = model.stage_of_kind("recycled")
-        if recycled:
-            self.rank[recycled] = -1
-        previous = facts.get("previous_stage")
-        start = previous if previous in self.rank else model.funnel_stages[0]
-        self.slots: dict[str, object] = {
-            "stage": start,
-            "funnel": "tofu",
-            "route": "none",
-            "ready": False,
-            "fit": "unset",
-            "quadrant": "unset",
-        }
-        self.slots.update({f"qual:{item}": "unknown" for item in model.qualification})
-        self.set_by: dict[str, str] = {}
-        self._facts: dict[str, str] = {}
-        self.sid = ""
-        self._assert = self._retract = None
+def _handoff_times(run: Run, route, is_lead: bool) -> tuple[str | None, str | None]:
+    """(due_at, handed_off_at): a hand-off keeps its first due time while the lead stays on its route;
+    a new route starts a new SLA from now."""
+    if not (route.sla_minutes and is_lead):
+        return None, None
+    current = run.facts.get("handoff")
+    if current is not None and current["route"] == route.id:
+        return current["due_at"], current["at"]
+    return format_time(_due(run, route)), format_time(run.at)
 
-    # -- durable_rules side ------------------------------------------------------------------
-    def bind(self, sid: str, assert_fact, retract_fact) -> None:
-        """Connect to the durable_rules session: the functions take a fact as JSON text."""
-        self.sid, self._assert, self._retract = sid, assert_fact, retract_fact
 
-    def slot_fact(self, slot: str, sid: str) -> str:
-        """A mirrored slot as the JSON text durable_rules gets, kept so retracting it costs no encoding."""
-        value = self.slots.get(slot, False)  # tags start unset
-        # Slot values are ids ([a-z0-9_]) or booleans: no JSON encoder needed.
-        literal = ("true" if value else "false") if isinstance(value, bool) else f'"{value}"'
-        text = f'{{"id":"slot:{slot}","t":"slot","slot":"{slot}","sid":"{sid}","v":{literal}}}'
-        self._facts[slot] = text
-        return text
-
-    def _set(self, slot: str, value, rule_id: str) -> None:
-        self.slots[slot] = value
-        self.set_by[slot] = rule_id
-        if slot in self.plan.read_slots:
-            if slot in self._facts:
-                self._retract(self._facts[slot])
-            self._assert(self.slot_fact(slot, self.sid))
-
-    # -- actions -----------------------------------------------------------------------------
-    def fire(self, handler, combos: list[dict] | None) -> None:
-        rule = handler.rule
-        if rule.id in self.fired and not handler.per_event:
-            return  # once per lead: another alternative or a later match adds nothing
-        events = self._events(handler, combos, handler.event_aliases)
-        if handler.per_event and not events:
-            return
-        self.fired.add(rule.id)
-        effects = [getattr(self, step)(handler, events, *args) for step, args in handler.steps]
-        self.reasons.append({"rule": rule.id, "description": rule.description, "effects": effects})
-
-    def _events(self, handler, combos, event_aliases) -> list[dict]:
-        """The matched event facts, oldest first; for per-event rules only those not counted yet."""
-        if not combos:
-            return []
-        if handler.per_event:
-            seen = self.counted.setdefault(handler.rule.id, set())
-            found = {c[event_aliases[0]]["id"]: c[event_aliases[0]] for c in combos}
-            new = [found[i] for i in sorted(found.keys() - seen, key=lambda i: int(i[1:]))]
-            seen.update(found)
-            return new
-        # Once: the freshest combination counts, and a combination is as fresh as its oldest event.
-        best = min(
-            combos,
-            key=lambda c: (
-                max(c[a]["age"] for a in event_aliases),
-                sorted(int(c[a]["id"][1:]) for a in event_aliases),
-            ),
+def decision(run: Run, identity: dict) -> dict:
+    """The decision document for a run whose rules have all fired."""
+    model, slots = run.model, run.slots
+    stage = slots["stage"]
+    is_lead = run.kind_of.get(stage) not in VERDICT_KINDS
+    route_id = slots["route"]
+    if not is_lead:
+        route_id = (
+            run.verdict_route
+            or model.defaults[
+                "disqualified_route" if run.kind_of[stage] == "disqualified" else "not_a_lead_route"
+            ]
         )
-        return [best[a] for a in event_aliases]
-
-    def _weight(self, score: str, facts: list[dict], decay: bool) -> float:
-        half_life = self.model.scores[score].half_life_days
-        if not decay or not half_life or not facts:
-            return 1.0
-        return 0.5 ** (max(f["age"] for f in facts) / half_life)
-
-    def _points(self, handler, events, score: str, pts: float) -> dict:
-        then = handler.rule.then
-        effect: dict = {"type": "points", "score": score}
-        facts = events
-        if handler.per_event:
-            detail = []
-            total = 0.0
-            for fact in facts:
-                got = _round(pts * self._weight(score, [fact], handler.decay))
-                total += got
-                detail.append(self._event_detail(fact, got))
-            effect["events"] = detail
-        else:
-            total = pts * self._weight(score, facts, handler.decay)
-            if facts and handler.decay:
-                effect["events"] = [self._event_detail(f, None) for f in facts]
-        total = _round(total)
-        cap = then.get("cap")
-        if cap is not None:
-            already = sum(p for p, rid in self.points[score] if rid == handler.rule.id)
-            room = max(0.0, cap - abs(already))
-            if abs(total) > room:
-                effect["capped_from"] = total
-                total = _round(room if total > 0 else -room)
-        effect["points"] = total
-        self.points[score].append((total, handler.rule.id))
-        return effect
-
-    def _event_detail(self, fact: dict, points) -> dict:
-        event = self.facts["events"][int(fact["id"][1:])]
-        out = {"type": event["type"], "at": event["at"], "age_days": fact["age"]}
-        if "id" in event:
-            out["id"] = event["id"]
-        if points is not None:
-            out["points"] = points
-        return out
-
-    def _verdict(self, handler, events, kind: str, reason: str) -> dict:
-        rule_id = handler.name
-        target = self.model.stage_of_kind(kind)
-        current = self.slots["stage"]
-        effect = {"type": "stage", "from": current, "to": target, "reason": reason}
-        if self.kind_of.get(current) == "disqualified" or (
-            kind == "not_a_lead" and self.kind_of.get(current) == kind
-        ):
-            effect.update(applied=False, note=f"already {current}")
-        else:
-            self._set("stage", target, rule_id)
-            self.status_reason = reason
-            self.verdict_route = handler.rule.then.get("route")  # a later verdict without one resets it
-            effect["applied"] = True
-        return effect
-
-    def _move(self, handler, events, target: str, recycle: str | None = None) -> dict:
-        rule_id = handler.name
-        current = self.slots["stage"]
-        effect = {"type": "stage", "from": current, "to": target}
-        if recycle is not None:
-            effect["reason"] = recycle
-        if self.kind_of.get(current) in VERDICT_KINDS:
-            effect.update(applied=False, note=f"the lead is {current}")
-        elif target == current:
-            effect.update(applied=False, note=f"already {current}")
-        elif recycle is None and self.rank[target] < self.rank[current]:
-            effect.update(applied=False, note=f"stages only move forward: already {current}")
-        else:
-            self._set("stage", target, rule_id)
-            effect["applied"] = True
-        return effect
-
-    def _funnel(self, handler, events, position: str) -> dict:
-        rule_id = handler.name
-        current = self.slots["funnel"]
-        effect = {"type": "funnel", "from": current, "to": position}
-        if FUNNEL_POSITIONS.index(position) > FUNNEL_POSITIONS.index(current):
-            self._set("funnel", position, rule_id)
-            effect["applied"] = True
-        else:
-            effect.update(applied=False, note=f"already {current}")
-        return effect
-
-    def _first(self, slot: str, value, rule_id: str, unset, effect: dict) -> dict:
-        """Slots where the first rule to set them wins (priority decides who is first)."""
-        if self.slots[slot] == unset:
-            self._set(slot, value, rule_id)
-            effect["applied"] = True
-        elif self.slots[slot] == value:
-            effect.update(applied=False, note=f"already set by {self.set_by[slot]}")
-        else:
-            effect.update(applied=False, note=f"kept {self.slots[slot]!r} set by {self.set_by[slot]}")
-        return effect
-
-    def _route(self, handler, events, route: str) -> dict:
-        if (
-            self.kind_of.get(self.slots["stage"]) in VERDICT_KINDS
-            and self.set_by.get("stage") == handler.name
-        ):
-            # Not-a-lead routes chosen by reason: the rule that gave the verdict also names its route.
-            return {
-                "type": "route",
-                "route": route,
-                "applied": True,
-                "note": f"route for this {self.slots['stage']}",
-            }
-        if self.kind_of.get(self.slots["stage"]) in VERDICT_KINDS:
-            return {
-                "type": "route",
-                "route": route,
-                "applied": False,
-                "note": f"the lead is {self.slots['stage']}",
-            }
-        return self._first("route", route, handler.name, "none", {"type": "route", "route": route})
-
-    def _qualify(self, handler, events, item: str, status: str) -> dict:
-        return self._first(
-            f"qual:{item}",
-            status,
-            handler.name,
-            "unknown",
-            {"type": "qualification", "item": item, "value": status},
-        )
-
-    def _ready(self, handler, events) -> dict:
-        return self._first("ready", True, handler.name, False, {"type": "ready", "value": True})
-
-    def _tag(self, handler, events, tag: str) -> dict:
-        if self.slots.get(f"tag:{tag}") is not True:
-            self._set(f"tag:{tag}", True, handler.name)
-        return {"type": "tag", "value": tag}
-
-    def _ask(self, handler, events, question: str) -> dict:
-        if question not in self.asked:
-            self.asked.append(question)
-        return {"type": "ask", "question": question}
-
-    # -- built-in steps ----------------------------------------------------------------------
-    def computed(self, details: list[dict]) -> None:
-        """The ruleset's computed values with their inputs, first among the reasons: rules build on them.
-
-        A value none of whose inputs were given is left out: it says nothing about this lead."""
-        for c, detail in zip(self.model.computed, details, strict=True):
-            if any(v is not None for v in detail["inputs"].values()):
-                self.reasons.append(
-                    {"rule": f"@computed.{c.name}", "description": c.words(), "effects": [detail]}
-                )
-
-    def tally(self, name: str) -> None:
-        score = self.model.scores[name]
-        total = _round(sum(p for p, _ in self.points[name]))
-        limit = None
-        if score.max is not None and total > score.max:
-            limit = ("max", score.max)
-        elif score.min is not None and total < score.min:
-            limit = ("min", score.min)
-        if limit:
-            cut = _round(limit[1] - total)
-            self.points[name].append((cut, f"@limit.{name}"))
-            self.reasons.append(
-                {
-                    "rule": f"@limit.{name}",
-                    "description": f"{name.capitalize()} stays {'at most' if limit[0] == 'max' else 'at least'} {limit[1]:g}",
-                    "effects": [{"type": "points", "score": name, "points": cut}],
-                }
-            )
-            total = _round(limit[1])
-        self.totals[name] = total
-        self.grades[name] = score.grade(total)
-        fact = {"id": f"score:{name}", "t": "score", "sid": self.sid, "name": name, "pts": total}
-        if self.grades[name] is not None:
-            fact["grade"] = self.grades[name]
-        self._assert(json.dumps(fact, ensure_ascii=False))
-
-    def matrix(self) -> None:
-        fit_total, good_at = self.totals["fit"], self.model.scores["fit"].good_at
-        fit = "good" if fit_total >= good_at else "poor"
-        ready = bool(self.slots["ready"])
-        quadrant = f"{fit}_fit_{'ready' if ready else 'not_ready'}"
-        self._set("fit", fit, "@matrix")
-        self._set("quadrant", quadrant, "@matrix")
-        self.reasons.append(
+    elif route_id == "none":
+        route_id = model.defaults["route"]
+        run.reasons.append(
             {
-                "rule": "@matrix",
-                "description": f"Fit {fit_total:g} is {'at least' if fit == 'good' else 'below'} {good_at:g} "
-                f"({fit} fit); {'sales-ready' if ready else 'not sales-ready'}",
-                "effects": [{"type": "fit", "value": fit}, {"type": "quadrant", "value": quadrant}],
+                "rule": "@default-route",
+                "description": "No routing rule placed the lead",
+                "effects": [{"type": "route", "route": route_id, "applied": True}],
             }
         )
-
-    # -- the decision ------------------------------------------------------------------------
-    def _due(self, route) -> datetime:
-        """When a hand-off on this route must be answered: the SLA from now, in business hours if asked."""
-        if route.business_hours:
-            return hours.parse(self.model.business_hours).add(self.at, route.sla_minutes)
-        return self.at + timedelta(minutes=route.sla_minutes)
-
-    def _handoff_times(self, route, is_lead: bool) -> tuple[str | None, str | None]:
-        """(due_at, handed_off_at): a hand-off keeps its first due time while the lead stays on its route;
-        a new route starts a new SLA from now."""
-        if not (route.sla_minutes and is_lead):
-            return None, None
-        current = self.facts.get("handoff")
-        if current is not None and current["route"] == route.id:
-            return current["due_at"], current["at"]
-        return format_time(self._due(route)), format_time(self.at)
-
-    def decision(self, identity: dict) -> dict:
-        model = self.model
-        stage = self.slots["stage"]
-        is_lead = self.kind_of.get(stage) not in VERDICT_KINDS
-        route_id = self.slots["route"]
-        if not is_lead:
-            route_id = (
-                self.verdict_route
-                or model.defaults[
-                    "disqualified_route" if self.kind_of[stage] == "disqualified" else "not_a_lead_route"
-                ]
-            )
-        elif route_id == "none":
-            route_id = model.defaults["route"]
-            self.reasons.append(
-                {
-                    "rule": "@default-route",
-                    "description": "No routing rule placed the lead",
-                    "effects": [{"type": "route", "route": route_id, "applied": True}],
-                }
-            )
-        route = model.routes[route_id]
-        due_at, handed_off_at = self._handoff_times(route, is_lead)
-        answers = self.facts["answers"]
-        questions = []
-        if is_lead:
-            for q in model.questions:
-                if q.id in answers:
-                    continue
-                open_item = q.item is not None and self.slots[f"qual:{q.item}"] == "unknown"
-                if (q.auto and open_item) or q.id in self.asked:
-                    questions.append(q.to_dict())
-        return {
-            "lead_id": self.facts["lead_id"],
-            "ruleset": identity,
-            "is_lead": is_lead,
-            "stage": stage,
-            "status_reason": self.status_reason,
-            "funnel": self.slots["funnel"],
-            "scores": dict(self.totals),
-            "grades": {k: v for k, v in self.grades.items() if v is not None},
-            "fit": self.slots["fit"],
-            "ready": bool(self.slots["ready"]),
-            "quadrant": self.slots["quadrant"],
-            "qualification": {item: self.slots[f"qual:{item}"] for item in model.qualification},
-            "tags": sorted(k[4:] for k, v in self.slots.items() if k.startswith("tag:") and v is True),
-            "route": {
-                "id": route.id,
-                "destination": route.destination,
-                "team": route.team,
-                "track": route.track,
-                "sla_minutes": route.sla_minutes if is_lead else None,
-                "due_at": due_at,
-                "handed_off_at": handed_off_at,
-                "next_step": next_step(route, questions),
-            },
-            "next_questions": questions,
-            "reasons": self.reasons,
-            "evaluated_at": format_time(self.at),
-        }
+    route = model.routes[route_id]
+    due_at, handed_off_at = _handoff_times(run, route, is_lead)
+    answers = run.facts["answers"]
+    questions = []
+    if is_lead:
+        for q in model.questions:
+            if q.id in answers:
+                continue
+            open_item = q.item is not None and slots[f"qual:{q.item}"] == "unknown"
+            if (q.auto and open_item) or q.id in run.asked:
+                questions.append(q.to_dict())
+    return {
+        "lead_id": run.facts["lead_id"],
+        "ruleset": identity,
+        "is_lead": is_lead,
+        "stage": stage,
+        "status_reason": run.status_reason,
+        "funnel": slots["funnel"],
+        "scores": dict(run.totals),
+        "grades": {k: v for k, v in run.grades.items() if v is not None},
+        "fit": slots["fit"],
+        "ready": bool(slots["ready"]),
+        "quadrant": slots["quadrant"],
+        "qualification": {item: slots[f"qual:{item}"] for item in model.qualification},
+        "tags": sorted(k[4:] for k, v in slots.items() if k.startswith("tag:") and v is True),
+        "route": {
+            "id": route.id,
+            "destination": route.destination,
+            "team": route.team,
+            "track": route.track,
+            "sla_minutes": route.sla_minutes if is_lead else None,
+            "due_at": due_at,
+            "handed_off_at": handed_off_at,
+            "next_step": next_step(route, questions),
+        },
+        "next_questions": questions,
+        "reasons": run.reasons,
+        "evaluated_at": format_time(run.at),
+    }
 
 
 def next_step(route, questions: list) -> dict:
@@ -401,31 +105,3 @@ def next_step(route, questions: list) -> dict:
 
 def canonical(decision: dict) -> str:
     return json.dumps(decision, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def action_steps(rule, model: Ruleset) -> list[tuple[str, tuple]]:
-    """A rule's `then` as the Run methods to call, in the fixed order effects are applied."""
-    then = rule.then
-    steps: list[tuple[str, tuple]] = []
-    for key, kind in (("not_a_lead", "not_a_lead"), ("disqualify", "disqualified")):
-        if key in then:
-            steps.append(("_verdict", (kind, then[key])))
-    if "stage" in then:
-        steps.append(("_move", (then["stage"],)))
-    if "recycle" in then:
-        steps.append(("_move", (model.stage_of_kind("recycled"), then["recycle"])))
-    if "funnel" in then:
-        steps.append(("_funnel", (then["funnel"],)))
-    steps += [("_qualify", (item, status)) for item, status in then.get("qualify", {}).items()]
-    if then.get("ready"):
-        steps.append(("_ready", ()))
-    steps += [("_tag", (t,)) for t in _as_list(then.get("tag"))]
-    steps += [("_points", (score, pts)) for score, pts in then.get("points", {}).items()]
-    if "route" in then:
-        steps.append(("_route", (then["route"],)))
-    steps += [("_ask", (q,)) for q in _as_list(then.get("ask"))]
-    return steps
-
-
-def _as_list(value) -> list:
-    return [] if value is None else [value] if isinstance(value, str) else list(value)

@@ -15,9 +15,9 @@ from datetime import datetime
 
 from . import computed
 from .conditions import Lowering
-from .facts import parse_time
 from .features import compute_feature, email_domain, event_ages
 from .model import Rule, Ruleset
+from .times import parse_time
 
 _ORDER = {"gte": "at least", "gt": "above", "lte": "at most", "lt": "below"}
 _EVENT_KEYS = ("event", "where", "within_days")

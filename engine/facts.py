@@ -1,62 +1,55 @@
-"""Lead facts: validation, normalisation and the Python-computed features.
+"""Lead facts: the one check of a lead's facts against a ruleset, and their canonical form.
 
 durable_rules compares loosely ("abc" > 100 is true, 5 == "5"), fails on floats written with an
 exponent and on datetimes, so nothing reaches it unchecked: profile fields are typed by the ruleset's
 vocabulary, numbers are finite and bounded, text answers and number answers live under different keys.
 Normalised facts are canonical (events in time order, times in UTC), so replaying them gives the same
-decision.
+decision. `normalise` returns them as `CheckedFacts`, which evaluation takes without a second check.
+Values are checked one by one in values.py; times are parsed and written in times.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from .errors import FactsError
 from .model import Ruleset
 from .schema import suggest
-from .vocabulary import (
-    BOOLEAN,
-    DATE,
-    DERIVED_PROFILE_FIELDS,
-    LIST,
-    NUMBER,
-    OUTCOME_TYPES,
-    OUTCOMES_WITH_REASON,
-    STRING,
+from .times import DAY, format_time, parse_time
+from .values import (
+    MAX_EVENTS,
+    MAX_NUMBER,
+    MAX_PROPERTIES,
+    MAX_TEXT,
+    PROPERTY,
+    Errors,
+    check_value,
+    clean_number,
+    surrogates,
 )
+from .vocabulary import BOOLEAN, DERIVED_PROFILE_FIELDS, NUMBER, OUTCOME_TYPES, OUTCOMES_WITH_REASON, STRING
 
-MAX_NUMBER = 1e15
-MAX_TEXT = 2000
-MAX_LIST = 100
-MAX_EVENTS = 2000
-MAX_PROPERTIES = 50
-DAY = 86400.0
+# Times and limits are read from here by the rest of the application, too.
+__all__ = [
+    "DAY",
+    "LEAD_ID",
+    "LEAD_ID_RULE",
+    "MAX_TEXT",
+    "CheckedFacts",
+    "format_time",
+    "incoming_problems",
+    "normalise",
+    "outcome_problems",
+    "parse_time",
+]
+
 # Lead ids travel in URL paths, logs and terminals: letters, digits and . _ : @ + - only, 1 to 128.
 # ECMA-262 compatible, as OpenAPI wants; `fullmatch` below also refuses a trailing newline that `$` lets through.
 LEAD_ID = re.compile(r"^[A-Za-z0-9._:@+-]{1,128}$")
 LEAD_ID_RULE = "must be 1 to 128 characters of A-Z a-z 0-9 . _ : @ + -"
-
-
-def parse_time(value, field: str) -> datetime:
-    """An aware UTC datetime from ISO 8601 text (a naive time is taken as UTC)."""
-    if isinstance(value, datetime):
-        dt = value
-    elif isinstance(value, str):
-        try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise FactsError({field: [f"{value!r} is not an ISO 8601 time"]}) from None
-    else:
-        raise FactsError({field: ["must be an ISO 8601 time"]})
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    try:
-        return dt.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
-        raise FactsError({field: [f"{value!r} is outside the years 1 to 9999 in UTC"]}) from None
 
 
 def incoming_problems(request: dict, at, skew_seconds: int, prefix: str = "") -> dict[str, list[str]]:
@@ -82,94 +75,27 @@ def incoming_problems(request: dict, at, skew_seconds: int, prefix: str = "") ->
     return errors
 
 
-def format_time(dt: datetime) -> str:
-    return (
-        dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z").replace(".000000Z", "Z")
-    )
+class CheckedFacts(dict):
+    """Lead facts as `normalise` returns them: checked against one ruleset, canonical.
+
+    `CompiledRuleset.evaluate` takes them as they are, without checking them again, when the same
+    ruleset checked them; a plain dict, or facts checked by another ruleset, are checked again.
+    Read-only by contract: a change made after the check is not checked (copy into a dict to change).
+    """
+
+    __slots__ = ("model",)
+
+    def __init__(self, facts: dict, model: Ruleset):
+        super().__init__(facts)
+        self.model = model
 
 
-def clean_number(value):
-    """A JSON number durable_rules can parse: integral values as int, others without an exponent."""
-    if isinstance(value, float):
-        if value.is_integer():
-            return int(value)
-        value = round(value, 6)
-        return 0 if "e" in repr(value) else value
-    return value
-
-
-class _Errors(dict):
-    def add(self, field: str, message: str) -> None:
-        self.setdefault(field, []).append(message)
-
-
-def _check_value(value, ftype: str, field: str, errors: _Errors):
-    if value is None:
-        return None
-    if ftype == NUMBER:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            errors.add(field, f"must be a number, not {type(value).__name__}")
-        elif not math.isfinite(value) or abs(value) > MAX_NUMBER:
-            errors.add(field, f"must be a finite number no larger than {MAX_NUMBER:.0e}")
-        else:
-            return clean_number(value)
-    elif ftype == BOOLEAN:
-        if isinstance(value, bool):
-            return value
-        errors.add(field, "must be true or false")
-    elif ftype == DATE:
-        try:
-            return date.fromisoformat(value).isoformat()
-        except (TypeError, ValueError):
-            errors.add(field, "must be a date written YYYY-MM-DD")
-    elif ftype == LIST:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            errors.add(field, "must be a list of text values")
-        elif len(value) > MAX_LIST:
-            errors.add(field, f"must have at most {MAX_LIST} items")
-        elif any(len(v) > MAX_TEXT for v in value):
-            errors.add(field, f"items must be at most {MAX_TEXT} characters")
-        else:
-            return list(value)
-    else:
-        if not isinstance(value, str):
-            errors.add(field, f"must be text, not {type(value).__name__}")
-        elif len(value) > MAX_TEXT:
-            errors.add(field, f"must be at most {MAX_TEXT} characters")
-        else:
-            return value
-    return None
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _surrogates(facts: dict) -> dict[str, list[str]]:
-    """Fields holding a lone surrogate: JSON may escape one (\\ud800), but it is no Unicode character,
-    so neither durable_rules nor SQLite can take it. Field names are escaped, so they can be printed."""
-    errors: dict[str, list[str]] = {}
-    stack = [(facts, "")]
-    while stack:
-        value, field = stack.pop()
-        if isinstance(value, str):
-            if not value.isascii() and _SURROGATE.search(value):
-                errors[field.encode("utf-8", "backslashreplace").decode()] = [
-                    "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
-                ]
-        elif isinstance(value, dict):
-            stack.extend((v, f"{field}.{k}" if field else str(k)) for k, v in value.items())
-            stack.extend((k, f"{field}.{k}" if field else str(k)) for k in value if isinstance(k, str))
-        elif isinstance(value, list):
-            stack.extend((v, f"{field}[{i}]") for i, v in enumerate(value))
-    return errors
-
-
-def normalise(model: Ruleset, facts: dict) -> dict:
+def normalise(model: Ruleset, facts: dict) -> CheckedFacts:
     """Checked, canonical lead facts; FactsError names every field that is wrong."""
-    errors = _Errors()
+    errors = Errors()
     if not isinstance(facts, dict):
         raise FactsError({"": ["lead facts must be a JSON object"]})
-    invalid = _surrogates(facts)
+    invalid = surrogates(facts)
     if invalid:
         raise FactsError(invalid)
     known = {"lead_id", "channel", "profile", "answers", "events", "previous_stage", "outcomes", "handoff"}
@@ -204,9 +130,9 @@ def normalise(model: Ruleset, facts: dict) -> dict:
             continue
         question = questions.get(key)
         if question and question.amount and isinstance(value, int | float) and not isinstance(value, bool):
-            checked = _check_value(value, NUMBER, field, errors)
+            checked = check_value(value, NUMBER, field, errors)
         else:
-            checked = _check_value(value, model.answer_fields[key], field, errors)
+            checked = check_value(value, model.answer_fields[key], field, errors)
             if (
                 checked is not None
                 and question
@@ -244,10 +170,10 @@ def normalise(model: Ruleset, facts: dict) -> dict:
         out["outcomes"] = outcomes
     if handoff is not None:
         out["handoff"] = handoff
-    return out
+    return CheckedFacts(out, model)
 
 
-def _outcomes(raw, model: Ruleset, errors: _Errors) -> list[dict]:
+def _outcomes(raw, model: Ruleset, errors: Errors) -> list[dict]:
     """What sales reported, in time order: type, at, and the reason (rejected, lost) or amount (won)."""
     if raw is None:
         return []
@@ -316,7 +242,7 @@ def outcome_problems(item, model: Ruleset) -> list[tuple[str, str]]:
     return out
 
 
-def _handoff(raw, errors: _Errors) -> dict | None:
+def _handoff(raw, errors: Errors) -> dict | None:
     """The lead's current hand-off (route, at, due_at, and acted_at once someone answered it), which
     leadgate supplies from the audit trail."""
     if raw is None:
@@ -344,7 +270,7 @@ def _handoff(raw, errors: _Errors) -> dict | None:
         return None
 
 
-def _section(raw, name: str, fields: dict, errors: _Errors, derived: dict) -> dict:
+def _section(raw, name: str, fields: dict, errors: Errors, derived: dict) -> dict:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -358,13 +284,16 @@ def _section(raw, name: str, fields: dict, errors: _Errors, derived: dict) -> di
         elif key not in fields:
             errors.add(field, "unknown field" + suggest(key, [f for f in fields if f not in derived]))
         else:
-            checked = _check_value(value, fields[key], field, errors)
+            checked = check_value(value, fields[key], field, errors)
             if checked is not None:
                 out[key] = checked
     return out
 
 
-def _events(raw, errors: _Errors, model: Ruleset) -> list[dict]:
+_EVENT_KEYS = frozenset({"id", "type", "at", "properties"})
+
+
+def _events(raw, errors: Errors, model: Ruleset) -> list[dict]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -380,9 +309,11 @@ def _events(raw, errors: _Errors, model: Ruleset) -> list[dict]:
         if not isinstance(event, dict):
             errors.add(field, "must be an object")
             continue
-        extra = set(event) - {"id", "type", "at", "properties"}
-        for key in sorted(extra):
-            errors.add(f"{field}.{key}", "unknown field" + suggest(key, ["id", "type", "at", "properties"]))
+        if not _EVENT_KEYS.issuperset(event):
+            for key in sorted(set(event) - _EVENT_KEYS):
+                errors.add(
+                    f"{field}.{key}", "unknown field" + suggest(key, ["id", "type", "at", "properties"])
+                )
         etype = event.get("type")
         if not isinstance(etype, str) or etype not in model.event_types:
             declared = model.declared_event_types
@@ -412,7 +343,7 @@ def _events(raw, errors: _Errors, model: Ruleset) -> list[dict]:
         clean = {}
         for key, value in props.items():
             pfield = f"{field}.properties.{key}"
-            if not isinstance(key, str) or not re.fullmatch(r"[a-z][a-z0-9_]{0,63}", key):
+            if not isinstance(key, str) or not PROPERTY.fullmatch(key):
                 errors.add(pfield, "property names are lower case letters, digits and _")
             elif declared_props is not None:  # a ruleset's own event: its properties are typed
                 if key not in declared_props:
@@ -423,13 +354,13 @@ def _events(raw, errors: _Errors, model: Ruleset) -> list[dict]:
                         + f" (its properties: {', '.join(declared_props) or 'none'})",
                     )
                 elif value is not None:
-                    clean[key] = _check_value(value, declared_props[key], pfield, errors)
+                    clean[key] = check_value(value, declared_props[key], pfield, errors)
             elif isinstance(value, bool | str):
-                clean[key] = _check_value(
+                clean[key] = check_value(
                     value, BOOLEAN if isinstance(value, bool) else STRING, pfield, errors
                 )
             elif isinstance(value, int | float):
-                clean[key] = _check_value(value, NUMBER, pfield, errors)
+                clean[key] = check_value(value, NUMBER, pfield, errors)
             elif value is not None:
                 errors.add(pfield, "must be text, a number or true/false")
         if eid is not None:
@@ -442,8 +373,15 @@ def _events(raw, errors: _Errors, model: Ruleset) -> list[dict]:
         if clean:
             item["properties"] = clean
         out.append(item)
-    out.sort(key=_event_order)
+    out.sort(key=_event_time)
+    times = [_event_time(e) for e in out]
+    if any(a == b for a, b in itertools.pairwise(times)):
+        out.sort(key=_event_order)  # only events alike in time, id and type need their properties compared
     return out
+
+
+def _event_time(event: dict):
+    return event["at"], event.get("id", ""), event["type"]
 
 
 def _event_order(event: dict):

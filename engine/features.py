@@ -12,8 +12,8 @@ import json
 from datetime import datetime
 from functools import lru_cache
 
-from .facts import DAY, parse_time
 from .regexes import search
+from .times import DAY, parse_time
 
 
 @lru_cache(maxsize=4096)
@@ -140,7 +140,7 @@ def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: 
         for event, age in zip(events, ages, strict=True)
         if (types == ("any",) and event["type"] not in excluded or event["type"] in types)
         and (within is None or age <= within)
-        and where_matches(event.get("properties", {}), where)
+        and (not where or where_matches(event.get("properties", {}), where))
     ]
     if kind == "count":
         return len(matching)

@@ -3,9 +3,11 @@
 durable_rules is driven through its C module directly, not through `durable.lang`'s Host:
 - the Host's background timer threads steal in-flight actions of other sessions (a measured race);
   without a Host there are no such threads at all;
-- every evaluation gets a fresh session id and deletes its state in `finally` (at most 1,024 live
-  sessions per ruleset; state leaks otherwise). A tally action always runs, so `delete_state` never
-  meets a session without actions (which crashes the process);
+- one session per compiled ruleset, reused (at most 1,024 live sessions per ruleset; each holds
+  ~515 KiB): after an evaluation every fact it holds is retracted and the session must be empty, no
+  fact and no action pending; otherwise, and after any failure, its state is deleted and the next
+  evaluation starts a fresh session. A tally action always runs, so `delete_state` never meets a
+  session without actions (which crashes the process);
 - one lock per compiled ruleset serialises its sessions (the GIL serialises them anyway);
 - an exception in an action abandons the chain and fails the evaluation instead of being swallowed.
 """
@@ -13,8 +15,10 @@ durable_rules is driven through its C module directly, not through `durable.lang
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,14 +34,20 @@ except ImportError as exc:
     ) from exc
 
 from . import computed
+from .actions import Run
 from .compiler import Handler, Plan
-from .decision import MATRIX_SLOTS, Run
+from .decision import decision
 from .errors import EngineError, EvaluationError
-from .facts import normalise, parse_time
+from .facts import CheckedFacts, normalise
 from .features import compute_feature, email_domain, event_ages, text_test
 from .model import Ruleset
+from .times import parse_time
 
 _sessions = itertools.count(1)
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+# The start of an event fact as _encode writes it; inside JSON text a quote in a value is escaped, so
+# only event facts themselves match.
+_EVENT_FACT = re.compile(r'\{"id": "e(\d+)", "t": "ev"')
 
 
 @dataclass
@@ -55,7 +65,13 @@ class CompiledRuleset:
         self.model, self.plan, self.source, self.digest, self.file = model, plan, source, digest, file
         self.engine_name = engine_name
         self._lock = threading.Lock()
+        self._sid = str(next(_sessions))
         self._handle = dre.create_ruleset(engine_name, json.dumps(plan.definition, ensure_ascii=False))
+        # What actions assert and retract slot and score facts with: fact text in, this ruleset's session.
+        self._fact_functions = (
+            functools.partial(dre.assert_fact, self._handle),
+            functools.partial(dre.retract_fact, self._handle),
+        )
 
     name = property(lambda self: self.model.name)
     version = property(lambda self: self.model.version)
@@ -64,25 +80,32 @@ class CompiledRuleset:
     def identity(self) -> dict:
         return {"name": self.model.name, "version": self.model.version, "digest": self.digest}
 
-    def normalise(self, facts: dict) -> dict:
+    def normalise(self, facts: dict) -> CheckedFacts:
+        """The one check of lead facts for this ruleset; what it returns `evaluate` does not check again."""
         return normalise(self.model, facts)
 
     def evaluate(self, facts: dict, at: datetime | str) -> Evaluation:
-        """The decision for these facts at this time. Pure: same inputs, same decision."""
-        facts = normalise(self.model, facts)
+        """The decision for these facts at this time. Pure: same inputs, same decision.
+
+        Facts are checked first (FactsError), unless they are this ruleset's own `normalise` result."""
+        if type(facts) is not CheckedFacts or facts.model is not self.model:
+            facts = normalise(self.model, facts)
         at = parse_time(at, "at")
         run = Run(self.model, self.plan, facts, at)
         with self._lock:
-            sid = str(next(_sessions))
-            run.bind(sid, *self._fact_functions())
+            sid = self._sid
+            run.bind(sid, *self._fact_functions)
             state = None
+            clean = False
             try:
-                _, state = dre.assert_facts(self._handle, self._initial_facts(run, facts, at, sid))
+                initial, held = self._initial_facts(run, facts, at, sid)
+                _, state = dre.assert_facts(self._handle, initial)
                 started = dre.start_action_for_state(self._handle, state)
                 message = started[1] if started else None
                 while message:
                     self._dispatch(run, message)
                     message = dre.complete_and_start_action(self._handle, state)
+                clean = self._clear(run, held)
             except EngineError:
                 self._abandon(state)
                 raise
@@ -90,12 +113,25 @@ class CompiledRuleset:
                 self._abandon(state)
                 raise EvaluationError(f"evaluation failed: {exc}", self.model.name, run.current_rule) from exc
             finally:
-                dre.delete_state(self._handle, sid)
-        return Evaluation(facts, run.decision(self.identity))
+                if not clean:
+                    dre.delete_state(self._handle, sid)
+                    self._sid = str(next(_sessions))
+        return Evaluation(facts, decision(run, self.identity))
 
-    def _fact_functions(self):
-        handle = self._handle
-        return (lambda text: dre.assert_fact(handle, text)), (lambda text: dre.retract_fact(handle, text))
+    def _clear(self, run: Run, held: str) -> bool:
+        """Retract every fact the session holds so that the next evaluation reuses it: creating and
+        deleting a session costs about as much as all the matching. True only when the session is
+        then empty (no fact, no action pending); otherwise the caller deletes it. The decision is made
+        by now: a failure here only costs the session."""
+        try:
+            dre.retract_facts(self._handle, "[" + ",".join([held, *run.held()]) + "]")
+            pending = dre.start_action(self._handle)
+            if pending:
+                self._abandon(pending[-1])
+                return False
+            return dre.get_facts(self._handle, run.sid) == "[]"
+        except Exception:  # noqa: BLE001 - any failure: the session is deleted, never reused
+            return False
 
     def _abandon(self, state) -> None:
         if state is not None:
@@ -108,50 +144,57 @@ class CompiledRuleset:
         name = message[2 : message.index('"', 2)]
         handler: Handler = self.plan.handlers[name]
         run.current_rule = handler.name
-        if handler.kind == "rule":
-            combos = None
-            if handler.event_aliases:
+        kind = handler.kind
+        if kind == "rule":
+            if not handler.event_aliases:
+                run.fire(handler, None)
+            elif len(handler.event_aliases) == 1 and (found := _EVENT_FACT.findall(message)):
+                # One event per match: its index is all that is needed (its age is the run's), and the
+                # event facts are our own text, found without decoding the rest of the message.
+                alias, ages = handler.event_aliases[0], run.ages
+                run.fire(handler, [{alias: {"id": f"e{i}", "age": ages[int(i)]}} for i in found])
+            elif handler.per_event or handler.name not in run.fired:  # else nothing to decode for
                 payload = json.loads(message)[name]
-                combos = payload if isinstance(payload, list) else [payload]
-            run.fire(handler, combos)
-        elif handler.kind == "tally":
-            run.tally(handler.name)
+                run.fire(handler, payload if isinstance(payload, list) else [payload])
+        elif kind == "tally":
+            run.tally(handler.scores)
         else:
             run.matrix()
         run.current_rule = None
 
-    def _initial_facts(self, run: Run, facts: dict, at: datetime, sid: str) -> str:
-        """Every fact the session starts with, as one JSON array."""
+    def _initial_facts(self, run: Run, facts: dict, at: datetime, sid: str) -> tuple[str, str]:
+        """Every fact the session starts with, as one JSON array; and those not mirroring a slot."""
         plan = self.plan
         profile = dict(facts["profile"])
         domain = email_domain(profile.get("email"))
         if domain:
             profile["email_domain"] = domain
         answers, events = facts["answers"], facts["events"]
-        ages = event_ages(events, at)
+        ages = run.ages = event_ages(events, at)
         lead = {"id": "lead", "t": "lead", "sid": sid}
         values, details = computed.evaluate(self.model.computed, profile, answers, at)
         run.computed(details)
-        sections = {"p": {}, "a": {}, "an": {}, "v": {}}
-        for section, name in plan.lead_fields:
-            value = (
-                profile.get(name)
-                if section == "p"
-                else values.get(name)
-                if section == "v"
-                else answers.get(name)
-            )
-            if value is None or isinstance(value, list):  # lists are matched through features
-                continue
+        names = plan.lead_names  # lists are matched through features, never as values
+        sections = {
+            "p": {n: v for n in names["p"] if (v := profile.get(n)) is not None and not isinstance(v, list)},
             # Text answers and amounts live under different keys, so "5" never compares as 5.
-            if section == "a" and not isinstance(value, str) or section == "an" and isinstance(value, str):
-                continue
-            sections[section][name] = value
+            "a": {n: v for n in names["a"] if isinstance(v := answers.get(n), str)},
+            "an": {
+                n: v
+                for n in names["an"]
+                if (v := answers.get(n)) is not None and not isinstance(v, str | list)
+            },
+            "v": {n: v for n in names["v"] if (v := values.get(n)) is not None and not isinstance(v, list)},
+        }
         lead.update((k, v) for k, v in sections.items() if v)
         if plan.uses_channel and facts["channel"] is not None:
             lead["c"] = facts["channel"]
         features = {}
+        # Without outcomes or a hand-off, what sales reported and overdue hand-offs have no value.
+        skip = ("outcome",) * (not facts.get("outcomes")) + ("overdue",) * (not facts.get("handoff"))
         for feature in plan.features:
+            if feature.kind in skip:
+                continue
             value = compute_feature(feature, facts, profile, ages, at, values)
             if value is not None:
                 features[feature.name] = value
@@ -161,7 +204,7 @@ class CompiledRuleset:
         for i, (event, age) in enumerate(zip(events, ages, strict=True)):
             if event["type"] not in plan.event_types:
                 continue
-            fact = {"id": f"e{i}", "t": "ev", "sid": sid, "type": event["type"], "age": age}
+            fact = {"id": f"e{i}", "t": "ev", "sid": sid, "type": event["type"], "age": age}  # as _EVENT_FACT
             props = event.get("properties")
             if props:
                 for section, name in plan.event_fields:
@@ -176,11 +219,9 @@ class CompiledRuleset:
                     if isinstance(value, str):
                         fact.setdefault("g", {})[name] = text_test(op, values, value)
             out.append(fact)
-        out.extend(
-            {"id": f"tally:{name}", "t": "tally", "sid": sid, "score": name}
-            for name in sorted(self.model.scores)
-        )
+        out.extend({"id": f"tally:{key}", "t": "tally", "sid": sid, "score": key} for key in plan.tally_keys)
         out.append({"id": "matrix", "t": "matrix", "sid": sid})
-        texts = [json.dumps(out, ensure_ascii=False)[1:-1]]
-        texts.extend(run.slot_fact(slot, sid) for slot in sorted(plan.read_slots - MATRIX_SLOTS))
-        return "[" + ",".join(texts) + "]"
+        held = _encode(out)[1:-1]
+        texts = [held]
+        texts.extend(run.slot_fact(slot, sid) for slot in plan.slot_facts)
+        return "[" + ",".join(texts) + "]", held

@@ -150,7 +150,7 @@ def test_an_exception_in_an_action_fails_the_evaluation_and_the_ruleset_keeps_wo
     rs = mini(
         [{"id": "r", "description": "d", "when": {"profile.country": "US"}, "then": {"points": {"fit": 5}}}]
     )
-    from engine.decision import Run
+    from engine.actions import Run
 
     def broken(self, *args):
         raise ZeroDivisionError("boom")

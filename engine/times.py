@@ -1,0 +1,41 @@
+"""Times: the one parser and formatter of ISO 8601 times (UTC, "Z") for the whole application."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from .errors import FactsError
+
+DAY = 86400.0
+
+
+def parse_time(value, field: str) -> datetime:
+    """An aware UTC datetime from ISO 8601 text (a naive time is taken as UTC)."""
+    if isinstance(value, str):
+        try:  # the common case, "…Z" or an offset; a lower-case "z" needs the replacement below
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+            except ValueError:
+                raise FactsError({field: [f"{value!r} is not an ISO 8601 time"]}) from None
+    elif isinstance(value, datetime):
+        dt = value
+    else:
+        raise FactsError({field: ["must be an ISO 8601 time"]})
+    if dt.tzinfo is UTC:
+        return dt
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        raise FactsError({field: [f"{value!r} is outside the years 1 to 9999 in UTC"]}) from None
+
+
+def format_time(dt: datetime) -> str:
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    if dt.microsecond:
+        return dt.isoformat(timespec="microseconds")[:-6] + "Z"
+    return dt.isoformat(timespec="seconds")[:-6] + "Z"
