@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from . import chain, checkpoints, derived, outbox, outcomes
+from .backends import ERRORS
 from .errors import NotFound, StorageUnavailable
 from .leads import event_key
 from .personal import Personal
@@ -29,7 +29,7 @@ PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
 
 
 class AuditTrail:
-    """One SQLite file. Safe to share between threads; each process opens its own."""
+    """One SQLite file or PostgreSQL database. Safe to share between threads; each process opens its own."""
 
     def __init__(
         self,
@@ -64,7 +64,7 @@ class AuditTrail:
     def _open(self) -> Database:
         try:
             return connect(self.path, self.durability)
-        except sqlite3.Error as exc:
+        except ERRORS as exc:
             raise StorageUnavailable(f"the audit database cannot be opened: {exc}") from exc
 
     def _writable(self) -> None:
@@ -72,11 +72,11 @@ class AuditTrail:
         # only a new connection writes again.
         if self._reopen:
             fresh = self._open()
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*ERRORS):
                 self.db.close()
             self.db, self._reopen = fresh, False
 
-    def _failed(self, exc: sqlite3.Error) -> StorageUnavailable:
+    def _failed(self, exc: Exception) -> StorageUnavailable:
         if "readonly" in str(exc):
             self._reopen = True
         return StorageUnavailable(f"the audit database cannot be written: {exc}")
@@ -108,7 +108,7 @@ class AuditTrail:
             self._writable()
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+            except ERRORS as exc:
                 raise self._failed(exc) from exc
             self._depth = 1
             try:
@@ -116,7 +116,7 @@ class AuditTrail:
                 self.db.execute("COMMIT")
             except BaseException as exc:
                 self.db.rollback()
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, ERRORS):
                     raise self._failed(exc) from exc
                 raise
             finally:

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from audit import AuditTrail, NotFound, StorageUnavailable
+from audit.backends import is_postgres
 from audit.migrations import migrations
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
+from audit.rows import insert
 from audit.schema import connect, version
+from audit.secrets import Secrets
 from audit.why import explain, render
 from service.decide import decide, evaluator
 from tests.conftest import lead
@@ -28,8 +31,9 @@ ANA = {
 
 
 @pytest.fixture
-def trail(tmp_path):
-    t = AuditTrail(tmp_path / "audit.db")
+def trail(audit_db, tmp_path):
+    """A trail on each backend (tests/postgres.py); a PostgreSQL trail names its key file."""
+    t = AuditTrail(audit_db, secrets=Secrets(tmp_path / "audit.key"))
     yield t
     t.close()
 
@@ -45,12 +49,13 @@ def count(trail, table) -> int:
 # -- schema ---------------------------------------------------------------------------------------
 
 
-def test_connection_settings(trail):
-    pragma = lambda name: trail.db.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
-    assert pragma("journal_mode") == "wal"
-    assert pragma("foreign_keys") == 1
-    assert pragma("busy_timeout") == 30000
-    assert pragma("synchronous") == 2  # FULL: an acknowledged decision survives a power cut
+def test_connection_settings(tmp_path):
+    with AuditTrail(tmp_path / "audit.db") as trail:
+        pragma = lambda name: trail.db.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("foreign_keys") == 1
+        assert pragma("busy_timeout") == 30000
+        assert pragma("synchronous") == 2  # FULL: an acknowledged decision survives a power cut
 
 
 def test_normal_durability_is_a_choice(tmp_path):
@@ -333,7 +338,7 @@ def test_verify_names_an_inserted_row(trail, three):
     row = trail.db.execute("SELECT * FROM decisions WHERE id = ?", (three[2],)).fetchone()
     cols = [d[0] for d in trail.db.execute("SELECT * FROM decisions LIMIT 0").description]
     forged = dict(zip(cols, row, strict=True), id="dec_forged", seq=99, idempotency_key=None)
-    trail.db["decisions"].insert(forged)
+    insert(trail.db, "decisions", forged)
     assert trail.verify() == ["outside the chain (dec_forged): a decision row no link records (inserted)"]
 
 
@@ -349,7 +354,16 @@ def test_verify_names_reordered_rows(trail, three):
 
 
 def raw_bytes(trail) -> bytes:
-    """Everything on disk: the database file and its write-ahead log."""
+    """Everything on disk: the database file and its write-ahead log. On PostgreSQL, every row of every
+    table as a dump or a reader of the database sees it (dead row versions wait for VACUUM: docs/deploy.md)."""
+    if is_postgres(trail.path):
+        tables = [
+            r[0] for r in trail.db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        return "\n".join(
+            trail.db.execute(f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {t} t").fetchone()[0]
+            for t in tables
+        ).encode()
     files = [Path(trail.path), Path(trail.path + "-wal")]
     return b"".join(f.read_bytes() for f in files if f.exists())
 

@@ -1,0 +1,22 @@
+"""Which store an audit location names, and the errors either store raises.
+
+`LEADGATE_DB` is a SQLite file path (the embedded default) or a `postgresql://` URL (several machines
+sharing one trail, audit/postgres.py). The audit modules write one SQL; the PostgreSQL connection
+translates the little that differs, so nothing else here needs to know which store it talks to.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import psycopg
+
+SCHEMES = ("postgresql://", "postgres://")
+
+# What a failing store raises: callers that turn storage failures into StorageUnavailable catch these.
+ERRORS = (sqlite3.Error, psycopg.Error)
+
+
+def is_postgres(location: str | Path) -> bool:
+    return str(location).startswith(SCHEMES)

@@ -1,0 +1,195 @@
+"""The audit trail on PostgreSQL: a pooled connection that speaks the audit modules' SQL.
+
+The audit modules write plain SQL in SQLite's dialect through `db.execute(sql, params)`; this module
+is the one place that knows PostgreSQL. Each statement text is translated once (cached):
+
+- `?` placeholders become psycopg's; parameters are bound client-side, so a parameter whose type only
+  its value tells (`? IS NULL`, `SELECT ?, id`) needs no cast;
+- `INSERT OR IGNORE` becomes `ON CONFLICT DO NOTHING`, `INSERT OR REPLACE` an upsert on the primary key;
+- `a IS ?` / `a IS NOT ?` become `IS [NOT] DISTINCT FROM`; `json_each(?)` a set of JSON array elements;
+- `PRAGMA` statements (SQLite's connection settings and WAL housekeeping) do nothing;
+- `BEGIN IMMEDIATE` is SQLite's one writer at a time: here a transaction that first takes one
+  transaction-scoped advisory lock. Every write transaction of every process on every machine queues on
+  it, so the hash chain, the outbox order, round-robin counts and idempotency checks see exactly what
+  they see on SQLite: the writes before theirs, and none in flight.
+
+Connections come from a psycopg pool (autocommit, checked before use, so a restarted server is
+reconnected). A connection that cannot be had or is lost raises StorageUnavailable; a transaction it
+was in is rolled back by the server, so nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+from functools import cache
+
+import psycopg
+from psycopg import ClientCursor
+from psycopg.adapt import Loader
+from psycopg_pool import ConnectionPool
+
+from .errors import StorageUnavailable
+
+WRITE_LOCK = 0x6C6561646761  # "leadga": the advisory lock every write transaction takes first
+POOL_TIMEOUT_S = 10.0  # waiting for a connection (the server down or every connection busy)
+LOCK_TIMEOUT_MS = 30_000  # waiting for the write lock, as SQLite's busy timeout
+# durability full: a commit returns once the server has flushed it; normal: once it is in the server's
+# memory (a crash of the server may lose the last commits, never half of one).
+DURABILITY = {"full": "on", "normal": "off"}
+BEGIN, COMMIT, ROLLBACK = "BEGIN", "COMMIT", "ROLLBACK"
+
+
+class NumberLoader(Loader):
+    """numeric as SQLite gives it: an int when whole (count-like sums), else a float; never a Decimal."""
+
+    def load(self, data) -> int | float:
+        text = bytes(data).decode()
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+
+
+class Database:
+    """A pool of connections to one PostgreSQL database, used like the SQLite connection it replaces.
+
+    Safe to share between threads: a thread in a transaction keeps its connection until it ends.
+    """
+
+    def __init__(self, url: str, durability: str = "full", max_size: int = 4):
+        if durability not in DURABILITY:
+            raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
+        options = f"-c synchronous_commit={DURABILITY[durability]} -c lock_timeout={LOCK_TIMEOUT_MS}"
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            timeout=POOL_TIMEOUT_S,
+            num_workers=1,
+            open=False,
+            check=ConnectionPool.check_connection,
+            configure=_configure,
+            kwargs={
+                "autocommit": True,
+                "cursor_factory": ClientCursor,
+                "options": options,
+                "connect_timeout": 5,
+            },
+        )
+        self._local = threading.local()
+        try:
+            self.pool.open(wait=True, timeout=POOL_TIMEOUT_S)
+        except psycopg.Error as exc:
+            self.pool.close()
+            raise StorageUnavailable(f"the audit database cannot be reached: {exc}") from exc
+
+    @property
+    def conn(self) -> Database:
+        return self  # the audit modules call db.conn.executemany, as on sqlite3
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def execute(self, sql: str, params=()):
+        statement = translate(sql)
+        if statement == BEGIN:
+            return self._begin()
+        if statement in (COMMIT, ROLLBACK):
+            return self._end(statement)
+        with self._connection() as conn:
+            cursor = conn.cursor()
+            if statement is not None:
+                cursor.execute(statement, _values(params))
+            return cursor
+
+    def executemany(self, sql: str, rows) -> None:
+        with self._connection() as conn:
+            conn.cursor().executemany(translate(sql), [_values(r) for r in rows])
+
+    def commit(self) -> None:
+        self._end(COMMIT)
+
+    def rollback(self) -> None:
+        if getattr(self._local, "conn", None) is not None:
+            self._end(ROLLBACK)
+
+    @contextlib.contextmanager
+    def _connection(self):
+        """The thread's transaction connection, or one from the pool for a single statement."""
+        pinned = getattr(self._local, "conn", None)
+        try:
+            if pinned is not None:
+                yield pinned
+            else:
+                with self.pool.connection() as conn:
+                    yield conn
+        except psycopg.OperationalError as exc:
+            raise StorageUnavailable(f"the audit database cannot be used: {exc}") from exc
+
+    def _begin(self):
+        try:
+            conn = self.pool.getconn()
+        except psycopg.OperationalError as exc:
+            raise StorageUnavailable(f"the audit database cannot be reached: {exc}") from exc
+        self._local.conn = conn
+        try:
+            conn.execute("BEGIN")
+            return conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        except BaseException:
+            self._end(ROLLBACK)
+            raise
+
+    def _end(self, statement: str):
+        conn, self._local.conn = self._local.conn, None
+        try:
+            if statement == COMMIT:
+                try:
+                    return conn.execute(COMMIT)
+                except psycopg.OperationalError as exc:
+                    raise StorageUnavailable(f"the audit database cannot be written: {exc}") from exc
+            with contextlib.suppress(psycopg.Error):  # a lost connection has rolled back already
+                conn.execute(ROLLBACK)
+        finally:
+            self.pool.putconn(conn)
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.adapters.register_loader("numeric", NumberLoader)
+
+
+def _values(params):
+    # SQLite stores True as 1: so do the integer columns here, and the hashes over them agree.
+    return tuple(int(v) if isinstance(v, bool) else v for v in params)
+
+
+# -- the dialect -------------------------------------------------------------------------------------
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {}  # filled by audit.pgschema from the schema it creates
+_IS = re.compile(r"\bIS( NOT)? (%s|'[^']*')", re.IGNORECASE)
+_OR = re.compile(r"^\s*INSERT OR (IGNORE|REPLACE) INTO (\w+) \(([^)]*)\)", re.IGNORECASE)
+
+
+@cache
+def translate(sql: str) -> str | None:
+    """The PostgreSQL form of one statement of the audit modules (None: nothing to run)."""
+    head = sql.lstrip().upper()
+    if head.startswith("PRAGMA"):
+        return None
+    if head.startswith("BEGIN"):
+        return BEGIN
+    if head.rstrip(" ;") in (COMMIT, "END", ROLLBACK):
+        return ROLLBACK if head.startswith(ROLLBACK) else COMMIT
+    out = sql.replace("%", "%%").replace("?", "%s")
+    out = _IS.sub(lambda m: f"IS {'' if m.group(1) else 'NOT '}DISTINCT FROM {m.group(2)}", out)
+    out = re.sub(r"json_each\(%s\)", "json_array_elements_text(CAST(%s AS json)) AS j(value)", out)
+    conflict = _OR.match(out)
+    if conflict:
+        verb, table, columns = conflict.groups()
+        out = "INSERT INTO" + out[out.upper().index(" INTO") + 5 :]
+        if verb.upper() == "IGNORE":
+            out += " ON CONFLICT DO NOTHING"
+        else:
+            key = PRIMARY_KEYS[table]
+            names = [c.strip() for c in columns.split(",")]
+            updates = ", ".join(f"{c} = excluded.{c}" for c in names if c not in key)
+            out += f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    return out

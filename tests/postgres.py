@@ -1,0 +1,108 @@
+"""A real PostgreSQL server for the tests: Debian's packages, a data directory in /tmp, a Unix socket.
+
+`postgres_server` (session) runs initdb into a fresh directory and starts the server listening only on
+a socket in that directory (no TCP port to clash with), stopped when the session ends. PostgreSQL
+refuses to run as root: as root the directory is given to Debian's `postgres` user and the server runs
+as that user. `pg_url` (per test) is a fresh database on it, dropped afterwards.
+
+`make test` installs the packages where initdb is missing (Makefile, target `postgresql`).
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+USER = "leadgate"
+
+
+def binary(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+class Server:
+    """One PostgreSQL cluster in `root`, reachable at `url(dbname)`."""
+
+    def __init__(self, root: Path):
+        self.root, self.data, self.socket = root, root / "data", root / "socket"
+        self.as_postgres = os.geteuid() == 0
+        self._names = itertools.count(1)
+
+    def _run(self, *argv: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if self.as_postgres else []
+        subprocess.run([*prefix, *argv], check=True, capture_output=True, text=True, cwd=self.root)
+
+    def start(self) -> None:
+        self.socket.mkdir()
+        if self.as_postgres:
+            shutil.chown(self.root, "postgres")
+            shutil.chown(self.socket, "postgres")
+        self._run(
+            binary("initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8", "--locale=C"
+        )
+        # fsync off: a test database need not survive a power cut, and the tests share two cores.
+        options = (
+            f"-c listen_addresses='' -c unix_socket_directories={self.socket} -c fsync=off "
+            "-c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB"
+        )
+        self._run(
+            binary("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-o", options, "start"
+        )
+
+    def stop(self) -> None:
+        self._run(binary("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql:///{dbname}?host={self.socket}&user={USER}"
+
+    def create(self) -> str:
+        name = f"t{os.getpid()}_{next(self._names)}"
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return name
+
+    def drop(self, name: str) -> None:
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    if binary("initdb") is None:
+        pytest.fail("PostgreSQL is not installed: `make postgresql` installs Debian's packages")
+    root = Path(tempfile.mkdtemp(prefix="leadgate-pg-"))
+    server = Server(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=BACKENDS)
+def audit_db(request, tmp_path):
+    """An audit location on each backend in turn: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path / "audit.db")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    """A fresh, empty PostgreSQL database for one test, as a LEADGATE_DB URL."""
+    name = postgres_server.create()
+    yield postgres_server.url(name)
+    postgres_server.drop(name)
