@@ -17,6 +17,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from audit.backends import is_postgres
 from audit.ratelimits import SQLiteStorage
 
 from .errors import ApiError
@@ -28,10 +29,18 @@ def _limiter() -> FixedWindowRateLimiter:
     if made is None or made[0] != os.getpid():
         config = ext["leadgate.config"]
         uri = config.RATE_LIMIT_STORAGE
-        storage = storage_from_string(uri) if uri else SQLiteStorage(f"{config.DB}.limits")
+        storage = storage_from_string(uri) if uri else SQLiteStorage(f"{local_base(config)}.limits")
         made = (os.getpid(), FixedWindowRateLimiter(storage))
         ext["leadgate.limiter"] = made
     return made[1]
+
+
+def local_base(config) -> str:
+    """Where this machine's counters go by default: beside the SQLite file, or for a PostgreSQL trail
+    beside the key file (each machine counts its own: LEADGATE_RATE_LIMIT_STORAGE shares them)."""
+    if not is_postgres(config.DB):
+        return config.DB
+    return config.SECRET_FILE or os.path.join("var", "leadgate")
 
 
 def close(app) -> None:

@@ -100,7 +100,7 @@ def difference(before: sqlite3.Connection, after: sqlite3.Connection, name: str)
             raise RuntimeError(
                 f"migration {name} reshapes table {table}: give it a PostgreSQL form in PG_FORMS"
             )
-        for _, column, kind, notnull, default, _ in now[len(was) :]:
+        for column, kind, notnull, default, _ in now[len(was) :]:
             ddl.append(
                 f'ALTER TABLE "{table}" ADD COLUMN "{column}" {_TYPES.get(kind.upper(), "text")}'
                 + (f" DEFAULT {default}" if default is not None else "")

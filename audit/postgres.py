@@ -33,7 +33,7 @@ from psycopg_pool import ConnectionPool
 from .errors import StorageUnavailable
 
 WRITE_LOCK = 0x6C6561646761  # "leadga": the advisory lock every write transaction takes first
-POOL_TIMEOUT_S = 10.0  # waiting for a connection (the server down or every connection busy)
+POOL_TIMEOUT_S = 5.0  # waiting for a connection (the server down or every connection busy)
 LOCK_TIMEOUT_MS = 30_000  # waiting for the write lock, as SQLite's busy timeout
 # durability full: a commit returns once the server has flushed it; normal: once it is in the server's
 # memory (a crash of the server may lose the last commits, never half of one).

@@ -10,12 +10,14 @@ as that user. `pg_url` (per test) is a fresh database on it, dropped afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import itertools
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -75,6 +77,37 @@ class Server:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@contextlib.contextmanager
+def unreachable(url: str):
+    """The database refuses new connections and drops those it has, as while its server is down."""
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    admin = url.replace(f"/{name}?", "/postgres?")
+
+    def allow(yes: bool) -> None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {str(yes).lower()}")
+            if not yes:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+                )
+
+    allow(False)
+    try:
+        yield
+    finally:
+        allow(True)
+
+
+def eventually(check, seconds: float = 30.0) -> bool:
+    """Whether `check()` comes true within `seconds` (bounded: a test never waits longer)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     if binary("initdb") is None:
@@ -98,6 +131,14 @@ def audit_db(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "audit.db")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def backend_app(make_app, audit_db, tmp_path):
+    """The Flask app on the shipped rulesets and a fresh audit store of each backend."""
+    from tests.conftest import RULESETS
+
+    return make_app(db=audit_db, rulesets=str(RULESETS), secret_file=str(tmp_path / "app.key"))
 
 
 @pytest.fixture

@@ -1,0 +1,212 @@
+"""The audit trail on PostgreSQL: the dialect layer, the derived schema and its migrations, one chain under
+concurrent writers on separate pools (as separate machines), lost connections, and what refuses to open.
+
+The behaviour shared with SQLite is tested on both backends where it is tested (tests/test_audit.py,
+tests/test_api.py, ...); this file holds what only PostgreSQL has.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from audit import AuditTrail, StorageUnavailable, pgschema
+from audit.postgres import translate
+from audit.secrets import Secrets, SecretsError
+from service.decide import decide
+from tests.conftest import lead
+
+AT = "2026-11-23T10:00:00Z"
+HOT = {"country": "US", "industry": "software", "employees": 200, "seniority": "vp", "email": "x@acme.io"}
+
+
+def opened(url, tmp_path) -> AuditTrail:
+    return AuditTrail(url, durability="normal", secrets=Secrets(tmp_path / "pg.key"))
+
+
+@pytest.mark.parametrize(
+    ("sqlite", "postgres"),
+    [
+        (
+            "SELECT a FROM t WHERE b = ? AND c IS ?",
+            "SELECT a FROM t WHERE b = %s AND c IS NOT DISTINCT FROM %s",
+        ),
+        ("SELECT 1 WHERE channel IS NOT 'outcome' AND x IS NULL", None),
+        ("INSERT OR IGNORE INTO rulesets (digest, name) VALUES (?, ?)", None),
+        (
+            "SELECT value FROM json_each(?)",
+            "SELECT value FROM json_array_elements_text(CAST(%s AS json)) AS j(value)",
+        ),
+        ("SELECT '100%' LIKE ?", "SELECT '100%%' LIKE %s"),
+    ],
+)
+def test_the_dialect_translates_what_differs_and_nothing_else(sqlite, postgres):
+    expected = {
+        "SELECT 1 WHERE channel IS NOT 'outcome' AND x IS NULL": (
+            "SELECT 1 WHERE channel IS DISTINCT FROM 'outcome' AND x IS NULL"
+        ),
+        "INSERT OR IGNORE INTO rulesets (digest, name) VALUES (?, ?)": (
+            "INSERT INTO rulesets (digest, name) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+        ),
+    }
+    assert translate(sqlite) == (postgres or expected[sqlite])
+
+
+def test_connection_statements_of_sqlite_do_nothing_and_begin_takes_the_write_lock(pg_url, tmp_path):
+    assert translate("PRAGMA wal_checkpoint(TRUNCATE)") is None
+    with opened(pg_url, tmp_path) as trail:
+        with trail.transaction() as db:
+            locks = db.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            ).fetchone()[0]
+            setting = db.execute("SHOW synchronous_commit").fetchone()[0]
+        assert (locks, setting) == (1, "off")  # durability normal
+        assert trail._read("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory'")[0]["n"] == 0
+
+
+def test_the_schema_is_the_sqlite_schema_in_postgres_types(pg_url, tmp_path):
+    scratch = pgschema.scratch()
+    try:
+        want = {
+            t: [(c[0], c[1].upper()) for c in pgschema.columns(scratch, t)] for t in pgschema.tables(scratch)
+        }
+        indexes = set(pgschema.indexes(scratch))
+    finally:
+        scratch.close()
+    kinds = {"text": "TEXT", "bigint": "INTEGER", "double precision": "REAL"}
+    with opened(pg_url, tmp_path) as trail:
+        rows = trail._read(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name != '_leadgate_migrations' ORDER BY table_name, ordinal_position"
+        )
+        have: dict[str, list] = {}
+        for r in rows:
+            have.setdefault(r["table_name"], []).append((r["column_name"], kinds[r["data_type"]]))
+        assert have == {t: [(n, "REAL" if k == "FLOAT" else k) for n, k in cols] for t, cols in want.items()}
+        made = {
+            r["indexname"]
+            for r in trail._read("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
+        }
+        assert indexes <= made
+        assert pgschema.applied(trail.db) == sorted(pgschema.names())
+
+
+def test_a_migration_without_a_postgres_form_refuses_to_open(pg_url, tmp_path, monkeypatch):
+    opened(pg_url, tmp_path).close()
+    monkeypatch.setattr(
+        pgschema, "names", lambda: [*[m.name for m in pgschema.migrations._migrations], "m999_next"]
+    )
+    with pytest.raises(RuntimeError, match="migration m999_next has no PostgreSQL form: add it to PG_FORMS"):
+        opened(pg_url, tmp_path)
+
+
+def test_a_later_migration_that_only_adds_is_applied_as_its_difference(pg_url, tmp_path):
+    before, after = pgschema.scratch(), pgschema.scratch()
+    after.execute("ALTER TABLE leads ADD COLUMN score REAL")
+    after.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, lead_id TEXT NOT NULL, body TEXT)")
+    after.execute("CREATE INDEX idx_notes_lead_id ON notes (lead_id)")
+    ddl = pgschema.difference(before, after, "m999_notes")
+    before.close()
+    assert ddl == [
+        'CREATE TABLE notes (id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, lead_id text COLLATE "C" '
+        'NOT NULL, body text COLLATE "C")',
+        'ALTER TABLE "leads" ADD COLUMN "score" double precision',
+        "CREATE INDEX idx_notes_lead_id ON notes (lead_id)",
+    ]
+    after.execute("CREATE TABLE leads2 AS SELECT * FROM leads")
+    after.execute("DROP TABLE leads")
+    fresh = pgschema.scratch()
+    with pytest.raises(RuntimeError, match="migration m999_x drops table leads"):
+        pgschema.difference(fresh, after, "m999_x")
+    fresh.close()
+    after.close()
+    with opened(pg_url, tmp_path) as trail:
+        for sql in ddl:
+            trail.db.execute(sql)
+        trail.db.execute("INSERT INTO notes (lead_id, body) VALUES (?, ?)", ("L1", "called"))
+        assert trail._read("SELECT id, body FROM notes") == [{"id": 1, "body": "called"}]
+
+
+def test_concurrent_first_opens_migrate_once(pg_url, tmp_path):
+    start = threading.Barrier(4)
+
+    def open_one(_):
+        start.wait()
+        with opened(pg_url, tmp_path) as trail:
+            return pgschema.applied(trail.db)
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(open_one, range(4)))
+    assert all(r == sorted(pgschema.names()) for r in results)
+
+
+def test_writers_on_separate_pools_keep_one_chain_and_one_lead_history(pg_url, tmp_path, default):
+    """Three trails (three pools, as three machines) decide at once: the chain has no gap and verifies,
+    a lead decided from all of them has every event once and one stage history."""
+    trails = [opened(pg_url, tmp_path) for _ in range(3)]
+    try:
+
+        def work(i):
+            trail = trails[i % 3]
+            events = [{"type": "page_view", "at": AT, "id": f"e{i}", "properties": {"path": "/"}}]
+            decide(default, trail, lead(lead_id="shared", profile=HOT, events=events), at=AT)
+            decide(default, trail, lead(lead_id=f"own-{i}", profile=HOT), at=AT)
+
+        with ThreadPoolExecutor(6) as pool:
+            list(pool.map(work, range(24)))
+        trail = trails[0]
+        seqs = [r["seq"] for r in trail._read("SELECT seq FROM chain ORDER BY seq")]
+        assert seqs == list(range(1, 49))
+        assert trail.verify() == []
+        events = trail._read("SELECT event_id FROM events WHERE lead_id = 'shared' ORDER BY event_id")
+        assert sorted(r["event_id"] for r in events) == sorted(f"e{i}" for i in range(24))
+    finally:
+        for t in trails:
+            t.close()
+
+
+def test_a_connection_lost_in_the_middle_of_a_write_leaves_nothing_half_written(
+    pg_url, tmp_path, default, monkeypatch
+):
+    tables = ("decisions", "chain", "leads", "events", "stage_history", "personal", "outbox")
+    with opened(pg_url, tmp_path) as trail:
+        decide(default, trail, lead(lead_id="L1", profile=HOT), at=AT)
+        count = lambda: {t: trail._read(f"SELECT count(*) AS n FROM {t}")[0]["n"] for t in tables}  # noqa: E731
+        before = count()
+        update = AuditTrail._update_lead
+
+        def cut_off(self, db, *args):
+            update(self, db, *args)  # the decision, its link, the lead and its events are written...
+            pid = db.execute("SELECT pg_backend_pid()").fetchone()[0]
+            with psycopg.connect(pg_url, autocommit=True) as admin:  # ...then the server loses the client
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+        monkeypatch.setattr(AuditTrail, "_update_lead", cut_off)
+        with pytest.raises(StorageUnavailable, match="cannot be"):
+            decide(
+                default,
+                trail,
+                lead(lead_id="L2", profile=HOT, events=[{"type": "demo_request", "at": AT}]),
+                at=AT,
+            )
+        monkeypatch.undo()
+        assert count() == before
+        assert trail.verify() == []
+        decide(
+            default, trail, lead(lead_id="L2", profile=HOT), at=AT
+        )  # the pool replaced the lost connection
+        assert trail.verify() == [] and count()["decisions"] == before["decisions"] + 1
+
+
+def test_a_postgres_trail_needs_its_key_file_named(pg_url):
+    with pytest.raises(SecretsError, match="needs LEADGATE_SECRET_FILE: the same key file on every machine"):
+        AuditTrail(pg_url)
+
+
+def test_an_unreachable_server_is_storage_unavailable(tmp_path):
+    url = f"postgresql:///leadgate?host={tmp_path}&user=leadgate"  # no server listens there
+    with pytest.raises(StorageUnavailable, match="the audit database cannot be reached"):
+        opened(url, tmp_path)
