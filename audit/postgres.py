@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool
 from .errors import StorageUnavailable
 
 WRITE_LOCK = 0x6C6561646761  # "leadga": the advisory lock every write transaction takes first
+DELIVER_LOCK = 0x6C6561646465  # "leadde": held by the one `leadgate deliver` of all machines
 POOL_TIMEOUT_S = 5.0  # waiting for a connection (the server down or every connection busy)
 LOCK_TIMEOUT_MS = 30_000  # waiting for the write lock, as SQLite's busy timeout
 # durability full: a commit returns once the server has flushed it; normal: once it is in the server's
@@ -150,6 +151,23 @@ class Database:
                 conn.execute(ROLLBACK)
         finally:
             self.pool.putconn(conn)
+
+
+_held: list[psycopg.Connection] = []  # connections holding a process-long lock (see `exclusive`)
+
+
+def exclusive(url: str, key: int) -> bool:
+    """Take session advisory lock `key` for the rest of this process (released when it ends, even
+    killed: the server sees the connection close); False when another process on any machine holds it."""
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        raise StorageUnavailable(f"the audit database cannot be reached: {exc}") from exc
+    if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
+        _held.append(conn)
+        return True
+    conn.close()
+    return False
 
 
 def _configure(conn: psycopg.Connection) -> None:

@@ -23,6 +23,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from audit.secrets import Secrets, default_path
+
 USER = "leadgate"
 
 
@@ -126,19 +128,26 @@ BACKENDS = ("sqlite", "postgresql")
 
 
 @pytest.fixture(params=BACKENDS)
-def audit_db(request, tmp_path):
-    """An audit location on each backend in turn: a SQLite file, then a fresh PostgreSQL database."""
+def audit_db(request, tmp_path, monkeypatch):
+    """An audit location on each backend in turn: a SQLite file, then a fresh PostgreSQL database (with
+    LEADGATE_SECRET_FILE set, as a PostgreSQL deployment must, for the app, the CLI and servers)."""
     if request.param == "sqlite":
         return str(tmp_path / "audit.db")
+    monkeypatch.setenv("LEADGATE_SECRET_FILE", str(tmp_path / "pg.key"))
     return request.getfixturevalue("pg_url")
 
 
+def secrets_for(location) -> Secrets:
+    """The key file a trail opened directly at `location` uses: LEADGATE_SECRET_FILE, else beside it."""
+    return Secrets(os.environ.get("LEADGATE_SECRET_FILE") or default_path(location))
+
+
 @pytest.fixture
-def backend_app(make_app, audit_db, tmp_path):
+def backend_app(make_app, audit_db):
     """The Flask app on the shipped rulesets and a fresh audit store of each backend."""
     from tests.conftest import RULESETS
 
-    return make_app(db=audit_db, rulesets=str(RULESETS), secret_file=str(tmp_path / "app.key"))
+    return make_app(db=audit_db, rulesets=str(RULESETS))
 
 
 @pytest.fixture
