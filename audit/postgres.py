@@ -153,6 +153,19 @@ class Database:
             self.pool.putconn(conn)
 
 
+def advance_identities(db: Database) -> None:
+    """After rows were loaded with their own ids (audit/copy.py): each identity column continues after
+    the largest id, as SQLite's rowid would."""
+    for table, column in db.execute(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND is_identity = 'YES'"
+    ).fetchall():
+        db.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), coalesce(max({column}), 0) + 1, false) "
+            f"FROM {table}"
+        )
+
+
 _held: list[psycopg.Connection] = []  # connections holding a process-long lock (see `exclusive`)
 
 

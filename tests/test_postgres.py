@@ -7,19 +7,24 @@ tests/test_api.py, ...); this file holds what only PostgreSQL has.
 
 from __future__ import annotations
 
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 from audit import AuditTrail, StorageUnavailable, pgschema
+from audit.keys import create
 from audit.postgres import translate
 from audit.secrets import Secrets, SecretsError
-from service.decide import decide
+from cli import main
+from service.decide import decide, report_outcome
 from tests.conftest import lead
 
 AT = "2026-11-23T10:00:00Z"
+LATER = "2026-11-23T11:00:00Z"
 HOT = {"country": "US", "industry": "software", "employees": 200, "seniority": "vp", "email": "x@acme.io"}
 
 
@@ -210,3 +215,66 @@ def test_an_unreachable_server_is_storage_unavailable(tmp_path):
     url = f"postgresql:///leadgate?host={tmp_path}&user=leadgate"  # no server listens there
     with pytest.raises(StorageUnavailable, match="the audit database cannot be reached"):
         opened(url, tmp_path)
+
+
+# -- leadgate audit copy ------------------------------------------------------------------------------
+
+
+def sqlite_trail_with_everything(path, default) -> AuditTrail:
+    """A SQLite trail with decisions, hand-offs, an outcome, an erasure and a key: every chained kind."""
+    trail = AuditTrail(path)
+    for i in range(5):
+        events = [{"type": "demo_request", "at": AT, "id": f"d{i}"}]
+        decide(
+            default,
+            trail,
+            lead(lead_id=f"C-{i}", profile={**HOT, "email": f"p{i}@acme.io"}, events=events),
+            at=AT,
+        )
+    report_outcome(
+        default, trail, "C-1", {"type": "accepted"}, at="2026-11-23T10:05:00Z", note="called p1@acme.io"
+    )
+    trail.erase("C-2", requested_by="dpo")
+    create(trail, "crm", "admin")
+    return trail
+
+
+def test_copy_moves_a_sqlite_trail_to_postgres_verified_on_both_sides(pg_url, tmp_path, default, monkeypatch):
+    source_path = tmp_path / "source.db"
+    with sqlite_trail_with_everything(source_path, default) as source:
+        statement = source.checkpoint()
+        links = source._read("SELECT count(*) AS n FROM chain")[0]["n"]
+        head = source._read("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")[0]["hash"]
+    (tmp_path / "heads.jsonl").write_text(json.dumps(statement) + "\n")
+    runner = CliRunner()
+    copied = runner.invoke(main, ["audit", "copy", "--db", str(source_path), "--to", pg_url])
+    assert copied.exit_code == 0, copied.output
+    assert f"chain of {links} links verified on both sides, head {head}" in copied.output
+    # served from PostgreSQL with the source's key file: verify, the source's checkpoint, replay
+    monkeypatch.setenv("LEADGATE_SECRET_FILE", f"{source_path}.key")
+    verified = runner.invoke(
+        main, ["audit", "verify", "--db", pg_url, "--checkpoint", str(tmp_path / "heads.jsonl")]
+    )
+    assert verified.exit_code == 0 and "chain intact, 1 checkpoint(s) matched" in verified.output
+    assert runner.invoke(main, ["audit", "replay", "--db", pg_url]).exit_code == 0
+    with AuditTrail(pg_url, secrets=Secrets(f"{source_path}.key")) as target:
+        # the copy continues: new links after the copied head, identity ids after the copied ones
+        decide(default, target, lead(lead_id="C-1", profile=HOT, answers={"budget": "no"}), at=LATER)
+        decide(default, target, lead(lead_id="C-new", profile=HOT), at=LATER)
+        assert target.verify() == []
+        assert target._read("SELECT max(seq) AS n FROM chain")[0]["n"] == links + 2
+        assert target.lead_facts("C-3")["profile"]["email"] == "p3@acme.io"  # tokens kept their values
+    again = runner.invoke(main, ["audit", "copy", "--db", str(source_path), "--to", pg_url])
+    assert again.exit_code == 1 and "the target is not empty: rulesets, chain, decisions" in again.output
+
+
+def test_copy_refuses_a_source_that_does_not_verify_and_writes_nothing(pg_url, tmp_path, default):
+    source_path = tmp_path / "source.db"
+    with sqlite_trail_with_everything(source_path, default) as source:
+        source.db.execute("UPDATE decisions SET route = 'forged' WHERE lead_id = 'C-4'")
+    copied = CliRunner().invoke(main, ["audit", "copy", "--db", str(source_path), "--to", pg_url])
+    assert copied.exit_code == 1 and "the source does not verify (1 problem(s)): link" in copied.output, (
+        copied.output
+    )
+    with AuditTrail(pg_url, secrets=Secrets(f"{source_path}.key")) as target:
+        assert target._read("SELECT count(*) AS n FROM chain")[0]["n"] == 0
