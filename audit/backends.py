@@ -12,7 +12,9 @@ from pathlib import Path
 
 import psycopg
 
-SCHEMES = ("postgresql://", "postgres://")
+# A location starting "postgresql:" is never taken for a file name, even when the URL is mistyped:
+# libpq then names the mistake, instead of a SQLite file appearing under a directory "postgresql:".
+SCHEMES = ("postgresql:", "postgres:")
 
 # What a failing store raises: callers that turn storage failures into StorageUnavailable catch these.
 ERRORS = (sqlite3.Error, psycopg.Error)

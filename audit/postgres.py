@@ -59,6 +59,10 @@ class Database:
     def __init__(self, url: str, durability: str = "full", max_size: int = 4):
         if durability not in DURABILITY:
             raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
+        try:
+            psycopg.conninfo.conninfo_to_dict(url)
+        except psycopg.ProgrammingError as exc:
+            raise StorageUnavailable(f"the audit database URL is not valid: {exc}") from None
         options = f"-c synchronous_commit={DURABILITY[durability]} -c lock_timeout={LOCK_TIMEOUT_MS}"
         self.pool = ConnectionPool(
             url,

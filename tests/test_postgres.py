@@ -278,3 +278,10 @@ def test_copy_refuses_a_source_that_does_not_verify_and_writes_nothing(pg_url, t
     )
     with AuditTrail(pg_url, secrets=Secrets(f"{source_path}.key")) as target:
         assert target._read("SELECT count(*) AS n FROM chain")[0]["n"] == 0
+
+
+def test_a_mistyped_url_is_named_never_taken_for_a_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StorageUnavailable, match="the audit database URL is not valid"):
+        opened("postgresql:/leadgate?host=/tmp", tmp_path)
+    assert not (tmp_path / "postgresql:").exists()
