@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import time
 from functools import cache
 
 import psycopg
@@ -35,6 +36,7 @@ from .errors import StorageUnavailable
 WRITE_LOCK = 0x6C6561646761  # "leadga": the advisory lock every write transaction takes first
 DELIVER_LOCK = 0x6C6561646465  # "leadde": held by the one `leadgate deliver` of all machines
 POOL_TIMEOUT_S = 5.0  # waiting for a connection (the server down or every connection busy)
+CHECK_AFTER_IDLE_S = 1.0  # a connection idle longer is checked with a round trip before it is lent
 LOCK_TIMEOUT_MS = 30_000  # waiting for the write lock, as SQLite's busy timeout
 # durability full: a commit returns once the server has flushed it; normal: once it is in the server's
 # memory (a crash of the server may lose the last commits, never half of one).
@@ -71,7 +73,7 @@ class Database:
             timeout=POOL_TIMEOUT_S,
             num_workers=1,
             open=False,
-            check=ConnectionPool.check_connection,
+            check=_check,
             configure=_configure,
             kwargs={
                 "autocommit": True,
@@ -127,6 +129,7 @@ class Database:
             else:
                 with self.pool.connection() as conn:
                     yield conn
+                    _returned(conn)
         except psycopg.OperationalError as exc:
             raise StorageUnavailable(f"the audit database cannot be used: {exc}") from exc
 
@@ -137,8 +140,7 @@ class Database:
             raise StorageUnavailable(f"the audit database cannot be reached: {exc}") from exc
         self._local.conn = conn
         try:
-            conn.execute("BEGIN")
-            return conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            return conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # one round trip
         except BaseException:
             self._end(ROLLBACK)
             raise
@@ -154,6 +156,7 @@ class Database:
             with contextlib.suppress(psycopg.Error):  # a lost connection has rolled back already
                 conn.execute(ROLLBACK)
         finally:
+            _returned(conn)
             self.pool.putconn(conn)
 
 
@@ -185,6 +188,18 @@ def exclusive(url: str, key: int) -> bool:
         return True
     conn.close()
     return False
+
+
+def _returned(conn: psycopg.Connection) -> None:
+    conn._leadgate_used = time.monotonic()
+
+
+def _check(conn: psycopg.Connection) -> None:
+    """Make sure a connection still works before it is lent, unless it worked a moment ago: a round trip
+    per statement would cost more than the statement (a server restarted within that moment costs one
+    request its connection, answered 503, and the pool replaces it)."""
+    if time.monotonic() - getattr(conn, "_leadgate_used", 0.0) > CHECK_AFTER_IDLE_S:
+        ConnectionPool.check_connection(conn)
 
 
 def _configure(conn: psycopg.Connection) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import pytest
 from click.testing import CliRunner
 
-from audit import AuditTrail, StorageUnavailable, pgschema
+from audit import AuditTrail, StorageUnavailable, pgschema, postgres
 from audit.keys import create
 from audit.postgres import translate
 from audit.secrets import Secrets, SecretsError
@@ -285,3 +286,21 @@ def test_a_mistyped_url_is_named_never_taken_for_a_file(tmp_path, monkeypatch):
     with pytest.raises(StorageUnavailable, match="the audit database URL is not valid"):
         opened("postgresql:/leadgate?host=/tmp", tmp_path)
     assert not (tmp_path / "postgresql:").exists()
+
+
+def test_connections_the_server_dropped_are_replaced_before_use(pg_url, tmp_path, default):
+    """A restart of the server (every connection dropped) costs no request once a moment has passed:
+    a connection idle for longer than CHECK_AFTER_IDLE_S is checked before it is lent."""
+    with opened(pg_url, tmp_path) as trail:
+        decide(default, trail, lead(lead_id="R1", profile=HOT), at=AT)
+        name = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            dropped = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid != pg_backend_pid()",
+                (name,),
+            ).fetchone()[0]
+        assert dropped >= 1
+        time.sleep(postgres.CHECK_AFTER_IDLE_S + 0.2)
+        decide(default, trail, lead(lead_id="R2", profile=HOT), at=AT)
+        assert trail.lead("R2")["stage"] and trail.verify() == []
