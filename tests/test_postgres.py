@@ -22,6 +22,7 @@ from audit.postgres import translate
 from audit.secrets import Secrets, SecretsError
 from cli import main
 from service.decide import decide, report_outcome
+from service.deliver import AlreadyRunning, exclusive
 from tests.conftest import lead
 
 AT = "2026-11-23T10:00:00Z"
@@ -304,3 +305,16 @@ def test_connections_the_server_dropped_are_replaced_before_use(pg_url, tmp_path
         time.sleep(postgres.CHECK_AFTER_IDLE_S + 0.2)
         decide(default, trail, lead(lead_id="R2", profile=HOT), at=AT)
         assert trail.lead("R2")["stage"] and trail.verify() == []
+
+
+def test_one_deliverer_of_all_machines_holds_the_lock(pg_url):
+    assert exclusive(pg_url) is None  # this process delivers
+    held = postgres._held[-1]
+    try:
+        with pytest.raises(AlreadyRunning, match="another leadgate deliver is running on this PostgreSQL"):
+            exclusive(pg_url)  # a second deliverer, on any machine, asks on its own connection
+    finally:
+        postgres._held.remove(held)
+        held.close()  # the holder ends: its lock goes with its connection
+    assert exclusive(pg_url) is None
+    postgres._held.pop().close()
