@@ -7,6 +7,7 @@ translates the little that differs, so nothing else here needs to know which sto
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -22,3 +23,9 @@ ERRORS = (sqlite3.Error, psycopg.Error)
 
 def is_postgres(location: str | Path) -> bool:
     return str(location).startswith(SCHEMES)
+
+
+def shown(location: str | Path) -> str:
+    """The location as messages may print it: a URL's password replaced by ***."""
+    text = str(location)
+    return re.sub(r"^(\w+://[^/@:]*):[^/@]*@", r"\1:***@", text) if is_postgres(text) else text

@@ -84,6 +84,7 @@ from array import array
 from collections import Counter
 from datetime import UTC, datetime
 
+from audit.backends import shown
 from bench.leads import ANSWERS, EVENT_MIX, SENIORITIES, event, make_lead
 from tests.server import GTHREAD, Server
 
@@ -612,7 +613,7 @@ def run_stack(args, stack: str, postgres_url: str | None = None):
             for s in servers:
                 print(
                     f"server: {stack} (gunicorn, {args.workers} workers, master pid {s.proc.pid}, "
-                    f"workers {_children(s.proc.pid)}) on {HOST}:{s.port}, durability {args.durability}, db {db}"
+                    f"workers {_children(s.proc.pid)}) on {HOST}:{s.port}, durability {args.durability}, db {shown(db)}"
                 )
             status, reply, headers = server.request("POST", "/v1/decisions", generate(1, 0, "CHECK")[0])
             decision_sent += 1

@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from audit import AuditTrail, StorageUnavailable, pgschema, postgres
+from audit.backends import shown
 from audit.keys import create
 from audit.postgres import translate
 from audit.secrets import Secrets, SecretsError
@@ -318,3 +319,11 @@ def test_one_deliverer_of_all_machines_holds_the_lock(pg_url):
         held.close()  # the holder ends: its lock goes with its connection
     assert exclusive(pg_url) is None
     postgres._held.pop().close()
+
+
+def test_a_url_password_is_never_printed():
+    assert (
+        shown("postgresql://lg:s3cret@db.internal:5432/leadgate")
+        == "postgresql://lg:***@db.internal:5432/leadgate"
+    )
+    assert shown("postgresql:///leadgate?host=/run/pg") == "postgresql:///leadgate?host=/run/pg"
