@@ -5,7 +5,8 @@ requests are in flight, and a client whose request died retries it on the other 
 same Idempotency-Key (what a load balancer's retry does). However the kills fall, every acknowledged
 decision is in the trail exactly once, `leadgate audit verify` passes, and weighted round robin
 counted across both replicas gives exactly the weights' shares. A reload made through one replica is
-served by the other, whose own files are older.
+served by the other, whose own files are older; a review session opened on one is the same session
+on the other.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ import pytest
 from click.testing import CliRunner
 
 from audit import assignment
+from audit.keys import create
 from cli import main
 from tests.conftest import RULESETS, with_version
 from tests.server import Server
 from tests.test_assignment import TEAMS, hand_off
+from tests.test_sessions import Browser
 
 ROUNDS, PER_ROUND, CLIENTS = 3, 40, 8
 TEAM = "account-executives"
@@ -116,3 +119,24 @@ def test_two_replicas_one_killed_in_rounds_lose_nothing_double_nothing_and_stay_
         for replica in replicas:
             replica.stop()
     print(f"retried after a kill: {len(retried)} of {ROUNDS * PER_ROUND}, of which {len(replayed)} replayed")
+
+
+def test_a_review_session_opened_on_one_replica_is_the_same_session_on_the_other(
+    pg_url, tmp_path, monkeypatch
+):
+    """Sessions live in the shared trail and cookies are signed with the shared key file: a reviewer the
+    balancer moves between machines stays signed in, and signing out on one ends it on both."""
+    monkeypatch.setenv("LEADGATE_SECRET_FILE", str(tmp_path / "shared.key"))
+    a, b = (Server(pg_url, workers=1, secure_cookies=0, logs=tmp_path) for _ in range(2))
+    with a, b:
+        with a.trail() as trail:
+            key = create(trail, "reviewer", "review")[1]
+        on_a = Browser(a)
+        on_a.sign_in(key)
+        on_b = Browser(b, on_a.cookie)
+        assert on_b.signed_in() and on_a.signed_in()
+        status, _, _ = on_b.request(
+            "POST", "/review/sign-out", {"csrf_token": on_b.token("/review/rulesets")}
+        )
+        assert status == 302
+        assert not Browser(a, on_a.cookie).signed_in()
