@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from audit.backends import is_postgres
 from audit.secrets import Secrets, default_path
 
 USER = "leadgate"
@@ -135,6 +136,22 @@ def audit_db(request, tmp_path, monkeypatch):
         return str(tmp_path / "audit.db")
     monkeypatch.setenv("LEADGATE_SECRET_FILE", str(tmp_path / "pg.key"))
     return request.getfixturevalue("pg_url")
+
+
+def stored_bytes(trail) -> bytes:
+    """Everything the store holds: a SQLite file and its write-ahead log as bytes on disk; on PostgreSQL,
+    every row of every table as a dump or any reader of the database sees it (dead row versions wait
+    for VACUUM: docs/deploy.md)."""
+    if is_postgres(trail.path):
+        tables = [
+            r[0] for r in trail.db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        ]
+        return "\n".join(
+            trail.db.execute(f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {t} t").fetchone()[0]
+            for t in tables
+        ).encode()
+    files = [Path(trail.path), Path(f"{trail.path}-wal")]
+    return b"".join(f.read_bytes() for f in files if f.exists())
 
 
 def secrets_for(location) -> Secrets:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 
 from audit import AuditTrail, NotFound, StorageUnavailable
-from audit.backends import is_postgres
 from audit.migrations import migrations
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
@@ -19,6 +17,7 @@ from audit.secrets import Secrets
 from audit.why import explain, render
 from service.decide import decide, evaluator
 from tests.conftest import lead
+from tests.postgres import stored_bytes
 
 ANA = {
     "email": "ana.lopez@acme.io",
@@ -353,21 +352,6 @@ def test_verify_names_reordered_rows(trail, three):
 # -- privacy --------------------------------------------------------------------------------------
 
 
-def raw_bytes(trail) -> bytes:
-    """Everything on disk: the database file and its write-ahead log. On PostgreSQL, every row of every
-    table as a dump or a reader of the database sees it (dead row versions wait for VACUUM: docs/deploy.md)."""
-    if is_postgres(trail.path):
-        tables = [
-            r[0] for r in trail.db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-        ]
-        return "\n".join(
-            trail.db.execute(f"SELECT coalesce(string_agg(t::text, ' '), '') FROM {t} t").fetchone()[0]
-            for t in tables
-        ).encode()
-    files = [Path(trail.path), Path(trail.path + "-wal")]
-    return b"".join(f.read_bytes() for f in files if f.exists())
-
-
 def test_personal_fields_are_tokens_in_decisions(trail, default):
     body = demo(trail, default, profile=ANA)
     record = trail.decision(body["decision_id"])
@@ -380,10 +364,10 @@ def test_personal_fields_are_tokens_in_decisions(trail, default):
 
 def test_erasure_removes_personal_data_keeps_the_skeleton_and_the_chain(trail, default, registry):
     body = demo(trail, default, profile=ANA, events=[{"type": "demo_request", "at": "2026-11-23T09:00:00Z"}])
-    assert b"ana.lopez@acme.io" in raw_bytes(trail)
+    assert b"ana.lopez@acme.io" in stored_bytes(trail)
     erasure = trail.erase("L1", requested_by="dpo@acme.io")
     assert erasure["removed"] == 2
-    assert b"ana.lopez@acme.io" not in raw_bytes(trail)
+    assert b"ana.lopez@acme.io" not in stored_bytes(trail)
     assert trail.verify() == []
     assert trail.decision(body["decision_id"])["decision"] == body
     assert "email" not in trail.lead_facts("L1")["profile"]
@@ -399,4 +383,4 @@ def test_drop_mode_keeps_no_personal_value_at_all(tmp_path, default):
     with AuditTrail(tmp_path / "drop.db", personal_mode="drop") as trail:
         body = demo(trail, default, profile=ANA)
         assert "email" not in trail.decision(body["decision_id"])["facts"]["profile"]
-        assert count(trail, "personal") == 0 and b"ana.lopez" not in raw_bytes(trail)
+        assert count(trail, "personal") == 0 and b"ana.lopez" not in stored_bytes(trail)
