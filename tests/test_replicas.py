@@ -59,7 +59,10 @@ def test_two_replicas_one_killed_in_rounds_lose_nothing_double_nothing_and_stay_
             lock = threading.Lock()
 
             def send(i, survivor=survivor, victim=victim, done=done, kill_now=kill_now, lock=lock):
-                body, key = hand_off(i), {"Idempotency-Key": f"replica-{i}"}
+                # the same request on either replica: one API key (a retry resends the request's own
+                # headers), one Idempotency-Key per lead
+                body = hand_off(i)
+                key = {"Idempotency-Key": f"replica-{i}", "Authorization": f"Bearer {replicas[0].key}"}
                 first = (survivor, victim)[i % 2]
                 try:
                     status, reply, _ = first.request("POST", "/v1/decisions", body, key)
