@@ -61,8 +61,6 @@ def tables(conn: sqlite3.Connection) -> dict[str, str]:
         "AND name != '_sqlite_migrations' ORDER BY rowid"
     ):
         out[name] = _pg_table(sql)
-        for column in BYTEA.get(name, ()):
-            out[name] = out[name].replace(f'"{column}" {_TYPES["TEXT"]}', f'"{column}" bytea')
     return out
 
 
@@ -122,7 +120,11 @@ def newest() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """(the DDL of the newest schema, each table's primary key), worked out once per process."""
     conn = scratch()
     try:
-        return (*tables(conn).values(), *indexes(conn).values()), primary_keys(conn)
+        made = tables(conn)
+        for table, columns in BYTEA.items():  # since m011 (see its PostgreSQL form below)
+            for column in columns:
+                made[table] = made[table].replace(f'"{column}" {_TYPES["TEXT"]}', f'"{column}" bytea')
+        return (*made.values(), *indexes(conn).values()), primary_keys(conn)
     finally:
         conn.close()
 

@@ -18,11 +18,13 @@ from click.testing import CliRunner
 
 from audit import AuditTrail, StorageUnavailable, pgschema, postgres, recording
 from audit.backends import shown
+from audit.codec import COMPRESSED, codec_for
 from audit.keys import create
 from audit.postgres import translate
+from audit.replay import replay_range
 from audit.secrets import Secrets, SecretsError
 from cli import main
-from service.decide import decide, report_outcome
+from service.decide import decide, evaluator, report_outcome
 from service.deliver import AlreadyRunning, exclusive
 from tests.conftest import lead
 
@@ -49,6 +51,24 @@ def opened(url, tmp_path) -> AuditTrail:
             "SELECT value FROM json_array_elements_text(CAST(%s AS json)) AS j(value)",
         ),
         ("SELECT '100%' LIKE ?", "SELECT '100%%' LIKE %s"),
+        # core's one-statement reads (audit.state, audit.unit, audit.assignment)
+        (
+            "SELECT a FROM t WHERE b = :lead AND c = :lead",
+            "SELECT a FROM t WHERE b = %(lead)s AND c = %(lead)s",
+        ),
+        (
+            "SELECT json_group_array(json_array(a, json(b))) FROM (SELECT a, b FROM t ORDER BY a)",
+            "SELECT coalesce(json_agg(json_build_array(a, CAST(b AS json))), '[]') FROM "
+            "(SELECT a, b FROM t ORDER BY a) AS _q1",
+        ),
+        (
+            "SELECT json_group_object(k, v) FROM t",
+            "SELECT coalesce(json_object_agg(k, v), '{}') FROM t",
+        ),
+        (
+            "SELECT c.seq FROM (SELECT 1) LEFT JOIN (SELECT seq FROM chain) c ON true",
+            "SELECT c.seq FROM (SELECT 1) AS _q1 LEFT JOIN (SELECT seq FROM chain) c ON true",
+        ),
     ],
 )
 def test_the_dialect_translates_what_differs_and_nothing_else(sqlite, postgres):
@@ -337,3 +357,92 @@ def test_a_url_password_is_never_printed():
         == "postgresql://lg:***@db.internal:5432/leadgate"
     )
     assert shown("postgresql:///leadgate?host=/run/pg") == "postgresql:///leadgate?host=/run/pg"
+
+
+def test_a_postgres_trail_made_before_compact_storage_is_migrated_in_place(
+    pg_url, tmp_path, default, registry
+):
+    """m010-m012 on a PostgreSQL database made by the code of m009: m011's own form turns the
+    documents into bytea zstd frames in place; every document reads back as it was, verify and
+    replay hold, and the trail keeps deciding."""
+    old = pgschema.scratch("m009_key_origins")
+    try:
+        ddl = [*pgschema.tables(old).values(), *pgschema.indexes(old).values()]
+        columns = {t: [c[0] for c in pgschema.columns(old, t)] for t in pgschema.tables(old)}
+    finally:
+        old.close()
+    names = pgschema.names()
+    source_path = tmp_path / "source.db"
+    with sqlite_trail_with_everything(source_path, default) as source:
+        codec = codec_for(source.db)
+        texts = {r["id"]: codec.text_row(r) for r in source._read("SELECT * FROM decisions")}
+        with psycopg.connect(pg_url, autocommit=True) as pg:  # the database as the m009 code left it
+            for sql in ddl:
+                pg.execute(sql)
+            pg.execute("CREATE TABLE _leadgate_migrations (name text PRIMARY KEY, applied_at text NOT NULL)")
+            for name in names[: names.index("m009_key_origins") + 1]:
+                pg.execute("INSERT INTO _leadgate_migrations VALUES (%s, %s)", (name, AT))
+            for table, cols in columns.items():
+                for row in source._read(f"SELECT {', '.join(cols)} FROM {table} ORDER BY rowid"):
+                    values = [texts[row["id"]][c] if table == "decisions" else row[c] for c in cols]
+                    marks = ", ".join(["%s"] * len(cols))
+                    pg.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", values)
+            assert (
+                pg.execute(
+                    "SELECT data_type FROM information_schema.columns WHERE table_name = "
+                    "'decisions' AND column_name = 'decision'"
+                ).fetchone()[0]
+                == "text"
+            )
+    with AuditTrail(pg_url, secrets=Secrets(f"{source_path}.key")) as trail:
+        postgres.advance_identities(trail.db)  # rows were loaded with their ids, as audit copy does
+        assert pgschema.applied(trail.db) == sorted(names)
+        kinds = dict(
+            trail.db.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'decisions'"
+            ).fetchall()
+        )
+        assert {kinds[c] for c in COMPRESSED} == {"bytea"}
+        codec = codec_for(trail.db)
+        stored = trail._read("SELECT * FROM decisions")
+        assert len(stored) == len(texts) and all(isinstance(r["decision"], bytes) for r in stored)
+        for row in stored:
+            assert codec.text_row(row) == texts[row["id"]]  # every document, and the summary m011 made
+            assert len(row["decision"]) < len(texts[row["id"]]["decision"])
+        assert trail.verify() == []
+        results = list(replay_range(trail, evaluator(registry)))
+        assert results and all(r["identical"] for r in results)
+        decide(default, trail, lead(lead_id="C-1", profile=HOT, answers={"budget": "no"}), at=LATER)
+        assert trail.verify() == []
+
+
+def test_the_write_paths_one_statement_reads_agree_on_both_backends(pg_url, tmp_path, default):
+    """audit.state's lead read (JSON aggregates), audit.unit's head read and the multi-row inserts
+    give the same lead on SQLite and on PostgreSQL (the same key file: the same tokens)."""
+    seen = []
+    for location in (tmp_path / "s.db", pg_url):
+        with AuditTrail(location, secrets=Secrets(tmp_path / "same.key")) as trail:
+            assert trail.lead_state("S").facts is None
+            for i in range(3):
+                events = [
+                    {
+                        "type": ("demo_request", "content_download")[j % 2],
+                        "at": AT,
+                        "id": f"e{i}-{j}",
+                        "properties": {"n": j},
+                    }
+                    for j in range(3)
+                ]
+                decide(default, trail, lead(lead_id="S", profile=HOT, events=events), at=LATER)
+            handed = trail.lead_state("S").facts.get("handoff")  # the open hand-off, before the outcome
+            report_outcome(default, trail, "S", {"type": "accepted"}, at=LATER, note="called")
+            state = trail.lead_state("S")
+            with trail.deciding("S") as uow:
+                assert uow.version("S") == state.version  # the head read under the lock agrees
+            [outcome] = state.facts["outcomes"]
+            assert outcome.pop("id").startswith("out_")  # random: the rest must agree
+            seen.append((state.facts, state.known_at, handed))
+    sqlite, postgresql = seen
+    assert len(sqlite[0]["events"]) == 9 and sqlite[0]["profile"]["email"] == HOT["email"]
+    assert sqlite[2]["route"] and sqlite[0]["outcomes"] == [{"type": "accepted", "at": LATER}]
+    assert postgresql == sqlite
