@@ -252,6 +252,7 @@ def _closing(sql: str, start: int) -> int:
 
 
 def _functions(sql: str) -> str:
+    """SQLite's JSON builders (_JSON) as PostgreSQL's, nested calls included."""
     out, at = [], 0
     while m := _CALL.search(sql, at):
         end = _closing(sql, m.end() - 1)
@@ -262,6 +263,7 @@ def _functions(sql: str) -> str:
 
 
 def _derived_names(sql: str) -> str:
+    """A name (`AS _qN`) for each subquery in FROM or JOIN that has none."""
     out, at, n = [], 0, 0
     while m := _DERIVED.search(sql, at):
         paren = sql.index("(", m.start())
