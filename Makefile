@@ -27,7 +27,7 @@ LEADGATE_WORKERS ?= 2
 CHROMEDRIVER := /usr/bin/chromedriver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test test-compat compat-run lint workflows bench install python browser clean
+.PHONY: run test test-compat compat-run lint workflows bench install python browser postgresql clean
 
 python:
 	@if [ -z "$(PY)" ]; then \
@@ -78,7 +78,16 @@ $(CHROMEDRIVER):
 
 browser: $(CHROMEDRIVER)
 
-test: lint workflows browser
+# The PostgreSQL tests start a server of their own (tests/postgres.py) from Debian's packages.
+INITDB := $(firstword $(wildcard /usr/lib/postgresql/*/bin/initdb) $(shell command -v initdb))
+
+postgresql:
+	@if [ -z "$(INITDB)" ]; then \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; \
+	fi
+
+test: lint workflows browser postgresql
 	$(BIN)/python -m pytest
 
 # The other supported Pythons on this machine, each in its own venv (.venv-3.x): the engine, the shipped

@@ -18,6 +18,7 @@ from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from audit.backends import is_postgres
 from audit.ratelimits import SQLiteStorage
 
 from .errors import ApiError
@@ -27,7 +28,7 @@ _lock = threading.Lock()
 
 def _storage(config):
     uri = config.RATE_LIMIT_STORAGE
-    return storage_from_string(uri) if uri else SQLiteStorage(f"{config.DB}.limits")
+    return storage_from_string(uri) if uri else SQLiteStorage(f"{local_base(config)}.limits")
 
 
 def _limiter() -> FixedWindowRateLimiter:
@@ -50,9 +51,17 @@ def prepare(config) -> None:
     here, in the master, the file is already in WAL mode with its table when any worker opens it.
     """
     if not config.RATE_LIMIT_STORAGE:
-        storage = SQLiteStorage(f"{config.DB}.limits")
+        storage = SQLiteStorage(f"{local_base(config)}.limits")
         storage.check()  # opens it: WAL, the table
         storage.close()
+
+
+def local_base(config) -> str:
+    """Where this machine's counters go by default: beside the SQLite file, or for a PostgreSQL trail
+    beside the key file (each machine counts its own: LEADGATE_RATE_LIMIT_STORAGE shares them)."""
+    if not is_postgres(config.DB):
+        return config.DB
+    return config.SECRET_FILE or os.path.join("var", "leadgate")
 
 
 def close(app) -> None:

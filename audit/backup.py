@@ -22,9 +22,16 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from .backends import is_postgres
 from .errors import AuditError
 from .secrets import Secrets
 from .trail import AuditTrail
+
+# SQLite's online backup copies a file; a PostgreSQL trail is backed up by the server's own tools.
+POSTGRES = (
+    "backup and restore copy a SQLite file; a PostgreSQL trail is backed up with pg_dump or base "
+    "backups with WAL archiving (docs/deploy.md), and `leadgate audit copy` moves a SQLite backup into it"
+)
 
 
 class BackupError(AuditError):
@@ -73,6 +80,8 @@ def holds(trail: AuditTrail) -> dict:
 
 def backup(trail: AuditTrail, dest: str | Path, source_digest=None, key_to: str | Path | None = None) -> dict:
     """Copy the live trail to `dest` (which must not exist), verified; returns what the copy holds."""
+    if is_postgres(trail.path):
+        raise BackupError(POSTGRES)
     dest = Path(dest)
     if dest.exists():
         raise BackupError(f"{dest} exists: a backup never overwrites a file")
@@ -113,6 +122,8 @@ def restore(
     """Bring `target` up from the backup `source`, checked first; refuses to replace an existing file
     unless `force` (stop the service first: its workers hold the old file open). The copy is checked
     with the key file at `key_path`, first copied there from `key_from` when given."""
+    if is_postgres(target):
+        raise BackupError(POSTGRES)
     source, target, key_path = Path(source), Path(target), Path(key_path)
     if not source.is_file():
         raise BackupError(f"{source} is not a file")

@@ -8,10 +8,10 @@ tell which definition was live at any moment. The latest reload is the current d
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 
 from . import chain
+from .backends import ERRORS
 from .errors import StorageUnavailable
 from .rows import dumps, now_iso, store_source
 from .trail import AuditTrail
@@ -27,7 +27,7 @@ def current_id(trail: AuditTrail) -> str | None:
     """Cheap enough for every request: one row from an index."""
     try:
         rows = trail._read("SELECT id FROM reloads ORDER BY seq DESC LIMIT 1")
-    except sqlite3.Error as exc:
+    except ERRORS as exc:
         raise StorageUnavailable(f"the audit database cannot be read: {exc}") from exc
     return rows[0]["id"] if rows else None
 

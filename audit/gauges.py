@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 
+from .backends import is_postgres
 from .outcomes import moment
 from .rows import now_iso
 
@@ -32,7 +33,7 @@ def deliveries(trail) -> dict[str, int]:
     failed) and `dead` (dead letters: every attempt failed)."""
     counts = {"pending": 0, "retrying": 0, "dead": 0}
     for row in trail._read(
-        "SELECT status, count(*) AS n, sum(attempts > 0) AS tried FROM deliveries "
+        "SELECT status, count(*) AS n, sum(CASE WHEN attempts > 0 THEN 1 ELSE 0 END) AS tried FROM deliveries "
         "WHERE status IN ('pending', 'dead') GROUP BY status"
     ):
         counts[row["status"]] = row["n"]
@@ -49,7 +50,10 @@ def reloads(trail) -> dict[str, int]:
 
 
 def file_sizes(trail) -> dict[str, int]:
-    """Bytes on disk of the audit file and its write-ahead log (0 for a file that is not there)."""
+    """Bytes on disk of the audit file and its write-ahead log (0 for a file that is not there); on
+    PostgreSQL the database's size as the server counts it (its write-ahead log is the server's own)."""
+    if is_postgres(trail.path):
+        return {"db": trail._read("SELECT pg_database_size(current_database()) AS n")[0]["n"]}
     sizes = {}
     for name, path in (("db", trail.path), ("wal", f"{trail.path}-wal")):
         try:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from . import chain
 from .errors import NotFound
+from .rows import insert
 from .trail import AuditTrail, now_iso
 
 SCOPES = ("decide", "review", "admin", "form")
@@ -96,7 +97,7 @@ def create(trail: AuditTrail, name: str, scope: str, origins=()) -> tuple[Key, s
         "origins": json.dumps(list(origins)) if origins else None,
     }
     with trail._transaction() as db:
-        db["api_keys"].insert(row)
+        insert(db, "api_keys", row)
         chain.snapshot(db, "api_keys", key_id, "create", row["created_at"])
     return _key(row), f"lg_{key_id}_{secret}"
 

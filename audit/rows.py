@@ -90,7 +90,8 @@ def keep_personal(db, lead_id: str, kept) -> None:
     insert_many(
         db,
         "INSERT OR REPLACE INTO personal (token, lead_id, field, value)",
-        [(token, lead_id, field, value) for token, field, value in kept],
+        # one row per token: PostgreSQL's upsert refuses a statement that names a row twice
+        list({token: (token, lead_id, field, value) for token, field, value in kept}.values()),
     )
 
 

@@ -1,4 +1,4 @@
-"""The SQLite file: connection settings, private file modes, and applying the migrations
+"""The SQLite file (or a PostgreSQL URL): connection settings, private file modes, and applying the migrations
 (audit/migrations.py) to bring a database at any earlier version up to date on open.
 """
 
@@ -10,6 +10,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
+from . import pgschema, postgres
+from .backends import is_postgres
 from .migrations import migrations
 
 # synchronous=FULL fsyncs the WAL on every commit: an acknowledged decision survives a power cut.
@@ -19,7 +21,16 @@ BUSY_TIMEOUT_MS = 30_000
 
 
 def connect(path: str | Path, durability: str = "full") -> Database:
-    """An open, migrated database with WAL, foreign keys and a busy timeout."""
+    """An open, migrated database with WAL, foreign keys and a busy timeout; a `postgresql://` URL
+    opens the PostgreSQL trail instead (audit/postgres.py)."""
+    if is_postgres(path):
+        db = postgres.Database(str(path), durability)
+        try:
+            pgschema.migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
     if durability not in DURABILITY:
         raise ValueError(f"durability must be one of {', '.join(DURABILITY)}, not {durability!r}")
     path = Path(path)
@@ -70,5 +81,7 @@ def migrate(db: Database) -> None:
         db.commit()
 
 
-def version(db: Database) -> int:
+def version(db) -> int:
+    if isinstance(db, postgres.Database):
+        return len(pgschema.applied(db))
     return len(migrations.applied(db))

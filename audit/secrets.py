@@ -19,6 +19,7 @@ import os
 import secrets as _random
 from pathlib import Path
 
+from .backends import is_postgres
 from .errors import AuditError
 
 NAMES = ("session", "personal", "checkpoint", "lead_token")
@@ -33,8 +34,13 @@ def default_path(db_path: str | Path) -> Path | None:
     """Where the key file lives when LEADGATE_SECRET_FILE names none: beside the database, never in it.
 
     An in-memory database (tests, `create_app(db=":memory:")`) has no key file: its secrets live in
-    this process's memory, as short-lived as it, shared by every trail the process opens.
+    this process's memory, as short-lived as it, shared by every trail the process opens. A PostgreSQL
+    trail has no file beside it: its key file is named (the same file on every machine).
     """
+    if is_postgres(db_path):
+        raise SecretsError(
+            "a PostgreSQL audit trail needs LEADGATE_SECRET_FILE: the same key file on every machine"
+        )
     return None if str(db_path) == ":memory:" else Path(f"{db_path}.key")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import threading
 import uuid
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from . import archive, chain, checkpoints, compact, derived, state
+from .backends import ERRORS
 from .codec import codec_for
 from .errors import NotFound, StorageUnavailable
 from .personal import Personal
@@ -33,7 +33,7 @@ PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
 
 
 class AuditTrail:
-    """One SQLite file. Safe to share between threads; each process opens its own."""
+    """One SQLite file or PostgreSQL database. Safe to share between threads; each process opens its own."""
 
     def __init__(
         self,
@@ -69,7 +69,7 @@ class AuditTrail:
     def _open(self) -> Database:
         try:
             return connect(self.path, self.durability)
-        except sqlite3.Error as exc:
+        except ERRORS as exc:
             raise StorageUnavailable(f"the audit database cannot be opened: {exc}") from exc
 
     def _writable(self) -> None:
@@ -77,11 +77,11 @@ class AuditTrail:
         # only a new connection writes again.
         if self._reopen:
             fresh = self._open()
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*ERRORS):
                 self.db.close()
             self.db, self._reopen = fresh, False
 
-    def _failed(self, exc: sqlite3.Error) -> StorageUnavailable:
+    def _failed(self, exc: Exception) -> StorageUnavailable:
         if "readonly" in str(exc):
             self._reopen = True
         return StorageUnavailable(f"the audit database cannot be written: {exc}")
@@ -128,7 +128,7 @@ class AuditTrail:
             self._writable()
             try:
                 self.db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
+            except ERRORS as exc:
                 raise self._failed(exc) from exc
             self._depth, self._uow = 1, UnitOfWork(self, self.db)
             try:
@@ -137,7 +137,7 @@ class AuditTrail:
                 self._sources |= self._uow.sources
             except BaseException as exc:
                 self.db.rollback()
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, ERRORS):
                     raise self._failed(exc) from exc
                 raise
             finally:

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 HEAD = f"""
 SELECT c.seq, c.hash, l.lead_id IS NOT NULL, l.stage, l.last_decision_id, l.updated_at, h.id, h.route
 FROM (SELECT 1)
-LEFT JOIN (SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1) c
+LEFT JOIN (SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1) c ON true
 LEFT JOIN leads l ON l.lead_id = :lead
-LEFT JOIN ({outcomes.OPEN_HANDOFF.replace("?", ":lead")}) h
+LEFT JOIN ({outcomes.OPEN_HANDOFF.replace("?", ":lead")}) h ON true
 """
 
 

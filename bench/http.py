@@ -35,6 +35,13 @@ Run from the repository root:
 
     .venv/bin/python bench/http.py [--workers N] [--requests N] [--seconds S] [--client auto|python|wrk]
                                    [--durability full|normal] [--stack front|gthread|both]
+                                   [--db postgresql://…]
+
+`--db postgresql://…` runs the same phases a second time on PostgreSQL, in the same run: two replicas
+(two servers of --workers workers each, on two ports) sharing a fresh database made on that server,
+the load generator's connections spread over both; then prints the two side by side. The audit check
+counts the PostgreSQL rows. Durability `full` is `synchronous_commit=on` there: the server must run
+with fsync on for the comparison to mean anything.
 
 `--durability normal` (no fsync per commit) is for diagnosis only; the targets are for `full`.
 
@@ -77,6 +84,7 @@ from array import array
 from collections import Counter
 from datetime import UTC, datetime
 
+from audit.backends import shown
 from bench.leads import ANSWERS, EVENT_MIX, SENIORITIES, event, make_lead
 from tests.server import GTHREAD, Server
 
@@ -156,14 +164,17 @@ _CLOSE = re.compile(rb"\r\nconnection:\s*close", re.I)
 
 
 class _Slot:
-    __slots__ = ("sock", "buf", "sent", "request", "started", "head_end", "length")
+    __slots__ = ("sock", "buf", "sent", "request", "started", "head_end", "length", "port")
 
-    def __init__(self):
-        self.sock = None
+    def __init__(self, port):
+        self.sock, self.port = None, port
 
 
 def _load(port, requests, concurrency, max_requests, max_seconds, pipe):
-    """Keep `concurrency` requests in flight until max_requests are issued or max_seconds pass."""
+    """Keep `concurrency` requests in flight until max_requests are issued or max_seconds pass.
+
+    `port` may be a tuple of ports (replicas): the connections are spread over them in turn."""
+    ports = port if isinstance(port, tuple) else (port,)
     sel = selectors.DefaultSelector()
     latencies = array("d")
     statuses: Counter = Counter()
@@ -186,7 +197,7 @@ def _load(port, requests, concurrency, max_requests, max_seconds, pipe):
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            err = sock.connect_ex((HOST, port))
+            err = sock.connect_ex((HOST, slot.port))
             if err not in (0, errno.EINPROGRESS):
                 sock.close()
                 refused.append(slot)
@@ -213,7 +224,7 @@ def _load(port, requests, concurrency, max_requests, max_seconds, pipe):
             slot.sock.close()
             slot.sock = None
 
-    slots = [_Slot() for _ in range(concurrency)]
+    slots = [_Slot(ports[i % len(ports)]) for i in range(concurrency)]
     now = time.perf_counter()
     for slot in slots[: min(concurrency, max_requests)]:
         start(slot, now)
@@ -292,9 +303,10 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def server_cpu(master: int) -> dict[int, float]:
-    """CPU seconds used so far by the gunicorn master and each of its workers, by pid."""
-    return {pid: _proc_cpu(pid) for pid in (master, *_children(master))}
+def server_cpu(master) -> dict[int, float]:
+    """CPU seconds used so far by the gunicorn master (or masters: replicas) and each of its workers, by pid."""
+    masters = master if isinstance(master, tuple) else (master,)
+    return {pid: _proc_cpu(pid) for m in masters for pid in (m, *_children(m))}
 
 
 def cpu_since(master: int, before: dict[int, float]) -> float:
@@ -496,6 +508,43 @@ RECORDED = {
 }
 
 
+@contextlib.contextmanager
+def fresh_database(url: str | None):
+    """A new database on the PostgreSQL server of `url` for one run, dropped afterwards (None: SQLite)."""
+    if url is None:
+        yield None
+        return
+    import psycopg
+
+    name = f"leadgate_bench_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield _with_db(url, name)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _with_db(url: str, name: str) -> str:
+    """`url` naming database `name` instead of its own (scheme://authority/NAME?query)."""
+    head, _, query = url.partition("?")
+    scheme, _, rest = head.partition("://")
+    authority = rest.split("/", 1)[0]
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if query else "")
+
+
+def count_rows(db, query: str) -> int:
+    """The count `query` finds in the run's store: the SQLite file read-only, or the PostgreSQL database."""
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            return conn.execute(query).fetchone()[0]
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return conn.execute(query).fetchone()[0]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (default 2)")
@@ -515,6 +564,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated leads")
     parser.add_argument(
+        "--db",
+        help="also run on PostgreSQL: two replicas (two servers of --workers each, the clients spread over "
+        "both) on a fresh database made on the server of this postgresql:// URL and dropped afterwards; "
+        "printed beside the SQLite run",
+    )
+    parser.add_argument(
         "--stack",
         default="front",
         help="front: leadgate serve (asyncio worker, requests buffered before a thread sees them); "
@@ -531,6 +586,20 @@ def main(argv=None) -> int:
         code, by = run_stack(args, stack)
         codes.append(code)
         summaries[stack] = by
+    if args.db:
+        print("=== PostgreSQL: two replicas, stack front ===")
+        code, by = run_stack(args, "front", args.db)
+        codes.append(code)
+        lite = summaries.get("front") or summaries[stacks[0]]
+        if lite and by:
+            print("\nside by side (same run, same machine):")
+            for c in CLIENTS:
+                f, pg = lite[("POST /v1/decisions", c)], by[("POST /v1/decisions", c)]
+                print(
+                    f"  {c:>2} clients: SQLite, one server {f['rate']:.0f}/s p99 {f['p99']:.1f} ms; PostgreSQL, "
+                    f"two replicas {pg['rate']:.0f}/s p99 {pg['p99']:.1f} ms → throughput ratio "
+                    f"{pg['rate'] / f['rate']:.2f}"
+                )
     if len(stacks) > 1 and all(summaries.values()):
         first = stacks[0]
         print("\nside by side (same run, same machine):")
@@ -546,8 +615,8 @@ def main(argv=None) -> int:
     return max(codes)
 
 
-def run_stack(args, stack: str):
-    """One stack's full run: (exit code, {(phase, clients): figures})."""
+def run_stack(args, stack: str, postgres_url: str | None = None):
+    """One stack's full run: (exit code, {(phase, clients): figures}); on PostgreSQL with two replicas."""
     wrk = shutil.which("wrk") if args.client != "python" else None
     if args.client == "wrk" and not wrk:
         print("wrk is not installed (apt-get install -y wrk): falling back to the Python client only")
@@ -564,21 +633,33 @@ def run_stack(args, stack: str):
     n = args.requests
     results, wrk_rows = [], []
     decision_ok = decision_sent = 0
-    with tempfile.TemporaryDirectory(prefix="leadgate-bench-") as tmp:
-        disk = disk_commits(tmp, args.durability)
-        print(
-            f"disk: {disk:.0f} single-row commits/s, one writer, durability {args.durability} "
-            "(the ceiling of one durable commit per decision without grouping commits)"
-        )
-        db = Path(tmp) / "bench.db"
-        server = Server(db, workers=args.workers, command=STACKS[stack], durability=args.durability).start()
+    with tempfile.TemporaryDirectory(prefix="leadgate-bench-") as tmp, fresh_database(postgres_url) as url:
+        if not url:  # the local disk's commit rate: PostgreSQL's flush is the server's
+            disk = disk_commits(tmp, args.durability)
+            print(
+                f"disk: {disk:.0f} single-row commits/s, one writer, durability {args.durability} "
+                "(the ceiling of one durable commit per decision without grouping commits)"
+            )
+        db = url or Path(tmp) / "bench.db"
+        extra = {"secret_file": Path(tmp) / "bench.key", "logs": Path(tmp)} if url else {}
+        servers = [
+            Server(
+                db, workers=args.workers, command=STACKS[stack], durability=args.durability, **extra
+            ).start()
+            for _ in range(2 if url else 1)
+        ]
+        server = servers[0]
         try:
             port, key, master = server.port, server.key, server.proc.pid
-            _wait_for_workers(master, args.workers)
-            print(
-                f"server: {stack} (gunicorn, {args.workers} workers, master pid {master}, "
-                f"workers {_children(master)}) on {HOST}:{port}, durability {args.durability}, db {db}"
-            )
+            for s in servers:
+                _wait_for_workers(s.proc.pid, args.workers)
+            if url:  # the load generator spreads its connections over both replicas
+                port, master = tuple(s.port for s in servers), tuple(s.proc.pid for s in servers)
+            for s in servers:
+                print(
+                    f"server: {stack} (gunicorn, {args.workers} workers, master pid {s.proc.pid}, "
+                    f"workers {_children(s.proc.pid)}) on {HOST}:{s.port}, durability {args.durability}, db {shown(db)}"
+                )
             status, reply, headers = server.request("POST", "/v1/decisions", generate(1, 0, "CHECK")[0])
             decision_sent += 1
             if status != 201 or "decision_id" not in (reply or {}):
@@ -591,12 +672,15 @@ def run_stack(args, stack: str):
             )
 
             print("generating lead bodies …", flush=True)
-            health = [get_request(port, "/healthz")]
+            health = [get_request(server.port, "/healthz")]
             bodies = {
-                c: [post_request(port, "/v1/decisions", key, b) for b in generate(n, args.seed + c, f"B{c}")]
+                c: [
+                    post_request(server.port, "/v1/decisions", key, b)
+                    for b in generate(n, args.seed + c, f"B{c}")
+                ]
                 for c in CLIENTS
             }
-            warm = [post_request(port, "/v1/decisions", key, b) for b in generate(300, 999, "WARM")]
+            warm = [post_request(server.port, "/v1/decisions", key, b) for b in generate(300, 999, "WARM")]
             # Warm-up, not reported (its decisions are counted in the audit check).
             run_phase("warm-up", port, master, health, 2, 500, 5)
             w = run_phase("warm-up", port, master, warm, 2, 300, 10)
@@ -612,13 +696,15 @@ def run_stack(args, stack: str):
             if wrk:
                 for c in CLIENTS:
                     print(f"  GET /healthz at {c} clients with wrk (load {_loadavg()}) …", flush=True)
-                    row = run_wrk(port, master, c, min(args.seconds, 5.0))
+                    row = (
+                        run_wrk(server.port, server.proc.pid, c, min(args.seconds, 5.0)) if not url else None
+                    )
                     if row:
                         wrk_rows.append(row)
         finally:
-            server.stop()
-        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-            rows = conn.execute(RECORDED[stack]).fetchone()[0]
+            for s in servers:
+                s.stop()
+        rows = count_rows(db, RECORDED[stack])
 
     print()
     print(
@@ -661,7 +747,7 @@ def run_stack(args, stack: str):
         )
     match = rows == decision_ok
     print(
-        f"audit: {rows} decision rows in SQLite; {decision_ok} 2xx decision replies "
+        f"audit: {rows} decision rows in {'PostgreSQL' if postgres_url else 'SQLite'}; {decision_ok} 2xx decision replies "
         f"(of {decision_sent} sent, warm-up and sample included) → {'match' if match else 'MISMATCH'}"
     )
     d16, d2 = by[("POST /v1/decisions", 16)], by[("POST /v1/decisions", 2)]
@@ -680,7 +766,8 @@ def run_stack(args, stack: str):
     print("targets:")
     for label, value, ok in checks:
         print(f"  {'PASS' if ok else 'MISS'}  {label}: {value}")
-    print(f"disk probe before the run: {disk:.0f} commits/s; load average after the run: {_loadavg()}")
+    if not url:
+        print(f"disk probe before the run: {disk:.0f} commits/s; load average after the run: {_loadavg()}")
     return (0 if match else 1), by
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 
 import click
 
 from audit import archive, checkpoints
+from audit.copy import copy
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
 from audit.why import explain, render
@@ -233,3 +235,28 @@ def audit_export(fmt, output, db, **kwargs):
     """Export decisions, oldest first: full records as JSONL, or one summary row each as CSV."""
     for line in export(_trail(db), _filters(kwargs), fmt):
         output.write(line)
+
+
+@audit_group.command("copy")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    help="Where to copy the trail: a postgresql:// URL (or a new SQLite file).",
+)
+@db_option
+def audit_copy(target, db):
+    """Copy the whole trail into an empty store, the chain verified on both sides; exit 1 if anything differs.
+
+    The target uses the source's key file: name it with LEADGATE_SECRET_FILE wherever the target is served.
+    """
+    config = load_config(db=db)
+    source = command_trail(config)
+    copied = command_trail(replace(config, DB=target, SECRET_FILE=str(source.secrets.path or "")))
+    result = copy(source, copied)
+    head = result["head"]
+    echo(f"copied {sum(result['rows'].values())} rows of {len(result['rows'])} tables")
+    if head:
+        echo(f"chain of {head['seq']} links verified on both sides, head {head['hash']}")
+    else:
+        echo("the source's chain is empty")

@@ -7,6 +7,7 @@ import json
 import click
 
 from audit import AuditError
+from audit.backends import shown
 from engine import Registry
 from engine.files import load_directory
 from service.config import load_config
@@ -95,7 +96,7 @@ def serve(host, port, workers):
     try:
         trail = open_trail(config)
     except AuditError as exc:
-        raise click.ClickException(f"the audit database {config.DB} cannot be used: {exc}") from None
+        raise click.ClickException(f"the audit database {shown(config.DB)} cannot be used: {exc}") from None
     try:
         if active_count(trail) == 0:
             key, text = create(trail, "local admin (created by the first leadgate serve)", "admin")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from audit import deployments, reports
+from audit.backends import shown
 from engine import Problem, Registry, RulesetError, check_source, compile_source, digest_of
 from engine.cases import cases_path, run_cases
 from engine.destinations import FILE as DESTINATIONS_FILE
@@ -291,7 +292,7 @@ def rulesets_diff(base, name, directory, db, leads_file, at, workers, samples, f
             report = history_diff.run(base_source, path.read_text("utf-8"), stored, workers, samples)
         finally:
             trail.close()
-        label = f"the audit trail `{db or config.DB}`"
+        label = f"the audit trail `{shown(db or config.DB)}`"
     echo(history_diff.markdown(report, base, "working copy", label), nl=False)
     routes = report.percent(report.changed_count("route"))
     if fail_over is not None and routes > fail_over:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 
 @dataclass(frozen=True)
 class Config:
-    DB: str = "var/leadgate.db"  # LEADGATE_DB: the SQLite audit file
+    DB: str = "var/leadgate.db"  # LEADGATE_DB: the SQLite audit file, or a postgresql:// URL (docs/deploy.md)
     # LEADGATE_SECRET_FILE: the key file of signing and tokenising secrets (0600); empty: beside the
     # database as <DB>.key. Keep it out of the database's backups; LEADGATE_SECRET_<NAME> overrides one.
     SECRET_FILE: str = ""

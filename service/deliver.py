@@ -31,7 +31,8 @@ from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
-from audit import AuditTrail, StorageUnavailable, deliveries, deployments, outbox
+from audit import AuditTrail, StorageUnavailable, deliveries, deployments, outbox, postgres
+from audit.backends import is_postgres
 from audit.rows import now_iso
 from audit.secrets import MIN_ENV_LENGTH, Secrets
 from engine.destinations import Destination, Destinations, url_problem
@@ -374,7 +375,12 @@ def _key(delivery: dict) -> tuple[str, str]:
 
 
 def exclusive(db_path: str):
-    """Hold the deliverer's lock file beside the database (released when the process ends, even killed)."""
+    """Hold the deliverer's lock file beside the database (released when the process ends, even killed);
+    on PostgreSQL, a lock in the database that every machine's deliverer asks for."""
+    if is_postgres(db_path):
+        if not postgres.exclusive(db_path, postgres.DELIVER_LOCK):
+            raise AlreadyRunning("another leadgate deliver is running on this PostgreSQL database")
+        return None
     fd = os.open(f"{db_path}.deliver.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -14,6 +14,8 @@ import yaml
 from engine import Registry, compile_source
 from engine.files import load_directory
 
+pytest_plugins = ["tests.postgres"]  # postgres_server, pg_url, audit_db
+
 ROOT = Path(__file__).resolve().parent.parent
 RULESETS = ROOT / "rulesets"
 AT = "2026-11-23T10:00:00Z"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import random
 import shutil
 import threading
@@ -21,6 +22,7 @@ from service import deploy
 from service.config import load_config
 from service.decide import decide
 from service.deliver import Deliverer
+from tests.postgres import secrets_for
 from tests.server import ROOT, free_port
 from tests.test_api import LEAD
 
@@ -135,16 +137,20 @@ def write_rulesets(tmp_path: Path, url: str, extra: str = "") -> Path:
     return directory
 
 
-def webhook_world(tmp_path, registry):
-    """(trail, deliverer factory, receiver) on a fresh database whose destination is the receiver."""
+def webhook_world(tmp_path, registry, audit_db):
+    """(trail, deliverer factory, receiver) on a fresh database of each backend whose destination is
+    the receiver."""
     receiver = Receiver(KEY)
-    trail = AuditTrail(tmp_path / "d.db", durability="normal")
+    trail = AuditTrail(audit_db, durability="normal", secrets=secrets_for(audit_db))
     deploy.reload(registry, trail, write_rulesets(tmp_path, receiver.url), "tests")
 
     made = []
 
     def deliverer(**settings):
-        config = load_config(environ={}, db=str(tmp_path / "d.db"), delivery_backoff_ms=1, **settings)
+        secret_file = os.environ.get("LEADGATE_SECRET_FILE")
+        config = load_config(
+            environ={}, db=audit_db, secret_file=secret_file, delivery_backoff_ms=1, **settings
+        )
         made.append(Deliverer(config, trail, environ=ENV))
         return made[-1]
 

@@ -16,6 +16,7 @@ from werkzeug.datastructures import Headers
 
 from audit import AuditTrail
 from audit.keys import create
+from audit.secrets import Secrets
 from tests import contract
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,9 +39,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, db: Path, workers: int = 2, command: list[str] | None = None, **env):
-        """`command`: another server command line (benchmarks compare stacks); {port} and {workers} filled in."""
+    def __init__(
+        self, db, workers: int = 2, command: list[str] | None = None, logs: Path | None = None, **env
+    ):
+        """`command`: another server command line (benchmarks compare stacks); {port} and {workers} filled in.
+        `db`: a SQLite file, or a PostgreSQL URL with `secret_file` and `logs` (a directory) given."""
         self.db, self.workers, self.port = db, workers, free_port()
+        self.logs = Path(logs) if logs else Path(db).parent
         self.command = command
         self.env = {
             **os.environ,
@@ -48,15 +53,20 @@ class Server:
             "LEADGATE_RULESETS": str(ROOT / "rulesets"),
             **{f"LEADGATE_{k.upper()}": str(v) for k, v in env.items()},
         }
-        with AuditTrail(db) as trail:
+        with self.trail() as trail:
             self.key = create(trail, "tests", "admin")[1]
         self.proc = None
         self.contract = None  # the served /openapi.json, read once the server is ready
 
+    def trail(self) -> AuditTrail:
+        """The server's audit trail, opened in this process (with its key file, when it names one)."""
+        secret = self.env.get("LEADGATE_SECRET_FILE")
+        return AuditTrail(self.db, secrets=Secrets(secret) if secret else None)
+
     def start(self) -> Server:
         # Errors go to a file: a pipe nobody reads fills up under many logged 503s and stalls the server.
-        self.log = self.db.parent / f"server-{self.port}.log"
-        self.out = self.db.parent / f"server-{self.port}.out"  # one JSON line per request (api/logs.py)
+        self.log = self.logs / f"server-{self.port}.log"
+        self.out = self.logs / f"server-{self.port}.out"  # one JSON line per request (api/logs.py)
         with open(self.log, "ab") as log, open(self.out, "ab") as out:
             command = self.command or [str(LEADGATE), "serve", "--port", "{port}", "--workers", "{workers}"]
             self.proc = subprocess.Popen(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 
 from api.state import trail
+from audit.backends import is_postgres
 from audit.keys import create, revoke
+from tests.postgres import eventually, unreachable
 
 LEAD = {
     "lead_id": "L-1001",
@@ -45,6 +48,11 @@ CONTRACT = {
     "reasons",
     "evaluated_at",
 }
+
+
+@pytest.fixture
+def app(backend_app):
+    return backend_app  # every test here runs on SQLite and on PostgreSQL (tests/postgres.py)
 
 
 @pytest.fixture
@@ -327,16 +335,34 @@ def test_other_statuses_share_the_shape(client, app):
     )
 
 
-def test_storage_failure_is_a_503_with_retry_after_and_no_decision(client, app):
-    client.post("/v1/decisions", LEAD)
+@contextlib.contextmanager
+def storage_failing(app):
+    """The audit store refuses writes: a read-only SQLite file, or a PostgreSQL server out of reach."""
+    db = app.config["LEADGATE_DB"]
+    if is_postgres(db):
+        with unreachable(db):
+            yield
+        return
     with app.app_context():
         trail().db.execute("PRAGMA query_only = ON")
-    r = client.post("/v1/decisions", {**LEAD, "lead_id": "L-new"})
-    assert_error(r, 503, "storage_unavailable")
-    assert r.headers["Retry-After"] == "2" and "decision_id" not in r.json
+    try:
+        yield
+    finally:
+        with app.app_context():
+            trail().db.execute("PRAGMA query_only = OFF")
+
+
+def test_storage_failure_is_a_503_with_retry_after_and_no_decision(client, app):
+    client.post("/v1/decisions", LEAD)
+    with storage_failing(app):
+        r = client.post("/v1/decisions", {**LEAD, "lead_id": "L-new"})
+        assert_error(r, 503, "storage_unavailable")
+        assert r.headers["Retry-After"] == "2" and "decision_id" not in r.json
+    # once the store is back (the pool reconnects with a backoff), the same request is decided, once
+    assert eventually(lambda: client.post("/v1/decisions", {**LEAD, "lead_id": "L-new"}).status_code == 201)
     with app.app_context():
-        trail().db.execute("PRAGMA query_only = OFF")
-    assert client.post("/v1/decisions", {**LEAD, "lead_id": "L-new"}).status_code == 201
+        assert trail()._read("SELECT count(*) AS n FROM decisions WHERE lead_id = 'L-new'")[0]["n"] == 1
+        assert trail().verify() == []
 
 
 # -- access ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from audit import AuditTrail, archive
 from cli import main
 from service.decide import decide, report_outcome, source_digest
 from tests.conftest import lead
+from tests.postgres import secrets_for
 
 EMAIL = "ana.lopez@acme.io"
 
@@ -19,7 +20,7 @@ EMAIL = "ana.lopez@acme.io"
 def fill(path, default, leads=8, rounds=4) -> list[dict]:
     """Decisions for `leads` leads, `rounds` each, one outcome and one preview among them."""
     replies = []
-    with AuditTrail(path) as trail:
+    with AuditTrail(path, secrets=secrets_for(path)) as trail:
         for r in range(rounds):
             for i in range(leads):
                 facts = lead(
@@ -50,10 +51,11 @@ def run(*args):
 
 
 @pytest.fixture
-def halved(tmp_path, default):
-    db = tmp_path / "live.db"
+def halved(tmp_path, default, audit_db):
+    """Half a trail archived, on each backend (tests/postgres.py)."""
+    db = audit_db
     fill(db, default)
-    with AuditTrail(db) as trail:
+    with AuditTrail(db, secrets=secrets_for(db)) as trail:
         times = [r["recorded_at"] for r in trail._read("SELECT recorded_at FROM decisions ORDER BY seq")]
     before = times[len(times) // 2]
     code, out = run("audit", "archive", "--before", before, "--to", tmp_path / "old.jsonl.zst", "--db", db)
@@ -63,7 +65,7 @@ def halved(tmp_path, default):
 
 def test_half_a_trail_archived_and_both_halves_verified(halved):
     db, file, before, total = halved
-    with AuditTrail(db) as trail:
+    with AuditTrail(db, secrets=secrets_for(db)) as trail:
         live = trail._read("SELECT id, recorded_at FROM decisions")
         archived = archive.listing(trail)
     content = archive.read(file)
@@ -113,29 +115,31 @@ def test_a_tampered_archive_fails_verify(halved, tamper, named):
 
 
 def test_tampering_with_the_live_record_of_an_archive_is_named(halved):
-    import sqlite3
-
     db, file, _, _ = halved
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE archived SET lead_id = 'A-7' WHERE rowid = 1")  # to hide a lead from checks
-    conn.close()
+    with AuditTrail(db, secrets=secrets_for(db)) as trail:  # to hide a lead from checks
+        trail.db.execute(
+            "UPDATE archived SET lead_id = 'A-7' "
+            "WHERE ref = (SELECT ref FROM archived WHERE lead_id != 'A-7' ORDER BY seq LIMIT 1)"
+        )
     code, out = run("audit", "verify", "--db", db)
     assert code == 1 and "no longer matches its chained digest" in out, out
 
 
 def test_a_decision_deleted_and_called_archived_is_caught(halved):
-    import sqlite3
-
     db, _, _, _ = halved
-    with sqlite3.connect(db) as conn:
-        victim, seq, lead_id = conn.execute(
+    with AuditTrail(db, secrets=secrets_for(db)) as trail:
+        run_sql = trail.db.execute
+        victim, seq, lead_id = run_sql(
             "SELECT id, seq, lead_id FROM decisions WHERE id NOT IN (SELECT last_decision_id FROM leads) LIMIT 1"
         ).fetchone()
-        conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("DELETE FROM decisions WHERE id = ?", (victim,))
-        archive_id = conn.execute("SELECT id FROM archives").fetchone()[0]
-        conn.execute("INSERT INTO archived VALUES (?, ?, ?, ?)", (victim, seq, lead_id, archive_id))
-    conn.close()
+        # The foreign keys that would stop the deletion are switched off, as an attacker with the file can.
+        if str(db).endswith(".db"):
+            run_sql("PRAGMA foreign_keys = OFF")
+        else:
+            run_sql("ALTER TABLE decisions DISABLE TRIGGER ALL")  # its foreign keys' checks
+        run_sql("DELETE FROM decisions WHERE id = ?", (victim,))
+        archive_id = run_sql("SELECT id FROM archives").fetchone()[0]
+        run_sql("INSERT INTO archived VALUES (?, ?, ?, ?)", (victim, seq, lead_id, archive_id))
     code, out = run("audit", "verify", "--db", db)
     assert code == 1 and "no longer matches its chained digest" in out, out
 
@@ -146,7 +150,7 @@ def test_archives_hold_tokens_and_erasure_reaches_them(halved):
     text = json.dumps(content)
     assert EMAIL not in text and '"Ana"' not in text  # personal values are tokens in every row
     lead_id = content["decisions"][0]["lead_id"]
-    with AuditTrail(db) as trail:
+    with AuditTrail(db, secrets=secrets_for(db)) as trail:
         tokens = trail.personal_values(lead_id)
         assert tokens and all(token in text for token in tokens)  # the archive names them by token
         trail.erase(lead_id, "test")

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from audit import AuditTrail, assignment
+from audit.secrets import Secrets
 from engine import RulesetError
 from engine.teams import load_teams
 from service.decide import decide
@@ -43,8 +44,8 @@ def hand_off(i: int, domain: str | None = None) -> dict:
 
 
 @pytest.fixture
-def trail(tmp_path):
-    with AuditTrail(tmp_path / "a.db", durability="normal") as opened:
+def trail(audit_db, tmp_path):
+    with AuditTrail(audit_db, durability="normal", secrets=Secrets(tmp_path / "a.key")) as opened:
         yield opened
 
 
@@ -111,17 +112,18 @@ def test_teams_file_mistakes_are_named_with_their_line(text, message):
     assert any(message in p.message and p.line >= 1 for p in err.value.problems), err.value.problems
 
 
-def test_assignment_is_fair_under_concurrent_requests(tmp_path):
+def test_assignment_is_fair_under_concurrent_requests(tmp_path, audit_db):
     rulesets = tmp_path / "rulesets"
     rulesets.mkdir()
     shutil.copy(RULESETS / "default.yaml", rulesets)
     (rulesets / "teams.yaml").write_text(TEAMS.replace("cap: 6", "cap: 40"))
-    with Server(tmp_path / "fair.db", workers=3, rulesets=rulesets) as server, ThreadPoolExecutor(16) as pool:
+    running = Server(audit_db, workers=3, rulesets=rulesets, secret_file=tmp_path / "k.key", logs=tmp_path)
+    with running as server, ThreadPoolExecutor(16) as pool:
         replies = list(pool.map(lambda i: server.request("POST", "/v1/decisions", hand_off(i)), range(80)))
     assert {status for status, _, _ in replies} == {201}
     got = [body["assignment"]["owner"] for _, body, _ in replies]
     # Whatever the interleaving, the counts are those of the weights: 2:1:1 until Sam's cap of 40.
     assert {o: got.count(o) for o in set(got)} == {"sam": 40, "lee": 20, "kim": 20}
-    with AuditTrail(tmp_path / "fair.db") as trail:
+    with running.trail() as trail:
         counts = assignment.counts(trail, "account-executives", replies[0][1]["evaluated_at"][:10])
     assert counts == {"sam": 40, "lee": 20, "kim": 20}

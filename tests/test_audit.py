@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -13,10 +12,13 @@ from audit.codec import codec_for
 from audit.migrations import migrations
 from audit.queries import export, list_decisions, timeline
 from audit.replay import replay, replay_range
+from audit.rows import insert
 from audit.schema import connect, version
+from audit.secrets import Secrets
 from audit.why import explain, render
 from service.decide import decide, evaluator
 from tests.conftest import lead, unclosed_connections
+from tests.postgres import stored_bytes
 
 ANA = {
     "email": "ana.lopez@acme.io",
@@ -29,8 +31,9 @@ ANA = {
 
 
 @pytest.fixture
-def trail(tmp_path):
-    with AuditTrail(tmp_path / "audit.db") as t:
+def trail(audit_db, tmp_path):
+    """A trail on each backend (tests/postgres.py); a PostgreSQL trail names its key file."""
+    with AuditTrail(audit_db, secrets=Secrets(tmp_path / "audit.key")) as t:
         yield t
 
 
@@ -45,12 +48,13 @@ def count(trail, table) -> int:
 # -- schema ---------------------------------------------------------------------------------------
 
 
-def test_connection_settings(trail):
-    pragma = lambda name: trail.db.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
-    assert pragma("journal_mode") == "wal"
-    assert pragma("foreign_keys") == 1
-    assert pragma("busy_timeout") == 30000
-    assert pragma("synchronous") == 2  # FULL: an acknowledged decision survives a power cut
+def test_connection_settings(tmp_path):
+    with AuditTrail(tmp_path / "audit.db") as trail:
+        pragma = lambda name: trail.db.execute(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("foreign_keys") == 1
+        assert pragma("busy_timeout") == 30000
+        assert pragma("synchronous") == 2  # FULL: an acknowledged decision survives a power cut
 
 
 def test_normal_durability_is_a_choice(tmp_path):
@@ -305,7 +309,8 @@ def test_replay_reports_a_difference(trail, default, registry):
     body = demo(trail, default, profile=ANA)
     stored = trail.decision(body["decision_id"])["decision"]
     stored["scores"]["fit"] = 99
-    trail.db.execute("UPDATE decisions SET decision = ?", (json.dumps(stored),))
+    packed = codec_for(trail.db).pack(json.dumps(stored), stored["ruleset"]["digest"])  # stored as a frame
+    trail.db.execute("UPDATE decisions SET decision = ?", (packed,))
     results = list(replay_range(trail, evaluator(registry)))
     assert results == [
         {"decision_id": body["decision_id"], "identical": False, "differences": ["scores.fit"]}
@@ -343,7 +348,7 @@ def test_verify_names_an_inserted_row(trail, three):
     row = trail.db.execute("SELECT * FROM decisions WHERE id = ?", (three[2],)).fetchone()
     cols = [d[0] for d in trail.db.execute("SELECT * FROM decisions LIMIT 0").description]
     forged = dict(zip(cols, row, strict=True), id="dec_forged", seq=99, idempotency_key=None)
-    trail.db["decisions"].insert(forged)
+    insert(trail.db, "decisions", forged)
     assert trail.verify() == ["outside the chain (dec_forged): a decision row no link records (inserted)"]
 
 
@@ -356,12 +361,6 @@ def test_verify_names_reordered_rows(trail, three):
 
 
 # -- privacy --------------------------------------------------------------------------------------
-
-
-def raw_bytes(trail) -> bytes:
-    """Everything on disk: the database file and its write-ahead log."""
-    files = [Path(trail.path), Path(trail.path + "-wal")]
-    return b"".join(f.read_bytes() for f in files if f.exists())
 
 
 def test_personal_fields_are_tokens_in_decisions(trail, default):
@@ -379,10 +378,10 @@ def test_personal_fields_are_tokens_in_decisions(trail, default):
 
 def test_erasure_removes_personal_data_keeps_the_skeleton_and_the_chain(trail, default, registry):
     body = demo(trail, default, profile=ANA, events=[{"type": "demo_request", "at": "2026-11-23T09:00:00Z"}])
-    assert b"ana.lopez@acme.io" in raw_bytes(trail)
+    assert b"ana.lopez@acme.io" in stored_bytes(trail)
     erasure = trail.erase("L1", requested_by="dpo@acme.io")
     assert erasure["removed"] == 2
-    assert b"ana.lopez@acme.io" not in raw_bytes(trail)
+    assert b"ana.lopez@acme.io" not in stored_bytes(trail)
     assert trail.verify() == []
     assert trail.decision(body["decision_id"])["decision"] == body
     assert "email" not in trail.lead_facts("L1")["profile"]
@@ -398,4 +397,4 @@ def test_drop_mode_keeps_no_personal_value_at_all(tmp_path, default):
     with AuditTrail(tmp_path / "drop.db", personal_mode="drop") as trail:
         body = demo(trail, default, profile=ANA)
         assert "email" not in trail.decision(body["decision_id"])["facts"]["profile"]
-        assert count(trail, "personal") == 0 and b"ana.lopez" not in raw_bytes(trail)
+        assert count(trail, "personal") == 0 and b"ana.lopez" not in stored_bytes(trail)

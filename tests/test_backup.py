@@ -121,3 +121,19 @@ def test_a_backup_never_overwrites(backed_up):
     done = leadgate("audit", "backup", dest, db=live, check=1)
     assert "never overwrites" in done.stderr
     assert "key file not copied" in leadgate("audit", "backup", f"{dest}.2", db=live, check=0).stdout
+
+
+def test_a_postgresql_trail_is_refused_and_told_where_backups_come_from(pg_url, tmp_path, monkeypatch):
+    """Backup and restore copy a SQLite file; PostgreSQL has its own tools (docs/deploy.md)."""
+    from click.testing import CliRunner
+
+    from cli import main
+
+    monkeypatch.setenv("LEADGATE_SECRET_FILE", str(tmp_path / "pg.key"))
+    runner = CliRunner()
+    backup = runner.invoke(main, ["audit", "backup", str(tmp_path / "b.db"), "--db", pg_url])
+    assert backup.exit_code == 1 and "pg_dump or base backups" in backup.output, backup.output
+    assert not list(tmp_path.glob("*b.db*"))
+    (tmp_path / "old.db").write_bytes(b"")
+    restore = runner.invoke(main, ["audit", "restore", str(tmp_path / "old.db"), "--db", pg_url, "--force"])
+    assert restore.exit_code == 1 and "pg_dump or base backups" in restore.output, restore.output

@@ -18,6 +18,7 @@ from audit import AuditTrail, deliveries
 from service import deploy
 from service.config import load_config
 from service.deliver import Deliverer
+from tests.postgres import stored_bytes
 from tests.receiver import (
     ENV,
     KEY,
@@ -39,7 +40,7 @@ world_fixture = pytest.fixture(name="world")(webhook_world)
 # -- the deliverer as a process ------------------------------------------------------------------
 
 
-def _deliverer_process(db: Path, log: Path, **env) -> subprocess.Popen:
+def _deliverer_process(db: str, log: Path, **env) -> subprocess.Popen:
     environ = {
         **os.environ,
         **ENV,
@@ -61,7 +62,7 @@ def test_sigkill_mid_flight_loses_nothing_and_redelivers_under_the_same_id(world
         hand_off(registry, trail, f"L-kill-{i}")
     expected = event_ids(trail)
     log = tmp_path / "deliver.log"
-    proc = _deliverer_process(Path(trail.path), log)
+    proc = _deliverer_process(trail.path, log)
     try:
         assert receiver.wait(lambda: len(receiver.seen) >= 1, 20)
         proc.send_signal(signal.SIGKILL)
@@ -69,7 +70,7 @@ def test_sigkill_mid_flight_loses_nothing_and_redelivers_under_the_same_id(world
         in_flight = {s["id"] for s in receiver.seen}
         assert not (in_flight & set(receiver.ids()))  # none of them was answered
         receiver.delay = 0.0
-        proc = _deliverer_process(Path(trail.path), log)
+        proc = _deliverer_process(trail.path, log)
         assert receiver.wait(lambda: set(receiver.ids()) >= set(expected), 30), log.read_text()[-2000:]
         redelivered = [s["id"] for s in receiver.seen]
         assert all(redelivered.count(i) >= 2 for i in in_flight)  # the same ids, sent again
@@ -79,7 +80,7 @@ def test_sigkill_mid_flight_loses_nothing_and_redelivers_under_the_same_id(world
         proc.wait(10)
     text = log.read_text()
     assert "delivered evt_" in text  # the log says what happened, and nothing secret
-    blob = b"".join(p.read_bytes() for p in Path(trail.path).parent.glob("d.db*") if p.name != "d.db.key")
+    blob = stored_bytes(trail)  # the audit store (its key file is apart from it, by design)
     for form in (SECRET, base64.b64encode(KEY).decode(), KEY.hex()):
         assert form not in text and form.encode() not in blob
     assert KEY not in blob
@@ -88,7 +89,7 @@ def test_sigkill_mid_flight_loses_nothing_and_redelivers_under_the_same_id(world
 def test_only_one_deliverer_runs_per_database(world, tmp_path):
     trail, _, _ = world
     log = tmp_path / "one.log"
-    first = _deliverer_process(Path(trail.path), log)
+    first = _deliverer_process(trail.path, log)
     try:
         deadline = time.monotonic() + 20
         while "destinations:" not in log.read_text() and time.monotonic() < deadline:

@@ -4,7 +4,6 @@ once per id at least, in order per lead, through failures, timeouts and a receiv
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -214,7 +213,7 @@ def test_cli_lists_and_replays_deliveries(world, registry):
 
 
 def test_the_review_page_lists_failed_deliveries_and_retries_one_with_its_csrf_token(
-    world, registry, make_app
+    world, registry, make_app, tmp_path
 ):
     from audit.keys import create
     from tests.test_review import sign_in, token
@@ -225,7 +224,7 @@ def test_the_review_page_lists_failed_deliveries_and_retries_one_with_its_csrf_t
     hand_off(registry, trail, "L-page")
     assert drain(deliverer(delivery_attempts=1), lambda: len(deliveries.listing(trail, "dead")) == 2)
     dead = deliveries.listing(trail, "dead")[0]["id"]
-    app = make_app(db=str(trail.path), rulesets=str(Path(trail.path).parent / "rulesets"), secure_cookies=0)
+    app = make_app(db=str(trail.path), rulesets=str(tmp_path / "rulesets"), secure_cookies=0)
     keys = {scope: create(trail, scope, scope)[1] for scope in ("review", "admin")}
     reviewer, admin = app.test_client(), app.test_client()
     assert sign_in(reviewer, keys["review"]).status_code == 302

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from audit import AuditTrail
 from cli import main
+from tests.postgres import BACKENDS
 from tests.server import Server
 
 AT = "2026-11-23T10:00:00Z"
@@ -26,21 +27,24 @@ LEAD = {
 THREADS = 8
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db = tmp_path_factory.mktemp("once") / "once.db"
-    with Server(db, workers=2) as running:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request, tmp_path_factory):
+    """Two workers on a SQLite file, then on a PostgreSQL database (tests/postgres.py)."""
+    tmp = tmp_path_factory.mktemp("once")
+    if request.param == "sqlite":
+        running = Server(tmp / "once.db", workers=2)
+    else:
+        postgres = request.getfixturevalue("postgres_server")
+        running = Server(postgres.url(postgres.create()), workers=2, secret_file=tmp / "k.key", logs=tmp)
+    with running:
         status, _, _ = running.request("POST", "/v1/decisions", LEAD)
         assert status == 201
         yield running
 
 
 def count(server, sql, *params) -> int:
-    trail = AuditTrail(server.db)
-    try:
+    with server.trail() as trail:
         return trail.db.execute(sql, params).fetchone()[0]
-    finally:
-        trail.close()
 
 
 def race(server, path, body, key):

@@ -191,3 +191,27 @@ def test_rate_limited_form_decisions_are_counted_as_429s(tmp_path):
         found = samples(scrape(server, server.key)[1])
     assert total(found, "leadgate_http_errors_total", status="429", code="rate_limited") == 3
     assert total(found, "leadgate_decisions_total") == 2
+
+
+def test_the_gauges_read_the_store_on_each_backend(backend_app, audit_db):
+    """Hand-offs, deliveries, reloads and the store's size, on SQLite and on PostgreSQL (where the size
+    is pg_database_size and there is no write-ahead log file of ours)."""
+    with backend_app.app_context():
+        from api.state import trail
+
+        key = create(trail(), "ops", "admin")[1]
+    client = backend_app.test_client()
+    auth = {"Authorization": f"Bearer {key}"}
+    for i in range(6):
+        assert client.post("/v1/decisions", json=lead(i), headers=auth).status_code == 201
+    found = samples(client.get("/metrics", headers=auth).get_data(as_text=True))
+    with backend_app.app_context():
+        sla = outcomes.sla(trail())["teams"]
+    assert sum(c["open"] for c in sla.values()) > 0
+    for team, counts in sla.items():
+        assert total(found, "leadgate_handoffs_open", team=team) == counts["open"]
+    assert total(found, "leadgate_deliveries", status="pending") == 0
+    assert total(found, "leadgate_reloads_total") == 1  # the app's startup load
+    assert total(found, "leadgate_audit_file_bytes", file="db") > 100_000
+    files = {dict(labels)["file"] for (n, labels) in found if n == "leadgate_audit_file_bytes"}
+    assert files == ({"db", "wal"} if audit_db.endswith(".db") else {"db"})

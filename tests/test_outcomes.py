@@ -13,6 +13,7 @@ from cli import main
 from engine import FactsError
 from service.decide import decide, evaluator, now, report_outcome
 from tests.conftest import RULESETS
+from tests.postgres import secrets_for
 
 VP = {
     "lead_id": "O-1",
@@ -28,6 +29,11 @@ VP = {
     "answers": {"budget": "yes"},
 }
 T0 = "2026-11-23T10:00:00Z"  # the hand-off: sales_handoff, due 30 minutes later
+
+
+@pytest.fixture
+def app(backend_app):
+    return backend_app  # on SQLite and on PostgreSQL (tests/postgres.py)
 
 
 @pytest.fixture
@@ -140,11 +146,12 @@ def test_sla_lists_overdue_hand_offs_and_the_time_to_first_action(app, auth):
 
 def test_sla_escalate_re_routes_overdue_hand_offs(app, tmp_path):
     handed_off(app)
-    env = {"LEADGATE_DB": str(tmp_path / "api.db"), "LEADGATE_RULESETS": str(RULESETS)}
+    db = app.config["LEADGATE_DB"]
+    env = {"LEADGATE_DB": db, "LEADGATE_RULESETS": str(RULESETS)}
     result = CliRunner().invoke(main, ["sla", "--escalate", "--at", "2026-11-23T11:00:00Z"], env=env)
     assert result.exit_code == 0, result.output
     assert "decided O-1 again: route sales_escalation" in result.output
-    with AuditTrail(tmp_path / "api.db") as trail_:
+    with AuditTrail(db, secrets=secrets_for(db)) as trail_:
         report = outcomes.sla(trail_, "2026-11-23T11:00:00Z")
     # the escalation is a new hand-off, to the sales managers, due in 60 minutes: not overdue yet
     assert report["overdue"] == [] and report["teams"]["sales-managers"]["open"] == 1
@@ -153,7 +160,8 @@ def test_sla_escalate_re_routes_overdue_hand_offs(app, tmp_path):
 def test_import_checks_every_row_first_and_records_all(app, tmp_path):
     handed_off(app)
     handed_off(app, {**VP, "lead_id": "O-2"})
-    env = {"LEADGATE_DB": str(tmp_path / "api.db"), "LEADGATE_RULESETS": str(RULESETS)}
+    db = app.config["LEADGATE_DB"]
+    env = {"LEADGATE_DB": db, "LEADGATE_RULESETS": str(RULESETS)}
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "lead_id,type,at,reason,amount\n"
@@ -170,7 +178,7 @@ def test_import_checks_every_row_first_and_records_all(app, tmp_path):
         and f"{bad}:5: amount 'lots' is not a number" in result.output
     )
     assert "nothing recorded" in result.output
-    with AuditTrail(tmp_path / "api.db") as trail_:
+    with AuditTrail(db, secrets=secrets_for(db)) as trail_:
         assert trail_._read("SELECT count(*) AS n FROM outcomes")[0]["n"] == 0
 
     good = tmp_path / "good.csv"
@@ -183,7 +191,7 @@ def test_import_checks_every_row_first_and_records_all(app, tmp_path):
     result = CliRunner().invoke(main, ["outcomes", "import", str(good)], env=env)
     assert result.exit_code == 0, result.output
     assert "3 outcomes recorded" in result.output
-    with AuditTrail(tmp_path / "api.db") as trail_:
+    with AuditTrail(db, secrets=secrets_for(db)) as trail_:
         stages = {r["lead_id"]: r["stage"] for r in trail_._read("SELECT lead_id, stage FROM leads")}
         assert stages == {"O-1": "customer", "O-2": "recycled"}
         assert trail_.verify() == []

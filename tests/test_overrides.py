@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import sqlite3
 
 import pytest
 import yaml
@@ -42,8 +40,9 @@ POOR_FIT = {
 
 
 @pytest.fixture
-def served(tmp_path, make_app):
-    db = tmp_path / "ovr.db"
+def served(audit_db, make_app):
+    """Decided leads on each backend (tests/postgres.py): (app, keys, decision ids, audit location)."""
+    db = audit_db
     app = make_app(db=str(db), rulesets=str(RULESETS), secure_cookies=0)
     with app.app_context():
         ids = {}
@@ -80,21 +79,16 @@ def test_an_override_is_recorded_chained_and_tamper_evident(served):
     )
     [item] = timeline.json["items"]
     assert [o["override_id"] for o in item["overrides"]] == [body["override_id"]]
-    with contextlib.closing(sqlite3.connect(db)) as conn, conn:  # commits, then closes
-        conn.execute("UPDATE overrides SET reason = 'nothing' WHERE id = ?", (body["override_id"],))
-    with app.app_context():
+    with app.app_context():  # edited behind the service's back
+        trail().db.execute("UPDATE overrides SET reason = 'nothing' WHERE id = ?", (body["override_id"],))
         broken = trail().verify()
     assert any(body["override_id"] in b and "override it records was edited" in b for b in broken), broken
-    with (
-        contextlib.closing(sqlite3.connect(db)) as conn,
-        conn,
-    ):  # a row slipped in beside the chain is named too
-        conn.execute(
+    with app.app_context():  # a row slipped in beside the chain is named too
+        trail().db.execute(
             "INSERT INTO overrides (id, seq, decision_id, lead_id, at, decided_route, decided_stage, reason) "
             "VALUES ('ovr_forged', 999, ?, 'G0', '2026-11-23T10:00:00Z', 'x', 'y', 'forged')",
             (ids["G0"],),
         )
-    with app.app_context():
         assert any("ovr_forged" in b for b in trail().verify())
 
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from audit import AuditTrail
 from audit.keys import create
 from cli import main
+from tests.postgres import BACKENDS
 from tests.server import Server
 
 
@@ -55,13 +55,20 @@ class Browser:
         return self.request("GET", "/review/rulesets")[0] == 200
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db = tmp_path_factory.mktemp("sessions") / "s.db"
-    with Server(db, workers=2, secure_cookies=0, session_idle_minutes=5) as running:
-        with AuditTrail(db) as trail:
-            running.review_key = create(trail, "reviewer", "review")[1]
-        yield running
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request, tmp_path_factory):
+    """Two workers on a SQLite file, then on a PostgreSQL database (its key file named for the CLI too)."""
+    tmp = tmp_path_factory.mktemp("sessions")
+    with pytest.MonkeyPatch.context() as env:
+        db = tmp / "s.db"
+        if request.param == "postgresql":
+            postgres = request.getfixturevalue("postgres_server")
+            db = postgres.url(postgres.create())
+            env.setenv("LEADGATE_SECRET_FILE", str(tmp / "s.key"))
+        with Server(db, workers=2, secure_cookies=0, session_idle_minutes=5, logs=tmp) as running:
+            with running.trail() as trail:
+                running.review_key = create(trail, "reviewer", "review")[1]
+            yield running
 
 
 def test_a_copied_cookie_is_refused_after_sign_out(server):
@@ -80,15 +87,15 @@ def test_an_idle_session_ends(server):
     browser = Browser(server)
     browser.sign_in(server.review_key)
     assert browser.signed_in()
-    with AuditTrail(server.db) as trail:
-        # Six minutes pass with no request (the server's idle limit is five).
-        idle = (datetime.now(UTC) - timedelta(minutes=6)).isoformat().replace("+00:00", "Z")
+    # Six minutes pass with no request (the server's idle limit is five).
+    idle = (datetime.now(UTC) - timedelta(minutes=6)).isoformat().replace("+00:00", "Z")
+    with server.trail() as trail:
         trail.db.execute("UPDATE sessions SET seen_at = ? WHERE ended_at IS NULL", (idle,))
     assert not browser.signed_in()
     # …while one seen four minutes ago lives on.
     browser.sign_in(server.review_key)
-    with AuditTrail(server.db) as trail:
-        recent = (datetime.now(UTC) - timedelta(minutes=4)).isoformat().replace("+00:00", "Z")
+    recent = (datetime.now(UTC) - timedelta(minutes=4)).isoformat().replace("+00:00", "Z")
+    with server.trail() as trail:
         trail.db.execute("UPDATE sessions SET seen_at = ? WHERE ended_at IS NULL", (recent,))
     assert browser.signed_in()
 

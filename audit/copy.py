@@ -1,0 +1,80 @@
+"""Moving a trail to another store (`leadgate audit copy --to postgresql://…`): every row of every table,
+copied as it is, the chain verified before on the source and after on the target.
+
+The copy reads the source in one read transaction (a snapshot: writes made meanwhile are not in it,
+so stop the writers first) and writes the target in one transaction: an empty target gets all of it or
+nothing. Rows keep their ids, sequence numbers and hashes, so the chain and any checkpoint signed on
+the source hold on the target. Personal-data tokens are made with the key file's secret: the target
+is opened with the source's key file, which every machine serving the target then uses.
+"""
+
+from __future__ import annotations
+
+from . import pgschema, postgres
+from .errors import AuditError
+from .trail import AuditTrail
+
+BATCH = 1000
+
+
+class CopyRefused(AuditError):
+    """The source does not verify, or the target is not empty, or the two disagree after the copy."""
+
+
+def tables() -> list[str]:
+    """Every audit table, parents before the tables that refer to them."""
+    scratch = pgschema.scratch()
+    try:
+        return list(pgschema.tables(scratch))
+    finally:
+        scratch.close()
+
+
+def copy(source: AuditTrail, target: AuditTrail) -> dict:
+    """Copy `source` into the empty `target`; returns {rows: {table: n}, head: {seq, hash}}."""
+    problems = source.verify()
+    if problems:
+        raise CopyRefused(f"the source does not verify ({len(problems)} problem(s)): {problems[0]}")
+    names = tables()
+    occupied = [t for t in names if _count(target, t)]
+    if occupied:
+        raise CopyRefused(f"the target is not empty: {', '.join(occupied)} already hold rows")
+    rows: dict[str, int] = {}
+    with source._lock:
+        source.db.execute("BEGIN")  # a read snapshot of the source (deferred: writers are not blocked)
+        try:
+            with target._transaction() as db:
+                for table in names:
+                    rows[table] = _copy_table(source, db, table)
+                if isinstance(db, postgres.Database):
+                    postgres.advance_identities(db)
+        finally:
+            source.db.execute("COMMIT")
+    problems = target.verify()
+    if problems:
+        raise CopyRefused(f"the copy does not verify ({len(problems)} problem(s)): {problems[0]}")
+    head, copied = _head(source), _head(target)
+    if head != copied or {t: _count(target, t) for t in names} != rows:
+        raise CopyRefused(f"the copy differs from the source: head {copied} against {head}")
+    return {"rows": rows, "head": head}
+
+
+def _copy_table(source: AuditTrail, db, table: str) -> int:
+    order = "" if isinstance(source.db, postgres.Database) else " ORDER BY rowid"  # as they were written
+    cursor = source.db.execute(f"SELECT * FROM {table}{order}")
+    columns = [d[0] for d in cursor.description]
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    copied = 0
+    while batch := cursor.fetchmany(BATCH):
+        db.conn.executemany(sql, batch)
+        copied += len(batch)
+    return copied
+
+
+def _count(trail: AuditTrail, table: str) -> int:
+    return trail._read(f"SELECT count(*) AS n FROM {table}")[0]["n"]
+
+
+def _head(trail: AuditTrail) -> dict | None:
+    rows = trail._read("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1")
+    return rows[0] if rows else None
