@@ -98,16 +98,20 @@ def migrate(db) -> None:
         "UPDATE rulesets SET sample = (SELECT decision FROM decisions d WHERE d.ruleset_digest = "
         "rulesets.digest ORDER BY seq LIMIT 1)"
     )
+    compress_documents(db)
+
+
+def compress_documents(db, text_of=None) -> None:
+    """Every decision's documents compressed in place, as text read by `text_of(value, digest)`
+    (the codec's by default: text, or a frame already compressed), with its summary."""
     codec, after = Codec(db), -1
-    while True:
-        rows = db.execute(
-            "SELECT seq, ruleset_digest, input, facts, decision FROM decisions WHERE seq > ? ORDER BY seq LIMIT 2000",
-            (after,),
-        ).fetchall()
-        if not rows:
-            return
+    text_of = text_of or codec.unpack
+    while rows := db.execute(
+        "SELECT seq, ruleset_digest, input, facts, decision FROM decisions WHERE seq > ? ORDER BY seq LIMIT 2000",
+        (after,),
+    ).fetchall():
         for seq, digest, *documents in rows:
-            texts = [codec.unpack(v, digest) for v in documents]  # input, facts, decision
+            texts = [text_of(v, digest) for v in documents]  # input, facts, decision
             packed = [codec.pack(t, digest) for t in texts]
             packed.append(codec.pack(summary(json.loads(texts[2])), digest))
             db.execute(

@@ -23,7 +23,7 @@ import json
 from .chain import Break
 from .codec import codec_for
 from .compact import event_of, expanded, intact, summary
-from .leads import event_key
+from .leads import event_key, lead_row
 from .personal import PREFIX
 from .rows import dumps
 
@@ -107,15 +107,8 @@ def _decided(state: _Lead, row: dict) -> None:
         state.problems.append((row["id"], "its summary differs from its reply (decisions.summary)"))
     at, before = row["recorded_at"], state.lead["stage"] if state.lead else None
     state.lead = {
-        "lead_id": row["lead_id"],
         "created_at": state.lead["created_at"] if state.lead else at,
-        "updated_at": at,
-        "channel": row["channel"],
-        "profile": dumps(facts.get("profile") or {}),
-        "answers": dumps(facts.get("answers") or {}),
-        "stage": decision["stage"],
-        "ruleset_name": decision["ruleset"]["name"],
-        "last_decision_id": row["id"],
+        **lead_row(row["lead_id"], facts, decision, row["id"], at, row["channel"]),
     }
     for e in facts.get("events", []):
         state.events.setdefault(

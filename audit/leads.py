@@ -6,6 +6,8 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
+from .rows import dumps
+
 
 def event_key(event: dict) -> str:
     """An event's id, or for an event sent without one a stable id from its content (sent twice, counted once)."""
@@ -15,6 +17,21 @@ def event_key(event: dict) -> str:
         [event.get("type"), _instant(event.get("at")), event.get("properties") or {}], sort_keys=True
     )
     return "auto:" + hashlib.sha256(content.encode()).hexdigest()[:24]
+
+
+def lead_row(lead_id: str, facts: dict, decision: dict, decision_id: str, at: str, channel) -> dict:
+    """The `leads` row a decision leaves behind (created_at aside): written when it is recorded
+    (audit.recording) and rebuilt from the chain when the file is verified (audit.derived)."""
+    return {
+        "lead_id": lead_id,
+        "updated_at": at,
+        "channel": channel,
+        "profile": dumps(facts.get("profile") or {}),
+        "answers": dumps(facts.get("answers") or {}),
+        "stage": decision["stage"],
+        "ruleset_name": decision["ruleset"]["name"],
+        "last_decision_id": decision_id,
+    }
 
 
 def merge_facts(stored: dict | None, new: dict) -> dict:

@@ -13,7 +13,6 @@ a table; a migration with neither refuses to open that database, rather than lea
 
 from __future__ import annotations
 
-import json
 import re
 import sqlite3
 from collections.abc import Callable
@@ -22,8 +21,8 @@ from functools import cache
 from sqlite_utils import Database as SQLiteDatabase
 
 from . import postgres
-from .codec import COMPRESSED, Codec
-from .compact import summary
+from .codec import COMPRESSED
+from .compact import compress_documents
 from .migrations import migrations
 from .rows import now_iso
 
@@ -192,20 +191,8 @@ def _m011_compact_decisions(db: postgres.Database) -> None:
         db.execute(
             f"ALTER TABLE decisions ALTER COLUMN {column} TYPE bytea USING convert_to({column}, 'UTF8')"
         )
-    codec, after = Codec(db), -1
-    while rows := db.execute(
-        "SELECT seq, ruleset_digest, input, facts, decision FROM decisions WHERE seq > ? ORDER BY seq LIMIT 2000",
-        (after,),
-    ).fetchall():
-        for seq, digest, *documents in rows:
-            texts = [None if v is None else bytes(v).decode() for v in documents]
-            packed = [codec.pack(t, digest) for t in texts]
-            packed.append(codec.pack(summary(json.loads(texts[2])), digest))
-            db.execute(
-                f"UPDATE decisions SET {', '.join(f'{c} = ?' for c in COMPRESSED)} WHERE seq = ?",
-                (*packed, seq),
-            )
-        after = rows[-1][0]
+    # bytea now: the bytes of the text as it was
+    compress_documents(db, lambda value, _digest: None if value is None else bytes(value).decode())
 
 
 # A migration newer than m009_key_origins (the last one when PostgreSQL came): "schema" when its

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from . import chain, compact, outbox, outcomes
 from .codec import COMPRESSED, codec_for
-from .leads import event_key
+from .leads import event_key, lead_row
 from .rows import dumps, insert, insert_many, keep_personal, now_iso, record_shadow, store_source, upsert
 
 
@@ -142,16 +142,7 @@ def _update_lead(db, item: dict, kept, row, known: LeadHead | None) -> None:
         current = outcomes.open_handoff(db, lead_id)
     else:
         current = known.handoff
-    lead = {
-        "lead_id": lead_id,
-        "updated_at": at,
-        "channel": row["channel"],
-        "profile": dumps(facts.get("profile") or {}),
-        "answers": dumps(facts.get("answers") or {}),
-        "stage": decision["stage"],
-        "ruleset_name": decision["ruleset"]["name"],
-        "last_decision_id": decision_id,
-    }
+    lead = lead_row(lead_id, facts, decision, decision_id, at, row["channel"])
     if not known.exists:
         lead["created_at"] = at
     upsert(db, "leads", lead, "lead_id")
