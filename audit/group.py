@@ -50,6 +50,7 @@ class Gate:
         self._committing = False
         self._queued = 0  # writers waiting to write their block
         self._readers = 0  # readers waiting for no transaction to be open
+        self._writers_turn = False  # a read ended while writers queued: they go before the next reader
         self.groups = 0  # commits made, and the blocks written in them (bench/audit.py shows both)
         self.blocks = 0
 
@@ -65,7 +66,12 @@ class Gate:
                 return self
             self._readers += 1
             try:
-                while self.owner is not None or self.group is not None or self._committing:
+                while (
+                    self.owner is not None
+                    or self.group is not None
+                    or self._committing
+                    or (self._writers_turn and self._queued)
+                ):
                     self._cond.wait()
             finally:
                 self._readers -= 1
@@ -77,6 +83,7 @@ class Gate:
             self._depth -= 1
             if not self._depth:
                 self.owner = None
+                self._writers_turn = self._queued > 0
                 self._cond.notify_all()
 
     # -- writers -------------------------------------------------------------------------------
@@ -89,14 +96,18 @@ class Gate:
         with self._cond:
             self._queued += 1
             try:
-                # Readers waiting go first between groups, so a steady stream of writers cannot starve them.
-                while self.owner is not None or self._committing or (self.group is None and self._readers):
+                # Between groups, readers and writers take turns, so neither stream can starve the other.
+                while (
+                    self.owner is not None
+                    or self._committing
+                    or (self.group is None and self._readers and not self._writers_turn)
+                ):
                     self._cond.wait()
             finally:
                 self._queued -= 1
             leading = self.group is None
             if leading:
-                self.group = Group()
+                self.group, self._writers_turn = Group(), False
             group = self.group
             group.members += 1
             self.owner, self._depth = me, 1
