@@ -204,3 +204,26 @@ def test_concurrent_clients_through_the_real_server_all_land_once(tmp_path):
         ids = {r[0] for r in trail.db.execute("SELECT id FROM decisions")}
         assert ids == {d for _, d in results}
         assert trail.verify() == []
+
+
+def test_readers_and_writers_take_turns(trail, default):
+    """A writer queued behind a read goes before the readers who came after it (and they after it)."""
+    gate, seen, release = trail._lock, [], threading.Event()
+
+    def first_reader():
+        with gate:
+            release.wait(10)
+
+    r0 = threading.Thread(target=first_reader)
+    r0.start()
+    until(lambda: gate.owner is not None)
+    w = threading.Thread(target=lambda: trail.record(**item(default, "T1")))
+    w.start()
+    until(lambda: gate._queued == 1)
+    r1 = threading.Thread(target=lambda: seen.append(trail.lead_version("T1")))
+    r1.start()
+    until(lambda: gate._readers == 1)
+    release.set()
+    for t in (r0, w, r1):
+        t.join(10)
+    assert seen and seen[0] is not None  # the later reader saw the queued writer's decision
