@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import uuid
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from . import archive, chain, checkpoints, compact, derived, state
-from .backends import ERRORS
+from .backends import ERRORS, is_postgres
 from .codec import codec_for
 from .errors import NotFound, StorageUnavailable
+from .group import Gate, Group
 from .personal import Personal
 from .recording import Reply
 from .rows import dumps, now_iso
@@ -46,7 +46,8 @@ class AuditTrail:
         self.path, self.durability = str(path), durability
         self.db: Database = self._open()
         self._reopen = False  # set when the connection was found read-only: open it again before writing
-        self._lock = threading.RLock()
+        # the connection's lock and the group commit's queue (audit.group)
+        self._lock = Gate(grouping=not is_postgres(self.path))
         self._depth, self._uow = 0, None
         self._sources: set[str] = set()  # ruleset digests known to be stored (a source is written once)
         try:
@@ -116,32 +117,48 @@ class AuditTrail:
 
     @contextlib.contextmanager
     def _transaction(self):
-        """BEGIN IMMEDIATE (other writers wait on the busy timeout) … COMMIT; nested calls join it."""
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self.db
-                finally:
-                    self._depth -= 1
-                return
-            self._writable()
-            try:
-                self.db.execute("BEGIN IMMEDIATE")
-            except ERRORS as exc:
-                raise self._failed(exc) from exc
-            self._depth, self._uow = 1, UnitOfWork(self, self.db)
+        """BEGIN IMMEDIATE (other writers wait on the busy timeout) … COMMIT; nested calls join it.
+
+        Threads deciding at once share one transaction and one commit (audit.group); a thread that
+        already holds the connection to read (an archive, say) writes in a transaction of its own."""
+        gate = self._lock
+        if gate.mine() and self._depth:
+            self._depth += 1
             try:
                 yield self.db
-                self.db.execute("COMMIT")
-                self._sources |= self._uow.sources
-            except BaseException as exc:
-                self.db.rollback()
-                if isinstance(exc, ERRORS):
-                    raise self._failed(exc) from exc
-                raise
+            finally:
+                self._depth -= 1
+            return
+        if gate.mine():
+            yield from self._alone()
+            return
+        with gate.member(self) as group:
+            self._depth, self._uow = 1, UnitOfWork(self, self.db, group)
+            try:
+                yield self.db
+                group.sources |= self._uow.sources
             finally:
                 self._depth, self._uow = 0, None
+
+    def _alone(self):
+        self._writable()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except ERRORS as exc:
+            raise self._failed(exc) from exc
+        group = Group()
+        self._depth, self._uow = 1, UnitOfWork(self, self.db, group)
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+            self._sources |= self._uow.sources
+        except BaseException as exc:
+            self.db.rollback()
+            if isinstance(exc, ERRORS):
+                raise self._failed(exc) from exc
+            raise
+        finally:
+            self._depth, self._uow = 0, None
 
     def ping(self) -> None:
         """Answer a trivial query, or raise: what readiness checks ask of the database."""

@@ -15,6 +15,7 @@ from . import assignment, chain, idempotency, outbox, outcomes, recording, state
 from .recording import LeadHead, Reply
 
 if TYPE_CHECKING:
+    from .group import Group
     from .trail import AuditTrail
 
 HEAD = f"""
@@ -27,9 +28,9 @@ LEFT JOIN ({outcomes.OPEN_HANDOFF.replace("?", ":lead")}) h ON true
 
 
 class UnitOfWork:
-    def __init__(self, trail: AuditTrail, db):
-        self._trail, self._db = trail, db
-        self._head = chain.Head()
+    def __init__(self, trail: AuditTrail, db, group: Group):
+        self._trail, self._db, self._group = trail, db, group
+        self._head = group.head  # shared by the blocks of one group commit (audit.group)
         self._leads: dict[str, LeadHead] = {}
         self.sources: set[str] = set()  # ruleset digests stored by this transaction
 
@@ -77,7 +78,7 @@ class UnitOfWork:
         request_id, and shadow: (identity, source, decision or error) of a shadow candidate.
         """
         prepared = [recording.prepare(self._trail.personal, **item) for item in items]
-        known = self._trail._sources | self.sources
+        known = self._trail._sources | self._group.sources | self.sources
         replies = recording.write(self._db, prepared, self._head, self._leads, known)
         self.sources.update(row["ruleset_digest"] for row, _, _ in prepared)
         return replies

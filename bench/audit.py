@@ -15,6 +15,9 @@ What it measures, in a temporary directory (removed afterwards):
      transaction (what `POST /v1/decisions` does after parsing the request).
    All three files use WAL and synchronous=FULL (the API default, `LEADGATE_DURABILITY=full`: every
    commit is fsynced and survives a power cut), so each path pays one fsync per decision.
+   Then `--threads` threads record at once on one trail (as a server worker's threads do): the group
+   commit (audit/group.py) writes the decisions queued meanwhile in one transaction and one fsync;
+   it prints decisions/s against one thread's, the commits made and decisions per commit.
    It prints decisions/s, mean, p50, p99 and max per commit, the CPU time per decision, and the ratio
    bare/recording. The ratio depends on what an fsync costs: on a busy disk the fsync waits dominate
    both paths and the ratio shrinks; on an idle fast disk the recording's own CPU time dominates.
@@ -72,6 +75,7 @@ import random
 import shutil
 import sqlite3
 import tempfile
+import threading
 import time
 from array import array
 
@@ -235,6 +239,46 @@ def recording(tmp: Path, compiled, n: int, block: int, seed: int) -> list[dict]:
             }
         )
     return out
+
+
+def grouped(tmp: Path, compiled, n: int, threads: int, seed: int) -> dict:
+    """`threads` threads recording at once on one trail (a server worker's threads): the group commit
+    (audit/group.py) writes the decisions that queue meanwhile in one transaction and one fsync."""
+    leads = generate(n + 1, seed + 1, compiled.model)
+    items = [
+        item_for(compiled, e.facts, e.decision, lead) for lead in leads for e in [compiled.evaluate(lead, AT)]
+    ]
+    with AuditTrail(tmp / "grouped.db", durability="full") as trail:
+        trail.record(**items[0])
+        gate = trail._lock
+        groups, blocks = gate.groups, gate.blocks
+        rest, at = iter(items[1:]), threading.Lock()
+
+        def work() -> None:
+            while True:
+                with at:
+                    item = next(rest, None)
+                if item is None:
+                    return
+                trail.record(**item)
+
+        t0, c0 = time.perf_counter(), time.process_time()
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows = trail.db.execute("SELECT count(*) FROM decisions").fetchone()[0] - 1
+        problems = trail.verify()
+    commits, written = gate.groups - groups, gate.blocks - blocks
+    return {
+        "rate": n / seconds,
+        "commits": commits,
+        "per_commit": written / max(commits, 1),
+        "cpu": cpu / n * 1e3,
+        "rows_ok": rows == n and not problems,
+    }
 
 
 def recording_table(rows: list[dict]) -> str:
@@ -422,6 +466,17 @@ def recording_phase(tmp: Path, compiled, args) -> float:
     )
     ok_rows = all(r["rows"] == r["n"] for r in rec)
     print(f"rows written: {'every decision is in its file' if ok_rows else 'MISMATCH'}")
+    if args.threads:
+        print(
+            f"\n   AuditTrail.record from {args.threads} threads on one trail (load {_loadavg()}) …",
+            flush=True,
+        )
+        g = grouped(tmp, compiled, args.records, args.threads, args.seed)
+        print(
+            f"   {g['rate']:,.0f} decisions/s ({g['rate'] / by['record']['rate']:.1f}x one thread's); "
+            f"{g['commits']} commits, {g['per_commit']:.1f} decisions per commit; CPU {g['cpu']:.2f} ms "
+            f"per decision; rows and chain: {'intact' if g['rows_ok'] else 'MISMATCH'}"
+        )
     return ratio
 
 
@@ -517,6 +572,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--records", type=int, default=2000, help="decisions per recording path (2000; 0 skips the recording)"
     )
+    parser.add_argument(
+        "--threads", type=int, default=16, help="threads recording at once on one trail (16; 0 skips it)"
+    )
     parser.add_argument("--block", type=int, default=100, help="alternate the paths every N decisions (100)")
     parser.add_argument(
         "--rows", type=int, default=1_000_000, help="decisions in the large trail (1000000; 0 skips it)"
@@ -537,10 +595,16 @@ def main(argv=None) -> int:
         "--large", type=Path, default=None, help="time reads on this existing trail instead of building one"
     )
     args = parser.parse_args(argv)
-    bounds = {"records": 10_000_000, "block": 10_000_000, "rows": 100_000_000, "chunk": 100_000}
+    bounds = {
+        "records": 10_000_000,
+        "threads": 256,
+        "block": 10_000_000,
+        "rows": 100_000_000,
+        "chunk": 100_000,
+    }
     bounds |= {"pool": 1_000_000, "samples": 1_000_000}
     for name, most in bounds.items():
-        least = 0 if name in ("rows", "records") else 1
+        least = 0 if name in ("rows", "records", "threads") else 1
         if not least <= getattr(args, name) <= most:
             parser.error(f"--{name} must be between {least} and {most}")
 

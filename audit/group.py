@@ -1,0 +1,207 @@
+"""Group commit: decisions arriving at once on one trail share one write transaction and one fsync.
+
+A worker's threads share one AuditTrail (one connection), and the disk allows only so many fsynced
+commits a second. The first thread to find no transaction open leads: BEGIN IMMEDIATE, then its own
+block. Threads that arrive meanwhile (while it writes or while the previous group commits) queue; once
+the leader's block is done, each runs its own block in turn inside the open transaction, under a
+SAVEPOINT, so an error undoes that block only and goes to its own caller. When no thread is left
+queued, the leader commits once for all of them; every block returns only then, so nothing is
+acknowledged before the commit that keeps it, and a failed commit is every member's error.
+
+The blocks run one at a time, in turn, so the chain's order, an idempotency key's first use and a lead's
+version are checked exactly as with a transaction each. Reads on the connection (the gate's `with`)
+wait for no transaction to be open, so they never see a group's uncommitted rows; a thread that
+already holds the connection (reading, or inside its block) goes on without waiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass, field
+
+from . import chain
+from .backends import ERRORS
+from .errors import StorageUnavailable
+
+
+@dataclass
+class Group:
+    """One open write transaction and what its members share: the chain's head, the sources stored."""
+
+    head: chain.Head = field(default_factory=chain.Head)
+    sources: set = field(default_factory=set)
+    members: int = 0
+    done: bool = False
+    error: str | None = None  # why the group's commit failed: every member's error
+
+
+class Gate:
+    """The lock of a trail's connection, with the group commit's queue (see the module docstring).
+
+    `owner` is the thread using the connection (reading, or writing its block); the inner lock only
+    guards the gate's own state, so threads arriving while a block runs can queue for its group."""
+
+    def __init__(self, grouping: bool = True):
+        # On PostgreSQL a transaction lives on the connection its thread took from the pool, so other
+        # threads cannot write in it: there each group is one block (the server groups commits itself).
+        self.grouping = grouping
+        self._cond = threading.Condition(threading.Lock())
+        self.owner: int | None = None
+        self._depth = 0
+        self.group: Group | None = None
+        self._committing = False
+        self._queued = 0  # writers waiting to write their block
+        self._readers = 0  # readers waiting for no transaction to be open
+        self._writers_turn = False  # a read ended while writers queued: they go before the next reader
+        self.groups = 0  # commits made, and the blocks written in them (bench/audit.py shows both)
+        self.blocks = 0
+
+    def mine(self) -> bool:
+        return self.owner == threading.get_ident()
+
+    # -- readers -------------------------------------------------------------------------------
+    def __enter__(self):
+        me = threading.get_ident()
+        with self._cond:
+            if self.owner == me:
+                self._depth += 1
+                return self
+            self._readers += 1
+            try:
+                while (
+                    self.owner is not None
+                    or self.group is not None
+                    or self._committing
+                    or (self._writers_turn and self._queued)
+                ):
+                    self._cond.wait()
+            finally:
+                self._readers -= 1
+            self.owner, self._depth = me, 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._cond:
+            self._depth -= 1
+            if not self._depth:
+                self.owner = None
+                self._writers_turn = self._queued > 0
+                self._cond.notify_all()
+
+    # -- writers -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def member(self, trail):
+        """Run the caller's block in the open group (or lead a new one); return after its commit.
+
+        `trail` gives the connection (`db`), `_writable()` and `_failed(exc)`; yields the Group."""
+        me = threading.get_ident()
+        with self._cond:
+            self._queued += 1
+            try:
+                # Between groups, readers and writers take turns, so neither stream can starve the other.
+                while (
+                    self.owner is not None
+                    or self._committing
+                    or (self.group is not None and not self.grouping)
+                    or (self.group is None and self._readers and not self._writers_turn)
+                ):
+                    self._cond.wait()
+            finally:
+                self._queued -= 1
+            leading = self.group is None
+            if leading:
+                self.group, self._writers_turn = Group(), False
+            group = self.group
+            group.members += 1
+            self.owner, self._depth = me, 1
+        if leading:
+            yield from self._lead(trail, group)
+        else:
+            try:
+                yield from self._follow(trail, group)
+            finally:
+                self._free()
+            with self._cond:
+                while not group.done:
+                    self._cond.wait()
+        if group.error is not None:
+            raise StorageUnavailable(group.error)
+
+    def _free(self) -> None:
+        with self._cond:
+            self.owner, self._depth = None, 0
+            self._cond.notify_all()
+
+    def _lead(self, trail, group: Group):
+        # The leader's block is the group's first: if it fails, nothing else was written, so the
+        # whole transaction is rolled back and the queued writers form a new group.
+        try:
+            trail._writable()
+            trail.db.execute("BEGIN IMMEDIATE")
+        except BaseException as exc:
+            self._disband()
+            if isinstance(exc, ERRORS):
+                raise trail._failed(exc) from exc
+            raise
+        try:
+            yield group
+        except BaseException as exc:
+            with contextlib.suppress(*ERRORS):
+                trail.db.rollback()
+            self._disband()
+            if isinstance(exc, ERRORS):
+                raise trail._failed(exc) from exc
+            raise
+        with self._cond:
+            self.owner, self._depth = None, 0
+            self._cond.notify_all()
+            while self.grouping and (self._queued or self.owner is not None) and group.error is None:
+                self._cond.wait()  # the queued writers write their blocks meanwhile
+            self._committing, self.group, self.owner = True, None, threading.get_ident()
+        try:
+            if group.error is None:
+                try:
+                    trail.db.execute("COMMIT")
+                except ERRORS as exc:
+                    group.error = str(trail._failed(exc))
+            if group.error is not None:
+                with contextlib.suppress(*ERRORS):
+                    trail.db.rollback()
+            else:
+                trail._sources |= group.sources
+        finally:
+            with self._cond:
+                if group.error is None:
+                    self.groups += 1
+                    self.blocks += group.members
+                self._committing, self.owner, self._depth, group.done = False, None, 0, True
+                self._cond.notify_all()
+
+    def _disband(self) -> None:
+        with self._cond:
+            self.group, self.owner, self._depth = None, None, 0
+            self._cond.notify_all()
+
+    def _follow(self, trail, group: Group):
+        db = trail.db
+        try:
+            db.execute("SAVEPOINT member")
+        except ERRORS as exc:
+            raise trail._failed(exc) from exc
+        try:
+            yield group
+            db.execute("RELEASE member")
+        except BaseException as exc:
+            failed = exc if isinstance(exc, ERRORS) else None
+            try:
+                db.execute("ROLLBACK TO member")
+                db.execute("RELEASE member")
+            except ERRORS as undo:
+                failed = undo
+            if not db.conn.in_transaction:  # SQLite gave up the whole transaction (an I/O error, say)
+                group.error = str(trail._failed(failed or exc))
+            group.head.known = False  # the chain's head is read again: this block's links are undone
+            if isinstance(exc, ERRORS):
+                raise trail._failed(exc) from exc
+            raise
