@@ -17,12 +17,10 @@ from audit import AuditError, AuditTrail
 from engine import EngineError
 from service.config import Config, load_config
 from service.decide import open_trail
-from service.deliver import AlreadyRunning
 from service.errors import ServiceError
-from service.lock import LockError
 
-# The packages' exception roots, and the two service errors that have their own (see service/).
-FAILURES = (EngineError, AuditError, ServiceError, AlreadyRunning, LockError)
+# The packages' exception roots: every failure a command can name is one of these.
+FAILURES = (EngineError, AuditError, ServiceError)
 
 # Terminal control and bidi formatting characters: a lead id or company name holding ESC, BEL or U+202E
 # must not drive the terminal nor reorder the line. Shown as \u001b etc. instead.

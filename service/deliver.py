@@ -39,6 +39,7 @@ from engine.destinations import Destination, Destinations, url_problem
 
 from .config import Config
 from .deploy import stored_destinations
+from .errors import ServiceError
 
 log = logging.getLogger("leadgate.deliver")
 MAX_BACKOFF_S = 3600
@@ -51,7 +52,7 @@ class DeliveryFailed(Exception):
     """An attempt that could not even be made (no secret, destination gone)."""
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(ServiceError):
     """Another `leadgate deliver` holds this database."""
 
 

@@ -19,6 +19,8 @@ from engine import RulesetError, digest_of
 from engine.files import all_files
 from engine.yamlsource import load
 
+from .errors import ServiceError
+
 LOCK = "versions.lock"
 UPDATE = ".venv/bin/leadgate rulesets lock"
 HEADER = f"""\
@@ -29,7 +31,7 @@ HEADER = f"""\
 """
 
 
-class LockError(Exception):
+class LockError(ServiceError):
     """The lock refuses an update (a locked version whose content changed)."""
 
 
