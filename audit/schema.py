@@ -52,6 +52,20 @@ def connect(path: str | Path, durability: str = "full") -> Database:
     return db
 
 
+def reader(path: str) -> sqlite3.Connection:
+    """A connection that only reads (audit.trail's read pool): WAL gives each statement the last
+    committed state, so it never waits for a write transaction. Opened on a migrated file."""
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute("PRAGMA query_only = ON")  # a read connection never writes, even by mistake
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 def private(path: Path) -> None:
     """Create the database's directory 0700 and the file 0600 when they do not exist yet.
 
