@@ -9,7 +9,9 @@ queued, the leader commits once for all of them; every block returns only then, 
 acknowledged before the commit that keeps it, and a failed commit is every member's error.
 
 The blocks run one at a time, in turn, so the chain's order, an idempotency key's first use and a lead's
-version are checked exactly as with a transaction each.
+version are checked exactly as with a transaction each. The leader takes the file's write lock
+(audit.writelock) before BEGIN IMMEDIATE and lets it go after COMMIT or ROLLBACK, so the groups of
+several processes queue on it.
 
 Plain reads do not use this connection (audit.trail reads on read connections). What holds it to read
 several statements on it (a verification, a checkpoint, an archive, a backup; the gate's `with`)
@@ -141,8 +143,14 @@ class Gate:
         # whole transaction is rolled back and the queued writers form a new group.
         try:
             trail._writable()
+            trail._queue.acquire()  # after the other processes' groups (audit.writelock)
+        except BaseException:
+            self._disband()
+            raise
+        try:
             trail.db.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
+            trail._queue.release()
             self._disband()
             if isinstance(exc, ERRORS):
                 raise trail._failed(exc) from exc
@@ -152,6 +160,7 @@ class Gate:
         except BaseException as exc:
             with contextlib.suppress(*ERRORS):
                 trail.db.rollback()
+            trail._queue.release()
             self._disband()
             if isinstance(exc, ERRORS):
                 raise trail._failed(exc) from exc
@@ -174,6 +183,7 @@ class Gate:
             else:
                 trail._sources |= group.sources
         finally:
+            trail._queue.release()
             with self._cond:
                 if group.error is None:
                     self.groups += 1

@@ -1,9 +1,10 @@
 """The audit trail: every decision recorded before it is returned, and read back for "why".
 
-Recording is one write transaction (BEGIN IMMEDIATE: writers from several processes queue on the
-busy timeout instead of failing), a unit of work (audit.unit) whose named methods write the decision
-row, its chain link, the lead's accumulated facts, its new events, its stage change, its outbox events
-and the ruleset source by digest (audit.recording). It commits before the block ends; if anything
+Recording is one write transaction (BEGIN IMMEDIATE after the file's write lock, audit.writelock:
+writers of several processes queue on it instead of sleeping on the busy timeout), a unit of work
+(audit.unit) whose named methods write the decision row, its chain link, the lead's accumulated
+facts, its new events, its stage change, its outbox events and the ruleset source by digest
+(audit.recording). It commits before the block ends; if anything
 fails nothing is kept and StorageUnavailable is raised.
 
 Reads outside a write block never wait for one: on SQLite each runs on a read connection of its own,
@@ -35,6 +36,7 @@ from .schema import connect, reader
 from .secrets import Secrets, default_path
 from .state import LeadState
 from .unit import UnitOfWork
+from .writelock import WriteLock
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
 IDLE_READERS = 16  # read connections kept open between reads; more are opened when busier, then closed
@@ -57,6 +59,7 @@ class AuditTrail:
         # the connection's lock and the group commit's queue (audit.group)
         self._lock = Gate(grouping=not is_postgres(self.path))
         sqlite_file = not is_postgres(self.path) and self.path != ":memory:"
+        self._queue = WriteLock(self.path if sqlite_file else None)  # taken before BEGIN IMMEDIATE
         # read connections (SQLite only): idle ones, and every one open, for close() to close them all
         self._separate_reads = sqlite_file
         self._idle: list = []
@@ -77,6 +80,7 @@ class AuditTrail:
             readers, self._open_readers, self._idle = self._open_readers, set(), []
         for conn in readers:
             conn.close()
+        self._queue.close()
         self.db.close()
 
     def __enter__(self) -> AuditTrail:
@@ -160,23 +164,27 @@ class AuditTrail:
 
     def _alone(self):
         self._writable()
+        self._queue.acquire()
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except ERRORS as exc:
-            raise self._failed(exc) from exc
-        group = Group()
-        self._depth, self._uow = 1, UnitOfWork(self, self.db, group)
-        try:
-            yield self.db
-            self.db.execute("COMMIT")
-            self._sources |= self._uow.sources
-        except BaseException as exc:
-            self.db.rollback()
-            if isinstance(exc, ERRORS):
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except ERRORS as exc:
                 raise self._failed(exc) from exc
-            raise
+            group = Group()
+            self._depth, self._uow = 1, UnitOfWork(self, self.db, group)
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+                self._sources |= self._uow.sources
+            except BaseException as exc:
+                self.db.rollback()
+                if isinstance(exc, ERRORS):
+                    raise self._failed(exc) from exc
+                raise
+            finally:
+                self._depth, self._uow = 0, None
         finally:
-            self._depth, self._uow = 0, None
+            self._queue.release()
 
     def ping(self) -> None:
         """Answer a trivial query, or raise: what readiness checks ask of the database."""
