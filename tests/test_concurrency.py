@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from api.state import exclusive, trail
 from audit import AuditTrail, StorageUnavailable
 from audit.keys import create
 from audit.writelock import lock_path
+from tests.test_api import LEAD
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,3 +112,38 @@ def test_a_writer_of_another_process_waits_on_the_lock_not_the_busy_timeout(tmp_
         holder.stdin.close()
         holder.wait(10)
         holder.stdout.close()
+
+
+def test_a_request_does_not_take_the_rulesets_lock_when_nothing_was_reloaded(make_app, tmp_path):
+    app = make_app(db=str(tmp_path / "api.db"), rulesets=str(ROOT / "rulesets"))
+    with app.app_context():
+        key = create(trail(), "k", "decide")[1]
+    client, replies = app.test_client(), []
+    request = threading.Thread(
+        target=lambda: replies.append(
+            client.post("/v1/decisions", json=LEAD, headers={"Authorization": f"Bearer {key}"})
+        )
+    )
+    with exclusive():  # held by another thread: a reload, say
+        request.start()
+        request.join(30)
+        assert not request.is_alive()  # answered without waiting for the lock
+    assert replies[0].status_code == 201, replies[0].json
+
+
+def test_a_reload_recorded_elsewhere_still_reaches_the_app(make_app, tmp_path):
+    from service import deploy
+
+    db = str(tmp_path / "api.db")
+    app = make_app(db=db, rulesets=str(ROOT / "rulesets"))
+    with app.app_context():
+        key = create(trail(), "k", "decide")[1]
+    before = app.extensions["leadgate.served"].reload_id
+    with AuditTrail(db) as other:  # the CLI, another worker
+        from engine import Registry
+
+        record = deploy.reload(Registry(), other, ROOT / "rulesets", "elsewhere")[0]
+    assert record["reload_id"] != before
+    r = app.test_client().post("/v1/decisions", json=LEAD, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201
+    assert app.extensions["leadgate.served"].reload_id == record["reload_id"]
