@@ -147,3 +147,15 @@ def test_a_reload_recorded_elsewhere_still_reaches_the_app(make_app, tmp_path):
     r = app.test_client().post("/v1/decisions", json=LEAD, headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 201
     assert app.extensions["leadgate.served"].reload_id == record["reload_id"]
+
+
+def test_a_backup_and_a_restore_leave_no_lock_file_of_their_checked_copy(tmp_path):
+    from audit.backup import backup, restore
+
+    live = tmp_path / "live" / "a.db"
+    with AuditTrail(live) as opened:
+        create(opened, "k", "decide")
+        backup(opened, tmp_path / "backups" / "b.db")
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == ["b.db", "b.db.checkpoint"]
+    restore(tmp_path / "backups" / "b.db", tmp_path / "restored" / "a.db", live.with_name("a.db.key"))
+    assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == ["a.db"]
