@@ -16,7 +16,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, g
 
-from audit import AuditTrail, StorageUnavailable
+from audit import AuditTrail, StorageUnavailable, deployments
 from engine import Registry
 from engine.files import load_directory
 from service import deploy
@@ -55,20 +55,36 @@ def reload_app(app: Flask, opened: AuditTrail, requested_by: str, only_if_change
 
 
 def registry() -> Registry:
-    """The rulesets to serve this request with: brought up to date once per request."""
+    """The rulesets to serve this request with: brought up to date once per request.
+
+    The latest reload's id is read without the lock (one indexed row, on a read connection): only a
+    process that is behind takes it, to rebuild once, so the requests of a process never queue here."""
     app = current_app
     if not g.get("leadgate_synced"):
-        with _lock:
-            served = app.extensions["leadgate.served"]
-            if served.reload_id is None:  # loaded while the database was out of reach: record it now
-                with contextlib.suppress(StorageUnavailable):
-                    reload_app(app, trail(), "startup", only_if_changed=True)
-            else:
-                app.extensions["leadgate.served"] = deploy.sync(
-                    app.extensions["leadgate.registry"], trail(), served
-                )
+        if _behind(app):
+            with _lock:
+                served = app.extensions["leadgate.served"]
+                if served.reload_id is None:  # loaded while the database was out of reach: record it now
+                    with contextlib.suppress(StorageUnavailable):
+                        reload_app(app, trail(), "startup", only_if_changed=True)
+                else:
+                    app.extensions["leadgate.served"] = deploy.sync(
+                        app.extensions["leadgate.registry"], trail(), served
+                    )
         g.leadgate_synced = True
     return app.extensions["leadgate.registry"]
+
+
+def _behind(app: Flask) -> bool:
+    """Whether the latest recorded reload may not be the one served (then `registry` syncs, locked)."""
+    served_id = app.extensions["leadgate.served"].reload_id
+    if served_id is None:
+        return True
+    try:
+        latest = deployments.current_id(trail())
+    except StorageUnavailable:
+        return False  # the database cannot be read: keep serving what is served (as deploy.sync does)
+    return latest is not None and latest != served_id
 
 
 def served() -> deploy.Served:

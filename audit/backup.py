@@ -98,7 +98,7 @@ def backup(trail: AuditTrail, dest: str | Path, source_digest=None, key_to: str 
         raise BackupError(f"the backup {dest} cannot be written: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-    for suffix in ("-wal", "-shm"):  # left by opening the copy to verify it; its data is in the file
+    for suffix in ("-wal", "-shm", ".lock"):  # left by opening the copy to verify it; its data is in the file
         Path(f"{partial}{suffix}").unlink(missing_ok=True)
     _write_private(Path(f"{dest}.checkpoint"), json.dumps(summary["checkpoint"], sort_keys=True) + "\n")
     summary["covers_checkpoint"] = before["seq"]
@@ -160,7 +160,7 @@ def restore(
         raise BackupError(f"{source} cannot be restored to {target}: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm"):
+        for suffix in ("-wal", "-shm", ".lock"):  # the checked copy's write lock file too (audit.writelock)
             Path(f"{partial}{suffix}").unlink(missing_ok=True)
     summary["key_file"] = str(key_path)
     return summary

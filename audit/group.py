@@ -9,9 +9,14 @@ queued, the leader commits once for all of them; every block returns only then, 
 acknowledged before the commit that keeps it, and a failed commit is every member's error.
 
 The blocks run one at a time, in turn, so the chain's order, an idempotency key's first use and a lead's
-version are checked exactly as with a transaction each. Reads on the connection (the gate's `with`)
-wait for no transaction to be open, so they never see a group's uncommitted rows; a thread that
-already holds the connection (reading, or inside its block) goes on without waiting.
+version are checked exactly as with a transaction each. The leader takes the file's write lock
+(audit.writelock) before BEGIN IMMEDIATE and lets it go after COMMIT or ROLLBACK, so the groups of
+several processes queue on it.
+
+Plain reads do not use this connection (audit.trail reads on read connections). What holds it to read
+several statements on it (a verification, a checkpoint, an archive, a backup; the gate's `with`)
+waits for no transaction to be open, so it never sees a group's uncommitted rows, and takes turns
+with the writers; a thread that already holds the connection goes on without waiting.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ class Group:
 
 
 class Gate:
-    """The lock of a trail's connection, with the group commit's queue (see the module docstring).
+    """The lock of a trail's writer connection, with the group commit's queue (see the module docstring).
 
     `owner` is the thread using the connection (reading, or writing its block); the inner lock only
     guards the gate's own state, so threads arriving while a block runs can queue for its group."""
@@ -138,8 +143,14 @@ class Gate:
         # whole transaction is rolled back and the queued writers form a new group.
         try:
             trail._writable()
+            trail._queue.acquire()  # after the other processes' groups (audit.writelock)
+        except BaseException:
+            self._disband()
+            raise
+        try:
             trail.db.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
+            trail._queue.release()
             self._disband()
             if isinstance(exc, ERRORS):
                 raise trail._failed(exc) from exc
@@ -149,6 +160,7 @@ class Gate:
         except BaseException as exc:
             with contextlib.suppress(*ERRORS):
                 trail.db.rollback()
+            trail._queue.release()
             self._disband()
             if isinstance(exc, ERRORS):
                 raise trail._failed(exc) from exc
@@ -171,6 +183,7 @@ class Gate:
             else:
                 trail._sources |= group.sources
         finally:
+            trail._queue.release()
             with self._cond:
                 if group.error is None:
                     self.groups += 1

@@ -13,6 +13,7 @@ from sqlite_utils import Database
 from . import pgschema, postgres
 from .backends import is_postgres
 from .migrations import migrations
+from .writelock import WriteLock
 
 # synchronous=FULL fsyncs the WAL on every commit: an acknowledged decision survives a power cut.
 # NORMAL survives a crash of the process but may lose the last commits if the machine loses power.
@@ -45,11 +46,30 @@ def connect(path: str | Path, durability: str = "full") -> Database:
         db.execute(f"PRAGMA synchronous = {DURABILITY[durability]}")
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA secure_delete = ON")  # erased personal data is overwritten, not left in free pages
-        migrate(db)
+        queue = WriteLock(None if str(path) == ":memory:" else str(path))  # after the running writers
+        try:
+            queue.acquire()
+            migrate(db)
+        finally:
+            queue.close()  # closing the descriptor releases the lock
     except BaseException:
         conn.close()  # not left for the garbage collector: a file that cannot be used is let go at once
         raise
     return db
+
+
+def reader(path: str) -> sqlite3.Connection:
+    """A connection that only reads (audit.trail's read pool): WAL gives each statement the last
+    committed state, so it never waits for a write transaction. Opened on a migrated file."""
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute("PRAGMA query_only = ON")  # a read connection never writes, even by mistake
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def private(path: Path) -> None:

@@ -1,16 +1,24 @@
 """The audit trail: every decision recorded before it is returned, and read back for "why".
 
-Recording is one write transaction (BEGIN IMMEDIATE: writers from several processes queue on the
-busy timeout instead of failing), a unit of work (audit.unit) whose named methods write the decision
-row, its chain link, the lead's accumulated facts, its new events, its stage change, its outbox events
-and the ruleset source by digest (audit.recording). It commits before the block ends; if anything
+Recording is one write transaction (BEGIN IMMEDIATE after the file's write lock, audit.writelock:
+writers of several processes queue on it instead of sleeping on the busy timeout), a unit of work
+(audit.unit) whose named methods write the decision row, its chain link, the lead's accumulated
+facts, its new events, its stage change, its outbox events and the ruleset source by digest
+(audit.recording). It commits before the block ends; if anything
 fails nothing is kept and StorageUnavailable is raised.
+
+Reads outside a write block never wait for one: on SQLite each runs on a read connection of its own,
+taken from a small pool (WAL gives it the last committed state), not on the writer connection that a
+group transaction (audit.group) holds through its fsync. Only a thread inside its own write block
+reads on the writer connection, where it sees its own uncommitted rows. On PostgreSQL a read takes a
+pooled connection (audit.postgres) the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import uuid
 from pathlib import Path
 
@@ -24,12 +32,14 @@ from .group import Gate, Group
 from .personal import Personal
 from .recording import Reply
 from .rows import dumps, now_iso
-from .schema import connect
+from .schema import connect, reader
 from .secrets import Secrets, default_path
 from .state import LeadState
 from .unit import UnitOfWork
+from .writelock import WriteLock
 
 PERSONAL_FIELDS = ("email", "first_name", "last_name", "phone")
+IDLE_READERS = 16  # read connections kept open between reads; more are opened when busier, then closed
 
 
 class AuditTrail:
@@ -48,6 +58,13 @@ class AuditTrail:
         self._reopen = False  # set when the connection was found read-only: open it again before writing
         # the connection's lock and the group commit's queue (audit.group)
         self._lock = Gate(grouping=not is_postgres(self.path))
+        sqlite_file = not is_postgres(self.path) and self.path != ":memory:"
+        self._queue = WriteLock(self.path if sqlite_file else None)  # taken before BEGIN IMMEDIATE
+        # read connections (SQLite only): idle ones, and every one open, for close() to close them all
+        self._separate_reads = sqlite_file
+        self._idle: list = []
+        self._open_readers: set = set()
+        self._readers_lock = threading.Lock()
         self._depth, self._uow = 0, None
         self._sources: set[str] = set()  # ruleset digests known to be stored (a source is written once)
         try:
@@ -55,10 +72,15 @@ class AuditTrail:
             self._move_old_secrets()
             self.personal = Personal(self.secrets.get("personal"), tuple(personal_fields), personal_mode)
         except BaseException:
-            self.db.close()  # a trail that cannot be used lets its connection go at once (a bad mode, say)
+            self.close()  # a trail that cannot be used lets its connections go at once (a bad mode, say)
             raise
 
     def close(self) -> None:
+        with self._readers_lock:
+            readers, self._open_readers, self._idle = self._open_readers, set(), []
+        for conn in readers:
+            conn.close()
+        self._queue.close()
         self.db.close()
 
     def __enter__(self) -> AuditTrail:
@@ -142,33 +164,66 @@ class AuditTrail:
 
     def _alone(self):
         self._writable()
+        self._queue.acquire()
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except ERRORS as exc:
-            raise self._failed(exc) from exc
-        group = Group()
-        self._depth, self._uow = 1, UnitOfWork(self, self.db, group)
-        try:
-            yield self.db
-            self.db.execute("COMMIT")
-            self._sources |= self._uow.sources
-        except BaseException as exc:
-            self.db.rollback()
-            if isinstance(exc, ERRORS):
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except ERRORS as exc:
                 raise self._failed(exc) from exc
-            raise
+            group = Group()
+            self._depth, self._uow = 1, UnitOfWork(self, self.db, group)
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+                self._sources |= self._uow.sources
+            except BaseException as exc:
+                self.db.rollback()
+                if isinstance(exc, ERRORS):
+                    raise self._failed(exc) from exc
+                raise
+            finally:
+                self._depth, self._uow = 0, None
         finally:
-            self._depth, self._uow = 0, None
+            self._queue.release()
 
     def ping(self) -> None:
         """Answer a trivial query, or raise: what readiness checks ask of the database."""
         self._read("SELECT 1 AS ok")
 
     def _read(self, sql: str, params=()) -> list[dict]:
-        with self._lock:
-            cursor = self.db.execute(sql, params)
+        with self._reading() as db:
+            cursor = db.execute(sql, params)
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    @contextlib.contextmanager
+    def _reading(self):
+        """A connection to read committed rows on without waiting for a write transaction: a pooled
+        read connection; the writer connection for a thread that holds it (inside its write block,
+        it must see its own rows) and on PostgreSQL (whose pool lends a connection per statement)."""
+        if not self._separate_reads or self._lock.mine():
+            yield self.db
+            return
+        with self._readers_lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            try:
+                conn = reader(self.path)
+            except ERRORS as exc:
+                raise StorageUnavailable(f"the audit database cannot be read: {exc}") from exc
+            with self._readers_lock:
+                self._open_readers.add(conn)
+        try:
+            yield conn
+        finally:
+            with self._readers_lock:
+                kept = conn in self._open_readers and len(self._idle) < IDLE_READERS
+                if kept:
+                    self._idle.append(conn)
+                else:
+                    self._open_readers.discard(conn)
+            if not kept:
+                conn.close()
 
     # -- write path (audit.unit, audit.recording) ----------------------------------------------
     def record(self, **item) -> Reply:
@@ -317,8 +372,8 @@ def record_of(row: dict, trail: AuditTrail) -> dict:
     """A stored decision row as the API and the CLI show it: its documents decoded, its facts rebuilt
     from what it refers to (audit.compact)."""
     row = codec_for(trail.db).text_row(row)
-    with trail._lock:
-        facts = compact.facts_of(trail.db, row, row["facts"])
+    with trail._reading() as db:
+        facts = compact.facts_of(db, row, row["facts"])
     return {
         "decision_id": row["id"],
         "kind": row["kind"],

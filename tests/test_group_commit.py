@@ -137,7 +137,7 @@ def test_a_failed_commit_is_every_members_error_and_keeps_nothing(trail, default
     assert stored(trail) == ["C1"] and trail.verify() == []
 
 
-def test_a_reader_waits_for_the_open_group_and_never_sees_its_uncommitted_rows(trail, default):
+def test_a_read_does_not_wait_for_the_open_group_and_never_sees_its_uncommitted_rows(trail, default):
     gate, seen = trail._lock, []
     release = threading.Event()
 
@@ -148,15 +148,53 @@ def test_a_reader_waits_for_the_open_group_and_never_sees_its_uncommitted_rows(t
 
     w = threading.Thread(target=writer)
     w.start()
-    until(lambda: gate.group is not None and trail._depth)
-    r = threading.Thread(target=lambda: seen.append(trail.lead_version("R1")))
-    r.start()
-    until(lambda: gate._readers == 1)
-    assert seen == []  # waiting: the decision is not committed yet
-    release.set()
-    w.join(10)
-    r.join(10)
-    assert seen and seen[0] is not None
+    try:
+        until(lambda: gate.group is not None and trail._depth)
+        # The group's transaction is open (its writer blocked): a read on another thread completes
+        # meanwhile, on a read connection, and sees the last committed state: no lead R1 yet.
+        r = threading.Thread(target=lambda: seen.append(trail.lead_version("R1")))
+        r.start()
+        r.join(10)
+        assert not r.is_alive() and seen == [None]
+        assert gate.group is not None and w.is_alive()  # still open: the read did not wait for it
+    finally:
+        release.set()
+        w.join(10)
+    assert trail.lead_version("R1") is not None  # committed: every read sees it now
+
+
+def test_a_thread_inside_its_write_block_reads_its_own_rows(trail, default):
+    with trail.deciding("R2") as uow:
+        uow.record(**item(default, "R2"))
+        assert trail.lead_version("R2") is not None  # on the writer connection, uncommitted
+        assert trail._open_readers == set()  # no read connection was used inside the block
+
+
+def test_close_closes_every_read_connection(tmp_path, default):
+    path = tmp_path / "audit.db"
+    opened = AuditTrail(path)
+    held, go = threading.Barrier(5), threading.Event()
+
+    def reader():
+        with opened._reading() as conn:  # five read connections at once, each on its own thread
+            conn.execute("SELECT 1")
+            held.wait(10)
+            go.wait(10)
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    with opened._reading():
+        held.wait(10)
+        readers = set(opened._open_readers)
+        assert len(readers) == 5
+        go.set()
+    for t in threads:
+        t.join(10)
+    opened.close()
+    for conn in readers:
+        with pytest.raises(sqlite3.ProgrammingError):  # closed
+            conn.execute("SELECT 1")
 
 
 def test_threads_hammering_one_trail_lose_nothing_and_record_each_key_once(audit_db, default):
@@ -212,7 +250,8 @@ def test_concurrent_clients_through_the_real_server_all_land_once(tmp_path):
 
 
 def test_readers_and_writers_take_turns(trail, default):
-    """A writer queued behind a read goes before the readers who came after it (and they after it)."""
+    """A writer queued behind a holder of the connection (an archive, a backup, a verification) goes
+    before the holders who came after it (and they after it)."""
     gate, seen, release = trail._lock, [], threading.Event()
 
     def first_reader():
@@ -225,7 +264,12 @@ def test_readers_and_writers_take_turns(trail, default):
     w = threading.Thread(target=lambda: trail.record(**item(default, "T1")))
     w.start()
     until(lambda: gate._queued == 1)
-    r1 = threading.Thread(target=lambda: seen.append(trail.lead_version("T1")))
+
+    def later_reader():
+        with gate:
+            seen.append(trail.db.execute("SELECT lead_id FROM leads WHERE lead_id = 'T1'").fetchone())
+
+    r1 = threading.Thread(target=later_reader)
     r1.start()
     until(lambda: gate._readers == 1)
     release.set()

@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from audit import AuditTrail
+import audit.trail
+from audit import AuditTrail, schema
 from engine.teams import load_teams
 from service.decide import decide
 from tests.test_assignment import TEAMS, hand_off
@@ -21,10 +22,19 @@ AT = "2026-11-23T10:00:00Z"
 
 
 @pytest.fixture
-def counted(tmp_path, default):
-    """(trail, decide_counted): decide_counted(request, **kw) -> (reply, statements in the write lock)."""
+def counted(tmp_path, default, monkeypatch):
+    """(trail, decide_counted): decide_counted(request, **kw) -> (reply, statements in the write lock).
+
+    Reads outside the write block run on read connections (audit.trail): they are traced too."""
+    traced: list[str] = []
+
+    def traced_reader(path):
+        conn = schema.reader(path)
+        conn.set_trace_callback(traced.append)
+        return conn
+
+    monkeypatch.setattr(audit.trail, "reader", traced_reader)
     with AuditTrail(tmp_path / "a.db", durability="normal", personal_fields=("email", "first_name")) as trail:
-        traced: list[str] = []
         trail.db.conn.set_trace_callback(traced.append)
         # The first decision of a ruleset version in a process also stores its source (once).
         decide(default, trail, {"lead_id": "warm", "profile": {"country": "US"}}, at=AT)

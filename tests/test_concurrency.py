@@ -1,0 +1,161 @@
+"""Issue 15, concurrency: a request's reads and ruleset check never queue behind a write, and writers
+of several processes queue on the file's write lock (audit/writelock.py) instead of sleeping on
+SQLite's busy timeout.
+
+No timing assertions: each test holds one side open at an event and checks what the other side does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from api.state import exclusive, trail
+from audit import AuditTrail, StorageUnavailable
+from audit.keys import create
+from audit.writelock import lock_path
+from tests.test_api import LEAD
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A second process: holds a write transaction open on the file until told to commit.
+HOLDER = """
+import sys
+from audit import AuditTrail
+from audit.keys import create
+with AuditTrail(sys.argv[1]) as trail:
+    with trail.unit_of_work():
+        create(trail, "holder", "decide")
+        print("held", flush=True)
+        sys.stdin.readline()
+    print("committed", flush=True)
+"""
+
+
+def held_by_someone(path) -> bool:
+    """Whether another open file description holds the write lock of the database at `path`."""
+    fd = os.open(lock_path(str(path)), os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also lets go of the lock if this took it
+    return False
+
+
+def test_a_write_block_holds_the_file_lock_until_it_commits(tmp_path):
+    path = tmp_path / "a.db"
+    with AuditTrail(path) as opened:
+        with opened.unit_of_work():
+            create(opened, "k", "decide")
+            assert held_by_someone(path)
+        assert not held_by_someone(path)
+        with pytest.raises(RuntimeError), opened.unit_of_work():
+            create(opened, "k2", "decide")
+            raise RuntimeError("rolled back")
+        assert not held_by_someone(path)  # released after a rollback too
+
+
+def test_a_writer_of_another_process_waits_on_the_lock_not_the_busy_timeout(tmp_path):
+    path = tmp_path / "a.db"
+    opened = AuditTrail(path)  # opening takes the lock too (migrations): opened before the other holds it
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert held_by_someone(path)
+        with opened:
+            # No busy timeout: without the file lock, BEGIN IMMEDIATE would fail at once ("database
+            # is locked") while the other process holds its transaction.
+            opened.db.execute("PRAGMA busy_timeout = 0")
+            waiting, done, errors = threading.Event(), threading.Event(), []
+            acquire = opened._queue.acquire
+
+            def announced():
+                waiting.set()
+                acquire()
+
+            opened._queue.acquire = announced
+
+            def write():
+                try:
+                    create(opened, "waiter", "decide")
+                except StorageUnavailable as exc:
+                    errors.append(exc)
+                done.set()
+
+            w = threading.Thread(target=write)
+            w.start()
+            assert waiting.wait(10)
+            assert not done.is_set()  # queued behind the other process's transaction
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.stdout.readline() == "committed\n"
+            w.join(10)
+            assert done.is_set() and errors == []
+            names = [r["name"] for r in opened._read("SELECT name FROM api_keys ORDER BY created_at, rowid")]
+            assert names == ["holder", "waiter"]  # in the order the lock let them in
+    finally:
+        opened.close()
+        holder.stdin.close()
+        holder.wait(10)
+        holder.stdout.close()
+
+
+def test_a_request_does_not_take_the_rulesets_lock_when_nothing_was_reloaded(make_app, tmp_path):
+    app = make_app(db=str(tmp_path / "api.db"), rulesets=str(ROOT / "rulesets"))
+    with app.app_context():
+        key = create(trail(), "k", "decide")[1]
+    client, replies = app.test_client(), []
+    request = threading.Thread(
+        target=lambda: replies.append(
+            client.post("/v1/decisions", json=LEAD, headers={"Authorization": f"Bearer {key}"})
+        )
+    )
+    with exclusive():  # held by another thread: a reload, say
+        request.start()
+        request.join(30)
+        assert not request.is_alive()  # answered without waiting for the lock
+    assert replies[0].status_code == 201, replies[0].json
+
+
+def test_a_reload_recorded_elsewhere_still_reaches_the_app(make_app, tmp_path):
+    from service import deploy
+
+    db = str(tmp_path / "api.db")
+    app = make_app(db=db, rulesets=str(ROOT / "rulesets"))
+    with app.app_context():
+        key = create(trail(), "k", "decide")[1]
+    before = app.extensions["leadgate.served"].reload_id
+    with AuditTrail(db) as other:  # the CLI, another worker
+        from engine import Registry
+
+        record = deploy.reload(Registry(), other, ROOT / "rulesets", "elsewhere")[0]
+    assert record["reload_id"] != before
+    r = app.test_client().post("/v1/decisions", json=LEAD, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201
+    assert app.extensions["leadgate.served"].reload_id == record["reload_id"]
+
+
+def test_a_backup_and_a_restore_leave_no_lock_file_of_their_checked_copy(tmp_path):
+    from audit.backup import backup, restore
+
+    live = tmp_path / "live" / "a.db"
+    with AuditTrail(live) as opened:
+        create(opened, "k", "decide")
+        backup(opened, tmp_path / "backups" / "b.db")
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == ["b.db", "b.db.checkpoint"]
+    restore(tmp_path / "backups" / "b.db", tmp_path / "restored" / "a.db", live.with_name("a.db.key"))
+    assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == ["a.db"]
