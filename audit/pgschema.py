@@ -23,7 +23,7 @@ from sqlite_utils import Database as SQLiteDatabase
 from . import postgres
 from .codec import COMPRESSED
 from .compact import compress_documents
-from .migrations import migrations
+from .migrations import STAGE_HISTORY, migrations
 from .rows import now_iso
 
 # Columns SQLite declares TEXT but holds zstd frames in (audit.codec; SQLite keeps a BLOB in any
@@ -79,6 +79,13 @@ def indexes(conn: sqlite3.Connection) -> dict[str, str]:
     )
 
 
+def views(conn: sqlite3.Connection) -> dict[str, str]:
+    """view -> its CREATE VIEW (written to read the same on both: LAG, IS DISTINCT FROM)."""
+    return dict(
+        conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY rowid").fetchall()
+    )
+
+
 def columns(conn: sqlite3.Connection, table: str) -> list[tuple]:
     return [tuple(r[1:]) for r in conn.execute(f'PRAGMA table_info("{table}")')]
 
@@ -123,7 +130,7 @@ def newest() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
         for table, columns in BYTEA.items():  # since m011 (see its PostgreSQL form below)
             for column in columns:
                 made[table] = made[table].replace(f'"{column}" {_TYPES["TEXT"]}', f'"{column}" bytea')
-        return (*made.values(), *indexes(conn).values()), primary_keys(conn)
+        return (*made.values(), *indexes(conn).values(), *views(conn).values()), primary_keys(conn)
     finally:
         conn.close()
 
@@ -195,12 +202,19 @@ def _m011_compact_decisions(db: postgres.Database) -> None:
     compress_documents(db, lambda value, _digest: None if value is None else bytes(value).decode())
 
 
+def _m013_derived_from_decisions(db: postgres.Database) -> None:
+    """Migration 13 on PostgreSQL: stage history becomes a view over the decisions."""
+    db.execute("DROP TABLE stage_history")
+    db.execute(STAGE_HISTORY)
+
+
 # A migration newer than m009_key_origins (the last one when PostgreSQL came): "schema" when its
 # difference to the scratch schema is all it does, or a function(db) that applies it on PostgreSQL.
 PG_FORMS: dict[str, str | Callable] = {
     "m010_request_ids": "schema",
     "m011_compact_decisions": _m011_compact_decisions,
     "m012_archives": "schema",
+    "m013_derived_from_decisions": _m013_derived_from_decisions,
 }
 
 

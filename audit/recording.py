@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from . import chain, compact, outbox, outcomes
 from .codec import COMPRESSED, codec_for
 from .leads import event_key, lead_row
-from .rows import dumps, insert, insert_many, keep_personal, now_iso, record_shadow, store_source, upsert
+from .rows import dumps, insert_many, keep_personal, now_iso, record_shadow, store_source, upsert
 
 
 class Reply(dict):
@@ -160,15 +160,3 @@ def _update_lead(db, item: dict, kept, row, known: LeadHead | None) -> None:
     handed_off = outcomes.track(db, lead_id, decision_id, decision, current)
     before = known.stage
     outbox.decided(db, lead_id, decision_id, decision, before, handed_off, at)
-    if before != decision["stage"]:
-        insert(
-            db,
-            "stage_history",
-            {
-                "lead_id": lead_id,
-                "at": at,
-                "from_stage": before,
-                "to_stage": decision["stage"],
-                "decision_id": decision_id,
-            },
-        )

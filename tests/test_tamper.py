@@ -296,10 +296,12 @@ ONE_STATEMENT = {
         None,
         "({A-3}): assignments of A-3, row 1 is gone (deleted)",
     ),
-    "delete_stage_history": (
-        "DELETE FROM stage_history WHERE lead_id = 'A-3'",
+    # Stage history is a view over the decisions' stages since m013: changing it means changing a
+    # chained decision, which the chain names.
+    "edit_stage_history": (
+        "UPDATE decisions SET stage = 'customer' WHERE lead_id = 'A-3'",
         None,
-        "({A-3}): stage_history of A-3, row 1 is gone (deleted)",
+        "({A-3}): the decision it records was edited",
     ),
     "edit_erasure": (
         "UPDATE erasures SET requested_by = 'someone else' WHERE id = ?",
@@ -353,7 +355,7 @@ CASES = [
     one_statement("edit_handoff"),
     one_statement("edit_assignment"),
     one_statement("delete_assignment"),
-    one_statement("delete_stage_history"),
+    one_statement("edit_stage_history"),
     one_statement("edit_erasure"),
     edit_ruleset_source,
     one_statement("edit_personal_value"),
