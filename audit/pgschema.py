@@ -23,7 +23,15 @@ from sqlite_utils import Database as SQLiteDatabase
 from . import postgres
 from .codec import COMPRESSED
 from .compact import compress_documents
-from .migrations import STAGE_HISTORY, migrations
+from .migrations import (
+    ASSIGNMENTS,
+    DERIVED_COLUMNS,
+    DERIVED_INDEXES,
+    HANDOFFS,
+    STAGE_HISTORY,
+    migrations,
+    move_assignments,
+)
 from .rows import now_iso
 
 # Columns SQLite declares TEXT but holds zstd frames in (audit.codec; SQLite keeps a BLOB in any
@@ -203,9 +211,22 @@ def _m011_compact_decisions(db: postgres.Database) -> None:
 
 
 def _m013_derived_from_decisions(db: postgres.Database) -> None:
-    """Migration 13 on PostgreSQL: stage history becomes a view over the decisions."""
-    db.execute("DROP TABLE stage_history")
-    db.execute(STAGE_HISTORY)
+    """Migration 13 on PostgreSQL (as on SQLite): stage history, hand-offs and assignments become
+    views over the decisions, whose rows take the hand-off's and the assignment's columns."""
+    for column in DERIVED_COLUMNS:
+        db.execute(f"ALTER TABLE decisions ADD COLUMN {column} {_TYPES['TEXT']}")
+    db.execute(
+        "UPDATE decisions SET handoff_due_at = h.due_at, team = h.team FROM handoffs h "
+        "WHERE h.decision_id = decisions.id"
+    )
+    for row in move_assignments(db):
+        db.execute(
+            "UPDATE decisions SET team = ?, owner = ?, basis = ?, domain = ?, period = ? WHERE id = ?", row
+        )
+    for table in ("stage_history", "handoffs", "assignments"):
+        db.execute(f"DROP TABLE {table}")
+    for sql in (STAGE_HISTORY, HANDOFFS, ASSIGNMENTS, *DERIVED_INDEXES):
+        db.execute(sql)
 
 
 # A migration newer than m009_key_origins (the last one when PostgreSQL came): "schema" when its

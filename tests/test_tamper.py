@@ -281,18 +281,21 @@ ONE_STATEMENT = {
         "reload",
         "({reload}): the reload it records was edited",
     ),
+    # Hand-offs and assignments are views over columns of the decisions outside the chain (m013):
+    # these edit those columns, which verify rebuilds from the chained entries.
     "edit_handoff": (
-        "UPDATE handoffs SET acted_at = NULL, acted_by = NULL WHERE lead_id = 'A-0'",
+        "UPDATE decisions SET handoff_due_at = '2020-01-01T00:00:00Z' WHERE lead_id = 'A-0' "
+        "AND handoff_due_at IS NOT NULL",
         None,
         "({A-0}): handoffs of A-0, row 1 is",
     ),
     "edit_assignment": (
-        "UPDATE assignments SET owner = 'ola' WHERE lead_id = 'A-3'",
+        "UPDATE decisions SET owner = 'ola' WHERE lead_id = 'A-3' AND basis IS NOT NULL",
         None,
         "({A-3}): assignments of A-3, row 1 is",
     ),
     "delete_assignment": (
-        "DELETE FROM assignments WHERE lead_id = 'A-3'",
+        "UPDATE decisions SET basis = NULL WHERE lead_id = 'A-3'",
         None,
         "({A-3}): assignments of A-3, row 1 is gone (deleted)",
     ),
