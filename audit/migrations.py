@@ -433,6 +433,17 @@ DERIVED_INDEXES = (
     'CREATE INDEX "decisions_assigned_domain" ON "decisions" ("domain", "team", "seq") WHERE "basis" IS NOT NULL',
 )
 DERIVED_COLUMNS = ("handoff_due_at", "team", "owner", "basis", "domain", "period")
+# A lead's kept personal values are a column of its row ({token: [field, value]}), written with it;
+# the table keeps those of outcome notes. `personal` reads both, as the table did (a value in both
+# once).
+PERSONAL = """
+CREATE VIEW personal AS
+SELECT token, lead_id, field, value FROM personal_notes
+UNION
+SELECT j.key AS token, l.lead_id, j.value ->> 0 AS field, j.value ->> 1 AS value
+FROM leads l, json_each(l.personal) AS j
+"""
+PERSONAL_PG = PERSONAL.replace("json_each(l.personal)", "json_each(CAST(l.personal AS json))")
 
 
 @migrations()
@@ -451,8 +462,18 @@ def m013_derived_from_decisions(db: Database) -> None:
         )
     for table in ("stage_history", "handoffs", "assignments"):
         db.execute(f"DROP TABLE {table}")
-    for sql in (STAGE_HISTORY, HANDOFFS, ASSIGNMENTS, *DERIVED_INDEXES):
+    db["leads"].add_column("personal", str)
+    for sql in (*MOVE_PERSONAL, STAGE_HISTORY, HANDOFFS, ASSIGNMENTS, PERSONAL, *DERIVED_INDEXES):
         db.execute(sql)
+
+
+MOVE_PERSONAL = (
+    "UPDATE leads SET personal = (SELECT json_group_object(token, json_array(field, value)) "
+    "FROM personal p WHERE p.lead_id = leads.lead_id) "
+    "WHERE lead_id IN (SELECT lead_id FROM personal)",
+    "DELETE FROM personal WHERE lead_id IN (SELECT lead_id FROM leads)",
+    "ALTER TABLE personal RENAME TO personal_notes",
+)
 
 
 def move_assignments(db) -> list[tuple]:

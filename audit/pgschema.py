@@ -28,6 +28,8 @@ from .migrations import (
     DERIVED_COLUMNS,
     DERIVED_INDEXES,
     HANDOFFS,
+    MOVE_PERSONAL,
+    PERSONAL_PG,
     STAGE_HISTORY,
     migrations,
     move_assignments,
@@ -89,9 +91,11 @@ def indexes(conn: sqlite3.Connection) -> dict[str, str]:
 
 def views(conn: sqlite3.Connection) -> dict[str, str]:
     """view -> its CREATE VIEW (written to read the same on both: LAG, IS DISTINCT FROM)."""
-    return dict(
-        conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY rowid").fetchall()
-    )
+    made = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY rowid").fetchall()
+    return {name: PG_VIEWS.get(name, sql) for name, sql in made}
+
+
+PG_VIEWS = {"personal": PERSONAL_PG}  # where PostgreSQL needs its own words (json_each of text)
 
 
 def columns(conn: sqlite3.Connection, table: str) -> list[tuple]:
@@ -225,7 +229,8 @@ def _m013_derived_from_decisions(db: postgres.Database) -> None:
         )
     for table in ("stage_history", "handoffs", "assignments"):
         db.execute(f"DROP TABLE {table}")
-    for sql in (STAGE_HISTORY, HANDOFFS, ASSIGNMENTS, *DERIVED_INDEXES):
+    db.execute(f"ALTER TABLE leads ADD COLUMN personal {_TYPES['TEXT']}")
+    for sql in (*MOVE_PERSONAL, STAGE_HISTORY, HANDOFFS, ASSIGNMENTS, PERSONAL_PG, *DERIVED_INDEXES):
         db.execute(sql)
 
 

@@ -9,13 +9,19 @@ statement (events, kept personal values, outbox events), so a decision costs a h
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 
 from . import chain, compact, outbox, outcomes
 from .codec import COMPRESSED, codec_for
 from .leads import event_key, lead_row
-from .rows import dumps, insert_many, keep_personal, now_iso, record_shadow, store_source, upsert
+from .rows import dumps, insert_many, now_iso, record_shadow, store_source, upsert
+
+KNOWN = f"""
+SELECT l.lead_id IS NOT NULL, l.stage, l.personal, h.id, h.route FROM (SELECT 1)
+LEFT JOIN leads l ON l.lead_id = ? LEFT JOIN ({outcomes.OPEN_HANDOFF}) h ON true
+"""
 
 
 class Reply(dict):
@@ -36,6 +42,7 @@ class LeadHead:
     stage: str | None
     version: tuple | None
     handoff: tuple | None  # (id, route) of the open hand-off
+    personal: str | None = None  # its kept personal values as stored ({token: [field, value]})
 
 
 def prepare(
@@ -139,12 +146,11 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set, assig
 
 
 def _known(db, lead_id: str, known: LeadHead | None) -> LeadHead:
+    """What was read of the lead in this transaction, or (a second decision for it) read now."""
     if known is not None:
         return known
-    previous = db.execute("SELECT stage FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
-    return LeadHead(
-        previous is not None, previous[0] if previous else None, None, outcomes.open_handoff(db, lead_id)
-    )
+    exists, stage, personal, handoff_id, route = db.execute(KNOWN, (lead_id, lead_id)).fetchone()
+    return LeadHead(bool(exists), stage, None, (handoff_id, route) if handoff_id else None, personal)
 
 
 def _derived_columns(decision: dict, known: LeadHead, assigned: list | None) -> dict:
@@ -164,14 +170,27 @@ def _derived_columns(decision: dict, known: LeadHead, assigned: list | None) -> 
     return columns
 
 
+def _personal(stored: str | None, kept) -> str | None:
+    """The lead's kept personal values with those of this decision, or None when none is new."""
+    values = json.loads(stored) if stored else {}
+    new = {
+        token: [field, value if isinstance(value, str) else str(value)]  # as the TEXT column kept them
+        for token, field, value in kept
+    }
+    if all(values.get(token) == v for token, v in new.items()):
+        return None
+    return dumps({**values, **new})
+
+
 def _update_lead(db, item: dict, kept, row, known: LeadHead, handed_off: bool) -> None:
     facts, decision, new = item["facts"], item["decision"], item["new_events"]
     lead_id, decision_id, at = row["lead_id"], row["id"], row["recorded_at"]
-    if kept:
-        keep_personal(db, lead_id, kept)
     lead = lead_row(lead_id, facts, decision, decision_id, at, row["channel"])
     if not known.exists:
         lead["created_at"] = at
+    personal = _personal(known.personal, kept)
+    if personal is not None:  # new values: kept in the lead's row, written with it
+        lead["personal"] = personal
     upsert(db, "leads", lead, "lead_id")
     events = [
         (lead_id, event_key(e), e["type"], e["at"], dumps(e.get("properties") or {}), at, decision_id)

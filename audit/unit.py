@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from .trail import AuditTrail
 
 HEAD = f"""
-SELECT c.seq, c.hash, l.lead_id IS NOT NULL, l.stage, l.last_decision_id, l.updated_at, h.id, h.route{{}}
+SELECT c.seq, c.hash, l.lead_id IS NOT NULL, l.stage, l.last_decision_id, l.updated_at, h.id, h.route,
+  l.personal{{}}
 FROM (SELECT 1)
 LEFT JOIN (SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1) c ON true
 LEFT JOIN leads l ON l.lead_id = :lead
@@ -59,9 +60,9 @@ class UnitOfWork:
         values = self._db.execute(
             HEAD_ASSIGNING if expected else HEAD_ALONE, {**(expected or {}), "lead": lead_id}
         ).fetchone()
-        seq, digest, exists, stage, last, updated, handoff_id, route = values[:8]
+        seq, digest, exists, stage, last, updated, handoff_id, route, personal = values[:9]
         if expected:
-            self._owners = (expected, tuple(values[8:]))
+            self._owners = (expected, tuple(values[9:]))
         if not self._head.known:
             self._head.seq, self._head.hash, self._head.known = (seq or 0, digest or chain.GENESIS, True)
         known = LeadHead(
@@ -69,6 +70,7 @@ class UnitOfWork:
             stage,
             (last, updated) if exists else None,
             (handoff_id, route) if handoff_id else None,
+            personal,
         )
         self._leads[lead_id] = known
 
@@ -100,6 +102,10 @@ class UnitOfWork:
         """
         self._look()
         prepared = [recording.prepare(self._trail.personal, **item) for item in items]
+        for row, _, _ in prepared:  # each lead not read yet: read with the chain's head, one statement
+            if row["kind"] == "decision" and row["lead_id"] not in self._leads:
+                self.look(row["lead_id"])
+                self._look()
         known = self._trail._sources | self._group.sources | self.sources
         replies = recording.write(self._db, prepared, self._head, self._leads, known, self._assigned)
         self.sources.update(row["ruleset_digest"] for row, _, _ in prepared)

@@ -312,7 +312,10 @@ ONE_STATEMENT = {
         "({erasure}): the erasure it records was edited",
     ),
     "edit_personal_value": (
-        "UPDATE personal SET value = 'someone.else@example.com' WHERE lead_id = 'A-3' AND field = 'email'",
+        # kept in the lead's row since m013 ({token: [field, value]})
+        "UPDATE leads SET personal = (SELECT json_group_object(j.key, json_array(j.value ->> 0, "
+        "CASE WHEN j.value ->> 0 = 'email' THEN 'someone.else@example.com' ELSE j.value ->> 1 END)) "
+        "FROM json_each(leads.personal) AS j) WHERE lead_id = 'A-3'",
         None,
         "outside the chain (A-3): a personal value of A-3 (email) was edited",
     ),
