@@ -106,14 +106,10 @@ def current_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
     return {k: v for k, v in rows[0].items() if v is not None}
 
 
+# (id, route) of the lead's open hand-off: read with the lead (audit.unit, audit.recording)
 OPEN_HANDOFF = (
     "SELECT id, route FROM handoffs WHERE lead_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1"
 )
-
-
-def open_handoff(db, lead_id: str) -> tuple | None:
-    """(id, route) of the lead's open hand-off, or None."""
-    return db.execute(OPEN_HANDOFF, (lead_id,)).fetchone()
 
 
 def opens_handoff(route: dict, current: tuple | None) -> bool:
