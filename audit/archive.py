@@ -38,11 +38,14 @@ from .errors import AuditError
 from .rows import insert, now_iso
 
 FORMAT = 1
-# Decisions something still points at stay live; everything else recorded before the time may go.
+# Decisions something still points at stay live, and those the views read (m013: a stage change, an
+# assignment, the close of a hand-off); everything else recorded before the time may go.
 _CANDIDATES = (
     "SELECT * FROM decisions WHERE recorded_at < ? "
     "AND id NOT IN (SELECT last_decision_id FROM leads WHERE last_decision_id IS NOT NULL) "
     "AND id NOT IN (SELECT decision_id FROM handoffs) AND id NOT IN (SELECT decision_id FROM overrides) "
+    "AND id NOT IN (SELECT decision_id FROM stage_history) AND basis IS NULL "
+    "AND id NOT IN (SELECT closed_by FROM handoffs WHERE closed_by IS NOT NULL) "
     "ORDER BY seq"
 )
 

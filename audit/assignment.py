@@ -13,20 +13,22 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .rows import insert, now_iso
-
 if TYPE_CHECKING:  # the audit stores what the engine's teams file says; it does not load it
     from engine.teams import Teams
 
 ASSIGNED = ("sales", "qualification")  # destinations where a person takes the lead
-OWNERS = """
-SELECT
-  (SELECT owner FROM assignments WHERE lead_id = ? AND team = ? AND owner IS NOT NULL ORDER BY id DESC LIMIT 1),
-  (SELECT owner FROM assignments WHERE domain = ? AND team = ? AND owner IS NOT NULL ORDER BY id DESC LIMIT 1),
+# The lead's owner, the company's owner and this period's counts per member, as columns of one
+# SELECT: on their own (OWNERS) or read with the lead under the write lock (audit.unit).
+OWNER_COLUMNS = """
+  (SELECT owner FROM assignments WHERE lead_id = :lead AND team = :team AND owner IS NOT NULL
+     ORDER BY id DESC LIMIT 1),
+  (SELECT owner FROM assignments WHERE domain = :domain AND team = :team AND owner IS NOT NULL
+     ORDER BY id DESC LIMIT 1),
   (SELECT json_group_object(owner, n) FROM
-     (SELECT owner, count(*) AS n FROM assignments WHERE team = ? AND period = ? AND owner IS NOT NULL
-      GROUP BY owner))
+     (SELECT owner, count(*) AS n FROM assignments WHERE team = :team AND period = :period
+        AND owner IS NOT NULL GROUP BY owner))
 """
+OWNERS = f"SELECT {OWNER_COLUMNS}"
 
 
 def period_of(at: str, period: str) -> str:
@@ -37,22 +39,53 @@ def period_of(at: str, period: str) -> str:
     return day.date().isoformat()
 
 
-def assign(db, teams: Teams, lead_id: str, decision: dict, domain: str | None) -> dict | None:
-    """The assignment for a decision, recorded in the caller's transaction; None where none applies."""
+def wanted(teams: Teams, lead_id: str, decision: dict, domain: str | None) -> dict | None:
+    """What the assignment of a decision reads (OWNER_COLUMNS' parameters); None where none applies."""
     route = decision["route"]
     members = teams.teams.get(route.get("team") or "")
     if not decision["is_lead"] or route["destination"] not in ASSIGNED or not members:
         return None
-    team, at = route["team"], decision["evaluated_at"]
-    period = period_of(at, teams.period)
-    by_id = {m.id: m for m in members}
+    return {
+        "lead": lead_id,
+        "team": route["team"],
+        "domain": domain if domain and domain not in teams.personal_domains else None,
+        "period": period_of(decision["evaluated_at"], teams.period),
+    }
 
-    domain = domain if domain and domain not in teams.personal_domains else None
-    # One statement: the lead's owner, the company's owner and this period's counts per member.
-    lead_owner, domain_owner, counted = db.execute(
-        OWNERS, (lead_id, team, domain, team, team, period)
-    ).fetchone()
+
+def assign(
+    db,
+    teams: Teams,
+    lead_id: str,
+    decision: dict,
+    domain: str | None,
+    pending: dict[str, list[dict]],
+    read: tuple[dict, tuple] | None = None,
+) -> dict | None:
+    """The assignment for a decision; None where none applies. It is stored in the decision's own row
+    when the decision is recorded (audit.recording, the `assignments` view): until then it waits in
+    `pending` (lead id -> its assignments made in this transaction, in order), which the next
+    assignment in the same transaction counts too. `read`: (parameters, values) of OWNER_COLUMNS as
+    read already in this transaction, used when the parameters are this assignment's."""
+    params = wanted(teams, lead_id, decision, domain)
+    if params is None:
+        return None
+    team, domain, period = params["team"], params["domain"], params["period"]
+    members = teams.teams[team]
+    by_id = {m.id: m for m in members}
+    # One statement (or none, read with the lead): the lead's owner, the company's owner and this
+    # period's counts per member.
+    values = read[1] if read is not None and read[0] == params else db.execute(OWNERS, params).fetchone()
+    lead_owner, domain_owner, counted = values
     counts = json.loads(counted)
+    for lead, made in pending.items():  # made in this transaction, not recorded yet
+        for m in made:
+            if m["team"] != team or m["owner"] is None:
+                continue
+            lead_owner = m["owner"] if lead == lead_id else lead_owner
+            domain_owner = m["owner"] if domain and m["domain"] == domain else domain_owner
+            if m["period"] == period:
+                counts[m["owner"]] = counts.get(m["owner"], 0) + 1
 
     def available(owner):
         member = by_id.get(owner) if owner else None
@@ -84,19 +117,8 @@ def assign(db, teams: Teams, lead_id: str, decision: dict, domain: str | None) -
                 "round_robin",
                 f"round robin: lead {n}{cap} this {teams.period}, weight {member.weight:g}",
             )
-    insert(
-        db,
-        "assignments",
-        {
-            "lead_id": lead_id,
-            "team": team,
-            "owner": choice["owner"],
-            "basis": choice["basis"],
-            "domain": domain,
-            "period": period,
-            "at": at,
-            "recorded_at": now_iso(),
-        },
+    pending.setdefault(lead_id, []).append(
+        {"team": team, "owner": choice["owner"], "domain": domain, "period": period}
     )
     return choice
 

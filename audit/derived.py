@@ -6,8 +6,10 @@ rows, so verify rebuilds them the way the write path does and names every differ
 
 - `leads` (stage, last decision, ruleset, channel, profile, answers) from the lead's last decision and
   any later erasure; `events` from the facts of the decisions that first carried them;
-  `stage_history` from the sequence of stages; `handoffs` from routes with an SLA and the outcomes
-  that acted on them; `assignments` from the assignment each decision replied with;
+  `stage_history` (a view over the decisions' chained stages since m013, compared all the same)
+  from the sequence of stages; `handoffs` from routes with an SLA and the outcomes
+  that acted on them; `assignments` from the assignment each decision replied with (both views over
+  columns of the decisions outside the chain since m013: these columns are what is compared);
 - `api_keys` from the latest chained snapshot of each key;
 - `personal`: each kept value must still be what its token (an HMAC under the key file's secret) was
   made from;

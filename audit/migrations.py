@@ -389,3 +389,108 @@ def m012_archives(db: Database) -> None:
     # Each archived decision's link and lead: which leads' derived rows need an archive to be rebuilt.
     db["archived"].create({"ref": str, "seq": int, "lead_id": str, "archive_id": str}, pk="ref")
     db["archived"].create_index(["archive_id", "seq"])
+
+
+# What is derived from a lead's decisions is read through views over them instead of written beside
+# each decision (audit.derived still rebuilds every one from the chained entries and compares):
+# - stage history: the decisions whose stage differs from the lead's decision before;
+# - hand-offs: the decisions that opened one (`handoff_due_at`, `team`: columns outside the chain);
+#   closed by the lead's next decision on another route, first acted on by the first outcome recorded
+#   while open at or after its time;
+# - assignments: the decisions that assigned the lead (`team`, `owner`, `basis`, `domain`, `period`).
+STAGE_HISTORY = """
+CREATE VIEW stage_history AS
+SELECT seq AS id, lead_id, recorded_at AS at, from_stage, stage AS to_stage, id AS decision_id
+FROM (SELECT seq, id, lead_id, recorded_at, stage,
+        LAG(stage) OVER (PARTITION BY lead_id ORDER BY seq) AS from_stage
+      FROM decisions WHERE kind = 'decision') AS d
+WHERE from_stage IS DISTINCT FROM stage
+"""
+HANDOFFS = """
+CREATE VIEW handoffs AS
+SELECT h.id, h.lead_id, h.decision_id, h.route, h.destination, h.team, h.at, h.due_at,
+  (SELECT o.at FROM outcomes o WHERE o.lead_id = h.lead_id AND o.seq > h.id
+     AND (h.closed_seq IS NULL OR o.seq < h.closed_seq) AND o.at >= h.at ORDER BY o.seq LIMIT 1) AS acted_at,
+  (SELECT o.type FROM outcomes o WHERE o.lead_id = h.lead_id AND o.seq > h.id
+     AND (h.closed_seq IS NULL OR o.seq < h.closed_seq) AND o.at >= h.at ORDER BY o.seq LIMIT 1) AS acted_by,
+  (SELECT n.evaluated_at FROM decisions n WHERE n.seq = h.closed_seq) AS closed_at,
+  (SELECT n.id FROM decisions n WHERE n.seq = h.closed_seq) AS closed_by
+FROM (SELECT d.seq AS id, d.lead_id, d.id AS decision_id, d.route, d.destination, d.team,
+        d.evaluated_at AS at, d.handoff_due_at AS due_at,
+        (SELECT n.seq FROM decisions n WHERE n.lead_id = d.lead_id AND n.kind = 'decision'
+           AND n.seq > d.seq AND n.route IS DISTINCT FROM d.route ORDER BY n.seq LIMIT 1) AS closed_seq
+      FROM decisions d WHERE d.handoff_due_at IS NOT NULL) AS h
+"""
+ASSIGNMENTS = """
+CREATE VIEW assignments AS
+SELECT seq AS id, lead_id, team, owner, basis, domain, period, evaluated_at AS at, recorded_at
+FROM decisions WHERE basis IS NOT NULL
+"""
+DERIVED_INDEXES = (
+    'CREATE INDEX "decisions_handoffs" ON "decisions" ("lead_id", "seq") WHERE "handoff_due_at" IS NOT NULL',
+    'CREATE INDEX "decisions_handoffs_due" ON "decisions" ("handoff_due_at") WHERE "handoff_due_at" IS NOT NULL',
+    'CREATE INDEX "decisions_assigned" ON "decisions" ("team", "period", "owner") WHERE "basis" IS NOT NULL',
+    'CREATE INDEX "decisions_assigned_domain" ON "decisions" ("domain", "team", "seq") WHERE "basis" IS NOT NULL',
+)
+DERIVED_COLUMNS = ("handoff_due_at", "team", "owner", "basis", "domain", "period")
+# A lead's kept personal values are a column of its row ({token: [field, value]}), written with it;
+# the table keeps those of outcome notes. `personal` reads both, as the table did (a value in both
+# once).
+PERSONAL = """
+CREATE VIEW personal AS
+SELECT token, lead_id, field, value FROM personal_notes
+UNION
+SELECT j.key AS token, l.lead_id, j.value ->> 0 AS field, j.value ->> 1 AS value
+FROM leads l, json_each(l.personal) AS j
+"""
+PERSONAL_PG = PERSONAL.replace("json_each(l.personal)", "json_each(CAST(l.personal AS json))")
+
+
+@migrations()
+def m013_derived_from_decisions(db: Database) -> None:
+    # One decision writes its stage change, hand-off and assignment in its own row (columns outside
+    # the chain, see the views above): the three tables go, their rows move onto their decisions.
+    for column in DERIVED_COLUMNS:
+        db["decisions"].add_column(column, str)
+    db.execute(
+        "UPDATE decisions SET handoff_due_at = h.due_at, team = h.team FROM handoffs h "
+        "WHERE h.decision_id = decisions.id"
+    )
+    for row in move_assignments(db.conn):
+        db.execute(
+            "UPDATE decisions SET team = ?, owner = ?, basis = ?, domain = ?, period = ? WHERE id = ?", row
+        )
+    for table in ("stage_history", "handoffs", "assignments"):
+        db.execute(f"DROP TABLE {table}")
+    db["leads"].add_column("personal", str)
+    for sql in (*MOVE_PERSONAL, STAGE_HISTORY, HANDOFFS, ASSIGNMENTS, PERSONAL, *DERIVED_INDEXES):
+        db.execute(sql)
+
+
+MOVE_PERSONAL = (
+    "UPDATE leads SET personal = (SELECT json_group_object(token, json_array(field, value)) "
+    "FROM personal p WHERE p.lead_id = leads.lead_id) "
+    "WHERE lead_id IN (SELECT lead_id FROM personal)",
+    "DELETE FROM personal WHERE lead_id IN (SELECT lead_id FROM leads)",
+    "ALTER TABLE personal RENAME TO personal_notes",
+)
+
+
+def move_assignments(db) -> list[tuple]:
+    """(team, owner, basis, domain, period, decision id) of each stored assignment: written in its
+    decision's transaction, at its evaluation time, so each is the lead's next decision with that time
+    that routed it to a person (sales or qualification), in order."""
+    decisions: dict[tuple, list[str]] = {}
+    for lead_id, at, decision_id in db.execute(
+        "SELECT lead_id, evaluated_at, id FROM decisions WHERE kind = 'decision' AND is_lead = 1 "
+        "AND destination IN ('sales', 'qualification') ORDER BY seq"
+    ).fetchall():
+        decisions.setdefault((lead_id, at), []).append(decision_id)
+    moved = []
+    for lead_id, at, team, owner, basis, domain, period in db.execute(
+        "SELECT lead_id, at, team, owner, basis, domain, period FROM assignments ORDER BY id"
+    ).fetchall():
+        candidates = decisions.get((lead_id, at))
+        if candidates:
+            moved.append((team, owner, basis, domain, period, candidates.pop(0)))
+    return moved

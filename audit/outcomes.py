@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from . import chain, outbox
-from .rows import insert, keep_personal, now_iso
+from .rows import keep_personal, now_iso
 
 if TYPE_CHECKING:  # the trail calls into this module while it records
     from .trail import AuditTrail
@@ -54,12 +54,7 @@ def record(
         "recorded_at": now_iso(),
         "source": source,
     }
-    chain.append_entry(db, "outcome", row, head)
-    db.execute(
-        "UPDATE handoffs SET acted_at = ?, acted_by = ? "
-        "WHERE lead_id = ? AND acted_at IS NULL AND closed_at IS NULL AND at <= ?",
-        (row["at"], row["type"], lead_id, row["at"]),
-    )
+    chain.append_entry(db, "outcome", row, head)  # the open hand-off reads it as its first action
     recorded = outcome_of(row)
     outbox.outcome_recorded(db, recorded, row["recorded_at"])
     return recorded
@@ -111,42 +106,19 @@ def current_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
     return {k: v for k, v in rows[0].items() if v is not None}
 
 
+# (id, route) of the lead's open hand-off: read with the lead (audit.unit, audit.recording)
 OPEN_HANDOFF = (
     "SELECT id, route FROM handoffs WHERE lead_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1"
 )
 
 
-def open_handoff(db, lead_id: str) -> tuple | None:
-    """(id, route) of the lead's open hand-off, or None."""
-    return db.execute(OPEN_HANDOFF, (lead_id,)).fetchone()
-
-
-def track(db, lead_id: str, decision_id: str, decision: dict, current: tuple | None) -> bool:
-    """Open, keep or close the lead's hand-off after a decision (inside the decision's transaction);
-    `current` is the open hand-off (id, route) as the transaction read it.
-
-    True when a new hand-off opened (a route with an SLA that the lead was not already on)."""
-    route, at = decision["route"], decision["evaluated_at"]
+def opens_handoff(route: dict, current: tuple | None) -> bool:
+    """Whether a decision routed to `route` opens a hand-off (the `handoffs` view, m013): a route with
+    an SLA that the lead's open hand-off (id, route), as the transaction read it, is not already on.
+    A decision on another route closes the open one by being recorded."""
     if current is not None and current[1] == route["id"]:
         return False  # the same hand-off goes on: its due time stays the first one
-    if current is not None:
-        db.execute("UPDATE handoffs SET closed_at = ? WHERE id = ?", (at, current[0]))
-    if route.get("due_at"):
-        insert(
-            db,
-            "handoffs",
-            {
-                "lead_id": lead_id,
-                "decision_id": decision_id,
-                "route": route["id"],
-                "destination": route["destination"],
-                "team": route.get("team"),
-                "at": at,
-                "due_at": route["due_at"],
-            },
-        )
-        return True
-    return False
+    return bool(route.get("due_at"))
 
 
 def _minutes(start: str, end: str) -> float:

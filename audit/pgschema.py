@@ -23,7 +23,17 @@ from sqlite_utils import Database as SQLiteDatabase
 from . import postgres
 from .codec import COMPRESSED
 from .compact import compress_documents
-from .migrations import migrations
+from .migrations import (
+    ASSIGNMENTS,
+    DERIVED_COLUMNS,
+    DERIVED_INDEXES,
+    HANDOFFS,
+    MOVE_PERSONAL,
+    PERSONAL_PG,
+    STAGE_HISTORY,
+    migrations,
+    move_assignments,
+)
 from .rows import now_iso
 
 # Columns SQLite declares TEXT but holds zstd frames in (audit.codec; SQLite keeps a BLOB in any
@@ -79,6 +89,15 @@ def indexes(conn: sqlite3.Connection) -> dict[str, str]:
     )
 
 
+def views(conn: sqlite3.Connection) -> dict[str, str]:
+    """view -> its CREATE VIEW (written to read the same on both: LAG, IS DISTINCT FROM)."""
+    made = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view' ORDER BY rowid").fetchall()
+    return {name: PG_VIEWS.get(name, sql) for name, sql in made}
+
+
+PG_VIEWS = {"personal": PERSONAL_PG}  # where PostgreSQL needs its own words (json_each of text)
+
+
 def columns(conn: sqlite3.Connection, table: str) -> list[tuple]:
     return [tuple(r[1:]) for r in conn.execute(f'PRAGMA table_info("{table}")')]
 
@@ -123,7 +142,7 @@ def newest() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
         for table, columns in BYTEA.items():  # since m011 (see its PostgreSQL form below)
             for column in columns:
                 made[table] = made[table].replace(f'"{column}" {_TYPES["TEXT"]}', f'"{column}" bytea')
-        return (*made.values(), *indexes(conn).values()), primary_keys(conn)
+        return (*made.values(), *indexes(conn).values(), *views(conn).values()), primary_keys(conn)
     finally:
         conn.close()
 
@@ -195,12 +214,33 @@ def _m011_compact_decisions(db: postgres.Database) -> None:
     compress_documents(db, lambda value, _digest: None if value is None else bytes(value).decode())
 
 
+def _m013_derived_from_decisions(db: postgres.Database) -> None:
+    """Migration 13 on PostgreSQL (as on SQLite): stage history, hand-offs and assignments become
+    views over the decisions, whose rows take the hand-off's and the assignment's columns."""
+    for column in DERIVED_COLUMNS:
+        db.execute(f"ALTER TABLE decisions ADD COLUMN {column} {_TYPES['TEXT']}")
+    db.execute(
+        "UPDATE decisions SET handoff_due_at = h.due_at, team = h.team FROM handoffs h "
+        "WHERE h.decision_id = decisions.id"
+    )
+    for row in move_assignments(db):
+        db.execute(
+            "UPDATE decisions SET team = ?, owner = ?, basis = ?, domain = ?, period = ? WHERE id = ?", row
+        )
+    for table in ("stage_history", "handoffs", "assignments"):
+        db.execute(f"DROP TABLE {table}")
+    db.execute(f"ALTER TABLE leads ADD COLUMN personal {_TYPES['TEXT']}")
+    for sql in (*MOVE_PERSONAL, STAGE_HISTORY, HANDOFFS, ASSIGNMENTS, PERSONAL_PG, *DERIVED_INDEXES):
+        db.execute(sql)
+
+
 # A migration newer than m009_key_origins (the last one when PostgreSQL came): "schema" when its
 # difference to the scratch schema is all it does, or a function(db) that applies it on PostgreSQL.
 PG_FORMS: dict[str, str | Callable] = {
     "m010_request_ids": "schema",
     "m011_compact_decisions": _m011_compact_decisions,
     "m012_archives": "schema",
+    "m013_derived_from_decisions": _m013_derived_from_decisions,
 }
 
 

@@ -1,5 +1,6 @@
-"""The write path of a decision: its row, its chain link, the lead's accumulated facts, new events,
-stage change, hand-off and outbox events, all inside the caller's write transaction (audit.unit).
+"""The write path of a decision: its row, its chain link, the lead's accumulated facts, new events
+and outbox events, all inside the caller's write transaction (audit.unit). Its stage change, the
+hand-off it opens and its assignment are read from its own row (views, m013): no rows of their own.
 
 What the transaction already read of the lead (audit.unit.LeadHead: stage, open hand-off) and of the
 chain (chain.Head) is used instead of reading it again, and rows of one kind are written with one
@@ -8,13 +9,19 @@ statement (events, kept personal values, outbox events), so a decision costs a h
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 
 from . import chain, compact, outbox, outcomes
 from .codec import COMPRESSED, codec_for
 from .leads import event_key, lead_row
-from .rows import dumps, insert, insert_many, keep_personal, now_iso, record_shadow, store_source, upsert
+from .rows import dumps, insert_many, now_iso, record_shadow, store_source, upsert
+
+KNOWN = f"""
+SELECT l.lead_id IS NOT NULL, l.stage, l.personal, h.id, h.route FROM (SELECT 1)
+LEFT JOIN leads l ON l.lead_id = ? LEFT JOIN ({outcomes.OPEN_HANDOFF}) h ON true
+"""
 
 
 class Reply(dict):
@@ -35,6 +42,7 @@ class LeadHead:
     stage: str | None
     version: tuple | None
     handoff: tuple | None  # (id, route) of the open hand-off
+    personal: str | None = None  # its kept personal values as stored ({token: [field, value]})
 
 
 def prepare(
@@ -108,10 +116,11 @@ def prepare(
     return row, item, kept
 
 
-def write(db, prepared: list, head: chain.Head, leads: dict, sources: set) -> list[Reply]:
+def write(db, prepared: list, head: chain.Head, leads: dict, sources: set, assigned: dict) -> list[Reply]:
     """Write prepared decisions; `leads` holds what was read of a lead (consumed by its first
     decision: a second one for the same lead reads what the first wrote), `sources` the ruleset
-    digests this connection has seen stored (a source is stored once)."""
+    digests this connection has seen stored (a source is stored once), `assigned` the assignment
+    columns of each lead's decisions in order (audit.assignment, consumed here)."""
     codec, stored_now = codec_for(db), set()
     for row, item, kept in prepared:
         decision, digest = item["decision"], row["ruleset_digest"]
@@ -122,29 +131,66 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set) -> li
             )
             stored_now.add(digest)
         packed = {c: codec.pack(row[c], digest) for c in COMPRESSED}
+        known = None
+        if row["kind"] == "decision":
+            known = _known(db, row["lead_id"], leads.pop(row["lead_id"], None))
+            # The hand-off it opens and the assignment it makes are columns of its own row (outside
+            # the chain; the views stage_history, handoffs and assignments read them, m013).
+            packed.update(_derived_columns(decision, known, assigned.get(row["lead_id"])))
         chain.append_entry(db, row["kind"], row, head, packed)
         if item["shadow"] is not None:
             record_shadow(db, row["id"], decision, *item["shadow"])
-        if row["kind"] == "decision":
-            known = leads.pop(row["lead_id"], None)
-            _update_lead(db, item, kept, row, known)
+        if known is not None:
+            _update_lead(db, item, kept, row, known, packed.get("handoff_due_at") is not None)
     return [Reply(item["reply"], row["decision"]) for row, item, _ in prepared]
 
 
-def _update_lead(db, item: dict, kept, row, known: LeadHead | None) -> None:
+def _known(db, lead_id: str, known: LeadHead | None) -> LeadHead:
+    """What was read of the lead in this transaction, or (a second decision for it) read now."""
+    if known is not None:
+        return known
+    exists, stage, personal, handoff_id, route = db.execute(KNOWN, (lead_id, lead_id)).fetchone()
+    return LeadHead(bool(exists), stage, None, (handoff_id, route) if handoff_id else None, personal)
+
+
+def _derived_columns(decision: dict, known: LeadHead, assigned: list | None) -> dict:
+    route, columns = decision["route"], {}
+    if outcomes.opens_handoff(route, known.handoff):
+        columns.update(handoff_due_at=route["due_at"], team=route.get("team"))
+    assignment = decision.get("assignment")
+    if assignment and assignment["basis"] != "lead_owner":  # keeping the lead's owner writes nothing
+        made = assigned.pop(0) if assigned else {}
+        columns.update(
+            team=assignment["team"],
+            owner=assignment["owner"],
+            basis=assignment["basis"],
+            domain=made.get("domain"),
+            period=made.get("period"),
+        )
+    return columns
+
+
+def _personal(stored: str | None, kept) -> str | None:
+    """The lead's kept personal values with those of this decision, or None when none is new."""
+    values = json.loads(stored) if stored else {}
+    new = {
+        token: [field, value if isinstance(value, str) else str(value)]  # as the TEXT column kept them
+        for token, field, value in kept
+    }
+    if all(values.get(token) == v for token, v in new.items()):
+        return None
+    return dumps({**values, **new})
+
+
+def _update_lead(db, item: dict, kept, row, known: LeadHead, handed_off: bool) -> None:
     facts, decision, new = item["facts"], item["decision"], item["new_events"]
     lead_id, decision_id, at = row["lead_id"], row["id"], row["recorded_at"]
-    if kept:
-        keep_personal(db, lead_id, kept)
-    if known is None:
-        previous = db.execute("SELECT stage FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
-        known = LeadHead(previous is not None, previous[0] if previous else None, None, None)
-        current = outcomes.open_handoff(db, lead_id)
-    else:
-        current = known.handoff
     lead = lead_row(lead_id, facts, decision, decision_id, at, row["channel"])
     if not known.exists:
         lead["created_at"] = at
+    personal = _personal(known.personal, kept)
+    if personal is not None:  # new values: kept in the lead's row, written with it
+        lead["personal"] = personal
     upsert(db, "leads", lead, "lead_id")
     events = [
         (lead_id, event_key(e), e["type"], e["at"], dumps(e.get("properties") or {}), at, decision_id)
@@ -157,18 +203,4 @@ def _update_lead(db, item: dict, kept, row, known: LeadHead | None) -> None:
             "INSERT OR IGNORE INTO events (lead_id, event_id, type, at, properties, first_seen_at, decision_id)",
             events,
         )
-    handed_off = outcomes.track(db, lead_id, decision_id, decision, current)
-    before = known.stage
-    outbox.decided(db, lead_id, decision_id, decision, before, handed_off, at)
-    if before != decision["stage"]:
-        insert(
-            db,
-            "stage_history",
-            {
-                "lead_id": lead_id,
-                "at": at,
-                "from_stage": before,
-                "to_stage": decision["stage"],
-                "decision_id": decision_id,
-            },
-        )
+    outbox.decided(db, lead_id, decision_id, decision, known.stage, handed_off, at)

@@ -86,10 +86,11 @@ def record_shadow(db, decision_id: str, live: dict, shadow_identity: dict, sourc
 
 
 def keep_personal(db, lead_id: str, kept) -> None:
-    """Keep the raw values behind a lead's tokens (mode hash), in the caller's transaction."""
+    """Keep the raw values behind tokens of an outcome's note (mode hash), in the caller's
+    transaction (a decision keeps its lead's in the lead's row: audit.recording)."""
     insert_many(
         db,
-        "INSERT OR REPLACE INTO personal (token, lead_id, field, value)",
+        "INSERT OR REPLACE INTO personal_notes (token, lead_id, field, value)",
         # one row per token: PostgreSQL's upsert refuses a statement that names a row twice
         list({token: (token, lead_id, field, value) for token, field, value in kept}.values()),
     )

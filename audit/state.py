@@ -75,3 +75,11 @@ def read(trail, lead_id) -> LeadState:
     return LeadState(
         facts, (row["last_decision_id"], row["updated_at"]), max(times, key=moment, default=None)
     )
+
+
+def forget_personal(db, lead_id: str) -> int:
+    """Delete a lead's kept personal values (its row's and its outcome notes'); how many there were."""
+    row = db.execute("SELECT personal FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
+    in_row = len(json.loads(row[0])) if row and row[0] else 0
+    db.execute("UPDATE leads SET personal = NULL WHERE lead_id = ?", (lead_id,))
+    return in_row + db.execute("DELETE FROM personal_notes WHERE lead_id = ?", (lead_id,)).rowcount

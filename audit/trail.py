@@ -330,7 +330,7 @@ class AuditTrail:
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM leads WHERE lead_id = ?", (lead_id,)).fetchone() is None:
                 raise NotFound("lead", lead_id)
-            removed = db.execute("DELETE FROM personal WHERE lead_id = ?", (lead_id,)).rowcount
+            removed = state.forget_personal(db, lead_id)
             profile = json.loads(
                 db.execute("SELECT profile FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()[0]
             )

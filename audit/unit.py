@@ -19,12 +19,16 @@ if TYPE_CHECKING:
     from .trail import AuditTrail
 
 HEAD = f"""
-SELECT c.seq, c.hash, l.lead_id IS NOT NULL, l.stage, l.last_decision_id, l.updated_at, h.id, h.route
+SELECT c.seq, c.hash, l.lead_id IS NOT NULL, l.stage, l.last_decision_id, l.updated_at, h.id, h.route,
+  l.personal{{}}
 FROM (SELECT 1)
 LEFT JOIN (SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1) c ON true
 LEFT JOIN leads l ON l.lead_id = :lead
 LEFT JOIN ({outcomes.OPEN_HANDOFF.replace("?", ":lead")}) h ON true
 """
+
+
+HEAD_ALONE, HEAD_ASSIGNING = HEAD.format(""), HEAD.format("," + assignment.OWNER_COLUMNS)
 
 
 class UnitOfWork:
@@ -33,14 +37,32 @@ class UnitOfWork:
         self._head = group.head  # shared by the blocks of one group commit (audit.group)
         self._leads: dict[str, LeadHead] = {}
         self.sources: set[str] = set()  # ruleset digests stored by this transaction
+        self._assigned: dict[str, list[dict]] = {}  # assignments made, stored with their decisions
+        self._looking: str | None = None  # the lead `look` was asked for, read on first need
+        self._expected: dict | None = None  # what its assignment will read (see `expect`)
+        self._owners: tuple | None = None  # (parameters, values) read with it
 
-    def look(self, lead_id) -> LeadHead | None:
-        """Read the lead's version, stage and open hand-off and the chain's head (one statement)."""
-        if not isinstance(lead_id, str):
-            return None
-        seq, digest, exists, stage, last, updated, handoff_id, route = self._db.execute(
-            HEAD, {"lead": lead_id}
+    def look(self, lead_id) -> None:
+        """Read, on first need, the lead's version, stage and open hand-off and the chain's head, and
+        what its assignment reads if `expect` said so: all in one statement."""
+        self._looking = lead_id if isinstance(lead_id, str) else None
+
+    def expect(self, teams, lead_id: str, decision: dict, domain: str | None) -> None:
+        """Say which assignment the decision being made will ask for (its evaluation is made before
+        the lock): its owners and counts are then read with the lead, not in a statement of their own."""
+        self._expected = assignment.wanted(teams, lead_id, decision, domain)
+
+    def _look(self) -> None:
+        lead_id, self._looking = self._looking, None
+        if lead_id is None:
+            return
+        expected = self._expected if self._expected and self._expected["lead"] == lead_id else None
+        values = self._db.execute(
+            HEAD_ASSIGNING if expected else HEAD_ALONE, {**(expected or {}), "lead": lead_id}
         ).fetchone()
+        seq, digest, exists, stage, last, updated, handoff_id, route, personal = values[:9]
+        if expected:
+            self._owners = (expected, tuple(values[9:]))
         if not self._head.known:
             self._head.seq, self._head.hash, self._head.known = (seq or 0, digest or chain.GENESIS, True)
         known = LeadHead(
@@ -48,12 +70,13 @@ class UnitOfWork:
             stage,
             (last, updated) if exists else None,
             (handoff_id, route) if handoff_id else None,
+            personal,
         )
         self._leads[lead_id] = known
-        return known
 
     def version(self, lead_id) -> tuple | None:
         """The lead's version as this transaction read it (see `look`)."""
+        self._look()
         known = self._leads.get(lead_id) if isinstance(lead_id, str) else None
         return known.version if known is not None else None
 
@@ -77,14 +100,20 @@ class UnitOfWork:
         `preview` does not), request, channel, client, latency_ms, idempotency_key, request_hash,
         request_id, and shadow: (identity, source, decision or error) of a shadow candidate.
         """
+        self._look()
         prepared = [recording.prepare(self._trail.personal, **item) for item in items]
+        for row, _, _ in prepared:  # each lead not read yet: read with the chain's head, one statement
+            if row["kind"] == "decision" and row["lead_id"] not in self._leads:
+                self.look(row["lead_id"])
+                self._look()
         known = self._trail._sources | self._group.sources | self.sources
-        replies = recording.write(self._db, prepared, self._head, self._leads, known)
+        replies = recording.write(self._db, prepared, self._head, self._leads, known, self._assigned)
         self.sources.update(row["ruleset_digest"] for row, _, _ in prepared)
         return replies
 
     def record_outcome(self, lead_id: str, outcome: dict, reported_by, source: str, note) -> dict:
         """Store what sales reported about a lead (see audit.outcomes.record)."""
+        self._look()
         self._leads.pop(lead_id, None)  # its open hand-off changes: the decision after it reads it again
         return outcomes.record(
             self._db, lead_id, outcome, reported_by, source, note, self._trail.personal, self._head
@@ -92,7 +121,9 @@ class UnitOfWork:
 
     def assign(self, teams, lead_id: str, decision: dict, domain: str | None) -> dict | None:
         """A hand-off's assignment to a person, counted in this transaction (see audit.assignment)."""
-        return assignment.assign(self._db, teams, lead_id, decision, domain)
+        self._look()
+        read, self._owners = self._owners, None  # counts change once it is made: read once
+        return assignment.assign(self._db, teams, lead_id, decision, domain, self._assigned, read)
 
     def sla_breached(self, overdue: dict, ruleset: str | None, at: str) -> str:
         """Tell that a hand-off passed its SLA unanswered (one outbox event per hand-off)."""

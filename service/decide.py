@@ -110,6 +110,8 @@ def decide(
     evaluation, shadowed, seconds = evaluate(known)
     started = time.perf_counter()
     with trail.deciding(lead_id) as uow:
+        if teams is not None and kind == "decision":  # its owners are read with the lead, at once
+            uow.expect(teams, lead_id, evaluation.decision, _domain(evaluation))
         if idempotency_key:
             first = uow.first_use(client, idempotency_key)
             if first is not None:
@@ -222,8 +224,7 @@ def _assigned(uow, teams: Teams | None, evaluation: Evaluation, ruleset: Compile
     ruleset's own due time (`hours.ruleset_due_at`), which is what a replay of the ruleset gives."""
     found, decision = None, evaluation.decision
     if teams is not None:
-        domain = email_domain(evaluation.facts["profile"].get("email"))
-        found = uow.assign(teams, evaluation.facts["lead_id"], decision, domain)
+        found = uow.assign(teams, evaluation.facts["lead_id"], decision, _domain(evaluation))
         route = decision["route"]
         hours = teams.hours.get(route.get("team") or "")
         counted = ruleset.model.routes.get(route["id"])
@@ -247,6 +248,10 @@ def _assigned(uow, teams: Teams | None, evaluation: Evaluation, ruleset: Compile
             }
             decision = {**decision, "route": {**route, "due_at": due}}
     return Evaluation(evaluation.facts, {**decision, "assignment": found})
+
+
+def _domain(evaluation: Evaluation) -> str | None:
+    return email_domain(evaluation.facts["profile"].get("email"))
 
 
 def facts_of(request: dict) -> dict:

@@ -11,7 +11,7 @@ from audit import AuditTrail, assignment
 from audit.secrets import Secrets
 from engine import RulesetError
 from engine.teams import load_teams
-from service.decide import decide
+from service.decide import decide, decide_batch
 from tests.conftest import RULESETS
 from tests.server import Server
 
@@ -127,3 +127,19 @@ def test_assignment_is_fair_under_concurrent_requests(tmp_path, audit_db):
     with running.trail() as trail:
         counts = assignment.counts(trail, "account-executives", replies[0][1]["evaluated_at"][:10])
     assert counts == {"sam": 40, "lee": 20, "kim": 20}
+
+
+def test_a_batch_assigns_as_separate_calls_do(trail, default, tmp_path):
+    """The assignments of one transaction are stored with their decisions when they are recorded
+    (m013): until then the next assignment in it counts them (caps, weights, owners)."""
+    teams = load_teams(TEAMS)
+    leads = [hand_off(i) for i in range(16)] + [hand_off(20, "acme.io"), hand_off(21, "acme.io"), hand_off(3)]
+    replies = decide_batch([default] * len(leads), trail, leads, at=AT, teams=teams)
+    with AuditTrail(tmp_path / "separate.db", secrets=Secrets(tmp_path / "s.key")) as separate:
+        one_by_one = [decide(default, separate, lead, at=AT, teams=teams)[0] for lead in leads]
+        counted = assignment.counts(separate, "account-executives", "2026-11-23")
+    assert [r["assignment"] for r in replies] == [r["assignment"] for r in one_by_one]
+    assert [r["assignment"]["basis"] for r in replies[16:]] == ["round_robin", "domain_owner", "lead_owner"]
+    assert [r["assignment"]["owner"] for r in replies[:16]].count("sam") == 6  # the cap holds in a batch
+    assert assignment.counts(trail, "account-executives", "2026-11-23") == counted
+    assert trail.verify() == []

@@ -106,13 +106,16 @@ def test_the_schema_is_the_sqlite_schema_in_postgres_types(pg_url, tmp_path):
             for t in pgschema.tables(scratch)
         }
         indexes = set(pgschema.indexes(scratch))
+        views = set(pgschema.views(scratch))
     finally:
         scratch.close()
     kinds = {"text": "TEXT", "bigint": "INTEGER", "double precision": "REAL", "bytea": "BLOB"}
     with opened(pg_url, tmp_path) as trail:
         rows = trail._read(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND table_name != '_leadgate_migrations' ORDER BY table_name, ordinal_position"
+            "WHERE table_schema = 'public' AND table_name != '_leadgate_migrations' AND table_name IN "
+            "(SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE') "
+            "ORDER BY table_name, ordinal_position"
         )
         have: dict[str, list] = {}
         for r in rows:
@@ -123,6 +126,13 @@ def test_the_schema_is_the_sqlite_schema_in_postgres_types(pg_url, tmp_path):
             for r in trail._read("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")
         }
         assert indexes <= made
+        # what is derived from the decisions (m013) is a view on both
+        assert views == {
+            r["table_name"]
+            for r in trail._read(
+                "SELECT table_name FROM information_schema.views WHERE table_schema = 'public'"
+            )
+        }
         assert pgschema.applied(trail.db) == sorted(pgschema.names())
 
 
@@ -306,9 +316,9 @@ def test_copy_refuses_a_source_that_does_not_verify_and_writes_nothing(pg_url, t
     with sqlite_trail_with_everything(source_path, default) as source:
         source.db.execute("UPDATE decisions SET route = 'forged' WHERE lead_id = 'C-4'")
     copied = CliRunner().invoke(main, ["audit", "copy", "--db", str(source_path), "--to", pg_url])
-    assert copied.exit_code == 1 and "the source does not verify (1 problem(s)): link" in copied.output, (
-        copied.output
-    )
+    # the edited decision, and its hand-off (a view over the decisions since m013) with it
+    assert copied.exit_code == 1 and "the source does not verify (" in copied.output, copied.output
+    assert "the decision it records was edited" in copied.output
     with AuditTrail(pg_url, secrets=Secrets(f"{source_path}.key")) as target:
         assert target._read("SELECT count(*) AS n FROM chain")[0]["n"] == 0
 

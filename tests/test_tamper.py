@@ -281,25 +281,30 @@ ONE_STATEMENT = {
         "reload",
         "({reload}): the reload it records was edited",
     ),
+    # Hand-offs and assignments are views over columns of the decisions outside the chain (m013):
+    # these edit those columns, which verify rebuilds from the chained entries.
     "edit_handoff": (
-        "UPDATE handoffs SET acted_at = NULL, acted_by = NULL WHERE lead_id = 'A-0'",
+        "UPDATE decisions SET handoff_due_at = '2020-01-01T00:00:00Z' WHERE lead_id = 'A-0' "
+        "AND handoff_due_at IS NOT NULL",
         None,
         "({A-0}): handoffs of A-0, row 1 is",
     ),
     "edit_assignment": (
-        "UPDATE assignments SET owner = 'ola' WHERE lead_id = 'A-3'",
+        "UPDATE decisions SET owner = 'ola' WHERE lead_id = 'A-3' AND basis IS NOT NULL",
         None,
         "({A-3}): assignments of A-3, row 1 is",
     ),
     "delete_assignment": (
-        "DELETE FROM assignments WHERE lead_id = 'A-3'",
+        "UPDATE decisions SET basis = NULL WHERE lead_id = 'A-3'",
         None,
         "({A-3}): assignments of A-3, row 1 is gone (deleted)",
     ),
-    "delete_stage_history": (
-        "DELETE FROM stage_history WHERE lead_id = 'A-3'",
+    # Stage history is a view over the decisions' stages since m013: changing it means changing a
+    # chained decision, which the chain names.
+    "edit_stage_history": (
+        "UPDATE decisions SET stage = 'customer' WHERE lead_id = 'A-3'",
         None,
-        "({A-3}): stage_history of A-3, row 1 is gone (deleted)",
+        "({A-3}): the decision it records was edited",
     ),
     "edit_erasure": (
         "UPDATE erasures SET requested_by = 'someone else' WHERE id = ?",
@@ -307,7 +312,10 @@ ONE_STATEMENT = {
         "({erasure}): the erasure it records was edited",
     ),
     "edit_personal_value": (
-        "UPDATE personal SET value = 'someone.else@example.com' WHERE lead_id = 'A-3' AND field = 'email'",
+        # kept in the lead's row since m013 ({token: [field, value]})
+        "UPDATE leads SET personal = (SELECT json_group_object(j.key, json_array(j.value ->> 0, "
+        "CASE WHEN j.value ->> 0 = 'email' THEN 'someone.else@example.com' ELSE j.value ->> 1 END)) "
+        "FROM json_each(leads.personal) AS j) WHERE lead_id = 'A-3'",
         None,
         "outside the chain (A-3): a personal value of A-3 (email) was edited",
     ),
@@ -353,7 +361,7 @@ CASES = [
     one_statement("edit_handoff"),
     one_statement("edit_assignment"),
     one_statement("delete_assignment"),
-    one_statement("delete_stage_history"),
+    one_statement("edit_stage_history"),
     one_statement("edit_erasure"),
     edit_ruleset_source,
     one_statement("edit_personal_value"),
