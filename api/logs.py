@@ -79,9 +79,16 @@ def error_of(response) -> tuple[str | None, list[str]]:
     return body.get("code"), sorted(name if FIELD.fullmatch(name) else "?" for name in errors)
 
 
+def decided(ids: list[str]) -> None:
+    """Name the decisions this request's reply holds, so that its line need not parse the reply again."""
+    g.decision_ids = ids
+
+
 def _decision_ids(response) -> list[str]:
     if not (request.endpoint or "").startswith("decisions.") or response.status_code not in (200, 201):
         return []
+    if "decision_ids" in g:
+        return g.decision_ids
     body = response.get_json(silent=True)
     if not isinstance(body, dict):
         return []
