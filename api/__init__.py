@@ -15,9 +15,24 @@ from service.config import Config, load_config
 API_VERSION = "1.0"
 
 
+class _Flask(Flask):
+    """Flask, asking once per hook or view whether it is a coroutine function: Flask asks for every
+    call, about twenty times a request, and `inspect.iscoroutinefunction` is not free."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sync: dict = {}
+
+    def ensure_sync(self, func):
+        found = self._sync.get(func)
+        if found is None:
+            found = self._sync[func] = super().ensure_sync(func)
+        return found
+
+
 def create_app(config: Config | None = None, **overrides) -> Flask:
     config = config or load_config(**overrides)
-    app = Flask(__name__)
+    app = _Flask(__name__)
     app.config.update(config.to_flask())
     app.config.update(
         MAX_CONTENT_LENGTH=config.MAX_BODY,

@@ -14,7 +14,7 @@ from service.idempotency import once
 from . import read_schemas, schemas
 from .auth import requires
 from .errors import ApiError
-from .logs import request_id
+from .logs import decided, request_id
 from .parsing import Blueprint
 from .state import registry, trail
 
@@ -124,6 +124,7 @@ def _created(reply: dict, replayed: bool = False):
 
     A reply that carries the JSON text it was stored as (`body`) is sent as that text, not dumped again.
     """
+    decided([reply["decision_id"]])
     stored = getattr(reply, "body", None)
     response = current_app.response_class(stored, mimetype="application/json") if stored else jsonify(reply)
     response.status_code = 201

@@ -125,6 +125,92 @@ class DecisionRequestSchema(StrictSchema):
         RulesetPinSchema, metadata={"description": "Pin a ruleset (default: the configured one)."}
     )
 
+    def load(self, data, *, many=None, partial=None, unknown=None):
+        """marshmallow's load; a body that is plainly valid (the common case) is taken without
+        marshmallow walking it field by field, with the same result. Anything else, marshmallow loads
+        and names what is wrong, as always: the schema stays the contract."""
+        if many is None and partial is None and unknown in (None, RAISE) and not self.many:
+            loaded = plainly_valid(data)
+            if loaded is not None:
+                return loaded
+        return super().load(data, many=many, partial=partial, unknown=unknown)
+
+
+# What DecisionRequestSchema accepts, written out for plainly valid bodies (tests/test_request_fast_path.py
+# compares it with marshmallow's load): its fields in their declared order, as marshmallow returns them.
+_EVENT_TYPE = EventSchema._declared_fields["type"].validators[0].regex
+_REQUEST_KEYS = tuple(DecisionRequestSchema._declared_fields)
+_EVENT_KEYS = tuple(EventSchema._declared_fields)
+_PROFILE_KEYS, _ANSWER_KEYS = tuple(ProfileSchema._declared_fields), tuple(AnswersSchema._declared_fields)
+
+
+def plainly_valid(data) -> dict | None:
+    """The body as DecisionRequestSchema loads it, when every field is plainly valid; else None."""
+    if type(data) is not dict or not set(_REQUEST_KEYS).issuperset(data):
+        return None
+    out = {}
+    for key in _REQUEST_KEYS:
+        if key not in data:
+            continue
+        value = data[key]
+        if key == "lead_id":
+            ok = type(value) is str and LEAD_ID.match(value) is not None
+        elif key == "lead_token":
+            ok = type(value) is str and 1 <= len(value) <= 1000
+        elif key == "channel":
+            ok = value is None or (type(value) is str and len(value) <= 100)
+        elif key in ("profile", "answers"):
+            ok = type(value) is dict
+            if ok:
+                value = _included(value, _PROFILE_KEYS if key == "profile" else _ANSWER_KEYS)
+        elif key == "events":
+            value = _events(value)
+            ok = value is not None
+        else:  # ruleset
+            ok = (
+                type(value) is dict
+                and {"name", "version"}.issuperset(value)
+                and ("name" not in value or (type(value["name"]) is str and 1 <= len(value["name"]) <= 64))
+                and ("version" not in value or (type(value["version"]) is int and value["version"] >= 1))
+            )
+            if ok:
+                value = {k: value[k] for k in ("name", "version") if k in value}
+        if not ok:
+            return None
+        out[key] = value
+    return out
+
+
+def _included(value: dict, declared: tuple) -> dict:
+    """A vocabulary object (any values, unknown keys included): declared fields first, as marshmallow."""
+    out = {k: value[k] for k in declared if k in value}
+    out.update((k, v) for k, v in value.items() if k not in out)
+    return out
+
+
+def _events(value) -> list | None:
+    if type(value) is not list or len(value) > 2000:
+        return None
+    out = []
+    for event in value:
+        if (
+            type(event) is not dict
+            or not set(_EVENT_KEYS).issuperset(event)
+            or type(event.get("type")) is not str
+            or _EVENT_TYPE.match(event["type"]) is None
+            or type(event.get("at")) is not str
+        ):
+            return None
+        if "id" in event and not (type(event["id"]) is str and 1 <= len(event["id"]) <= 200):
+            return None
+        props = event.get("properties")
+        if "properties" in event and not (type(props) is dict and all(type(k) is str for k in props)):
+            return None
+        out.append(
+            {k: (dict(event[k]) if k == "properties" else event[k]) for k in _EVENT_KEYS if k in event}
+        )
+    return out
+
 
 class BatchRequestSchema(StrictSchema):
     items = fields.List(fields.Nested(DecisionRequestSchema), required=True, validate=validate.Length(min=1))

@@ -83,11 +83,14 @@ class CheckedFacts(dict):
     Read-only by contract: a change made after the check is not checked (copy into a dict to change).
     """
 
-    __slots__ = ("model",)
+    __slots__ = ("model", "sent")
 
-    def __init__(self, facts: dict, model: Ruleset):
+    def __init__(self, facts: dict, model: Ruleset, sent: list | None = None):
         super().__init__(facts)
         self.model = model
+        # The checked events in the order they were sent (None for one whose id came earlier), so
+        # that merging them into a lead's stored events (engine.merging) needs no second check.
+        self.sent = sent
 
 
 def normalise(model: Ruleset, facts: dict) -> CheckedFacts:
@@ -110,8 +113,36 @@ def normalise(model: Ruleset, facts: dict) -> CheckedFacts:
         errors.add("channel", "must be text of at most 100 characters")
 
     profile = _section(facts.get("profile"), "profile", model.profile_fields, errors, DERIVED_PROFILE_FIELDS)
+    answers = _answers(facts.get("answers"), model, errors)
+    sent: list = []
+    events = _events(facts.get("events"), errors, model, sent)
+    outcomes = _outcomes(facts.get("outcomes"), model, errors)
+    handoff = _handoff(facts.get("handoff"), errors)
+    previous = facts.get("previous_stage")
+    if previous is not None and (
+        not isinstance(previous, str) or previous not in {s.id for s in model.stages}
+    ):
+        errors.add(
+            "previous_stage",
+            f"{previous!r} is not a stage of ruleset {model.name}"
+            + suggest(previous, [s.id for s in model.stages]),
+        )
+    if errors:
+        raise FactsError(dict(errors))
+    out = {"lead_id": lead_id, "channel": channel, "profile": profile, "answers": answers, "events": events}
+    if previous is not None:
+        out["previous_stage"] = previous
+    if outcomes:
+        out["outcomes"] = outcomes
+    if handoff is not None:
+        out["handoff"] = handoff
+    return CheckedFacts(out, model, sent)
+
+
+def _answers(raw_answers, model: Ruleset, errors: Errors) -> dict:
+    """The checked answers: declared by the ruleset, of their type, one of a question's answers."""
     answers = {}
-    raw_answers = facts.get("answers") or {}
+    raw_answers = raw_answers or {}
     if not isinstance(raw_answers, dict):
         errors.add("answers", "must be an object")
         raw_answers = {}
@@ -148,29 +179,7 @@ def normalise(model: Ruleset, facts: dict) -> CheckedFacts:
                 continue
         if checked is not None:
             answers[key] = checked
-
-    events = _events(facts.get("events"), errors, model)
-    outcomes = _outcomes(facts.get("outcomes"), model, errors)
-    handoff = _handoff(facts.get("handoff"), errors)
-    previous = facts.get("previous_stage")
-    if previous is not None and (
-        not isinstance(previous, str) or previous not in {s.id for s in model.stages}
-    ):
-        errors.add(
-            "previous_stage",
-            f"{previous!r} is not a stage of ruleset {model.name}"
-            + suggest(previous, [s.id for s in model.stages]),
-        )
-    if errors:
-        raise FactsError(dict(errors))
-    out = {"lead_id": lead_id, "channel": channel, "profile": profile, "answers": answers, "events": events}
-    if previous is not None:
-        out["previous_stage"] = previous
-    if outcomes:
-        out["outcomes"] = outcomes
-    if handoff is not None:
-        out["handoff"] = handoff
-    return CheckedFacts(out, model)
+    return answers
 
 
 def _outcomes(raw, model: Ruleset, errors: Errors) -> list[dict]:
@@ -293,7 +302,7 @@ def _section(raw, name: str, fields: dict, errors: Errors, derived: dict) -> dic
 _EVENT_KEYS = frozenset({"id", "type", "at", "properties"})
 
 
-def _events(raw, errors: Errors, model: Ruleset) -> list[dict]:
+def _events(raw, errors: Errors, model: Ruleset, sent: list | None = None) -> list[dict]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -365,6 +374,8 @@ def _events(raw, errors: Errors, model: Ruleset) -> list[dict]:
                 errors.add(pfield, "must be text, a number or true/false")
         if eid is not None:
             if eid in seen:
+                if sent is not None:
+                    sent.append(None)
                 continue  # the same event sent twice counts once
             seen.add(eid)
         item = {"type": etype, "at": at}
@@ -373,6 +384,8 @@ def _events(raw, errors: Errors, model: Ruleset) -> list[dict]:
         if clean:
             item["properties"] = clean
         out.append(item)
+        if sent is not None:
+            sent.append(item)
     out.sort(key=_event_time)
     times = [_event_time(e) for e in out]
     if any(a == b for a, b in itertools.pairwise(times)):

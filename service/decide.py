@@ -12,10 +12,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from audit import AuditTrail, LeadState, NotFound, merge_facts, outcomes
+from audit.leads import event_key
 from audit.secrets import Secrets, default_path
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry, digest_of
 from engine.facts import format_time, incoming_problems, outcome_problems, parse_time
 from engine.features import email_domain
+from engine.merging import merge_checked
 from engine.teams import Teams
 from engine.yamlsource import load
 
@@ -95,11 +97,12 @@ def decide(
 
     def evaluate(known: LeadState) -> tuple[Evaluation, tuple | None, float]:
         started = time.perf_counter()
-        evaluation = ruleset.evaluate(merge_facts(known.facts, facts_of(request)), at)
+        evaluation = ruleset.evaluate(merged(ruleset, known.facts, sent, checked), at)
         shadowed = _shadow(shadow, evaluation) if shadow is not None and kind == "decision" else None
         return evaluation, shadowed, time.perf_counter() - started
 
-    ruleset.normalise(facts_of(request))  # what was sent is checked before anything is merged into it
+    sent = facts_of(request)
+    checked = ruleset.normalise(sent)  # the one check of what was sent, before anything is merged into it
     # Evaluate before taking the write lock, so that workers evaluate in parallel; if another worker
     # decided for the same lead meanwhile, evaluate again under the lock (nothing is ever lost).
     known = trail.lead_state(lead_id)  # the one read of the lead
@@ -165,8 +168,9 @@ def decide_batch(
             zip(rulesets, requests, shadows or [None] * len(requests), strict=True)
         ):
             evaluating = time.perf_counter()
+            sent = facts_of(request)
             try:
-                ruleset.normalise(facts_of(request))
+                checked = ruleset.normalise(sent)
             except FactsError as exc:
                 raise FactsError(
                     {f"items[{i}].{k}" if k else f"items[{i}]": v for k, v in exc.errors.items()}
@@ -179,7 +183,7 @@ def decide_batch(
                 check_time(state.known_at, lead_id, at)
                 stored = state.facts
             evaluation = _assigned(
-                uow, teams, ruleset.evaluate(merge_facts(stored, facts_of(request)), at), ruleset
+                uow, teams, ruleset.evaluate(merged(ruleset, stored, sent, checked), at), ruleset
             )
             known[lead_id] = _after(evaluation)
             shadowed = _shadow(shadow, evaluation) if shadow is not None else None
@@ -252,6 +256,14 @@ def _assigned(uow, teams: Teams | None, evaluation: Evaluation, ruleset: Compile
 
 def _domain(evaluation: Evaluation) -> str | None:
     return email_domain(evaluation.facts["profile"].get("email"))
+
+
+def merged(ruleset: CompiledRuleset, stored: dict | None, sent: dict, checked) -> dict:
+    """The facts to evaluate: the request's facts (sent, and as the check returned them) merged into
+    the lead's stored ones without checking them again (engine.merging); only when the stored facts
+    do not fit this ruleset (another ruleset or version decided the lead) is the merged whole checked."""
+    facts = merge_checked(ruleset.model, stored, sent, checked, event_key)
+    return facts if facts is not None else ruleset.normalise(merge_facts(stored, sent))
 
 
 def facts_of(request: dict) -> dict:

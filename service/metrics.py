@@ -78,33 +78,42 @@ def instruments() -> SimpleNamespace:
                         ["status", "code"],
                         registry=registry,
                     ),
+                    children={},
                 )
     return _made
 
 
+def _child(name: str, *labels: str):
+    """The metric's child for these label values, looked up once: `labels()` checks and locks on
+    every call, a few % of a decision's CPU when five are counted per request."""
+    made = instruments()
+    key = (name, labels)
+    child = made.children.get(key)
+    if child is None:
+        child = made.children[key] = getattr(made, name).labels(*labels)
+    return child
+
+
 def decided(replies: list[dict], evaluation_seconds: list[float], write_seconds: float) -> None:
     """Count recorded decisions (previews are not decisions) and time their evaluation and write."""
-    made = instruments()
     for reply, seconds in zip(replies, evaluation_seconds, strict=True):
         ruleset = reply["ruleset"]
-        made.evaluation.labels(ruleset["name"]).observe(seconds)
-        made.decisions.labels(
-            ruleset["name"], str(ruleset["version"]), reply["route"]["id"], reply["stage"]
+        _child("evaluation", ruleset["name"]).observe(seconds)
+        _child(
+            "decisions", ruleset["name"], str(ruleset["version"]), reply["route"]["id"], reply["stage"]
         ).inc()
-    made.audit_write.observe(write_seconds)
+    instruments().audit_write.observe(write_seconds)
 
 
 def previewed(reply: dict, evaluation_seconds: float, write_seconds: float) -> None:
     """A preview is evaluated and recorded like a decision, but not counted as one."""
-    made = instruments()
-    made.evaluation.labels(reply["ruleset"]["name"]).observe(evaluation_seconds)
-    made.audit_write.observe(write_seconds)
+    _child("evaluation", reply["ruleset"]["name"]).observe(evaluation_seconds)
+    instruments().audit_write.observe(write_seconds)
 
 
 def answered(method: str, endpoint: str, status: int, seconds: float, code: str | None) -> None:
     """One HTTP request answered by the app; `code`: the error code of an error reply."""
-    made = instruments()
-    made.requests.labels(method, endpoint, str(status)).inc()
-    made.request.labels(method, endpoint).observe(seconds)
+    _child("requests", method, endpoint, str(status)).inc()
+    _child("request", method, endpoint).observe(seconds)
     if code is not None:
-        made.errors.labels(str(status), code).inc()
+        _child("errors", str(status), code).inc()
