@@ -93,9 +93,8 @@ def prepare(
     new = {event_key(e) for e in sent if isinstance(e, dict)} if isinstance(sent, list) else set()
     new = new if request is not None else None
     events = stored_facts.get("events", [])
-    row["facts"] = compact.reference(
-        stored_facts, None if new is None else [e for e in events if e.get("id") in new]
-    )
+    new_list = None if new is None else [e for e in events if e.get("id") in new]
+    row["facts"] = compact.reference(stored_facts, new_list)  # by `write`: with `$parts` when it can
     row["summary"] = compact.summary(decision)
     item = {
         "decision": decision,
@@ -104,6 +103,7 @@ def prepare(
         "shadow": shadow,
         "reply": reply,
         "new_events": new,
+        "new_list": new_list,
     }
     return row, item, kept
 
@@ -112,7 +112,7 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set) -> li
     """Write prepared decisions; `leads` holds what was read of a lead (consumed by its first
     decision: a second one for the same lead reads what the first wrote), `sources` the ruleset
     digests this connection has seen stored (a source is stored once)."""
-    codec, stored_now = codec_for(db), set()
+    codec, stored_now, parts = codec_for(db), set(), compact.parts_for(db)
     for row, item, kept in prepared:
         decision, digest = item["decision"], row["ruleset_digest"]
         if digest not in sources and digest not in stored_now:
@@ -121,27 +121,47 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set) -> li
                 *store_source(db, decision["ruleset"], item["source"], row["recorded_at"], row["decision"]),
             )
             stored_now.add(digest)
+        deciding = row["kind"] == "decision"
+        known = leads.pop(row["lead_id"], None) if deciding else leads.get(row["lead_id"])
+        read_here = deciding and known is None
+        if read_here:  # the read `_update_lead` needs, made before the row: its profile may refer
+            known = _lead_head(db, row["lead_id"])
+        holder = _refer(parts, row, item, known)
         packed = {c: codec.pack(row[c], digest) for c in COMPRESSED}
         chain.append_entry(db, row["kind"], row, head, packed)
         if item["shadow"] is not None:
             record_shadow(db, row["id"], decision, *item["shadow"])
-        if row["kind"] == "decision":
-            known = leads.pop(row["lead_id"], None)
-            _update_lead(db, item, kept, row, known)
+        if deciding:
+            parts.recorded(row["lead_id"], row["id"], item["parts"], holder or row["seq"])
+            _update_lead(db, item, kept, row, known, read_here)
     return [Reply(item["reply"], row["decision"]) for row, item, _ in prepared]
 
 
-def _update_lead(db, item: dict, kept, row, known: LeadHead | None) -> None:
+def _lead_head(db, lead_id: str) -> LeadHead:
+    found = db.execute("SELECT stage, last_decision_id FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
+    if found is None:
+        return LeadHead(False, None, None, None)
+    return LeadHead(True, found[0], (found[1], None), None)
+
+
+def _refer(parts, row: dict, item: dict, known: LeadHead | None) -> int | None:
+    """Store the facts' profile and answers by reference when an earlier decision of the lead holds
+    them (audit.compact `$parts`); returns that decision's seq."""
+    item["parts"] = compact.parts_of(item["facts"])
+    if known is None or known.version is None:
+        return None
+    holder = parts.holder(row["lead_id"], known.version[0], item["parts"])
+    if holder is not None:
+        row["facts"] = compact.reference(item["facts"], item["new_list"], holder)
+    return holder
+
+
+def _update_lead(db, item: dict, kept, row, known: LeadHead, read_here: bool) -> None:
     facts, decision, new = item["facts"], item["decision"], item["new_events"]
     lead_id, decision_id, at = row["lead_id"], row["id"], row["recorded_at"]
     if kept:
         keep_personal(db, lead_id, kept)
-    if known is None:
-        previous = db.execute("SELECT stage FROM leads WHERE lead_id = ?", (lead_id,)).fetchone()
-        known = LeadHead(previous is not None, previous[0] if previous else None, None, None)
-        current = outcomes.open_handoff(db, lead_id)
-    else:
-        current = known.handoff
+    current = outcomes.open_handoff(db, lead_id) if read_here else known.handoff
     lead = lead_row(lead_id, facts, decision, decision_id, at, row["channel"])
     if not known.exists:
         lead["created_at"] = at
