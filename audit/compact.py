@@ -30,7 +30,7 @@ import threading
 import weakref
 
 from .chain import canonical, sha256
-from .codec import COMPRESSED, Codec, codec_for
+from .codec import COMPRESSED, SAMPLES, Codec, codec_for
 from .rows import dumps
 
 PARTS = ("profile", "answers")  # stored once per version, see `$parts`
@@ -179,6 +179,20 @@ def migrate(db) -> None:
         "rulesets.digest ORDER BY seq LIMIT 1)"
     )
     compress_documents(db)
+
+
+def second_dictionaries(db) -> None:
+    """Migration 14: each ruleset's second dictionary (audit.codec `samples`) from its first stored
+    replies, when it has enough of them; then every document is compressed again with it."""
+    codec = Codec(db)
+    for (digest,) in db.execute("SELECT digest FROM rulesets WHERE samples IS NULL").fetchall():
+        rows = db.execute(
+            "SELECT decision FROM decisions WHERE ruleset_digest = ? ORDER BY seq LIMIT ?", (digest, SAMPLES)
+        ).fetchall()
+        if len(rows) == SAMPLES:
+            samples = "".join(codec.unpack(r[0], digest) for r in rows)
+            db.execute("UPDATE rulesets SET samples = ? WHERE digest = ?", (samples, digest))
+    compress_documents(db)  # a new codec: it reads the samples just stored
 
 
 def compress_documents(db, text_of=None) -> None:

@@ -389,3 +389,19 @@ def m012_archives(db: Database) -> None:
     # Each archived decision's link and lead: which leads' derived rows need an archive to be rebuilt.
     db["archived"].create({"ref": str, "seq": int, "lead_id": str, "archive_id": str}, pk="ref")
     db["archived"].create_index(["archive_id", "seq"])
+
+
+@migrations()
+def m014_compact_references(db: Database) -> None:
+    # Storage per decision (issue 15): a second zstd dictionary per ruleset, from its first replies
+    # (audit.codec: `samples`), with every document compressed again by it; the request-id index,
+    # which no query uses, dropped; the Idempotency-Key index holds only the decisions that have one.
+    # (Profile and answers by reference, `$parts`, need no schema: rows written before hold theirs.)
+    db["rulesets"].add_column("samples", str)
+    db.execute("DROP INDEX IF EXISTS idx_decisions_request_id")
+    db.execute("DROP INDEX IF EXISTS idx_decisions_idempotency_key_client")
+    db.execute(
+        "CREATE UNIQUE INDEX idx_decisions_idempotency_key_client ON decisions (idempotency_key, client) "
+        "WHERE idempotency_key IS NOT NULL"
+    )
+    compact.second_dictionaries(db)
