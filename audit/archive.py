@@ -108,7 +108,7 @@ def _archive(trail, before: str, to: Path, partial: Path, archive_id: str, items
             link = db.execute("SELECT ref, payload_hash FROM chain WHERE seq = ?", (row["seq"],)).fetchone()
             if link is None or link[0] != row["id"]:
                 raise ArchiveError(f"decision {row['id']} has no link in the chain: run `audit verify`")
-            items.append([row["seq"], row["id"], row["lead_id"], link[1]])
+            items.append([row["seq"], row["id"], row["lead_id"], chain.hex_of(link[1])])
             digests.add(row["ruleset_digest"])
             # The documents as text (the hash covers their text), and the facts rebuilt from the events
             # they refer to, so the archive replays without the live file.
@@ -216,7 +216,7 @@ def verify(db, files=(), source_digest=None) -> Archived:
         if row["link_ref"] != row["ref"]:
             found.breaks.append(Break(row["seq"], row["ref"], "an archived decision no link records"))
         listed.setdefault(row["archive_id"], []).append(
-            [row["seq"], row["ref"], row["lead_id"], row["payload_hash"]]
+            [row["seq"], row["ref"], row["lead_id"], chain.hex_of(row["payload_hash"])]
         )
         found.refs.add(row["ref"])
     for archive_id, items in listed.items():
@@ -262,7 +262,7 @@ def _verify_file(db, path, chained, listed, source_digest, found: Archived) -> s
     for row in content["decisions"]:
         link = db.execute("SELECT ref, payload_hash FROM chain WHERE seq = ?", (row.get("seq"),)).fetchone()
         kind = row.get("kind") if row.get("kind") in ("decision", "preview") else "decision"
-        if link is None or link[0] != row.get("id") or chain.payload_hash(kind, row) != link[1]:
+        if link is None or link[0] != row.get("id") or chain.payload_hash(kind, row) != chain.hex_of(link[1]):
             found.breaks.append(
                 Break(row.get("seq"), row.get("id"), f"{name}: the archived decision was edited")
             )

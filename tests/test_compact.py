@@ -256,3 +256,22 @@ def test_a_holder_written_by_a_transaction_that_rolled_back_is_never_referred_to
         )
         assert trail.verify() == []
         assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
+
+
+def test_migration_14_makes_the_second_dictionaries_and_raw_hashes_of_an_old_file(old, registry):
+    before = documents(old)
+    with contextlib.closing(sqlite3.connect(old)) as conn:  # the fixture as migration 13 would leave it
+        heads = conn.execute("SELECT seq, hash FROM chain ORDER BY seq").fetchall()
+    with AuditTrail(old) as trail:
+        assert "m014_compact_references" in {m["name"] for m in trail.db["_sqlite_migrations"].rows}
+        # 8 replies of the default ruleset: its second dictionary, and every document compressed with it
+        samples = trail.db.execute("SELECT count(samples) FROM rulesets").fetchone()[0]
+        versions = {bytes(r[0])[:1] for r in trail.db.execute("SELECT decision FROM decisions")}
+        assert samples >= 1 and versions <= {b"\x01", b"\x02"} and b"\x02" in versions
+        stored = trail.db.execute("SELECT seq, hash FROM chain ORDER BY seq").fetchall()
+        assert [(s, h.hex()) for s, h in stored] == heads and all(len(h) == 32 for _, h in stored)
+        for decision_id, (request, facts, decision) in before.items():
+            record = trail.decision(decision_id)
+            assert (record["input"], record["facts"], record["decision"]) == (request, facts, decision)
+        assert trail.verify() == []
+        assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
