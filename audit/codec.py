@@ -5,9 +5,11 @@ decision's ruleset: its source and one sample reply (the first decision recorded
 kept beside the source in `rulesets.sample`). Rule ids, descriptions, questions and route names then
 cost a few bytes each, and a reply of ~3.7 KB stores in ~0.5 KB.
 
-Since migration 14 a digest gets a second dictionary once its writer has recorded `SAMPLES` replies:
-the source and those replies (`rulesets.samples`), which a reply of another lead resembles far more
-than a single one (~280 bytes a reply instead of ~440). A frame says which dictionary it needs in
+Since migration 14 a digest gets a second dictionary once its writer has recorded `SAMPLES` decisions:
+the source and, for each, its summary and reply and the shape of its request and facts (their keys
+and word-like values; free text, names, numbers and times left out, so no personal value is copied
+there), kept in `rulesets.samples`. A decision of another lead resembles sixteen far more than one:
+~570 bytes for its four documents instead of ~700 with the replies alone (bench mix, level 6). A frame says which dictionary it needs in
 its first byte (`V1`, `V2`, followed by a zstd frame without its 4-byte magic number; a frame
 written before starts with that magic number and uses the first dictionary). The writer adopts the
 second dictionary only once a later transaction reads back the `samples` it stored, so a frame never
@@ -20,17 +22,36 @@ a row in place (migration 11) changes no payload hash.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
 import weakref
 
 import zstandard
 
 LEVEL = 6
-SAMPLES = 8  # replies of a digest in its second dictionary
+SAMPLES = 16  # decisions of a digest in its second dictionary
+_WORD = re.compile(r"[a-z][a-z0-9_\-]*\Z")  # an enumeration's value (a stage, a country code…), not free text
 COMPRESSED = ("input", "facts", "decision", "summary")  # the decisions columns stored as zstd frames
 V1, V2 = 1, 2  # first byte of a frame written since migration 14: the dictionary it needs
 _MAGIC = b"\x28\xb5\x2f\xfd"  # a frame written before: the first dictionary
 _codecs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _shape(value):
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value]
+    if isinstance(value, str):
+        return value if _WORD.match(value) else ("pii:" if value.startswith("pii:") else "")
+    return value if value is None or isinstance(value, bool) else 0
+
+
+def sample_of(input_: str | None, facts: str, summary: str, decision: str) -> str:
+    """What one decision gives the second dictionary (see the module's docstring)."""
+    shapes = [json.dumps(_shape(json.loads(t)), separators=(",", ":")) for t in (input_, facts) if t]
+    return "".join(shapes) + (summary or "") + decision
 
 
 def _pair(data: str, magicless: bool) -> tuple:
@@ -97,10 +118,11 @@ class Codec:
         except (KeyError, zstandard.ZstdError, UnicodeDecodeError):
             return value.hex()  # a frame that does not decode (edited): its bytes, for the hash to differ
 
-    def recorded(self, digest: str, reply: str, transaction) -> None:
-        """A reply recorded under `digest` in `transaction` (an object that is the same for one write
-        transaction only): after `SAMPLES` of them, store the second dictionary's samples; in a later
-        transaction read them back and use them (one statement each, once per digest)."""
+    def recorded(self, digest: str, documents: tuple, transaction) -> None:
+        """A decision's documents (input, facts, summary, decision) recorded under `digest` in
+        `transaction` (an object that is the same for one write transaction only): after `SAMPLES`
+        of them, store the second dictionary's samples; in a later transaction read them back and use
+        them (one statement each, once per digest)."""
         with self._lock:
             if V2 in self._pairs(digest):
                 return
@@ -112,7 +134,7 @@ class Codec:
                     self._pairs(digest, again=True)  # committed, or rolled back: whatever the file says
                 return
             seen = self._seen.setdefault(digest, [])
-            seen.append(reply)
+            seen.append(sample_of(*documents))
             if len(seen) >= SAMPLES:
                 samples = "".join(seen)
                 self._db.execute(

@@ -30,7 +30,7 @@ import threading
 import weakref
 
 from .chain import canonical, sha256
-from .codec import COMPRESSED, SAMPLES, Codec, codec_for
+from .codec import COMPRESSED, SAMPLES, Codec, codec_for, sample_of
 from .rows import dumps
 
 PARTS = ("profile", "answers")  # stored once per version, see `$parts`
@@ -183,14 +183,15 @@ def migrate(db) -> None:
 
 def second_dictionaries(db) -> None:
     """Migration 14: each ruleset's second dictionary (audit.codec `samples`) from its first stored
-    replies, when it has enough of them; then every document is compressed again with it."""
+    decisions, when it has enough of them; then every document is compressed again with it."""
     codec = Codec(db)
     for (digest,) in db.execute("SELECT digest FROM rulesets WHERE samples IS NULL").fetchall():
         rows = db.execute(
-            "SELECT decision FROM decisions WHERE ruleset_digest = ? ORDER BY seq LIMIT ?", (digest, SAMPLES)
+            "SELECT input, facts, summary, decision FROM decisions WHERE ruleset_digest = ? ORDER BY seq LIMIT ?",
+            (digest, SAMPLES),
         ).fetchall()
         if len(rows) == SAMPLES:
-            samples = "".join(codec.unpack(r[0], digest) for r in rows)
+            samples = "".join(sample_of(*(codec.unpack(v, digest) for v in r)) for r in rows)
             db.execute("UPDATE rulesets SET samples = ? WHERE digest = ?", (samples, digest))
     compress_documents(db)  # a new codec: it reads the samples just stored
 

@@ -128,7 +128,7 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set) -> li
             known = _lead_head(db, row["lead_id"])
         holder = _refer(parts, row, item, known)
         packed = {c: codec.pack(row[c], digest) for c in COMPRESSED}
-        codec.recorded(digest, row["decision"], head)
+        codec.recorded(digest, (row["input"], row["facts"], row["summary"], row["decision"]), head)
         chain.append_entry(db, row["kind"], row, head, packed)
         if item["shadow"] is not None:
             record_shadow(db, row["id"], decision, *item["shadow"])

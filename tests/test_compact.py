@@ -258,13 +258,16 @@ def test_a_holder_written_by_a_transaction_that_rolled_back_is_never_referred_to
         assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
 
 
-def test_migration_14_makes_the_second_dictionaries_and_raw_hashes_of_an_old_file(old, registry):
+def test_migration_14_makes_the_second_dictionaries_and_raw_hashes_of_an_old_file(old, registry, monkeypatch):
+    import audit.compact
+
+    monkeypatch.setattr(audit.compact, "SAMPLES", 8)  # the fixture has 11 decisions, not 16
     before = documents(old)
     with contextlib.closing(sqlite3.connect(old)) as conn:  # the fixture as migration 13 would leave it
         heads = conn.execute("SELECT seq, hash FROM chain ORDER BY seq").fetchall()
     with AuditTrail(old) as trail:
         assert "m014_compact_references" in {m["name"] for m in trail.db["_sqlite_migrations"].rows}
-        # 8 replies of the default ruleset: its second dictionary, and every document compressed with it
+        # 8 decisions of the default ruleset: its second dictionary, and every document compressed with it
         samples = trail.db.execute("SELECT count(samples) FROM rulesets").fetchone()[0]
         versions = {bytes(r[0])[:1] for r in trail.db.execute("SELECT decision FROM decisions")}
         assert samples >= 1 and versions <= {b"\x01", b"\x02"} and b"\x02" in versions
@@ -274,4 +277,29 @@ def test_migration_14_makes_the_second_dictionaries_and_raw_hashes_of_an_old_fil
             record = trail.decision(decision_id)
             assert (record["input"], record["facts"], record["decision"]) == (request, facts, decision)
         assert trail.verify() == []
+        assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
+
+
+def test_the_writer_makes_the_second_dictionary_and_adopts_it_once_read_back(tmp_path, default, registry):
+    from audit.codec import SAMPLES
+
+    with AuditTrail(tmp_path / "a.db", durability="normal") as trail:
+        replies = [
+            decide(
+                default,
+                trail,
+                {"lead_id": f"D-{i}", "profile": {"country": "US"}, "answers": {"need": f"{i} x"}},
+                at=AT,
+            )[0]
+            for i in range(SAMPLES + 2)
+        ]
+        samples = trail.db.execute("SELECT samples FROM rulesets").fetchone()[0]
+        assert '"need":""' in samples and "1 x" not in samples  # the shape of the facts, not their free text
+        versions = [bytes(r[0])[:1] for r in trail.db.execute("SELECT decision FROM decisions ORDER BY seq")]
+        # stored by the 16th decision's transaction, used from the next transaction on
+        assert versions[:SAMPLES] == [b"\x01"] * SAMPLES and versions[SAMPLES + 1 :] == [b"\x02"]
+        assert trail.verify() == []
+        assert [trail.decision(r["decision_id"])["decision"] for r in replies] == replies
+    with AuditTrail(tmp_path / "a.db", durability="normal") as trail:  # a new connection reads both
+        assert [trail.decision(r["decision_id"])["decision"] for r in replies] == replies
         assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
