@@ -25,6 +25,7 @@ columns; `verify` recomputes it from the reply.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import weakref
@@ -76,6 +77,10 @@ def reference(facts: dict, new: list[dict] | None, holder: int | None = None) ->
     return dumps(doc)
 
 
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
 _parts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _parts_lock = threading.Lock()
 
@@ -90,8 +95,9 @@ def parts_for(db) -> Parts:
 
 
 class Parts:
-    """Per lead, the decision last recorded for it by this writer, its profile and answers (as
-    `parts_of` text) and the seq of the decision holding them; bounded, least recently used out.
+    """Per lead, the decision last recorded for it by this writer, a digest of its profile and
+    answers (`parts_of` text) and the seq of the decision holding them; bounded (~200 bytes an
+    entry), least recently used out.
 
     An entry is used only when the write transaction reads that same decision as the lead's last
     (`leads.last_decision_id`): then it and its holder are committed, or written by this transaction."""
@@ -99,20 +105,20 @@ class Parts:
     SIZE = 50_000
 
     def __init__(self):
-        self._entries: dict[str, tuple[str, str, int]] = {}
+        self._entries: dict[str, tuple[str, bytes, int]] = {}
         self._lock = threading.Lock()
 
     def holder(self, lead_id: str, last_decision_id: str | None, text: str) -> int | None:
         with self._lock:
             entry = self._entries.get(lead_id)
-        if entry is None or entry[0] != last_decision_id or entry[1] != text:
+        if entry is None or entry[0] != last_decision_id or entry[1] != _digest(text):
             return None
         return entry[2]
 
     def recorded(self, lead_id: str, decision_id: str, text: str, holder: int) -> None:
         with self._lock:
             self._entries.pop(lead_id, None)
-            self._entries[lead_id] = (decision_id, text, holder)
+            self._entries[lead_id] = (decision_id, _digest(text), holder)
             if len(self._entries) > self.SIZE:
                 del self._entries[next(iter(self._entries))]
 
