@@ -107,6 +107,8 @@ class Codec:
         if value is None or isinstance(value, str):
             return value
         value = bytes(value)
+        if len(value) < 2:
+            return value.hex()  # no frame at all (edited)
         version, frame = (_MAGIC, value) if value[:4] == _MAGIC else (value[0], value[1:])
         try:
             with self._lock:

@@ -303,3 +303,17 @@ def test_the_writer_makes_the_second_dictionary_and_adopts_it_once_read_back(tmp
     with AuditTrail(tmp_path / "a.db", durability="normal") as trail:  # a new connection reads both
         assert [trail.decision(r["decision_id"])["decision"] for r in replies] == replies
         assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
+
+
+def test_an_edited_second_dictionary_is_caught(tmp_path, default):
+    from audit.codec import SAMPLES
+
+    path = tmp_path / "a.db"
+    with AuditTrail(path, durability="normal") as trail:
+        for i in range(SAMPLES + 3):
+            decide(default, trail, {"lead_id": f"D-{i}", "profile": {"country": "US"}}, at=AT)
+        last = trail.db.execute("SELECT id FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        trail.db.execute("UPDATE rulesets SET samples = replace(samples, 'fit', 'fat')")
+    with AuditTrail(path, durability="normal") as trail:  # a new connection reads the edited samples
+        problems = trail.verify()
+        assert any(last in p and "was edited" in p for p in problems), problems
