@@ -52,7 +52,9 @@ class _Lead:
         self.handoffs: list[dict] = []
         self.assignments: list[tuple] = []
         self.problems: list[tuple[str, str]] = []  # (decision id, message)
-        self.parts: dict[int, tuple[str, dict]] = {}  # seq -> (id, profile and answers) of a holder
+        self.parts: dict[
+            int, tuple[str, str]
+        ] = {}  # seq -> (id, its profile and answers as text) of a holder
 
 
 def _linked(table: str, where: str) -> str:
@@ -101,10 +103,10 @@ def _decided(state: _Lead, row: dict) -> None:
     facts, holder = doc, None
     if "$facts" in doc:
         stored = [event_of(k, e["type"], e["at"], e["properties"]) for k, e in state.events.items()]
-        holder, parts = state.parts.get(doc.get("$parts"), (None, {}))
-        facts = expanded(doc, stored, parts)
+        holder, parts = state.parts.get(doc.get("$parts"), (None, "{}"))
+        facts = expanded(doc, stored, json.loads(parts))
     if "$parts" not in doc:
-        state.parts[row["seq"]] = (row["id"], held(doc))
+        state.parts[row["seq"]] = (row["id"], dumps(held(doc)))
     if not intact(doc, facts):
         where = f" (profile and answers of {holder or 'a decision that is gone'})" if "$parts" in doc else ""
         state.problems.append(
