@@ -77,8 +77,8 @@ def reference(facts: dict, new: list[dict] | None, holder: int | None = None) ->
     return dumps(doc)
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+def _digest(decision_id: str | None, text: str) -> bytes:
+    return hashlib.blake2b(f"{decision_id}\0{text}".encode(), digest_size=16).digest()
 
 
 _parts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -95,30 +95,30 @@ def parts_for(db) -> Parts:
 
 
 class Parts:
-    """Per lead, the decision last recorded for it by this writer, a digest of its profile and
-    answers (`parts_of` text) and the seq of the decision holding them; bounded (~200 bytes an
-    entry), least recently used out.
+    """Per lead, a digest of the decision last recorded for it by this writer with its profile and
+    answers (`parts_of` text), and the seq of the decision holding them: 24 bytes (~160 with the
+    key and the dict's slot), at most `SIZE` leads, least recently recorded out (~32 MB full).
 
     An entry is used only when the write transaction reads that same decision as the lead's last
     (`leads.last_decision_id`): then it and its holder are committed, or written by this transaction."""
 
-    SIZE = 50_000
+    SIZE = 200_000
 
     def __init__(self):
-        self._entries: dict[str, tuple[str, bytes, int]] = {}
+        self._entries: dict[str, bytes] = {}
         self._lock = threading.Lock()
 
     def holder(self, lead_id: str, last_decision_id: str | None, text: str) -> int | None:
         with self._lock:
             entry = self._entries.get(lead_id)
-        if entry is None or entry[0] != last_decision_id or entry[1] != _digest(text):
+        if entry is None or entry[:16] != _digest(last_decision_id, text):
             return None
-        return entry[2]
+        return int.from_bytes(entry[16:])
 
     def recorded(self, lead_id: str, decision_id: str, text: str, holder: int) -> None:
         with self._lock:
             self._entries.pop(lead_id, None)
-            self._entries[lead_id] = (decision_id, _digest(text), holder)
+            self._entries[lead_id] = _digest(decision_id, text) + holder.to_bytes(8)
             if len(self._entries) > self.SIZE:
                 del self._entries[next(iter(self._entries))]
 
