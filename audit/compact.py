@@ -97,7 +97,7 @@ def parts_for(db) -> Parts:
 class Parts:
     """Per lead, a digest of the decision last recorded for it by this writer with its profile and
     answers (`parts_of` text), and the seq of the decision holding them: 24 bytes (~160 with the
-    key and the dict's slot), at most `SIZE` leads, least recently recorded out (~32 MB full).
+    key and the dict's slot), at most `SIZE` leads, least recently recorded out (~28 MiB full).
 
     An entry is used only when the write transaction reads that same decision as the lead's last
     (`leads.last_decision_id`): then it and its holder are committed, or written by this transaction."""
