@@ -64,6 +64,20 @@ def _dicts(cursor):
     return (dict(zip(names, row, strict=True)) for row in cursor)
 
 
+def _holders(db, before: str) -> set[int]:
+    """Seqs of the candidates a decision staying live takes its profile and answers from (`$parts`,
+    audit.compact): they stay live too."""
+    codec, seqs = codec_for(db), set()
+    rows = db.execute(
+        f"SELECT seq, facts, ruleset_digest FROM decisions WHERE lead_id IN (SELECT lead_id FROM ({_CANDIDATES})) "
+        f"AND id NOT IN (SELECT id FROM ({_CANDIDATES}))",
+        (before, before),
+    )
+    for _, facts, digest in rows:
+        seqs.add(json.loads(codec.unpack(facts, digest)).get("$parts"))
+    return seqs - {None}
+
+
 def archive(trail, before: str, to: str | Path) -> dict:
     """Archive the decisions recorded before `before` to the file `to` (which must not exist)."""
     to = Path(to)
@@ -90,11 +104,14 @@ def _archive(trail, before: str, to: Path, partial: Path, archive_id: str, items
             out.write((json.dumps(value, ensure_ascii=False, sort_keys=True) + "\n").encode())
 
         line({"leadgate_archive": FORMAT, "id": archive_id, "before": before, "created_at": now_iso()})
+        holders = _holders(db, before)
         for row in _dicts(db.execute(_CANDIDATES, (before,))):
+            if row["seq"] in holders:
+                continue
             link = db.execute("SELECT ref, payload_hash FROM chain WHERE seq = ?", (row["seq"],)).fetchone()
             if link is None or link[0] != row["id"]:
                 raise ArchiveError(f"decision {row['id']} has no link in the chain: run `audit verify`")
-            items.append([row["seq"], row["id"], row["lead_id"], link[1]])
+            items.append([row["seq"], row["id"], row["lead_id"], chain.hex_of(link[1])])
             digests.add(row["ruleset_digest"])
             # The documents as text (the hash covers their text), and the facts rebuilt from the events
             # they refer to, so the archive replays without the live file.
@@ -120,7 +137,7 @@ def _archive(trail, before: str, to: Path, partial: Path, archive_id: str, items
             f"SELECT count(*) FROM ({_CANDIDATES}) WHERE id IN (SELECT value FROM json_each(?))",
             (before, ids),
         ).fetchone()[0]
-        if still != len(items):
+        if still != len(items) or _holders(db, before) & {item[0] for item in items}:
             raise ArchiveError("decisions changed while they were being archived: run it again")
         head = {
             "id": archive_id,
@@ -202,7 +219,7 @@ def verify(db, files=(), source_digest=None) -> Archived:
         if row["link_ref"] != row["ref"]:
             found.breaks.append(Break(row["seq"], row["ref"], "an archived decision no link records"))
         listed.setdefault(row["archive_id"], []).append(
-            [row["seq"], row["ref"], row["lead_id"], row["payload_hash"]]
+            [row["seq"], row["ref"], row["lead_id"], chain.hex_of(row["payload_hash"])]
         )
         found.refs.add(row["ref"])
     for archive_id, items in listed.items():
@@ -248,7 +265,7 @@ def _verify_file(db, path, chained, listed, source_digest, found: Archived) -> s
     for row in content["decisions"]:
         link = db.execute("SELECT ref, payload_hash FROM chain WHERE seq = ?", (row.get("seq"),)).fetchone()
         kind = row.get("kind") if row.get("kind") in ("decision", "preview") else "decision"
-        if link is None or link[0] != row.get("id") or chain.payload_hash(kind, row) != link[1]:
+        if link is None or link[0] != row.get("id") or chain.payload_hash(kind, row) != chain.hex_of(link[1]):
             found.breaks.append(
                 Break(row.get("seq"), row.get("id"), f"{name}: the archived decision was edited")
             )

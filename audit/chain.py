@@ -4,6 +4,10 @@ A link holds the hash of its entry's payload and the hash of the link before it,
 deleted, inserted or reordered row breaks the chain at a place `verify` can name.
 Personal data is never part of a payload (it lives in the `personal` table as tokens), so erasing it
 leaves the chain intact.
+
+Hashes are hex text wherever they are computed, compared, signed or shown; on SQLite a link written
+since migration 14 stores its three as 32 raw bytes each (`stored_hash`), a third of the text, and
+every reader takes them back as text with `hex_of` (a link written before keeps its text).
 """
 
 from __future__ import annotations
@@ -13,10 +17,42 @@ import json
 import uuid
 from dataclasses import dataclass
 
+from . import postgres
 from .codec import codec_for
 from .rows import insert
 
 GENESIS = "0" * 64
+
+
+def hex_of(value) -> str | None:
+    """A hash as stored (raw bytes on SQLite since migration 14, else hex text) as hex text."""
+    return value.hex() if isinstance(value, bytes | memoryview) else value
+
+
+def stored_hash(db, value: str):
+    """A hash as this store keeps it: raw bytes on SQLite (the column's affinity leaves a BLOB be)."""
+    return value if isinstance(db, postgres.Database) else bytes.fromhex(value)
+
+
+def raw_hashes(db) -> None:
+    """Migration 14 on SQLite: the hashes of links written before as raw bytes (text that is not a
+    hash, an attacker's, is left as it is for verify to name)."""
+    after = -1
+    while rows := db.execute(
+        "SELECT seq, payload_hash, prev_hash, hash FROM chain WHERE seq > ? ORDER BY seq LIMIT 5000", (after,)
+    ).fetchall():
+        db.conn.executemany(
+            "UPDATE chain SET payload_hash = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+            [(*(_raw(h) for h in hashes), seq) for seq, *hashes in rows],
+        )
+        after = rows[-1][0]
+
+
+def _raw(value):
+    try:
+        return bytes.fromhex(value) if isinstance(value, str) and len(value) == 64 else value
+    except ValueError:
+        return value
 
 
 def canonical(value) -> str:
@@ -164,13 +200,13 @@ def append(db, kind: str, ref: str, at: str, payload_for, head: Head | None = No
     if head is None or not head.known:
         row = db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
         head = head or Head()
-        head.seq, head.hash, head.known = (row[0], row[1], True) if row else (0, GENESIS, True)
+        head.seq, head.hash, head.known = (row[0], hex_of(row[1]), True) if row else (0, GENESIS, True)
     seq, prev = head.seq + 1, head.hash
     digest = payload_for(seq)
     link = link_hash(seq, kind, ref, at, digest, prev)
     db.execute(
         "INSERT INTO chain (seq, kind, ref, at, payload_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (seq, kind, ref, at, digest, prev, link),
+        (seq, kind, ref, at, *(stored_hash(db, h) for h in (digest, prev, link))),
     )
     head.seq, head.hash = seq, link
     return seq
@@ -217,9 +253,10 @@ def verify(db, archived=frozenset()) -> list[Break]:
     breaks: list[Break] = []
     prev, expected_seq = GENESIS, 1
     linked: set[tuple[str, str]] = set()
-    for seq, kind, ref, at, payload_hash, prev_hash, stored in db.execute(
+    for seq, kind, ref, at, *hashes in db.execute(
         "SELECT seq, kind, ref, at, payload_hash, prev_hash, hash FROM chain ORDER BY seq"
     ):
+        payload_hash, prev_hash, stored = (hex_of(h) for h in hashes)
         if seq != expected_seq:
             breaks.append(Break(seq, ref, f"links {expected_seq}–{seq - 1} are missing (deleted)"))
         if prev_hash != prev:

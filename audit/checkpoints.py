@@ -24,7 +24,7 @@ import json
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from .chain import canonical
+from .chain import canonical, hex_of
 from .rows import now_iso
 
 VERSION = 1
@@ -59,7 +59,7 @@ def _digests(db, seq: int) -> tuple[str, str]:
 def sign(db, secrets) -> dict:
     """A signed statement of the chain's head now (of an empty chain: seq 0)."""
     head = db.execute("SELECT seq, hash, ref FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
-    seq, hash_, ref = head if head else (0, None, None)
+    seq, hash_, ref = (head[0], hex_of(head[1]), head[2]) if head else (0, None, None)
     count = db.execute("SELECT count(*) FROM chain WHERE seq <= ?", (seq,)).fetchone()[0]
     key = _private(secrets)
     entries, order = _digests(db, seq)
@@ -120,7 +120,7 @@ def verify(db, statements: list[tuple[str, dict | None]], trusted: list[str]) ->
         if seq == 0:
             continue
         link = db.execute("SELECT hash FROM chain WHERE seq = ?", (seq,)).fetchone()
-        if link is not None and link[0] == statement["head"]:
+        if link is not None and hex_of(link[0]) == statement["head"]:
             continue
         moved = db.execute("SELECT seq FROM chain WHERE ref = ?", (statement["ref"],)).fetchone()
         moved = moved[0] if moved else None

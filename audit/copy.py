@@ -10,7 +10,7 @@ is opened with the source's key file, which every machine serving the target the
 
 from __future__ import annotations
 
-from . import pgschema, postgres
+from . import chain, pgschema, postgres
 from .errors import AuditError
 from .trail import AuditTrail
 
@@ -66,6 +66,8 @@ def _copy_table(source: AuditTrail, db, table: str) -> int:
     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
     copied = 0
     while batch := cursor.fetchmany(BATCH):
+        if table == "chain":  # hashes as the target keeps them (audit.chain.stored_hash)
+            batch = [(*r[:4], *(chain.stored_hash(db, chain.hex_of(h)) for h in r[4:])) for r in batch]
         db.conn.executemany(sql, batch)
         copied += len(batch)
     return copied
@@ -77,4 +79,4 @@ def _count(trail: AuditTrail, table: str) -> int:
 
 def _head(trail: AuditTrail) -> dict | None:
     rows = trail._read("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1")
-    return rows[0] if rows else None
+    return {**rows[0], "hash": chain.hex_of(rows[0]["hash"])} if rows else None

@@ -24,7 +24,7 @@ import json
 
 from .chain import Break
 from .codec import codec_for
-from .compact import event_of, expanded, intact, summary
+from .compact import event_of, expanded, held, intact, summary
 from .leads import event_key, lead_row
 from .personal import PREFIX
 from .rows import dumps
@@ -54,6 +54,9 @@ class _Lead:
         self.handoffs: list[dict] = []
         self.assignments: list[tuple] = []
         self.problems: list[tuple[str, str]] = []  # (decision id, message)
+        self.parts: dict[
+            int, tuple[str, str]
+        ] = {}  # seq -> (id, its profile and answers as text) of a holder
 
 
 def _linked(table: str, where: str) -> str:
@@ -99,12 +102,18 @@ def _decided(state: _Lead, row: dict) -> None:
     doc, decision = json.loads(row["facts"]), json.loads(row["decision"])
     # Facts stored by reference (audit.compact) are rebuilt from the chained `$new` lists of the
     # lead's decisions so far, never from `events` (which is what they prove).
-    facts = doc
+    facts, holder = doc, None
     if "$facts" in doc:
         stored = [event_of(k, e["type"], e["at"], e["properties"]) for k, e in state.events.items()]
-        facts = expanded(doc, stored)
+        holder, parts = state.parts.get(doc.get("$parts"), (None, "{}"))
+        facts = expanded(doc, stored, json.loads(parts))
+    if "$parts" not in doc:
+        state.parts[row["seq"]] = (row["id"], dumps(held(doc)))
     if not intact(doc, facts):
-        state.problems.append((row["id"], "the facts it was evaluated with differ from those it refers to"))
+        where = f" (profile and answers of {holder or 'a decision that is gone'})" if "$parts" in doc else ""
+        state.problems.append(
+            (row["id"], f"the facts it was evaluated with differ from those it refers to{where}")
+        )
     if row.get("summary") != summary(decision):
         state.problems.append((row["id"], "its summary differs from its reply (decisions.summary)"))
     at, before = row["recorded_at"], state.lead["stage"] if state.lead else None

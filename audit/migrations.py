@@ -494,3 +494,21 @@ def move_assignments(db) -> list[tuple]:
         if candidates:
             moved.append((team, owner, basis, domain, period, candidates.pop(0)))
     return moved
+
+
+@migrations()
+def m014_compact_references(db: Database) -> None:
+    # Storage per decision (issue 15): a second zstd dictionary per ruleset, from its first replies
+    # (audit.codec: `samples`), with every document compressed again by it; the request-id index,
+    # which no query uses, dropped; the Idempotency-Key index holds only the decisions that have one.
+    # The chain's hashes as raw bytes (audit.chain.stored_hash). (Profile and answers by reference,
+    # `$parts`, need no schema: rows written before hold theirs.)
+    db["rulesets"].add_column("samples", str)
+    db.execute("DROP INDEX IF EXISTS idx_decisions_request_id")
+    db.execute("DROP INDEX IF EXISTS idx_decisions_idempotency_key_client")
+    db.execute(
+        "CREATE UNIQUE INDEX idx_decisions_idempotency_key_client ON decisions (idempotency_key, client) "
+        "WHERE idempotency_key IS NOT NULL"
+    )
+    compact.second_dictionaries(db)
+    chain.raw_hashes(db)

@@ -22,7 +22,7 @@ from sqlite_utils import Database as SQLiteDatabase
 
 from . import postgres
 from .codec import COMPRESSED
-from .compact import compress_documents
+from .compact import compress_documents, second_dictionaries
 from .migrations import (
     ASSIGNMENTS,
     DERIVED_COLUMNS,
@@ -234,6 +234,18 @@ def _m013_derived_from_decisions(db: postgres.Database) -> None:
         db.execute(sql)
 
 
+def _m014_compact_references(db: postgres.Database) -> None:
+    """Migration 14 on PostgreSQL (audit.migrations): the second dictionaries, the indexes."""
+    db.execute('ALTER TABLE rulesets ADD COLUMN samples text COLLATE "C"')
+    db.execute("DROP INDEX IF EXISTS idx_decisions_request_id")
+    db.execute("DROP INDEX IF EXISTS idx_decisions_idempotency_key_client")
+    db.execute(
+        "CREATE UNIQUE INDEX idx_decisions_idempotency_key_client ON decisions (idempotency_key, client) "
+        "WHERE idempotency_key IS NOT NULL"
+    )
+    second_dictionaries(db)
+
+
 # A migration newer than m009_key_origins (the last one when PostgreSQL came): "schema" when its
 # difference to the scratch schema is all it does, or a function(db) that applies it on PostgreSQL.
 PG_FORMS: dict[str, str | Callable] = {
@@ -241,6 +253,7 @@ PG_FORMS: dict[str, str | Callable] = {
     "m011_compact_decisions": _m011_compact_decisions,
     "m012_archives": "schema",
     "m013_derived_from_decisions": _m013_derived_from_decisions,
+    "m014_compact_references": _m014_compact_references,
 }
 
 

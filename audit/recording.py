@@ -19,7 +19,7 @@ from .leads import event_key, lead_row
 from .rows import dumps, insert_many, now_iso, record_shadow, store_source, upsert
 
 KNOWN = f"""
-SELECT l.lead_id IS NOT NULL, l.stage, l.personal, h.id, h.route FROM (SELECT 1)
+SELECT l.lead_id IS NOT NULL, l.stage, l.last_decision_id, l.personal, h.id, h.route FROM (SELECT 1)
 LEFT JOIN leads l ON l.lead_id = ? LEFT JOIN ({outcomes.OPEN_HANDOFF}) h ON true
 """
 
@@ -101,9 +101,8 @@ def prepare(
     new = {event_key(e) for e in sent if isinstance(e, dict)} if isinstance(sent, list) else set()
     new = new if request is not None else None
     events = stored_facts.get("events", [])
-    row["facts"] = compact.reference(
-        stored_facts, None if new is None else [e for e in events if e.get("id") in new]
-    )
+    new_list = None if new is None else [e for e in events if e.get("id") in new]
+    row["facts"] = compact.reference(stored_facts, new_list)  # by `write`: with `$parts` when it can
     row["summary"] = compact.summary(decision)
     item = {
         "decision": decision,
@@ -112,6 +111,7 @@ def prepare(
         "shadow": shadow,
         "reply": reply,
         "new_events": new,
+        "new_list": new_list,
     }
     return row, item, kept
 
@@ -121,7 +121,7 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set, assig
     decision: a second one for the same lead reads what the first wrote), `sources` the ruleset
     digests this connection has seen stored (a source is stored once), `assigned` the assignment
     columns of each lead's decisions in order (audit.assignment, consumed here)."""
-    codec, stored_now = codec_for(db), set()
+    codec, stored_now, parts = codec_for(db), set(), compact.parts_for(db)
     for row, item, kept in prepared:
         decision, digest = item["decision"], row["ruleset_digest"]
         if digest not in sources and digest not in stored_now:
@@ -130,10 +130,14 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set, assig
                 *store_source(db, decision["ruleset"], item["source"], row["recorded_at"], row["decision"]),
             )
             stored_now.add(digest)
-        packed = {c: codec.pack(row[c], digest) for c in COMPRESSED}
         known = None
         if row["kind"] == "decision":
             known = _known(db, row["lead_id"], leads.pop(row["lead_id"], None))
+        # a preview refers as its lead's decision would, to what the transaction read of the lead
+        holder = _refer(parts, row, item, known or leads.get(row["lead_id"]))
+        packed = {c: codec.pack(row[c], digest) for c in COMPRESSED}
+        codec.recorded(digest, (row["input"], row["facts"], row["summary"], row["decision"]), head)
+        if known is not None:
             # The hand-off it opens and the assignment it makes are columns of its own row (outside
             # the chain; the views stage_history, handoffs and assignments read them, m013).
             packed.update(_derived_columns(decision, known, assigned.get(row["lead_id"])))
@@ -141,6 +145,7 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set, assig
         if item["shadow"] is not None:
             record_shadow(db, row["id"], decision, *item["shadow"])
         if known is not None:
+            parts.recorded(row["lead_id"], row["id"], item["parts"], holder or row["seq"])
             _update_lead(db, item, kept, row, known, packed.get("handoff_due_at") is not None)
     return [Reply(item["reply"], row["decision"]) for row, item, _ in prepared]
 
@@ -149,8 +154,21 @@ def _known(db, lead_id: str, known: LeadHead | None) -> LeadHead:
     """What was read of the lead in this transaction, or (a second decision for it) read now."""
     if known is not None:
         return known
-    exists, stage, personal, handoff_id, route = db.execute(KNOWN, (lead_id, lead_id)).fetchone()
-    return LeadHead(bool(exists), stage, None, (handoff_id, route) if handoff_id else None, personal)
+    exists, stage, last, personal, handoff_id, route = db.execute(KNOWN, (lead_id, lead_id)).fetchone()
+    handoff = (handoff_id, route) if handoff_id else None
+    return LeadHead(bool(exists), stage, (last, None) if exists else None, handoff, personal)
+
+
+def _refer(parts, row: dict, item: dict, known: LeadHead | None) -> int | None:
+    """Store the facts' profile and answers by reference when an earlier decision of the lead holds
+    them (audit.compact `$parts`); returns that decision's seq."""
+    item["parts"] = compact.parts_of(item["facts"])
+    if known is None or known.version is None:
+        return None
+    holder = parts.holder(row["lead_id"], known.version[0], item["parts"])
+    if holder is not None:
+        row["facts"] = compact.reference(item["facts"], item["new_list"], holder)
+    return holder
 
 
 def _derived_columns(decision: dict, known: LeadHead, assigned: list | None) -> dict:

@@ -51,11 +51,11 @@ def store_source(db, identity: dict, source: str, at: str, sample: str | None = 
     """Keep a ruleset's source by digest (once), so its decisions stay replayable, with a sample
     reply (audit.codec's dictionary): the first one given, set once (a reload stores the source
     without one, its first decision gives it) and never changed after, since frames depend on it.
-    Returns (source, sample) as stored."""
+    Returns (source, sample, samples) as stored (`samples`: audit.codec's second dictionary)."""
     return db.execute(
         "INSERT INTO rulesets (digest, name, version, source, first_seen_at, sample) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (digest) DO UPDATE SET sample = coalesce(rulesets.sample, excluded.sample) "
-        "RETURNING source, sample",
+        "RETURNING source, sample, samples",
         (identity["digest"], identity["name"], identity["version"], source, at, sample),
     ).fetchall()[0]
 

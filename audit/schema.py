@@ -58,11 +58,20 @@ def connect(path: str | Path, durability: str = "full") -> Database:
     return db
 
 
+class ReadConnection(sqlite3.Connection):
+    """sqlite3's connection, which (unlike this subclass) cannot be weakly referenced: the codec of
+    each connection (audit.codec) is kept by a weak reference to it."""
+
+
 def reader(path: str) -> sqlite3.Connection:
     """A connection that only reads (audit.trail's read pool): WAL gives each statement the last
     committed state, so it never waits for a write transaction. Opened on a migrated file."""
     conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        path,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=ReadConnection,
     )
     try:
         conn.execute("PRAGMA query_only = ON")  # a read connection never writes, even by mistake

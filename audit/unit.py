@@ -64,7 +64,11 @@ class UnitOfWork:
         if expected:
             self._owners = (expected, tuple(values[9:]))
         if not self._head.known:
-            self._head.seq, self._head.hash, self._head.known = (seq or 0, digest or chain.GENESIS, True)
+            self._head.seq, self._head.hash, self._head.known = (
+                seq or 0,
+                chain.hex_of(digest) or chain.GENESIS,
+                True,
+            )
         known = LeadHead(
             bool(exists),
             stage,

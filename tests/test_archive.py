@@ -84,6 +84,24 @@ def test_half_a_trail_archived_and_both_halves_verified(halved):
     assert code == 0 and "1 archive file(s) proven" in out, out
 
 
+def test_a_decision_whose_profile_a_live_decision_refers_to_stays_live(halved, registry):
+    """A follow-up call stores its unchanged profile and answers as `$parts` (audit.compact): the
+    decision holding them is not archived while one that stays live refers to it."""
+    from audit.codec import codec_for
+    from audit.replay import replay_range
+    from service.decide import evaluator
+
+    db, _, before, _ = halved
+    with AuditTrail(db, secrets=secrets_for(db)) as trail:
+        codec = codec_for(trail.db)
+        rows = trail._read("SELECT seq, recorded_at, facts, ruleset_digest FROM decisions")
+        refers = {json.loads(codec.unpack(r["facts"], r["ruleset_digest"])).get("$parts") for r in rows}
+        kept = {r["seq"] for r in rows if r["recorded_at"] < before}
+        assert kept & refers  # holders recorded before the time stayed, for the live decisions
+        results = list(replay_range(trail, evaluator(registry)))
+        assert len(results) == len(rows) and all(r["identical"] for r in results), results
+
+
 def _rewrite(file, change):
     with file.open("rb") as f, zstandard.ZstdDecompressor().stream_reader(f) as stream:
         text = stream.read().decode()

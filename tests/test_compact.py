@@ -185,3 +185,135 @@ def test_threads_sharing_a_trail_read_and_write_compressed_records(tmp_path, def
         with ThreadPoolExecutor(8) as pool:
             assert all(pool.map(work, range(80)))
         assert trail.verify() == []
+
+
+def stored_doc(trail, decision_id: str) -> dict:
+    digest, stored = trail.db.execute(
+        "SELECT ruleset_digest, facts FROM decisions WHERE id = ?", (decision_id,)
+    ).fetchone()
+    return json.loads(codec_for(trail.db).unpack(stored, digest))
+
+
+def test_follow_up_calls_refer_to_the_profile_and_answers_they_did_not_change(tmp_path, default, registry):
+    profile = {"country": "US", "employees": 300, "email": "ana@example.com"}
+    with AuditTrail(tmp_path / "a.db", durability="normal", personal_fields=("email",)) as trail:
+        first = decide(
+            default, trail, {"lead_id": "C", "profile": profile, "answers": {"need": "yes"}}, at=AT
+        )[0]
+        same = decide(default, trail, {"lead_id": "C", "channel": "chatbot"}, at=AT)[0]
+        changed = decide(default, trail, {"lead_id": "C", "answers": {"budget": "yes"}}, at=AT)[0]
+        after = decide(default, trail, {"lead_id": "C"}, at=AT)[0]
+        preview = decide(default, trail, {"lead_id": "C"}, at=AT, kind="preview")[0]
+        seq = {r["decision_id"]: trail.decision(r["decision_id"])["seq"] for r in (first, changed)}
+        docs = {r["decision_id"]: stored_doc(trail, r["decision_id"]) for r in (first, same, changed, after)}
+        assert "profile" in docs[first["decision_id"]] and "$parts" not in docs[first["decision_id"]]
+        assert (
+            docs[same["decision_id"]]["$parts"] == seq[first["decision_id"]]
+            and "profile" not in docs[same["decision_id"]]
+        )
+        assert "$parts" not in docs[changed["decision_id"]]  # its answers changed: it holds them
+        assert docs[after["decision_id"]]["$parts"] == seq[changed["decision_id"]]
+        assert stored_doc(trail, preview["decision_id"])["$parts"] == seq[changed["decision_id"]]
+        record = trail.decision(after["decision_id"])
+        assert record["facts"]["answers"] == {"need": "yes", "budget": "yes"}
+        assert record["facts"]["profile"]["country"] == "US"
+        assert trail.verify() == []
+        results = list(replay_range(trail, evaluator(registry)))
+        assert len(results) == 5 and all(r["identical"] for r in results), results
+
+
+def test_an_edited_profile_version_is_named_with_every_decision_that_refers_to_it(tmp_path, default):
+    with AuditTrail(tmp_path / "a.db", durability="normal") as trail:
+        first = decide(default, trail, {"lead_id": "C", "profile": {"country": "US"}}, at=AT)[0]
+        later = [decide(default, trail, {"lead_id": "C"}, at=AT)[0] for _ in range(2)]
+        assert all("$parts" in stored_doc(trail, r["decision_id"]) for r in later)
+        codec = codec_for(trail.db)
+        doc = stored_doc(trail, first["decision_id"])
+        doc["profile"]["country"] = "FR"
+        edited = codec.pack(json.dumps(doc, separators=(",", ":")), first["ruleset"]["digest"])
+        trail.db.execute("UPDATE decisions SET facts = ? WHERE id = ?", (edited, first["decision_id"]))
+        problems = trail.verify()
+        assert any(first["decision_id"] in p and "was edited" in p for p in problems), problems
+        for r in later:
+            assert any(
+                r["decision_id"] in p and f"profile and answers of {first['decision_id']}" in p
+                for p in problems
+            ), problems
+        assert trail.decision(later[0]["decision_id"])["facts"]["profile"] == {"country": "FR"}
+
+
+def test_a_holder_written_by_a_transaction_that_rolled_back_is_never_referred_to(tmp_path, default, registry):
+    with AuditTrail(tmp_path / "a.db", durability="normal") as trail:
+        decide(default, trail, {"lead_id": "R", "profile": {"country": "US"}}, at=AT)
+        with pytest.raises(RuntimeError), trail.unit_of_work():
+            decide(default, trail, {"lead_id": "R", "profile": {"country": "DE"}}, at=AT)
+            raise RuntimeError("rolled back")
+        reply = decide(default, trail, {"lead_id": "R", "profile": {"country": "DE"}}, at=AT)[0]
+        assert "$parts" not in stored_doc(trail, reply["decision_id"])
+        again = decide(default, trail, {"lead_id": "R"}, at=AT)[0]
+        assert (
+            stored_doc(trail, again["decision_id"])["$parts"] == trail.decision(reply["decision_id"])["seq"]
+        )
+        assert trail.verify() == []
+        assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
+
+
+def test_migration_14_makes_the_second_dictionaries_and_raw_hashes_of_an_old_file(old, registry, monkeypatch):
+    import audit.compact
+
+    monkeypatch.setattr(audit.compact, "SAMPLES", 8)  # the fixture has 11 decisions, not 16
+    before = documents(old)
+    with contextlib.closing(sqlite3.connect(old)) as conn:  # the fixture as migration 13 would leave it
+        heads = conn.execute("SELECT seq, hash FROM chain ORDER BY seq").fetchall()
+    with AuditTrail(old) as trail:
+        assert "m014_compact_references" in {m["name"] for m in trail.db["_sqlite_migrations"].rows}
+        # 8 decisions of the default ruleset: its second dictionary, and every document compressed with it
+        samples = trail.db.execute("SELECT count(samples) FROM rulesets").fetchone()[0]
+        versions = {bytes(r[0])[:1] for r in trail.db.execute("SELECT decision FROM decisions")}
+        assert samples >= 1 and versions <= {b"\x01", b"\x02"} and b"\x02" in versions
+        stored = trail.db.execute("SELECT seq, hash FROM chain ORDER BY seq").fetchall()
+        assert [(s, h.hex()) for s, h in stored] == heads and all(len(h) == 32 for _, h in stored)
+        for decision_id, (request, facts, decision) in before.items():
+            record = trail.decision(decision_id)
+            assert (record["input"], record["facts"], record["decision"]) == (request, facts, decision)
+        assert trail.verify() == []
+        assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
+
+
+def test_the_writer_makes_the_second_dictionary_and_adopts_it_once_read_back(tmp_path, default, registry):
+    from audit.codec import SAMPLES
+
+    with AuditTrail(tmp_path / "a.db", durability="normal") as trail:
+        replies = [
+            decide(
+                default,
+                trail,
+                {"lead_id": f"D-{i}", "profile": {"country": "US"}, "answers": {"need": f"{i} x"}},
+                at=AT,
+            )[0]
+            for i in range(SAMPLES + 2)
+        ]
+        samples = trail.db.execute("SELECT samples FROM rulesets").fetchone()[0]
+        assert '"need":""' in samples and "1 x" not in samples  # the shape of the facts, not their free text
+        versions = [bytes(r[0])[:1] for r in trail.db.execute("SELECT decision FROM decisions ORDER BY seq")]
+        # stored by the 16th decision's transaction, used from the next transaction on
+        assert versions[:SAMPLES] == [b"\x01"] * SAMPLES and versions[SAMPLES + 1 :] == [b"\x02"]
+        assert trail.verify() == []
+        assert [trail.decision(r["decision_id"])["decision"] for r in replies] == replies
+    with AuditTrail(tmp_path / "a.db", durability="normal") as trail:  # a new connection reads both
+        assert [trail.decision(r["decision_id"])["decision"] for r in replies] == replies
+        assert all(r["identical"] for r in replay_range(trail, evaluator(registry)))
+
+
+def test_an_edited_second_dictionary_is_caught(tmp_path, default):
+    from audit.codec import SAMPLES
+
+    path = tmp_path / "a.db"
+    with AuditTrail(path, durability="normal") as trail:
+        for i in range(SAMPLES + 3):
+            decide(default, trail, {"lead_id": f"D-{i}", "profile": {"country": "US"}}, at=AT)
+        last = trail.db.execute("SELECT id FROM decisions ORDER BY seq DESC LIMIT 1").fetchone()[0]
+        trail.db.execute("UPDATE rulesets SET samples = replace(samples, 'fit', 'fat')")
+    with AuditTrail(path, durability="normal") as trail:  # a new connection reads the edited samples
+        problems = trail.verify()
+        assert any(last in p and "was edited" in p for p in problems), problems

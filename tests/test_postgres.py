@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from audit import AuditTrail, StorageUnavailable, pgschema, postgres, recording
+from audit import AuditTrail, StorageUnavailable, chain, pgschema, postgres, recording
 from audit.backends import shown
 from audit.codec import COMPRESSED, codec_for
 from audit.keys import create
@@ -287,7 +287,8 @@ def test_copy_moves_a_sqlite_trail_to_postgres_verified_on_both_sides(pg_url, tm
     with sqlite_trail_with_everything(source_path, default) as source:
         statement = source.checkpoint()
         links = source._read("SELECT count(*) AS n FROM chain")[0]["n"]
-        head = source._read("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")[0]["hash"]
+        head = chain.hex_of(source._read("SELECT hash FROM chain ORDER BY seq DESC LIMIT 1")[0]["hash"])
+        assert isinstance(source._read("SELECT hash FROM chain LIMIT 1")[0]["hash"], bytes)  # raw on SQLite
     (tmp_path / "heads.jsonl").write_text(json.dumps(statement) + "\n")
     runner = CliRunner()
     copied = runner.invoke(main, ["audit", "copy", "--db", str(source_path), "--to", pg_url])
@@ -372,7 +373,7 @@ def test_a_url_password_is_never_printed():
 def test_a_postgres_trail_made_before_compact_storage_is_migrated_in_place(
     pg_url, tmp_path, default, registry
 ):
-    """m010-m012 on a PostgreSQL database made by the code of m009: m011's own form turns the
+    """m010-m014 on a PostgreSQL database made by the code of m009: m011's own form turns the
     documents into bytea zstd frames in place; every document reads back as it was, verify and
     replay hold, and the trail keeps deciding."""
     old = pgschema.scratch("m009_key_origins")
@@ -395,6 +396,7 @@ def test_a_postgres_trail_made_before_compact_storage_is_migrated_in_place(
             for table, cols in columns.items():
                 for row in source._read(f"SELECT {', '.join(cols)} FROM {table} ORDER BY rowid"):
                     values = [texts[row["id"]][c] if table == "decisions" else row[c] for c in cols]
+                    values = [chain.hex_of(v) for v in values]  # SQLite's raw hashes: text in m009's chain
                     marks = ", ".join(["%s"] * len(cols))
                     pg.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", values)
             assert (

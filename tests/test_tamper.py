@@ -76,7 +76,7 @@ def rehash_from(trail, seq: int) -> None:
     """What an attacker does after an edit: recompute every payload hash and link from `seq` on."""
     db = trail.db
     prev = db.execute("SELECT hash FROM chain WHERE seq = ?", (seq - 1,)).fetchone()
-    prev = prev[0] if prev else chain.GENESIS
+    prev = chain.hex_of(prev[0]) if prev else chain.GENESIS
     for s, kind, ref, at in db.execute(
         "SELECT seq, kind, ref, at FROM chain WHERE seq >= ? ORDER BY seq", (seq,)
     ).fetchall():
