@@ -13,10 +13,12 @@ from __future__ import annotations
 import shutil
 import sqlite3
 
+import psycopg
 import pytest
 from click.testing import CliRunner
 
-from audit import AuditTrail
+from audit import AuditTrail, pgschema, postgres
+from audit.codec import COMPRESSED
 from audit.secrets import Secrets
 from cli import main
 from engine.teams import load_teams
@@ -101,4 +103,48 @@ def test_the_lead_stays_with_its_owner_and_verify_still_holds(migrated, registry
             assert reply["assignment"]["basis"] == "lead_owner"
     assert rows(db, "assignments") == before["assignments"]  # keeping the owner writes no row
     result = CliRunner().invoke(main, ["audit", "verify", "--db", str(db), "--archive", str(archive)])
+    assert result.exit_code == 0, result.output
+
+
+def test_on_postgresql_m013_keeps_them_too(pg_url, tmp_path):
+    """The fixture's tables loaded into PostgreSQL as the code of m012 left them, then migrated by
+    m013's PostgreSQL form: the same rows, and verify --archive holds."""
+    fixture = tmp_path / NAMES[0]
+    for name in NAMES:
+        shutil.copy(DATA + name, tmp_path / name)
+    before = {table: rows(fixture, table) for table in COLUMNS}
+    old = pgschema.scratch("m012_archives")
+    try:
+        ddl = [*pgschema.tables(old).values(), *pgschema.indexes(old).values()]
+        columns = {t: [c[0] for c in pgschema.columns(old, t)] for t in pgschema.tables(old)}
+    finally:
+        old.close()
+    names = pgschema.names()
+    source = sqlite3.connect(fixture)
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as pg:
+            for sql in ddl:
+                pg.execute(sql)
+            for column in COMPRESSED:  # bytea since m011 (its PostgreSQL form)
+                pg.execute(f"ALTER TABLE decisions ALTER COLUMN {column} TYPE bytea USING NULL")
+            pg.execute("CREATE TABLE _leadgate_migrations (name text PRIMARY KEY, applied_at text NOT NULL)")
+            for name in names[: names.index("m012_archives") + 1]:
+                pg.execute("INSERT INTO _leadgate_migrations VALUES (%s, %s)", (name, "2026-10-05T00:00:00Z"))
+            for table, cols in columns.items():
+                marks = ", ".join(["%s"] * len(cols))
+                for row in source.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY rowid"):
+                    pg.execute(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({marks})", row)
+    finally:
+        source.close()
+    with AuditTrail(pg_url, secrets=Secrets(tmp_path / NAMES[1])) as trail:
+        postgres.advance_identities(trail.db)
+        for table, cols in COLUMNS.items():
+            assert [tuple(r) for r in trail.db.execute(f"SELECT {cols} FROM {table} ORDER BY id")] == before[
+                table
+            ]
+    result = CliRunner().invoke(
+        main,
+        ["audit", "verify", "--db", pg_url, "--archive", str(tmp_path / NAMES[2])],
+        env={"LEADGATE_SECRET_FILE": str(tmp_path / NAMES[1])},
+    )
     assert result.exit_code == 0, result.output
