@@ -437,6 +437,23 @@ FROM decisions WHERE basis IS NOT NULL
 UNION ALL
 SELECT id, lead_id, team, owner, basis, domain, period, at, recorded_at FROM assignments_before
 """
+# The hand-offs still open, one per lead at most: its row carries the seq of the decision that opened it
+# (`handoff_seq`, written with the lead by each decision, rebuilt by verify), so what is open is an
+# indexed read of the leads, never a walk over every hand-off; `acted_at` as in `handoffs`.
+OPEN_HANDOFFS = """
+CREATE VIEW open_handoffs AS
+SELECT d.seq AS id, l.lead_id, d.id AS decision_id, d.route, d.destination, d.team, d.evaluated_at AS at,
+  d.handoff_due_at AS due_at,
+  (SELECT o.at FROM outcomes o WHERE o.lead_id = l.lead_id AND o.seq > d.seq AND o.at >= d.evaluated_at
+     ORDER BY o.seq LIMIT 1) AS acted_at,
+  l.ruleset_name
+FROM leads l JOIN decisions d ON d.seq = l.handoff_seq
+WHERE l.handoff_seq IS NOT NULL
+"""
+OPEN_HANDOFF_SEQS = (
+    "UPDATE leads SET handoff_seq = h.id FROM (SELECT lead_id, max(id) AS id FROM handoffs "
+    "WHERE closed_at IS NULL GROUP BY lead_id) AS h WHERE h.lead_id = leads.lead_id"
+)
 # The rows of the three tables (as m013 found them) that the views cannot compute: those of decisions
 # archived before m013 (an archive then kept only a hand-off's decision), and hand-offs whose closing
 # decision was archived. They are kept as they were, at their decisions' seq (an assignment whose
@@ -461,6 +478,7 @@ DERIVED_INDEXES = (
     'CREATE INDEX "decisions_handoffs_due" ON "decisions" ("handoff_due_at") WHERE "handoff_due_at" IS NOT NULL',
     'CREATE INDEX "decisions_assigned" ON "decisions" ("team", "period", "owner") WHERE "basis" IS NOT NULL',
     'CREATE INDEX "decisions_assigned_domain" ON "decisions" ("domain", "team", "seq") WHERE "basis" IS NOT NULL',
+    'CREATE INDEX "leads_open_handoff" ON "leads" ("handoff_seq") WHERE "handoff_seq" IS NOT NULL',
 )
 DERIVED_COLUMNS = ("handoff_due_at", "team", "owner", "basis", "domain", "period")
 # A lead's kept personal values are a column of its row ({token: [field, value]}), written with it;
@@ -486,7 +504,8 @@ def m013_derived_from_decisions(db: Database) -> None:
     for sql in (*BEFORE, *derived_moves(db.conn)):
         db.execute(*sql) if isinstance(sql, tuple) else db.execute(sql)
     db["leads"].add_column("personal", str)
-    for sql in (*MOVE_PERSONAL, PERSONAL, *DERIVED_INDEXES):
+    db["leads"].add_column("handoff_seq", int)
+    for sql in (*MOVE_PERSONAL, PERSONAL, OPEN_HANDOFF_SEQS, OPEN_HANDOFFS, *DERIVED_INDEXES):
         db.execute(sql)
 
 

@@ -28,6 +28,8 @@ from .migrations import (
     DERIVED_COLUMNS,
     DERIVED_INDEXES,
     MOVE_PERSONAL,
+    OPEN_HANDOFF_SEQS,
+    OPEN_HANDOFFS,
     PERSONAL_PG,
     derived_moves,
     migrations,
@@ -224,7 +226,8 @@ def _m013_derived_from_decisions(db: postgres.Database) -> None:
     for sql in moves:
         db.execute(*sql) if isinstance(sql, tuple) else db.execute(sql)
     db.execute(f"ALTER TABLE leads ADD COLUMN personal {_TYPES['TEXT']}")
-    for sql in (*MOVE_PERSONAL, PERSONAL_PG, *DERIVED_INDEXES):
+    db.execute("ALTER TABLE leads ADD COLUMN handoff_seq bigint")
+    for sql in (*MOVE_PERSONAL, PERSONAL_PG, OPEN_HANDOFF_SEQS, OPEN_HANDOFFS, *DERIVED_INDEXES):
         db.execute(sql)
 
 
