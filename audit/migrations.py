@@ -483,13 +483,15 @@ DERIVED_INDEXES = (
 DERIVED_COLUMNS = ("handoff_due_at", "team", "owner", "basis", "domain", "period")
 # A lead's kept personal values are a column of its row ({token: [field, value]}), written with it;
 # the table keeps those of outcome notes. `personal` reads both, as the table did (a value in both
-# once).
+# once: a token names its field and value). UNION ALL, not UNION: SQLite pushes `lead_id = ?` into
+# each arm of it (an index search), where UNION made every read walk every lead's values.
 PERSONAL = """
 CREATE VIEW personal AS
 SELECT token, lead_id, field, value FROM personal_notes
-UNION
+UNION ALL
 SELECT j.key AS token, l.lead_id, j.value ->> 0 AS field, j.value ->> 1 AS value
 FROM leads l, json_each(l.personal) AS j
+WHERE NOT EXISTS (SELECT 1 FROM personal_notes n WHERE n.token = j.key AND n.lead_id = l.lead_id)
 """
 PERSONAL_PG = PERSONAL.replace("json_each(l.personal)", "json_each(CAST(l.personal AS json))")
 

@@ -18,6 +18,7 @@ def fill(path, default) -> None:
         for i in range(4):
             decide(default, trail, {"lead_id": f"A-{i}"}, at="2026-11-23T14:00:00Z")
 
+
 OPEN = "SELECT id, lead_id, decision_id, route, team, at, due_at, acted_at FROM {} {} ORDER BY id"
 
 
