@@ -477,6 +477,7 @@ DERIVED_INDEXES = (
     'CREATE INDEX "decisions_handoffs" ON "decisions" ("lead_id", "seq") WHERE "handoff_due_at" IS NOT NULL',
     'CREATE INDEX "decisions_handoffs_due" ON "decisions" ("handoff_due_at") WHERE "handoff_due_at" IS NOT NULL',
     'CREATE INDEX "decisions_assigned" ON "decisions" ("team", "period", "owner") WHERE "basis" IS NOT NULL',
+    'CREATE INDEX "decisions_assigned_lead" ON "decisions" ("lead_id", "team", "seq") WHERE "basis" IS NOT NULL',
     'CREATE INDEX "decisions_assigned_domain" ON "decisions" ("domain", "team", "seq") WHERE "basis" IS NOT NULL',
     'CREATE INDEX "leads_open_handoff" ON "leads" ("handoff_seq") WHERE "handoff_seq" IS NOT NULL',
 )

@@ -4,7 +4,9 @@ says are open, on both backends, and verify names a row that carries the wrong o
 
 from __future__ import annotations
 
-from audit import AuditTrail, gauges
+import re
+
+from audit import AuditTrail, assignment, gauges, outcomes, state, unit
 from service.decide import decide, report_outcome
 from tests.postgres import secrets_for
 from tests.test_assignment import hand_off
@@ -64,3 +66,29 @@ def test_verify_names_a_lead_row_carrying_the_wrong_open_handoff(tmp_path, defau
     assert any(f"leads.handoff_seq of {lead_id} is None, its entries say {seq}" in m for m in problems), (
         problems
     )
+
+
+# A table walked whole by a statement of a decision's path or of a scrape: what these plans must not show
+# (the views' readers must search by lead, or by the open hand-offs only).
+WALK = re.compile(r"^SCAN (l|d|n|o|b|leads|decisions|outcomes|personal_notes|events|handoffs_before)( |$)")
+
+
+def test_the_hot_statements_search_by_lead_never_walk_a_table(tmp_path, default):
+    """Regression: the `personal` view as a UNION made a decision's read of its lead walk every lead
+    (0.9 s at 31,000 leads); the lead owner was looked up through the team's assignments."""
+    db = tmp_path / "audit.db"
+    fill(db, default)
+    lead = {"lead": "A-1", "team": "account-executives", "domain": "acme.io", "period": "2026-11-23"}
+    statements = {
+        "state.STATE": (state.STATE, lead),
+        "outcomes.OPEN_HANDOFF": (outcomes.OPEN_HANDOFF, ("A-1",)),
+        "assignment.OWNERS": (assignment.OWNERS, lead),
+        "unit.HEAD_ASSIGNING": (unit.HEAD_ASSIGNING, lead),
+        "gauges.handoffs": ("SELECT team, due_at FROM open_handoffs WHERE acted_at IS NULL", ()),
+    }
+    with AuditTrail(db, secrets=secrets_for(db)) as trail:
+        for name, (sql, params) in statements.items():
+            plan = [r[3] for r in trail.db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            assert not [line for line in plan if WALK.match(line)], (name, plan)
+            if name == "assignment.OWNERS":  # the lead's owner by lead, not among the team's assignments
+                assert any(re.match(r"SEARCH decisions .*\(lead_id=\? AND team=\?\)", x) for x in plan), plan
