@@ -32,6 +32,11 @@ What it measures, in a temporary directory (removed afterwards):
    (`audit.queries.timeline`, the first page of 50, what `GET /v1/leads/{id}/decisions` returns)
    and "why" (`audit.why.explain` and `render`, what `GET /v1/leads/{id}/why` returns).
 
+4. The derived views' readers on the same trail: for `--samples` random leads and as many handed-off
+   ones, a decision's read of its lead, its open hand-off, its owners, its latest hand-off and stage
+   history; `--repeat` times each, the readers over the whole trail (the /metrics hand-off gauge, the
+   SLA report); and the query plan of each statement.
+
 Targets, printed as PASS/MISS: recording within 2x of the bare insert; timeline and why under 5 ms
 (p99) at one million decisions. Timing is never asserted: the exit status is 0 whatever the figures.
 
@@ -44,7 +49,7 @@ large trail at ~1,200 decisions/s; `--rows 100000` takes under two minutes, `--r
 recording only):
 
     .venv/bin/python bench/audit.py [--records N] [--rows N] [--chunk N] [--samples N] [--seed S]
-                                    [--dir DIR] [--keep] [--large FILE]
+                                    [--dir DIR] [--keep] [--large FILE] [--repeat N]
 
 `--keep` keeps the temporary directory (and its large trail, `large.db`); `--large FILE` then times
 the reads on that file again without rebuilding it (with `--records 0` the recording is skipped).
