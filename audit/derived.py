@@ -5,7 +5,8 @@ that change what a lead or a key means are not chained themselves; they are a fu
 rows, so verify rebuilds them the way the write path does and names every difference:
 
 - `leads` (stage, last decision, ruleset, channel, profile, answers, the seq of its open hand-off)
-  from the lead's decisions and any later erasure; `events` from the facts of the decisions that first carried them;
+  from the lead's decisions and any later erasure; `events` from the facts of the decisions that
+  first carried them;
   `stage_history` (a view over the decisions' chained stages since m013, compared all the same)
   from the sequence of stages; `handoffs` from routes with an SLA and the outcomes
   that acted on them; `assignments` from the assignment each decision replied with (both views over

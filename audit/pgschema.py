@@ -216,8 +216,8 @@ def _m011_compact_decisions(db: postgres.Database) -> None:
 
 def _m013_derived_from_decisions(db: postgres.Database) -> None:
     """Migration 13 on PostgreSQL (as on SQLite): stage history, hand-offs and assignments become
-        views over the decisions, whose rows take the hand-off's and the assignment's columns (and over
-    the rows from before m013 that the views cannot compute)."""
+    views over the decisions, whose rows take the hand-off's and the assignment's columns (and over
+    the rows from before m013 that the views cannot compute); a lead's row carries its open hand-off."""
     for column in DERIVED_COLUMNS:
         db.execute(f"ALTER TABLE decisions ADD COLUMN {column} {_TYPES['TEXT']}")
     moves = derived_moves(db)  # read before the tables of rows from before m013 are made
