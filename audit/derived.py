@@ -4,8 +4,9 @@ The chain proves the chained rows (decisions, outcomes, erasures, reloads, key c
 that change what a lead or a key means are not chained themselves; they are a function of the chained
 rows, so verify rebuilds them the way the write path does and names every difference:
 
-- `leads` (stage, last decision, ruleset, channel, profile, answers) from the lead's last decision and
-  any later erasure; `events` from the facts of the decisions that first carried them;
+- `leads` (stage, last decision, ruleset, channel, profile, answers, the seq of its open hand-off)
+  from the lead's decisions and any later erasure; `events` from the facts of the decisions that
+  first carried them;
   `stage_history` (a view over the decisions' chained stages since m013, compared all the same)
   from the sequence of stages; `handoffs` from routes with an SLA and the outcomes
   that acted on them; `assignments` from the assignment each decision replied with (both views over
@@ -53,6 +54,7 @@ class _Lead:
         self.history: list[tuple] = []
         self.handoffs: list[dict] = []
         self.assignments: list[tuple] = []
+        self.open_seq: int | None = None  # the seq of the decision that opened the open hand-off
         self.problems: list[tuple[str, str]] = []  # (decision id, message)
         self.parts: dict[
             int, tuple[str, str]
@@ -139,6 +141,7 @@ def _decided(state: _Lead, row: dict) -> None:
     if current is None or current["route"] != route["id"]:
         if current is not None:
             current["closed_at"] = evaluated
+        state.open_seq = row["seq"] if route.get("due_at") else None
         if route.get("due_at"):
             state.handoffs.append(
                 {
@@ -153,6 +156,7 @@ def _decided(state: _Lead, row: dict) -> None:
                     "closed_at": None,
                 }
             )
+    state.lead["handoff_seq"] = state.open_seq  # the lead's row carries it (the open_handoffs view)
     assigned = decision.get("assignment")
     if assigned and assigned["basis"] != "lead_owner":  # keeping the lead's owner writes no row
         state.assignments.append(

@@ -1,6 +1,7 @@
 """What the trail says about the service right now, asked when /metrics is scraped.
 
-Each answer is a few indexed counts, cheap enough for every scrape: open and overdue hand-offs by team,
+Each answer is a few indexed counts, cheap enough for every scrape: open and overdue hand-offs by team
+(the open ones only, through the leads that carry them),
 deliveries by status, reloads and the ruleset files they refused, and the size of the files on disk.
 """
 
@@ -20,7 +21,7 @@ def handoffs(trail, at: str | None = None) -> dict[str, dict[str, int]]:
     now = moment(at or now_iso())
     teams: dict[str, dict[str, int]] = {}
     for row in trail._read(
-        "SELECT coalesce(team, route) AS team, due_at FROM handoffs WHERE acted_at IS NULL AND closed_at IS NULL"
+        "SELECT coalesce(team, route) AS team, due_at FROM open_handoffs WHERE acted_at IS NULL"
     ):
         counts = teams.setdefault(row["team"], {"open": 0, "overdue": 0})
         counts["open"] += 1

@@ -112,9 +112,8 @@ def breaches(trail, now: datetime) -> int:
         since = moment(row[0]) if row else None
         # Stored times compare as text only to the second: select a little wide, then compare exactly.
         rows = db.execute(
-            "SELECT h.lead_id, h.decision_id, h.route, h.team, h.at, h.due_at, l.ruleset_name "
-            "FROM handoffs h LEFT JOIN leads l ON l.lead_id = h.lead_id "
-            "WHERE h.acted_at IS NULL AND h.closed_at IS NULL AND h.due_at <= ? AND (? IS NULL OR h.due_at >= ?)",
+            "SELECT lead_id, decision_id, route, team, at, due_at, ruleset_name FROM open_handoffs "
+            "WHERE acted_at IS NULL AND due_at <= ? AND (? IS NULL OR due_at >= ?)",
             (
                 iso(now + timedelta(seconds=1)),
                 since and iso(since),

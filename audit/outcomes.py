@@ -96,19 +96,16 @@ def current_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
     While the lead stays on its route the decision keeps this hand-off's due time (the one `sla`
     measures), acted on or not; `acted_at` tells the overdue feature that someone already answered.
     """
-    rows = trail._read(
-        "SELECT route, at, due_at, acted_at FROM handoffs WHERE lead_id = ? AND closed_at IS NULL "
-        "ORDER BY id DESC LIMIT 1",
-        (lead_id,),
-    )
+    rows = trail._read("SELECT route, at, due_at, acted_at FROM open_handoffs WHERE lead_id = ?", (lead_id,))
     if not rows:
         return None
     return {k: v for k, v in rows[0].items() if v is not None}
 
 
-# (id, route) of the lead's open hand-off: read with the lead (audit.unit, audit.recording)
+# (id, route) of the lead's open hand-off: read with the lead (audit.unit, audit.recording), through
+# the seq its row carries
 OPEN_HANDOFF = (
-    "SELECT id, route FROM handoffs WHERE lead_id = ? AND closed_at IS NULL ORDER BY id DESC LIMIT 1"
+    "SELECT d.seq AS id, d.route FROM leads o JOIN decisions d ON d.seq = o.handoff_seq WHERE o.lead_id = ?"
 )
 
 

@@ -24,15 +24,15 @@ from . import postgres
 from .codec import COMPRESSED
 from .compact import compress_documents, second_dictionaries
 from .migrations import (
-    ASSIGNMENTS,
+    BEFORE,
     DERIVED_COLUMNS,
     DERIVED_INDEXES,
-    HANDOFFS,
     MOVE_PERSONAL,
+    OPEN_HANDOFF_SEQS,
+    OPEN_HANDOFFS,
     PERSONAL_PG,
-    STAGE_HISTORY,
+    derived_moves,
     migrations,
-    move_assignments,
 )
 from .rows import now_iso
 
@@ -216,21 +216,18 @@ def _m011_compact_decisions(db: postgres.Database) -> None:
 
 def _m013_derived_from_decisions(db: postgres.Database) -> None:
     """Migration 13 on PostgreSQL (as on SQLite): stage history, hand-offs and assignments become
-    views over the decisions, whose rows take the hand-off's and the assignment's columns."""
+    views over the decisions, whose rows take the hand-off's and the assignment's columns (and over
+    the rows from before m013 that the views cannot compute); a lead's row carries its open hand-off."""
     for column in DERIVED_COLUMNS:
         db.execute(f"ALTER TABLE decisions ADD COLUMN {column} {_TYPES['TEXT']}")
-    db.execute(
-        "UPDATE decisions SET handoff_due_at = h.due_at, team = h.team FROM handoffs h "
-        "WHERE h.decision_id = decisions.id"
-    )
-    for row in move_assignments(db):
-        db.execute(
-            "UPDATE decisions SET team = ?, owner = ?, basis = ?, domain = ?, period = ? WHERE id = ?", row
-        )
-    for table in ("stage_history", "handoffs", "assignments"):
-        db.execute(f"DROP TABLE {table}")
+    moves = derived_moves(db)  # read before the tables of rows from before m013 are made
+    for sql in BEFORE:
+        db.execute(sql if sql.startswith("CREATE INDEX") else _pg_table(sql))
+    for sql in moves:
+        db.execute(*sql) if isinstance(sql, tuple) else db.execute(sql)
     db.execute(f"ALTER TABLE leads ADD COLUMN personal {_TYPES['TEXT']}")
-    for sql in (*MOVE_PERSONAL, STAGE_HISTORY, HANDOFFS, ASSIGNMENTS, PERSONAL_PG, *DERIVED_INDEXES):
+    db.execute("ALTER TABLE leads ADD COLUMN handoff_seq bigint")
+    for sql in (*MOVE_PERSONAL, PERSONAL_PG, OPEN_HANDOFF_SEQS, OPEN_HANDOFFS, *DERIVED_INDEXES):
         db.execute(sql)
 
 

@@ -209,6 +209,10 @@ def _update_lead(db, item: dict, kept, row, known: LeadHead, handed_off: bool) -
     personal = _personal(known.personal, kept)
     if personal is not None:  # new values: kept in the lead's row, written with it
         lead["personal"] = personal
+    # The seq of its open hand-off (the view open_handoffs): this decision's if it opened one, the
+    # one before while the lead stays on its route, none once another route closed it.
+    continued = known.handoff is not None and known.handoff[1] == decision["route"]["id"]
+    lead["handoff_seq"] = row["seq"] if handed_off else known.handoff[0] if continued else None
     upsert(db, "leads", lead, "lead_id")
     events = [
         (lead_id, event_key(e), e["type"], e["at"], dumps(e.get("properties") or {}), at, decision_id)

@@ -20,8 +20,7 @@ SELECT l.lead_id, l.channel, l.profile, l.answers, l.stage, l.last_decision_id, 
   (SELECT json_group_object(token, value) FROM personal WHERE lead_id = :lead) AS personal,
   (SELECT json_group_array(json_array(id, type, at, reason, amount)) FROM
      (SELECT id, type, at, reason, amount FROM outcomes WHERE lead_id = :lead ORDER BY at, seq)) AS outcomes,
-  (SELECT json_array(route, at, due_at, acted_at) FROM handoffs
-     WHERE lead_id = :lead AND closed_at IS NULL ORDER BY id DESC LIMIT 1) AS handoff,
+  (SELECT json_array(route, at, due_at, acted_at) FROM open_handoffs WHERE lead_id = :lead) AS handoff,
   (SELECT evaluated_at FROM decisions WHERE lead_id = :lead AND kind = 'decision'
      ORDER BY seq DESC LIMIT 1) AS decided_at
 FROM leads l WHERE l.lead_id = :lead

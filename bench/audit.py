@@ -32,6 +32,11 @@ What it measures, in a temporary directory (removed afterwards):
    (`audit.queries.timeline`, the first page of 50, what `GET /v1/leads/{id}/decisions` returns)
    and "why" (`audit.why.explain` and `render`, what `GET /v1/leads/{id}/why` returns).
 
+4. The derived views' readers on the same trail: for `--samples` random leads and as many handed-off
+   ones, a decision's read of its lead, its open hand-off, its owners, its latest hand-off and stage
+   history; `--repeat` times each, the readers over the whole trail (the /metrics hand-off gauge, the
+   SLA report); and the query plan of each statement.
+
 Targets, printed as PASS/MISS: recording within 2x of the bare insert; timeline and why under 5 ms
 (p99) at one million decisions. Timing is never asserted: the exit status is 0 whatever the figures.
 
@@ -44,7 +49,7 @@ large trail at ~1,200 decisions/s; `--rows 100000` takes under two minutes, `--r
 recording only):
 
     .venv/bin/python bench/audit.py [--records N] [--rows N] [--chunk N] [--samples N] [--seed S]
-                                    [--dir DIR] [--keep] [--large FILE]
+                                    [--dir DIR] [--keep] [--large FILE] [--repeat N]
 
 `--keep` keeps the temporary directory (and its large trail, `large.db`); `--large FILE` then times
 the reads on that file again without rebuilding it (with `--records 0` the recording is skipped).
@@ -79,7 +84,7 @@ import threading
 import time
 from array import array
 
-from audit import AuditTrail
+from audit import AuditTrail, assignment, gauges, outcomes, state
 from audit.chain import DECISION_COLUMNS
 from audit.codec import COMPRESSED, codec_for
 from audit.queries import timeline
@@ -419,6 +424,95 @@ def time_reads(path: Path, leads: list[str]) -> dict:
     return {**out, "items": items / max(1, len(leads))}
 
 
+# The readers of the derived views (m013), as the service calls them: per lead (a decision's read of its
+# lead, its open hand-off, its owners) and over the trail (a /metrics scrape, the SLA report).
+OWNER_PARAMS = {"team": "account-executives", "domain": "example.com", "period": "2026-11-23"}
+LATEST_HANDOFF = "SELECT route, team FROM handoffs WHERE lead_id = ? ORDER BY id DESC LIMIT 1"  # outbox
+LEAD_STAGES = "SELECT * FROM stage_history WHERE lead_id = ? ORDER BY id"
+
+
+def view_reads(path: Path, leads: list[str], repeat: int) -> tuple[list[tuple[str, array]], dict]:
+    """(reader, ms of each call) for the views' readers, and EXPLAIN QUERY PLAN of their statements."""
+    trail = AuditTrail(path, durability="full")
+    per_lead = {
+        "state.read (a decision's one read of its lead)": lambda lead: state.read(trail, lead),
+        "outcomes.current_handoff": lambda lead: outcomes.current_handoff(trail, lead),
+        "outcomes.OPEN_HANDOFF (read with the lead under the lock)": lambda lead: trail._read(
+            outcomes.OPEN_HANDOFF, (lead,)
+        ),
+        "assignment.OWNERS (under the lock)": lambda lead: trail._read(
+            assignment.OWNERS, {**OWNER_PARAMS, "lead": lead}
+        ),
+        "outbox: the lead's latest hand-off": lambda lead: trail._read(LATEST_HANDOFF, (lead,)),
+        "stage_history of a lead": lambda lead: trail._read(LEAD_STAGES, (lead,)),
+    }
+    whole = {
+        "gauges.handoffs (each /metrics scrape)": lambda: gauges.handoffs(trail),
+        "outcomes.sla (GET /v1/sla: every hand-off)": lambda: outcomes.sla(trail),
+    }
+    timed: list[tuple[str, array]] = []
+    try:
+        for name, read in per_lead.items():
+            ms = array("d")
+            for lead in leads:
+                t0 = time.perf_counter()
+                read(lead)
+                ms.append((time.perf_counter() - t0) * 1e3)
+            timed.append((name, ms))
+        for name, read in whole.items():
+            ms = array("d")
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                read()
+                ms.append((time.perf_counter() - t0) * 1e3)
+            timed.append((name, ms))
+        statements = {
+            "gauges.handoffs": "SELECT due_at FROM open_handoffs WHERE acted_at IS NULL",
+            "OPEN_HANDOFF": outcomes.OPEN_HANDOFF,
+            "outbox latest hand-off": LATEST_HANDOFF,
+            "assignment.OWNERS": assignment.OWNERS,
+        }
+        plans = {}
+        for name, sql in statements.items():
+            try:
+                params = (
+                    {**OWNER_PARAMS, "lead": leads[0]} if ":lead" in sql else (leads[0],) * sql.count("?")
+                )
+                plans[name] = [r[3] for r in trail.db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
+            except sqlite3.Error as exc:  # a trail made before the statement's view
+                plans[name] = [f"({exc})"]
+    finally:
+        trail.close()
+    return timed, plans
+
+
+def views_phase(path: Path, leads: list[str], args) -> None:
+    """Phase 4: the derived views' readers on the large trail."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        handoffs = conn.execute("SELECT count(*) FROM decisions WHERE handoff_due_at IS NOT NULL").fetchone()[
+            0
+        ]
+        handed = [
+            r[0]
+            for r in conn.execute("SELECT DISTINCT lead_id FROM decisions WHERE handoff_due_at IS NOT NULL")
+        ]
+    rng = random.Random(args.seed + 3)
+    sample = rng.sample(leads, min(args.samples, len(leads)))
+    sample += rng.sample(handed, min(args.samples, len(handed)))
+    print()
+    print(
+        f"4. the derived views' readers: {len(sample)} leads (half of them handed off; {handoffs:,} hand-offs "
+        f"in the trail), the whole-trail readers {args.repeat} times (load {_loadavg()}) …",
+        flush=True,
+    )
+    load1 = os.getloadavg()[0]
+    timed, plans = view_reads(path, sample, args.repeat)
+    print(read_table([read_row(name, ms, load1) for name, ms in timed]))
+    print("query plans (EXPLAIN QUERY PLAN):")
+    for name, lines in plans.items():
+        print(f"  {name}: " + "; ".join(lines))
+
+
 def read_row(name: str, values, load1: float) -> dict:
     ordered = sorted(values)
     return {
@@ -564,6 +658,8 @@ def large_trail(tmp: Path, compiled, args) -> dict:
         f"the {len(heavy)} heaviest leads have {counts[len(heavy) - 1]} to {counts[0]} decisions; "
         "a timeline page holds at most 50"
     )
+    if args.repeat:
+        views_phase(path, built["leads"], args)
     return {"per_million": per_million, "reads": reads, "rows": rows}
 
 
@@ -594,6 +690,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--large", type=Path, default=None, help="time reads on this existing trail instead of building one"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="calls of each whole-trail view reader (5; 0 skips them all)"
+    )
     args = parser.parse_args(argv)
     bounds = {
         "records": 10_000_000,
@@ -602,9 +701,9 @@ def main(argv=None) -> int:
         "rows": 100_000_000,
         "chunk": 100_000,
     }
-    bounds |= {"pool": 1_000_000, "samples": 1_000_000}
+    bounds |= {"pool": 1_000_000, "samples": 1_000_000, "repeat": 1_000}
     for name, most in bounds.items():
-        least = 0 if name in ("rows", "records", "threads") else 1
+        least = 0 if name in ("rows", "records", "threads", "repeat") else 1
         if not least <= getattr(args, name) <= most:
             parser.error(f"--{name} must be between {least} and {most}")
 
