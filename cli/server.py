@@ -33,6 +33,10 @@ class _Server(BaseApplication):
         # gunicorn-h1c (installed with leadgate) is gunicorn's C parser of HTTP/1.1, which the asgi worker
         # picks by itself; in Python, parsing took about a seventh of a decision's event-loop time.
         self.cfg.set("asgi_lifespan", "off")
+        # Each worker listens on its own socket on the port (SO_REUSEPORT) and the kernel spreads new
+        # connections over them by address: on one shared socket, the worker awake when a burst of
+        # keep-alive connections arrived took all or most of them and one core served them (issue 15).
+        self.cfg.set("reuse_port", True)
         self.cfg.set("accesslog", None)  # the app writes one JSON line per request (api/logs.py)
         # URL and header limits are the front's, answered in the JSON error shape; gunicorn keeps only
         # its outer bounds (1 MB request line, 64 KiB header line), answered in plain text.

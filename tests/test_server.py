@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from audit import AuditTrail
@@ -168,38 +167,3 @@ def test_workers_close_their_audit_connection_when_they_exit(tmp_path, monkeypat
     log = server.log.read_text()
     assert statuses == {201} and log.count("Worker exiting") >= 2
     assert "unclosed database" not in log and "Exception during worker exit" not in log
-
-
-def test_a_worker_accepts_one_connection_per_turn_of_its_loop():
-    """Regression: asyncio accepted up to 100 waiting connections each time a worker woke, so the first
-    worker awake often took all 16 of a benchmark's connections and served them on one core while the
-    other idled. cli/worker.py's loop takes one per turn and leaves the rest to whichever worker comes
-    back first (how they then spread depends on timing, so this checks the rule, not a spread)."""
-    import asyncio
-
-    from cli.worker import TakeTurnsLoop
-
-    def accepted_in_one_turn(loop) -> int:
-        made = []
-
-        class Counting(asyncio.Protocol):
-            def connection_made(self, transport):
-                made.append(transport)
-
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            listener.setblocking(False)
-            clients = [socket.create_connection(listener.getsockname()) for _ in range(5)]
-            try:
-                loop._accept_connection(Counting, listener)  # what the loop runs when the socket is ready
-                loop.run_until_complete(asyncio.sleep(0.05))  # the accepted connections are set up
-                for transport in made:
-                    transport.close()
-                loop.run_until_complete(asyncio.sleep(0))
-                return len(made)
-            finally:
-                for client in clients:
-                    client.close()
-                loop.close()
-
-    assert accepted_in_one_turn(asyncio.SelectorEventLoop()) == 5  # the default: all that wait
-    assert accepted_in_one_turn(TakeTurnsLoop()) == 1
