@@ -197,6 +197,10 @@ class Gate:
             self._cond.notify_all()
 
     def _follow(self, trail, group: Group):
+        # Each block reads the chain's head afresh (a decision's comes with its lead, in the same one
+        # statement): a block before it may have added a link without the group's head (a reload, an
+        # override), and linking from the head before that one would repeat its seq.
+        group.head.known = False
         db = trail.db
         try:
             db.execute("SAVEPOINT member")

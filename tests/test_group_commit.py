@@ -94,6 +94,27 @@ def test_decisions_queued_while_a_transaction_is_open_commit_together_and_only_t
     assert trail.verify() == []
 
 
+def test_a_link_written_without_the_groups_head_is_followed_by_the_next_block(trail, default):
+    """Regression: a reload recorded in a group between two decisions (the server's workers record
+    them on SIGHUP while others decide) read the chain's head itself; the next decision in the group
+    then linked from the head before it and failed on a duplicate chain seq (503)."""
+    from audit import deployments
+
+    def reload(uow):
+        return deployments.record_reload(trail, {"active": {}}, [], [], "tests")
+
+    # Reloads and decisions alternate: whatever order the queued blocks run in, unless every decision
+    # runs before every reload (1 order in 20), one decision follows a reload.
+    decisions = [f"H{i}" for i in range(4)]
+    blocks = {"H0": recording(default, "H0")}
+    for n, lead_id in enumerate(decisions[1:]):
+        blocks[f"R{n}"], blocks[lead_id] = reload, recording(default, lead_id)
+    results = grouped(trail, default, blocks, [])
+    assert not [r for r in results.values() if isinstance(r, Exception)], results
+    assert sorted(stored(trail)) == decisions
+    assert trail.verify() == []
+
+
 def test_a_failing_block_loses_only_its_own_writes(trail, default):
     def fails(uow):
         uow.record(**item(default, "F2"))
