@@ -63,6 +63,12 @@ def _server_ends(port: int) -> dict[int, str]:
     return ends
 
 
+def _listeners(port: int) -> set[str]:
+    """Inodes of the sockets listening on the port."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return {f[9] for f in map(str.split, lines) if int(f[1].split(":")[1], 16) == port and f[3] == "0A"}
+
+
 def _healthz(sock: socket.socket) -> bytes:
     sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     reply = b""
@@ -77,6 +83,13 @@ def test_a_burst_of_connections_is_shared_even_while_one_worker_is_busy(tmp_path
     with Server(tmp_path / "share.db", workers=2) as server:
         workers = _children(server.proc.pid)
         assert len(workers) == 2, workers
+        for _ in range(200):  # ready means one worker answered: wait until both listen (bounded)
+            if all(_listeners(server.port) & _socket_inodes(pid) for pid in workers):
+                break
+            time.sleep(0.05)
+        # Each worker has a listening socket of its own; the master has none.
+        assert all(_listeners(server.port) & _socket_inodes(pid) for pid in workers)
+        assert not _listeners(server.port) & _socket_inodes(server.proc.pid)
         # One worker stopped stands for one busy (or not scheduled) while the burst arrives: with a
         # shared listening socket the other accepts every connection in the meantime.
         os.kill(workers[1], signal.SIGSTOP)
