@@ -23,6 +23,13 @@ DEFAULT_DEADLINE = 10.0
 class HeaderDeadlineProtocol(ASGIProtocol):
     _headers_timer = None
 
+    @classmethod
+    def _check_h1c_protocol_available(cls):
+        # gunicorn keeps what it finds on the class it is asked on but reads whether the C parser has
+        # limits on ASGIProtocol itself: asked on this subclass, that stayed False and every connection
+        # got the Python parser. Asked on the base, both see it.
+        return ASGIProtocol._check_h1c_protocol_available()
+
     def connection_made(self, transport):
         # Armed first: the parent may already parse bytes that arrived with the connection.
         deadline = getattr(self.worker.asgi, "deadline", DEFAULT_DEADLINE)

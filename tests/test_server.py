@@ -167,3 +167,24 @@ def test_workers_close_their_audit_connection_when_they_exit(tmp_path, monkeypat
     log = server.log.read_text()
     assert statuses == {201} and log.count("Worker exiting") >= 2
     assert "unclosed database" not in log and "Exception during worker exit" not in log
+
+
+def test_the_workers_parse_http_with_gunicorns_c_parser(monkeypatch):
+    """Regression: cli/worker.py's protocol subclass asked gunicorn whether gunicorn-h1c was there;
+    gunicorn kept the answer on the subclass but read part of it on its own class, so every
+    connection was parsed in Python (about a seventh of a worker's event-loop time, issue 15)."""
+    from gunicorn.asgi.protocol import ASGIProtocol
+    from gunicorn.config import Config
+
+    from cli.worker import HeaderDeadlineProtocol
+
+    for cls in (ASGIProtocol, HeaderDeadlineProtocol):  # as in a fresh worker: nothing looked up yet
+        monkeypatch.setattr(cls, "_h1c_available", None)
+        monkeypatch.setattr(cls, "_h1c_has_limits", False)
+    protocol = HeaderDeadlineProtocol.__new__(HeaderDeadlineProtocol)
+    protocol.cfg = Config()
+    protocol._on_headers_complete = protocol._on_body = protocol._on_message_complete = lambda *a: None
+    protocol._setup_callback_parser()
+    assert type(protocol._callback_parser).__module__.startswith("gunicorn_h1c"), type(
+        protocol._callback_parser
+    )
