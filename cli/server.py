@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
+import click
 from gunicorn.app.base import BaseApplication
 
 from api import create_app, limits, state
@@ -114,9 +116,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _refuse_a_taken_port(config: Config) -> None:
+    """Each worker binds the port with SO_REUSEPORT, which another server of the same user has too: a
+    second `leadgate serve` on a port in use would share its connections silently. Refuse it, as a
+    plain bind does (SO_REUSEADDR lets a port left in TIME_WAIT by a server just stopped be used)."""
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        config.HOST, config.PORT, type=socket.SOCK_STREAM
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise click.ClickException(
+                    f"{config.HOST}:{config.PORT} cannot be used: {exc.strerror}"
+                ) from None
+
+
 def run(config: Config) -> None:
     """Serve until stopped; the workers count metrics into a directory made for this run and removed
     after it (counts from an earlier run must not add up with this one's)."""
+    _refuse_a_taken_port(config)
     directory, master = _metrics_directory(), os.getpid()
     os.environ[MULTIPROC_ENV] = directory  # before prometheus-client is first imported (service/metrics.py)
     try:

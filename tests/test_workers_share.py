@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.server import Server
+from tests.server import LEADGATE, Server
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -114,3 +115,17 @@ def test_a_burst_of_connections_is_shared_even_while_one_worker_is_busy(tmp_path
         assert sum(served.values()) == CONNECTIONS, served
         # The kernel picks a socket by the connection's addresses: all 16 on one worker has odds 2**-15.
         assert set(served) == set(workers), served
+
+
+def test_a_second_server_on_a_port_in_use_is_refused(tmp_path):
+    """SO_REUSEPORT would let a second server of the same user share the port (and its connections)."""
+    with Server(tmp_path / "first.db", workers=1) as server:
+        second = subprocess.run(
+            [str(LEADGATE), "serve", "--port", str(server.port), "--workers", "1"],
+            env={**server.env, "LEADGATE_DB": str(tmp_path / "second.db")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0 and "cannot be used: Address already in use" in second.stderr, second
+        assert server.request("GET", "/healthz")[0] == 200
