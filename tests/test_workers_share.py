@@ -59,7 +59,7 @@ def _server_ends(port: int) -> dict[int, str]:
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
         local, remote, inode = fields[1], fields[2], fields[9]
-        if int(local.split(":")[1], 16) == port and int(remote.split(":")[1], 16):
+        if int(local.split(":")[1], 16) == port and fields[3] == "01":  # established
             ends[int(remote.split(":")[1], 16)] = inode
     return ends
 
@@ -84,37 +84,45 @@ def test_a_burst_of_connections_is_shared_even_while_one_worker_is_busy(tmp_path
     with Server(tmp_path / "share.db", workers=2) as server:
         workers = _children(server.proc.pid)
         assert len(workers) == 2, workers
-        for _ in range(200):  # ready means one worker answered: wait until both listen (bounded)
+        for _ in range(600):  # ready means one worker answered: wait until both listen (bounded)
             if all(_listeners(server.port) & _socket_inodes(pid) for pid in workers):
                 break
             time.sleep(0.05)
         # Each worker has a listening socket of its own; the master has none.
         assert all(_listeners(server.port) & _socket_inodes(pid) for pid in workers)
         assert not _listeners(server.port) & _socket_inodes(server.proc.pid)
-        # One worker stopped stands for one busy (or not scheduled) while the burst arrives: with a
-        # shared listening socket the other accepts every connection in the meantime.
-        os.kill(workers[1], signal.SIGSTOP)
-        clients = []
-        try:
-            for _ in range(CONNECTIONS):
-                clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
-            time.sleep(0.5)  # the running worker accepts what it can meanwhile (not a measurement)
-        finally:
-            os.kill(workers[1], signal.SIGCONT)
-        try:
-            for sock in clients:
-                assert _healthz(sock).startswith(b"HTTP/1.1 200")  # each connection was accepted and served
-            ends = _server_ends(server.port)
-            held = {pid: _socket_inodes(pid) for pid in workers}
-            served = Counter(
-                pid for sock in clients for pid in workers if ends[sock.getsockname()[1]] in held[pid]
-            )
-        finally:
-            for sock in clients:
-                sock.close()
-        assert sum(served.values()) == CONNECTIONS, served
-        # The kernel picks a socket by the connection's addresses: all 16 on one worker has odds 2**-15.
-        assert set(served) == set(workers), served
+        # The kernel picks a socket by the connection's addresses: all 16 on one worker has odds 2**-15
+        # a burst; with one shared socket, every burst goes to the running worker. Up to 3 bursts.
+        bursts = [_burst(server.port, workers) for _ in range(3)]
+        assert any(set(served) == set(workers) for served in bursts), bursts
+
+
+def _burst(port: int, workers: list[int]) -> Counter:
+    """Which worker serves each of 16 connections opened while the second worker is stopped.
+
+    One worker stopped stands for one busy (or not scheduled) while the burst arrives: with a shared
+    listening socket the other accepts every connection in the meantime."""
+    os.kill(workers[1], signal.SIGSTOP)
+    clients = []
+    try:
+        for _ in range(CONNECTIONS):
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+        time.sleep(0.5)  # the running worker accepts what it can meanwhile (not a measurement)
+    finally:
+        os.kill(workers[1], signal.SIGCONT)
+    try:
+        for sock in clients:
+            assert _healthz(sock).startswith(b"HTTP/1.1 200")  # each connection was accepted and served
+        ends = _server_ends(port)
+        held = {pid: _socket_inodes(pid) for pid in workers}
+        served = Counter(
+            pid for sock in clients for pid in workers if ends.get(sock.getsockname()[1]) in held[pid]
+        )
+    finally:
+        for sock in clients:
+            sock.close()
+    assert sum(served.values()) == CONNECTIONS, served
+    return served
 
 
 def test_a_second_server_on_a_port_in_use_is_refused(tmp_path):
