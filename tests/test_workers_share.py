@@ -82,12 +82,12 @@ def _healthz(sock: socket.socket) -> bytes:
 
 def test_a_burst_of_connections_is_shared_even_while_one_worker_is_busy(tmp_path):
     with Server(tmp_path / "share.db", workers=2) as server:
-        workers = _children(server.proc.pid)
-        assert len(workers) == 2, workers
-        for _ in range(600):  # ready means one worker answered: wait until both listen (bounded)
-            if all(_listeners(server.port) & _socket_inodes(pid) for pid in workers):
+        for _ in range(600):  # ready means one worker answered: wait until both run and listen (bounded)
+            workers = _children(server.proc.pid)
+            if len(workers) == 2 and all(_listeners(server.port) & _socket_inodes(pid) for pid in workers):
                 break
             time.sleep(0.05)
+        assert len(workers) == 2, workers
         # Each worker has a listening socket of its own; the master has none.
         assert all(_listeners(server.port) & _socket_inodes(pid) for pid in workers)
         assert not _listeners(server.port) & _socket_inodes(server.proc.pid)
