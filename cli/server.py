@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
+import click
 from gunicorn.app.base import BaseApplication
 
 from api import create_app, limits, state
@@ -33,6 +35,10 @@ class _Server(BaseApplication):
         # gunicorn-h1c (installed with leadgate) is gunicorn's C parser of HTTP/1.1, which the asgi worker
         # picks by itself; in Python, parsing took about a seventh of a decision's event-loop time.
         self.cfg.set("asgi_lifespan", "off")
+        # Each worker listens on its own socket on the port (SO_REUSEPORT) and the kernel spreads new
+        # connections over them by address: on one shared socket, the worker awake when a burst of
+        # keep-alive connections arrived took all or most of them and one core served them (issue 15).
+        self.cfg.set("reuse_port", True)
         self.cfg.set("accesslog", None)  # the app writes one JSON line per request (api/logs.py)
         # URL and header limits are the front's, answered in the JSON error shape; gunicorn keeps only
         # its outer bounds (1 MB request line, 64 KiB header line), answered in plain text.
@@ -110,9 +116,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _refuse_a_taken_port(config: Config) -> None:
+    """Each worker binds the port with SO_REUSEPORT, which another server of the same user has too: a
+    second `leadgate serve` on a port in use would share its connections silently. Refuse it, as a
+    plain bind does (SO_REUSEADDR lets a port left in TIME_WAIT by a server just stopped be used)."""
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        config.HOST, config.PORT, type=socket.SOCK_STREAM
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                raise click.ClickException(
+                    f"{config.HOST}:{config.PORT} cannot be used: {exc.strerror}"
+                ) from None
+
+
 def run(config: Config) -> None:
     """Serve until stopped; the workers count metrics into a directory made for this run and removed
     after it (counts from an earlier run must not add up with this one's)."""
+    _refuse_a_taken_port(config)
     directory, master = _metrics_directory(), os.getpid()
     os.environ[MULTIPROC_ENV] = directory  # before prometheus-client is first imported (service/metrics.py)
     try:

@@ -12,8 +12,6 @@ it), so the worker points that name at the subclass below, in its own process on
 
 from __future__ import annotations
 
-import asyncio
-
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 
@@ -24,6 +22,13 @@ DEFAULT_DEADLINE = 10.0
 
 class HeaderDeadlineProtocol(ASGIProtocol):
     _headers_timer = None
+
+    @classmethod
+    def _check_h1c_protocol_available(cls):
+        # gunicorn keeps what it finds on the class it is asked on but reads whether the C parser has
+        # limits on ASGIProtocol itself: asked on this subclass, that stayed False and every connection
+        # got the Python parser. Asked on the base, both see it.
+        return ASGIProtocol._check_h1c_protocol_available()
 
     def connection_made(self, transport):
         # Armed first: the parent may already parse bytes that arrived with the connection.
@@ -54,25 +59,7 @@ class HeaderDeadlineProtocol(ASGIProtocol):
         self._keepalive_timeout()  # gunicorn's own way to close an idle connection
 
 
-class TakeTurnsLoop(asyncio.SelectorEventLoop):
-    """An event loop that accepts one connection per turn, so the workers share a burst of them.
-
-    Every worker waits on the one listening socket; asyncio's loop accepts up to 100 connections
-    each time it wakes, so the first worker awake took all 16 of a benchmark's keep-alive connections
-    (in 3 of 6 tries), and one core served them while the other idled. Taking one per turn, a busy
-    worker comes back for the next later than an idle one: connections go where there is time (16 split
-    5–11 to 7–9 in 8 bursts; with the CPU taken by others, one worker can still get a whole burst).
-    """
-
-    def _accept_connection(self, protocol_factory, sock, sslcontext=None, server=None, backlog=100, *args):
-        super()._accept_connection(protocol_factory, sock, sslcontext, server, 1, *args)
-
-
 class Worker(gasgi.ASGIWorker):
-    def _setup_event_loop(self):
-        self.loop = TakeTurnsLoop()
-        asyncio.set_event_loop(self.loop)
-
     def init_process(self):
         gasgi.ASGIProtocol = HeaderDeadlineProtocol
         super().init_process()

@@ -94,6 +94,63 @@ def test_decisions_queued_while_a_transaction_is_open_commit_together_and_only_t
     assert trail.verify() == []
 
 
+def test_a_link_written_without_the_groups_head_is_followed_by_the_next_block(trail, default):
+    """Regression: a reload recorded in a group between two decisions (the server's workers record
+    them on SIGHUP while others decide) read the chain's head itself; the next decision in the group
+    then linked from the head before it and failed on a duplicate chain seq (503)."""
+    from audit import deployments
+
+    def reload(uow):
+        return deployments.record_reload(trail, {"active": {}}, [], [], "tests")
+
+    # Reloads and decisions alternate: whatever order the queued blocks run in, unless every decision
+    # runs before every reload (1 order in 20), one decision follows a reload.
+    decisions = [f"H{i}" for i in range(4)]
+    blocks = {"H0": recording(default, "H0")}
+    for n, lead_id in enumerate(decisions[1:]):
+        blocks[f"R{n}"], blocks[lead_id] = reload, recording(default, lead_id)
+    results = grouped(trail, default, blocks, [])
+    assert not [r for r in results.values() if isinstance(r, Exception)], results
+    assert sorted(stored(trail)) == decisions
+    assert trail.verify() == []
+
+
+def test_a_block_done_wakes_only_the_next_writer_and_the_commit_wakes_its_members(
+    trail, default, monkeypatch
+):
+    """Each waiting thread is woken when it can go on, not on every change of the gate: the next
+    queued writer when a block is done, the leader when none is left, the members (and a waiting
+    reader) at the commit. Waking every waiter on every change cost a seventh of a worker's GIL time
+    (py-spy, issue 15); here it would wake each queued writer once per block written before its own."""
+    gate, woken = trail._lock, []
+    lock = next(v._lock for v in vars(gate).values() if isinstance(v, threading.Condition))
+    wait = threading.Condition.wait
+
+    def counted(cond, *args, **kwargs):
+        result = wait(cond, *args, **kwargs)
+        if cond._lock is lock:
+            woken.append(threading.get_ident())
+        return result
+
+    monkeypatch.setattr(threading.Condition, "wait", counted)
+    reader = threading.Thread(target=lambda: gate.__enter__() and gate.__exit__(None, None, None))
+
+    def first(uow):  # a reader comes while the group is open: it waits for the commit
+        reader.start()
+        until(lambda: gate._readers == 1)
+        return uow.record(**item(default, "W0"))
+
+    leads = [f"W{i}" for i in range(8)]
+    blocks = {"W0": first, **{k: recording(default, k) for k in leads[1:]}}
+    groups, written = gate.groups, gate.blocks
+    results = grouped(trail, default, blocks, [])
+    reader.join(10)
+    assert {k: results[k]["lead_id"] for k in leads} == {k: k for k in leads}
+    assert (gate.groups - groups, gate.blocks - written) == (1, len(leads))  # one group, as meant
+    # 7 queued writers woken once to write and once by the commit, the leader once, the reader once.
+    assert len(woken) <= 2 * (len(leads) - 1) + 2, len(woken)
+
+
 def test_a_failing_block_loses_only_its_own_writes(trail, default):
     def fails(uow):
         uow.record(**item(default, "F2"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from audit import AuditTrail
@@ -170,36 +169,22 @@ def test_workers_close_their_audit_connection_when_they_exit(tmp_path, monkeypat
     assert "unclosed database" not in log and "Exception during worker exit" not in log
 
 
-def test_a_worker_accepts_one_connection_per_turn_of_its_loop():
-    """Regression: asyncio accepted up to 100 waiting connections each time a worker woke, so the first
-    worker awake often took all 16 of a benchmark's connections and served them on one core while the
-    other idled. cli/worker.py's loop takes one per turn and leaves the rest to whichever worker comes
-    back first (how they then spread depends on timing, so this checks the rule, not a spread)."""
-    import asyncio
+def test_the_workers_parse_http_with_gunicorns_c_parser(monkeypatch):
+    """Regression: cli/worker.py's protocol subclass asked gunicorn whether gunicorn-h1c was there;
+    gunicorn kept the answer on the subclass but read part of it on its own class, so every
+    connection was parsed in Python (about a seventh of a worker's event-loop time, issue 15)."""
+    from gunicorn.asgi.protocol import ASGIProtocol
+    from gunicorn.config import Config
 
-    from cli.worker import TakeTurnsLoop
+    from cli.worker import HeaderDeadlineProtocol
 
-    def accepted_in_one_turn(loop) -> int:
-        made = []
-
-        class Counting(asyncio.Protocol):
-            def connection_made(self, transport):
-                made.append(transport)
-
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            listener.setblocking(False)
-            clients = [socket.create_connection(listener.getsockname()) for _ in range(5)]
-            try:
-                loop._accept_connection(Counting, listener)  # what the loop runs when the socket is ready
-                loop.run_until_complete(asyncio.sleep(0.05))  # the accepted connections are set up
-                for transport in made:
-                    transport.close()
-                loop.run_until_complete(asyncio.sleep(0))
-                return len(made)
-            finally:
-                for client in clients:
-                    client.close()
-                loop.close()
-
-    assert accepted_in_one_turn(asyncio.SelectorEventLoop()) == 5  # the default: all that wait
-    assert accepted_in_one_turn(TakeTurnsLoop()) == 1
+    for cls in (ASGIProtocol, HeaderDeadlineProtocol):  # as in a fresh worker: nothing looked up yet
+        monkeypatch.setattr(cls, "_h1c_available", None)
+        monkeypatch.setattr(cls, "_h1c_has_limits", False)
+    protocol = HeaderDeadlineProtocol.__new__(HeaderDeadlineProtocol)
+    protocol.cfg = Config()
+    protocol._on_headers_complete = protocol._on_body = protocol._on_message_complete = lambda *a: None
+    protocol._setup_callback_parser()
+    assert type(protocol._callback_parser).__module__.startswith("gunicorn_h1c"), type(
+        protocol._callback_parser
+    )
