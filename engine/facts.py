@@ -130,6 +130,11 @@ def normalise(model: Ruleset, facts: dict) -> CheckedFacts:
     if errors:
         raise FactsError(dict(errors))
     out = {"lead_id": lead_id, "channel": channel, "profile": profile, "answers": answers, "events": events}
+    return checked_facts(out, model, previous, outcomes, handoff, sent)
+
+
+def checked_facts(out: dict, model: Ruleset, previous, outcomes, handoff, sent=None) -> CheckedFacts:
+    """Checked sections as CheckedFacts: the optional ones only when present (the canonical form)."""
     if previous is not None:
         out["previous_stage"] = previous
     if outcomes:

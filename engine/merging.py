@@ -16,7 +16,16 @@ from __future__ import annotations
 import itertools
 
 from .errors import FactsError
-from .facts import CheckedFacts, _answers, _event_order, _event_time, _handoff, _outcomes, _section
+from .facts import (
+    CheckedFacts,
+    _answers,
+    _event_order,
+    _event_time,
+    _handoff,
+    _outcomes,
+    _section,
+    checked_facts,
+)
 from .model import Ruleset
 from .values import MAX_EVENTS, Errors, check_value
 from .vocabulary import DERIVED_PROFILE_FIELDS
@@ -62,13 +71,7 @@ def merge_checked(model: Ruleset, stored: dict | None, sent: dict, checked: Chec
         "answers": _replaced(answers, sent.get("answers"), checked["answers"]),
         "events": events,
     }
-    if previous is not None:
-        out["previous_stage"] = previous
-    if outcomes:
-        out["outcomes"] = outcomes
-    if handoff is not None:
-        out["handoff"] = handoff
-    return CheckedFacts(out, model)
+    return checked_facts(out, model, previous, outcomes, handoff)
 
 
 def _replaced(stored: dict, sent: dict | None, checked: dict) -> dict:
