@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from audit import pgschema
 from audit.backends import is_postgres
 from audit.secrets import Secrets, default_path
 
@@ -173,3 +174,14 @@ def pg_url(postgres_server):
     name = postgres_server.create()
     yield postgres_server.url(name)
     postgres_server.drop(name)
+
+
+def old_schema(migration: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The PostgreSQL DDL (tables, then indexes) and each table's columns of the schema as it was
+    after `migration`: to make a database as an older leadgate left it."""
+    old = pgschema.scratch(migration)
+    try:
+        ddl = [*pgschema.tables(old).values(), *pgschema.indexes(old).values()]
+        return ddl, {t: [c[0] for c in pgschema.columns(old, t)] for t in pgschema.tables(old)}
+    finally:
+        old.close()

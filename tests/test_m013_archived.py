@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -23,6 +24,7 @@ from audit.secrets import Secrets
 from cli import main
 from engine.teams import load_teams
 from service.decide import decide
+from tests.postgres import old_schema
 
 DATA = "tests/data/"
 NAMES = ("v12_archived.db", "v12_archived.db.key", "v12_archived.jsonl.zst")
@@ -31,19 +33,7 @@ COLUMNS = {
     "handoffs": "lead_id, decision_id, route, destination, team, at, due_at, acted_at, acted_by, closed_at",
     "assignments": "lead_id, team, owner, basis, domain, period, at",
 }
-TEAMS = """\
-version: 1
-period: day
-personal_domains: [gmail.com]
-teams:
-  account-executives:
-    - {id: sam, name: Sam, weight: 2}
-    - {id: lee, name: Lee}
-  account-management:
-    - {id: ana, name: Ana}
-    - {id: bo, name: Bo}
-    - {id: cy, name: Cy}
-"""
+TEAMS = Path(DATA, "v12_archived.teams.yaml").read_text()  # as tests/data/make_v12_archived.py
 
 
 def rows(path, table) -> list[tuple]:
@@ -113,12 +103,7 @@ def test_on_postgresql_m013_keeps_them_too(pg_url, tmp_path):
     for name in NAMES:
         shutil.copy(DATA + name, tmp_path / name)
     before = {table: rows(fixture, table) for table in COLUMNS}
-    old = pgschema.scratch("m012_archives")
-    try:
-        ddl = [*pgschema.tables(old).values(), *pgschema.indexes(old).values()]
-        columns = {t: [c[0] for c in pgschema.columns(old, t)] for t in pgschema.tables(old)}
-    finally:
-        old.close()
+    ddl, columns = old_schema("m012_archives")
     names = pgschema.names()
     source = sqlite3.connect(fixture)
     try:

@@ -27,6 +27,7 @@ from cli import main
 from service.decide import decide, evaluator, report_outcome
 from service.deliver import AlreadyRunning, exclusive
 from tests.conftest import lead
+from tests.postgres import old_schema
 
 AT = "2026-11-23T10:00:00Z"
 LATER = "2026-11-23T11:00:00Z"
@@ -376,12 +377,7 @@ def test_a_postgres_trail_made_before_compact_storage_is_migrated_in_place(
     """m010-m014 on a PostgreSQL database made by the code of m009: m011's own form turns the
     documents into bytea zstd frames in place; every document reads back as it was, verify and
     replay hold, and the trail keeps deciding."""
-    old = pgschema.scratch("m009_key_origins")
-    try:
-        ddl = [*pgschema.tables(old).values(), *pgschema.indexes(old).values()]
-        columns = {t: [c[0] for c in pgschema.columns(old, t)] for t in pgschema.tables(old)}
-    finally:
-        old.close()
+    ddl, columns = old_schema("m009_key_origins")
     names = pgschema.names()
     source_path = tmp_path / "source.db"
     with sqlite_trail_with_everything(source_path, default) as source:

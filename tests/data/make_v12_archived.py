@@ -14,26 +14,13 @@ from engine.files import load_directory
 from engine.teams import load_teams
 from service.decide import decide, report_outcome
 
-TEAMS = """\
-version: 1
-period: day
-personal_domains: [gmail.com]
-teams:
-  account-executives:
-    - {id: sam, name: Sam, weight: 2}
-    - {id: lee, name: Lee}
-  account-management:
-    - {id: ana, name: Ana}
-    - {id: bo, name: Bo}
-    - {id: cy, name: Cy}
-"""
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
 db = out / "v12_archived.db"
 registry = Registry()
 assert not load_directory(registry, Path("rulesets"))
 default = registry.get("default")
-teams = load_teams(TEAMS)
+teams = load_teams((Path(__file__).parent / "v12_archived.teams.yaml").read_text())
 
 
 def cold(i):
