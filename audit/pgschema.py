@@ -23,7 +23,9 @@ from sqlite_utils import Database as SQLiteDatabase
 from . import postgres
 from .codec import COMPRESSED
 from .compact import compress_documents, second_dictionaries
-from .migrations import (
+from .migrations import migrations
+from .rows import now_iso
+from .views import (
     BEFORE,
     DERIVED_COLUMNS,
     DERIVED_INDEXES,
@@ -32,9 +34,7 @@ from .migrations import (
     OPEN_HANDOFFS,
     PERSONAL_PG,
     derived_moves,
-    migrations,
 )
-from .rows import now_iso
 
 # Columns SQLite declares TEXT but holds zstd frames in (audit.codec; SQLite keeps a BLOB in any
 # column): bytea here, as psycopg gives bytes back for it and the codec reads bytes.
