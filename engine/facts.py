@@ -10,27 +10,24 @@ Values are checked one by one in values.py; times are parsed and written in time
 
 from __future__ import annotations
 
-import itertools
-import json
 import re
 from datetime import UTC, datetime, timedelta
 
 from .errors import FactsError
+from .eventchecks import check_events
 from .model import Ruleset
 from .schema import suggest
 from .times import DAY, format_time, parse_time
 from .values import (
     MAX_EVENTS,
     MAX_NUMBER,
-    MAX_PROPERTIES,
     MAX_TEXT,
-    PROPERTY,
     Errors,
     check_value,
     clean_number,
     surrogates,
 )
-from .vocabulary import BOOLEAN, DERIVED_PROFILE_FIELDS, NUMBER, OUTCOME_TYPES, OUTCOMES_WITH_REASON, STRING
+from .vocabulary import DERIVED_PROFILE_FIELDS, NUMBER, OUTCOME_TYPES, OUTCOMES_WITH_REASON
 
 # Times and limits are read from here by the rest of the application, too.
 __all__ = [
@@ -115,7 +112,7 @@ def normalise(model: Ruleset, facts: dict) -> CheckedFacts:
     profile = _section(facts.get("profile"), "profile", model.profile_fields, errors, DERIVED_PROFILE_FIELDS)
     answers = _answers(facts.get("answers"), model, errors)
     sent: list = []
-    events = _events(facts.get("events"), errors, model, sent)
+    events = check_events(facts.get("events"), errors, model, sent)
     outcomes = _outcomes(facts.get("outcomes"), model, errors)
     handoff = _handoff(facts.get("handoff"), errors)
     previous = facts.get("previous_stage")
@@ -302,106 +299,3 @@ def _section(raw, name: str, fields: dict, errors: Errors, derived: dict) -> dic
             if checked is not None:
                 out[key] = checked
     return out
-
-
-_EVENT_KEYS = frozenset({"id", "type", "at", "properties"})
-
-
-def _events(raw, errors: Errors, model: Ruleset, sent: list | None = None) -> list[dict]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        errors.add("events", "must be a list")
-        return []
-    if len(raw) > MAX_EVENTS:
-        errors.add("events", f"at most {MAX_EVENTS} events per lead")
-        return []
-    seen: set[str] = set()
-    out = []
-    for i, event in enumerate(raw):
-        field = f"events[{i}]"
-        if not isinstance(event, dict):
-            errors.add(field, "must be an object")
-            continue
-        if not _EVENT_KEYS.issuperset(event):
-            for key in sorted(set(event) - _EVENT_KEYS):
-                errors.add(
-                    f"{field}.{key}", "unknown field" + suggest(key, ["id", "type", "at", "properties"])
-                )
-        etype = event.get("type")
-        if not isinstance(etype, str) or etype not in model.event_types:
-            declared = model.declared_event_types
-            errors.add(
-                f"{field}.type",
-                f"{etype!r} is not an event type of ruleset {model.name}"
-                + suggest(str(etype), model.event_types)
-                + (f" (its own: {', '.join(declared)}; or a standard one)" if declared else ""),
-            )
-            continue
-        declared_props = model.event_types[etype].properties
-        try:
-            at = format_time(parse_time(event.get("at"), f"{field}.at"))
-        except FactsError as exc:
-            for k, v in exc.errors.items():
-                for m in v:
-                    errors.add(k, m)
-            continue
-        eid = event.get("id")
-        if eid is not None and (not isinstance(eid, str) or not eid or len(eid) > 200):
-            errors.add(f"{field}.id", "must be text of 1 to 200 characters")
-            continue
-        props = event.get("properties") or {}
-        if not isinstance(props, dict) or len(props) > MAX_PROPERTIES:
-            errors.add(f"{field}.properties", f"must be an object of at most {MAX_PROPERTIES} values")
-            continue
-        clean = {}
-        for key, value in props.items():
-            pfield = f"{field}.properties.{key}"
-            if not isinstance(key, str) or not PROPERTY.fullmatch(key):
-                errors.add(pfield, "property names are lower case letters, digits and _")
-            elif declared_props is not None:  # a ruleset's own event: its properties are typed
-                if key not in declared_props:
-                    errors.add(
-                        pfield,
-                        f"{etype} has no property {key!r}"
-                        + suggest(key, declared_props)
-                        + f" (its properties: {', '.join(declared_props) or 'none'})",
-                    )
-                elif value is not None:
-                    clean[key] = check_value(value, declared_props[key], pfield, errors)
-            elif isinstance(value, bool | str):
-                clean[key] = check_value(
-                    value, BOOLEAN if isinstance(value, bool) else STRING, pfield, errors
-                )
-            elif isinstance(value, int | float):
-                clean[key] = check_value(value, NUMBER, pfield, errors)
-            elif value is not None:
-                errors.add(pfield, "must be text, a number or true/false")
-        if eid is not None:
-            if eid in seen:
-                if sent is not None:
-                    sent.append(None)
-                continue  # the same event sent twice counts once
-            seen.add(eid)
-        item = {"type": etype, "at": at}
-        if eid is not None:
-            item["id"] = eid
-        if clean:
-            item["properties"] = clean
-        out.append(item)
-        if sent is not None:
-            sent.append(item)
-    out.sort(key=_event_time)
-    times = [_event_time(e) for e in out]
-    if any(a == b for a, b in itertools.pairwise(times)):
-        out.sort(key=_event_order)  # only events alike in time, id and type need their properties compared
-    return out
-
-
-def _event_time(event: dict):
-    return event["at"], event.get("id", ""), event["type"]
-
-
-def _event_order(event: dict):
-    props = event.get("properties")
-    return event["at"], event.get("id", ""), event["type"], json.dumps(props, sort_keys=True) if props else ""

@@ -16,11 +16,10 @@ from __future__ import annotations
 import itertools
 
 from .errors import FactsError
+from .eventchecks import event_order, event_time
 from .facts import (
     CheckedFacts,
     _answers,
-    _event_order,
-    _event_time,
     _handoff,
     _outcomes,
     _section,
@@ -61,9 +60,9 @@ def merge_checked(model: Ruleset, stored: dict | None, sent: dict, checked: Chec
         events.append(item)
     if len(events) > MAX_EVENTS:
         raise FactsError({"events": [f"at most {MAX_EVENTS} events per lead"]})
-    events.sort(key=_event_time)
-    if any(a == b for a, b in itertools.pairwise(map(_event_time, events))):
-        events.sort(key=_event_order)
+    events.sort(key=event_time)
+    if any(a == b for a, b in itertools.pairwise(map(event_time, events))):
+        events.sort(key=event_order)
     out = {
         "lead_id": checked["lead_id"],
         "channel": sent.get("channel") or stored.get("channel"),
