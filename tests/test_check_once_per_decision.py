@@ -29,6 +29,11 @@ from tests.conftest import AT, lead
 @pytest.fixture
 def checks(monkeypatch):
     """The models of every facts check made (CompiledRuleset.normalise and evaluate's own check)."""
+    return counted_checks(monkeypatch)
+
+
+def counted_checks(monkeypatch) -> list[str]:
+    """Count every check of lead facts from now on: the name of each model checked, in order."""
     calls = []
     real = runtime.normalise
 

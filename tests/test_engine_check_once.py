@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from bench.leads import generate
 from engine import CheckedFacts, FactsError, compile_source, runtime
-from engine import facts as facts_module
 from engine.actions import Run
 from tests.conftest import AT, RULESETS, lead
+from tests.test_check_once_per_decision import counted_checks
 from tests.test_properties import REGISTRY, SETTINGS, with_ruleset
 
 
@@ -57,14 +57,7 @@ def test_only_this_rulesets_own_checked_facts_skip_the_check(monkeypatch):
     default, other = REGISTRY.get("default"), REGISTRY.get("product-led")
     facts = lead(profile={"country": "US", "employees": 120}, events=[{"type": "demo_request", "at": AT}])
     checked = default.normalise(facts)
-    calls = []
-    real = facts_module.normalise
-
-    def counting(model, given):
-        calls.append(model.name)
-        return real(model, given)
-
-    monkeypatch.setattr(runtime, "normalise", counting)
+    calls = counted_checks(monkeypatch)
     default.evaluate(checked, AT)
     assert calls == []  # checked once, by normalise above
     default.evaluate(dict(checked), AT)  # a copy is a plain dict: it could have been changed
