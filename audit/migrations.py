@@ -8,17 +8,7 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from . import chain, compact, rows
-from .views import (
-    BEFORE,
-    DERIVED_COLUMNS,
-    DERIVED_INDEXES,
-    MOVE_PERSONAL,
-    OPEN_HANDOFF_SEQS,
-    OPEN_HANDOFFS,
-    PERSONAL,
-    derived_moves,
-)
+from . import chain, compact, rows, views
 
 migrations = Migrations("leadgate")
 
@@ -404,15 +394,21 @@ def m012_archives(db: Database) -> None:
 @migrations()
 def m013_derived_from_decisions(db: Database) -> None:
     # One decision writes its stage change, hand-off and assignment in its own row (columns outside
-    # the chain, see the views above): the three tables go, their rows move onto their decisions, or
+    # the chain, see audit.views): the three tables go, their rows move onto their decisions, or
     # into the tables of rows from before m013 where their decisions are archived.
-    for column in DERIVED_COLUMNS:
+    for column in views.DERIVED_COLUMNS:
         db["decisions"].add_column(column, str)
-    for sql in (*BEFORE, *derived_moves(db.conn)):
+    for sql in (*views.BEFORE, *views.derived_moves(db.conn)):
         db.execute(*sql) if isinstance(sql, tuple) else db.execute(sql)
     db["leads"].add_column("personal", str)
     db["leads"].add_column("handoff_seq", int)
-    for sql in (*MOVE_PERSONAL, PERSONAL, OPEN_HANDOFF_SEQS, OPEN_HANDOFFS, *DERIVED_INDEXES):
+    for sql in (
+        *views.MOVE_PERSONAL,
+        views.PERSONAL,
+        views.OPEN_HANDOFF_SEQS,
+        views.OPEN_HANDOFFS,
+        *views.DERIVED_INDEXES,
+    ):
         db.execute(sql)
 
 
