@@ -86,6 +86,7 @@ from datetime import UTC, datetime
 
 from audit.backends import shown
 from bench.leads import ANSWERS, EVENT_MIX, SENIORITIES, event, make_lead
+from cli.server import own_sockets
 from tests.server import GTHREAD, Server
 
 HOST = "127.0.0.1"  # loopback only, never any other address
@@ -658,7 +659,9 @@ def run_stack(args, stack: str, postgres_url: str | None = None):
             for s in servers:
                 print(
                     f"server: {stack} (gunicorn, {args.workers} workers, master pid {s.proc.pid}, "
-                    f"workers {_children(s.proc.pid)}) on {HOST}:{s.port}, durability {args.durability}, db {shown(db)}"
+                    f"workers {_children(s.proc.pid)}) on {HOST}:{s.port}, durability {args.durability}, db {shown(db)}, "
+                    f"{'sockets of their own' if own_sockets(os.environ.get('LEADGATE_LISTEN', 'auto')) else 'one shared socket'} "
+                    "(LEADGATE_LISTEN)"
                 )
             status, reply, headers = server.request("POST", "/v1/decisions", generate(1, 0, "CHECK")[0])
             decision_sent += 1

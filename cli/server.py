@@ -18,6 +18,10 @@ from service.decide import open_trail
 from service.metrics import MULTIPROC_ENV
 
 THREADS = 4
+LISTEN = ("auto", "own", "shared")
+# Linux: 1 when a listening socket that closes hands the connections waiting on it to another socket
+# of its SO_REUSEPORT group instead of resetting them (5.14 and later; absent before).
+MIGRATE = Path("/proc/sys/net/ipv4/tcp_migrate_req")
 
 
 class _Server(BaseApplication):
@@ -35,10 +39,10 @@ class _Server(BaseApplication):
         # gunicorn-h1c (installed with leadgate) is gunicorn's C parser of HTTP/1.1, which the asgi worker
         # picks by itself; in Python, parsing took about a seventh of a decision's event-loop time.
         self.cfg.set("asgi_lifespan", "off")
-        # Each worker listens on its own socket on the port (SO_REUSEPORT) and the kernel spreads new
-        # connections over them by address: on one shared socket, the worker awake when a burst of
-        # keep-alive connections arrived took all or most of them and one core served them (issue 15).
-        self.cfg.set("reuse_port", True)
+        # Own sockets (SO_REUSEPORT): the kernel spreads new connections over the workers by address;
+        # on one shared socket, the worker awake when a burst of keep-alive connections arrived took
+        # all or most of them and one core served them (issue 15). See own_sockets for when.
+        self.cfg.set("reuse_port", own_sockets(c.LISTEN))
         self.cfg.set("accesslog", None)  # the app writes one JSON line per request (api/logs.py)
         # URL and header limits are the front's, answered in the JSON error shape; gunicorn keeps only
         # its outer bounds (1 MB request line, 64 KiB header line), answered in plain text.
@@ -117,9 +121,9 @@ def _alive(pid: int) -> bool:
 
 
 def _refuse_a_taken_port(config: Config) -> None:
-    """Each worker binds the port with SO_REUSEPORT, which another server of the same user has too: a
-    second `leadgate serve` on a port in use would share its connections silently. Refuse it, as a
-    plain bind does (SO_REUSEADDR lets a port left in TIME_WAIT by a server just stopped be used)."""
+    """With sockets of their own, each worker binds the port with SO_REUSEPORT, which another server of
+    the same user has too: a second `leadgate serve` on a port in use would share its connections
+    silently. Refuse it, as a plain bind does (SO_REUSEADDR lets a port left in TIME_WAIT by a server just stopped be used)."""
     for family, kind, proto, _, address in socket.getaddrinfo(
         config.HOST, config.PORT, type=socket.SOCK_STREAM
     ):
@@ -133,10 +137,42 @@ def _refuse_a_taken_port(config: Config) -> None:
                 ) from None
 
 
+def own_sockets(listen: str, migrate: Path = MIGRATE) -> bool:
+    """Whether each worker listens on a socket of its own (SO_REUSEPORT) rather than on one shared.
+
+    A worker that exits (replaced on reload, or after a crash) closes its own socket, and the kernel
+    resets the connections still waiting on it unless net.ipv4.tcp_migrate_req moves them to another
+    worker's: measured, 2 of ~18,500 fresh connections reset during six reloads. On a shared socket
+    the connections wait for whichever worker accepts next, so `auto` shares it unless they move."""
+    if listen == "auto":
+        try:
+            return migrate.read_text().strip() == "1"
+        except OSError:
+            return False
+    return listen == "own"
+
+
+def _listening(config: Config) -> str:
+    if own_sockets(config.LISTEN):
+        return "workers listen on sockets of their own (SO_REUSEPORT): the kernel spreads new connections"
+    if config.LISTEN == "shared":
+        return "workers share one listening socket (LEADGATE_LISTEN=shared)"
+    return (
+        "workers share one listening socket: net.ipv4.tcp_migrate_req is not 1 here, so a worker "
+        "replaced on reload would reset the connections waiting on a socket of its own "
+        "(sysctl -w net.ipv4.tcp_migrate_req=1 lets LEADGATE_LISTEN=auto spread them over the workers)"
+    )
+
+
 def run(config: Config) -> None:
     """Serve until stopped; the workers count metrics into a directory made for this run and removed
     after it (counts from an earlier run must not add up with this one's)."""
+    if config.LISTEN not in LISTEN:
+        raise click.ClickException(
+            f"LEADGATE_LISTEN must be one of {', '.join(LISTEN)}, not {config.LISTEN!r}"
+        )
     _refuse_a_taken_port(config)
+    click.echo(f"leadgate: {_listening(config)}", err=True)
     directory, master = _metrics_directory(), os.getpid()
     os.environ[MULTIPROC_ENV] = directory  # before prometheus-client is first imported (service/metrics.py)
     try:

@@ -55,6 +55,11 @@ class Config:
     # LEADGATE_REQUEST_DEADLINE: seconds a client has to send its whole request body; a slower one gets
     # 408 and its connection is closed, without ever holding an application thread.
     REQUEST_DEADLINE: int = 10
+    # LEADGATE_LISTEN: how `leadgate serve`'s workers listen. `own`: each on a socket of its own on the
+    # port (SO_REUSEPORT), the kernel spreading new connections over them; `shared`: one socket for all;
+    # `auto`: `own` only where the kernel hands a closing socket's waiting connections to the others
+    # (net.ipv4.tcp_migrate_req = 1), since a worker replaced on reload would otherwise reset them.
+    LISTEN: str = "auto"
 
     def to_flask(self) -> dict:
         return {f"LEADGATE_{f.name}": getattr(self, f.name) for f in fields(self)}
