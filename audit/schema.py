@@ -13,12 +13,11 @@ from sqlite_utils import Database
 from . import pgschema, postgres
 from .backends import is_postgres
 from .migrations import migrations
-from .writelock import WriteLock
+from .writelock import BUSY_TIMEOUT_MS, WriteLock
 
 # synchronous=FULL fsyncs the WAL on every commit: an acknowledged decision survives a power cut.
 # NORMAL survives a crash of the process but may lose the last commits if the machine loses power.
 DURABILITY = {"full": "FULL", "normal": "NORMAL"}
-BUSY_TIMEOUT_MS = 30_000
 
 
 def connect(path: str | Path, durability: str = "full") -> Database:

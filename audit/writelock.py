@@ -8,21 +8,57 @@ exactly as long as the one before it holds the lock and goes in as soon as it is
 timeout stays, for writers that do not take this lock (the sqlite3 shell, another program).
 Opening a trail takes the lock too, around its check for pending migrations.
 
+The wait is bounded like SQLite's busy timeout: a holder that does not let go (a CLI command stopped
+with Ctrl-Z inside its transaction, a hung process) makes writers fail with StorageUnavailable (503)
+after BUSY_TIMEOUT_MS instead of hanging every request. `flock` itself has no timeout, so a writer
+that finds the lock taken waits for it on a thread of its own, through a descriptor of its own (its
+own lock), and gives up on it at the deadline; that thread, if it gets the lock later, lets it go.
+
 The lock file is empty and holds no data: backups and replication leave it out, and a lost one is
-created again on the next write. The kernel releases a lock when its holder exits, even killed.
+created again on the next write, with the database file's mode and owner (as SQLite gives -wal and
+-shm), so every account that may write the database may take its lock. The kernel releases a lock
+when its holder exits, even killed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
 
 from .errors import StorageUnavailable
 
+BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for another one: this lock, and SQLite's busy timeout
+
 
 def lock_path(path: str) -> str:
     return f"{path}.lock"
+
+
+def _open(path: str, database: str) -> int:
+    """A descriptor of the lock file, made with the database file's mode and owner when missing.
+    Read-only when the file is not ours to write: flock needs no write access."""
+    try:
+        like = os.stat(database)
+    except OSError:
+        like = None
+    mode = like.st_mode & 0o666 if like else 0o600
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode)
+    except PermissionError:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    if like is not None:
+        info = os.fstat(fd)
+        if info.st_uid == os.geteuid() and info.st_mode & 0o777 != mode:
+            os.fchmod(fd, mode)  # the umask took bits away at creation
+        if (info.st_uid, info.st_gid) != (like.st_uid, like.st_gid):
+            try:
+                os.fchown(fd, like.st_uid, like.st_gid)  # root (sudo) makes it the owner's
+            except PermissionError:
+                with contextlib.suppress(PermissionError):
+                    os.fchown(fd, -1, like.st_gid)  # a group of ours
+    return fd
 
 
 class WriteLock:
@@ -32,26 +68,70 @@ class WriteLock:
     `path` None (an in-memory database, PostgreSQL with its own advisory lock): a lock that does nothing."""
 
     def __init__(self, path: str | None):
+        self.database = path
         self.path = lock_path(path) if path is not None else None
         self._fd: int | None = None
+        self._held: int | None = None  # the descriptor holding the lock: ours, or a waiter's
         self._guard = threading.Lock()  # the descriptor is opened once and closed once
 
     def _descriptor(self) -> int:
         with self._guard:
             if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._fd = _open(self.path, self.database)
             return self._fd
 
     def acquire(self) -> None:
-        if self.path is not None:
+        if self.path is None:
+            return
+        try:
+            fd = self._descriptor()
             try:
-                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fd = self._wait(BUSY_TIMEOUT_MS / 1000)
+        except OSError as exc:
+            raise StorageUnavailable(f"the audit database's lock file cannot be used: {exc}") from exc
+        self._held = fd
+
+    def _wait(self, seconds: float) -> int:
+        """The lock, taken by a thread blocked in flock on a descriptor of its own, within `seconds`."""
+        got, outcome = threading.Event(), {}
+        lock = threading.Lock()
+
+        def wait():
+            try:
+                fd = _open(self.path, self.database)
+                fcntl.flock(fd, fcntl.LOCK_EX)
             except OSError as exc:
-                raise StorageUnavailable(f"the audit database's lock file cannot be used: {exc}") from exc
+                outcome["error"] = exc
+            else:
+                with lock:
+                    if outcome.get("late"):
+                        os.close(fd)  # the writer gave up: let the lock go at once
+                        return
+                    outcome["fd"] = fd
+            got.set()
+
+        threading.Thread(target=wait, name="leadgate-lock-wait", daemon=True).start()
+        got.wait(seconds)
+        with lock:
+            if "fd" in outcome:
+                return outcome["fd"]
+            if "error" in outcome:
+                raise outcome["error"]
+            outcome["late"] = True
+        raise StorageUnavailable(
+            f"the audit database is busy: another writer has held it for over {seconds:g} seconds"
+        )
 
     def release(self) -> None:
-        if self.path is not None and self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        fd, self._held = self._held, None
+        if fd is None:
+            return
+        if fd == self._fd:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:
+            os.close(fd)  # a waiter's descriptor: closing it releases its lock
 
     def __enter__(self) -> WriteLock:
         self.acquire()
@@ -61,6 +141,8 @@ class WriteLock:
         self.release()
 
     def close(self) -> None:
+        if self._held is not None and self._held != self._fd:
+            self.release()
         with self._guard:
             if self._fd is not None:
                 os.close(self._fd)  # releases the lock too, if held

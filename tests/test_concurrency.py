@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -112,6 +113,60 @@ def test_a_writer_of_another_process_waits_on_the_lock_not_the_busy_timeout(tmp_
         holder.stdin.close()
         holder.wait(10)
         holder.stdout.close()
+
+
+def test_a_writer_gives_up_on_a_holder_that_never_lets_go_with_storage_unavailable(tmp_path, monkeypatch):
+    """A CLI command stopped with Ctrl-Z inside its transaction holds the lock forever: writers fail
+    (503) after the busy timeout instead of hanging, and the lock is not left taken by the one that
+    gave up."""
+    import audit.writelock
+
+    path = tmp_path / "a.db"
+    with AuditTrail(path) as opened:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, str(path)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout.readline() == "held\n"
+            monkeypatch.setattr(audit.writelock, "BUSY_TIMEOUT_MS", 300)
+            started = time.monotonic()
+            with pytest.raises(StorageUnavailable, match="busy: another writer has held it for over 0.3 seconds"):
+                create(opened, "waiter", "decide")
+            assert 0.3 <= time.monotonic() - started < 5
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.stdout.readline() == "committed\n"
+            for _ in range(100):  # the thread that gave up takes the lock once freed and lets it go
+                if not held_by_someone(path):
+                    break
+                time.sleep(0.05)
+            assert not held_by_someone(path)
+            monkeypatch.setattr(audit.writelock, "BUSY_TIMEOUT_MS", 30_000)
+            create(opened, "after", "decide")
+            names = [r["name"] for r in opened._read("SELECT name FROM api_keys ORDER BY created_at, rowid")]
+            assert names == ["holder", "after"]
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+            holder.stdout.close()
+
+
+def test_the_lock_file_has_the_database_files_mode_and_group(tmp_path):
+    """An operator who shares the database with a group (0660) shares its lock too: a lock file made
+    0600 by whichever account opened first would refuse the others every write."""
+    path = tmp_path / "shared.db"
+    with AuditTrail(path):
+        pass
+    os.remove(lock_path(str(path)))
+    os.chmod(path, 0o660)
+    groups = [g for g in os.getgroups() if g != os.stat(path).st_gid]
+    if groups:
+        os.chown(path, -1, groups[0])
+    with AuditTrail(path) as opened:
+        create(opened, "k", "decide")
+    lock, db = os.stat(lock_path(str(path))), os.stat(path)
+    assert oct(lock.st_mode & 0o777) == "0o660"
+    assert (lock.st_uid, lock.st_gid) == (db.st_uid, db.st_gid)
 
 
 def test_a_request_does_not_take_the_rulesets_lock_when_nothing_was_reloaded(make_app, tmp_path):
