@@ -29,7 +29,7 @@ import contextlib
 import re
 import threading
 import time
-from functools import cache
+from functools import lru_cache
 
 import psycopg
 from psycopg import ClientCursor
@@ -276,7 +276,9 @@ def _derived_names(sql: str) -> str:
     return "".join(out) + sql[at:]
 
 
-@cache
+# Bounded: a multi-row INSERT (audit.rows.insert_many) has one text per row count, up to a thousand a
+# table, and each kept forever held ~25 MiB per worker for the events alone.
+@lru_cache(maxsize=512)
 def translate(sql: str) -> str | None:
     """The PostgreSQL form of one statement of the audit modules (None: nothing to run)."""
     head = sql.lstrip().upper()

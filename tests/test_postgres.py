@@ -454,3 +454,10 @@ def test_the_write_paths_one_statement_reads_agree_on_both_backends(pg_url, tmp_
     assert len(sqlite[0]["events"]) == 9 and sqlite[0]["profile"]["email"] == HOT["email"]
     assert sqlite[2]["route"] and sqlite[0]["outcomes"] == [{"type": "accepted", "at": LATER}]
     assert postgresql == sqlite
+
+
+def test_translations_kept_are_bounded():
+    """A multi-row INSERT has one text per row count: a worker must not keep every one it met."""
+    for rows in range(1, 1001):
+        translate("INSERT INTO events (lead_id, event_id) VALUES " + ",".join(["(?, ?)"] * rows))
+    assert translate.cache_info().currsize <= 512
