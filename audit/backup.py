@@ -97,9 +97,7 @@ def backup(trail: AuditTrail, dest: str | Path, source_digest=None, key_to: str 
     except (OSError, sqlite3.Error) as exc:
         raise BackupError(f"the backup {dest} cannot be written: {exc}") from exc
     finally:
-        partial.unlink(missing_ok=True)
-    for suffix in ("-wal", "-shm", ".lock"):  # left by opening the copy to verify it; its data is in the file
-        Path(f"{partial}{suffix}").unlink(missing_ok=True)
+        _remove_partial(partial)
     _write_private(Path(f"{dest}.checkpoint"), json.dumps(summary["checkpoint"], sort_keys=True) + "\n")
     summary["covers_checkpoint"] = before["seq"]
     if key_to is not None:
@@ -159,11 +157,16 @@ def restore(
     except (OSError, sqlite3.Error) as exc:
         raise BackupError(f"{source} cannot be restored to {target}: {exc}") from exc
     finally:
-        partial.unlink(missing_ok=True)
-        for suffix in ("-wal", "-shm", ".lock"):  # the checked copy's write lock file too (audit.writelock)
-            Path(f"{partial}{suffix}").unlink(missing_ok=True)
+        _remove_partial(partial)
     summary["key_file"] = str(key_path)
     return summary
+
+
+def _remove_partial(partial: Path) -> None:
+    """The copy being checked, and what opening it made beside it (its data is in the file), whether
+    or not it passed: -wal and -shm, and the write lock's file (audit.writelock)."""
+    for suffix in ("", "-wal", "-shm", ".lock"):
+        Path(f"{partial}{suffix}").unlink(missing_ok=True)
 
 
 def _write_private(path: Path, text: str) -> None:

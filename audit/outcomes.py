@@ -83,13 +83,6 @@ def of_lead(trail: AuditTrail, lead_id: str) -> list[dict]:
     ]
 
 
-def as_facts(outcomes: list[dict]) -> list[dict]:
-    """Outcomes as the engine reads them (id, type, at, reason, amount)."""
-    return [
-        {k: o[stored] for k, stored in OUTCOME_FACT_KEYS.items() if o[stored] is not None} for o in outcomes
-    ]
-
-
 def current_handoff(trail: AuditTrail, lead_id: str) -> dict | None:
     """The lead's hand-off still going on, as a fact: {route, at, due_at[, acted_at]}.
 

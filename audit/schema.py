@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlite_utils import Database
 
@@ -64,9 +65,11 @@ class ReadConnection(sqlite3.Connection):
 
 def reader(path: str) -> sqlite3.Connection:
     """A connection that only reads (audit.trail's read pool): WAL gives each statement the last
-    committed state, so it never waits for a write transaction. Opened on a migrated file."""
+    committed state, so it never waits for a write transaction. Opened on a migrated file, which it
+    never creates: a file moved away while the service runs is an error, not a new empty database."""
     conn = sqlite3.connect(
-        path,
+        f"file:{quote(str(path))}?mode=rw",
+        uri=True,
         timeout=BUSY_TIMEOUT_MS / 1000,
         isolation_level=None,
         check_same_thread=False,

@@ -126,7 +126,7 @@ MOVE_PERSONAL = (
 def derived_moves(db) -> list:
     """The statements (SQL, or (SQL, parameters)) that move the rows of stage_history, handoffs and
     assignments onto their decisions or into the tables of rows from before m013, drop the tables and
-    make the views. `db`: a connection of either backend, with BEFORE's tables made."""
+    make the views. `db`: a connection of either backend, read here, before any of them runs."""
     moves: list = [
         "UPDATE decisions SET handoff_due_at = h.due_at, team = h.team FROM handoffs h "
         "WHERE h.decision_id = decisions.id",

@@ -61,6 +61,18 @@ def _open(path: str, database: str) -> int:
     return fd
 
 
+def hold(path: str, name: str) -> int | None:
+    """`flock` on `<path>.<name>.lock` (made like the write lock's file) if no other process holds it:
+    the descriptor that holds it until closed or its process ends, or None."""
+    fd = _open(f"{path}.{name}.lock", path)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class WriteLock:
     """`flock(LOCK_EX)` on the database's lock file, held from before BEGIN IMMEDIATE until after
     COMMIT or ROLLBACK. One per trail; its group leader (audit.group) is the one thread taking it.

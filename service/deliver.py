@@ -17,7 +17,6 @@ again, under the same ids — at least once, as always. Decisions keep their own
 from __future__ import annotations
 
 import base64
-import fcntl
 import http.client
 import json
 import logging
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 
 from standardwebhooks import Webhook
 
-from audit import AuditTrail, StorageUnavailable, deliveries, deployments, outbox, postgres
+from audit import AuditTrail, StorageUnavailable, deliveries, deployments, outbox, postgres, writelock
 from audit.backends import is_postgres
 from audit.rows import now_iso
 from audit.secrets import MIN_ENV_LENGTH, Secrets
@@ -382,10 +381,7 @@ def exclusive(db_path: str):
         if not postgres.exclusive(db_path, postgres.DELIVER_LOCK):
             raise AlreadyRunning("another leadgate deliver is running on this PostgreSQL database")
         return None
-    fd = os.open(f"{db_path}.deliver.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise AlreadyRunning(f"another leadgate deliver is running on {db_path}") from None
+    fd = writelock.hold(db_path, "deliver")
+    if fd is None:
+        raise AlreadyRunning(f"another leadgate deliver is running on {db_path}")
     return fd

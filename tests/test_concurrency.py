@@ -124,13 +124,19 @@ def test_a_writer_gives_up_on_a_holder_that_never_lets_go_with_storage_unavailab
     path = tmp_path / "a.db"
     with AuditTrail(path) as opened:
         holder = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(path)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", HOLDER, str(path)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert holder.stdout.readline() == "held\n"
             monkeypatch.setattr(audit.writelock, "BUSY_TIMEOUT_MS", 300)
             started = time.monotonic()
-            with pytest.raises(StorageUnavailable, match="busy: another writer has held it for over 0.3 seconds"):
+            with pytest.raises(
+                StorageUnavailable, match="busy: another writer has held it for over 0.3 seconds"
+            ):
                 create(opened, "waiter", "decide")
             assert 0.3 <= time.monotonic() - started < 5
             holder.stdin.write("\n")
@@ -214,3 +220,25 @@ def test_a_backup_and_a_restore_leave_no_lock_file_of_their_checked_copy(tmp_pat
     assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == ["b.db", "b.db.checkpoint"]
     restore(tmp_path / "backups" / "b.db", tmp_path / "restored" / "a.db", live.with_name("a.db.key"))
     assert sorted(p.name for p in (tmp_path / "restored").iterdir()) == ["a.db"]
+
+
+def test_a_backup_that_fails_its_check_leaves_nothing_beside_it(tmp_path, monkeypatch):
+    from audit.backup import BackupError, backup
+
+    with AuditTrail(tmp_path / "live" / "a.db") as opened:
+        create(opened, "k", "decide")
+        # the copy opened to be checked finds a problem (a disk that corrupted it, say)
+        monkeypatch.setattr(AuditTrail, "verify", lambda self, *args: ["chain link 1 altered"])
+        with pytest.raises(BackupError, match="does not verify: chain link 1 altered"):
+            backup(opened, tmp_path / "backups" / "b.db")
+    assert sorted(p.name for p in (tmp_path / "backups").iterdir()) == []
+
+
+def test_a_database_moved_away_is_not_made_again_empty_by_a_read(tmp_path):
+    path = tmp_path / "a.db"
+    with AuditTrail(path) as opened:
+        create(opened, "k", "decide")
+        os.rename(path, tmp_path / "moved.db")
+        with pytest.raises(StorageUnavailable, match="cannot be read"):
+            opened.ping()
+        assert not path.exists()
