@@ -73,6 +73,47 @@ def hold(path: str, name: str) -> int | None:
     return fd
 
 
+class _Waiter:
+    """A thread blocked in flock on a descriptor of its own, for whichever writer waits on it."""
+
+    def __init__(self, path: str, database: str):
+        self.done, self._lock = threading.Event(), threading.Lock()
+        self._fd: int | None = None
+        self._error: OSError | None = None
+        self._wanted = True
+        threading.Thread(
+            target=self._run, args=(path, database), name="leadgate-lock-wait", daemon=True
+        ).start()
+
+    def _run(self, path: str, database: str) -> None:
+        try:
+            fd = _open(path, database)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            self._error = exc
+        else:
+            with self._lock:
+                if self._wanted:
+                    self._fd = fd
+                else:
+                    os.close(fd)  # every writer gave up: let the lock go at once
+        self.done.set()
+
+    def adopt(self) -> bool:
+        """Wait on this one again (False: it has finished, let a new one wait)."""
+        with self._lock:
+            self._wanted = not self.done.is_set()
+            return self._wanted
+
+    def give_up(self) -> int | None:
+        """The descriptor holding the lock if it got it, else None (it lets the lock go when it does)."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            self._wanted = self._fd is not None
+            return self._fd
+
+
 class WriteLock:
     """`flock(LOCK_EX)` on the database's lock file, held from before BEGIN IMMEDIATE until after
     COMMIT or ROLLBACK. One per trail; its group leader (audit.group) is the one thread taking it.
@@ -84,6 +125,7 @@ class WriteLock:
         self.path = lock_path(path) if path is not None else None
         self._fd: int | None = None
         self._held: int | None = None  # the descriptor holding the lock: ours, or a waiter's
+        self._waiter: _Waiter | None = None  # still blocked in flock for a writer that gave up
         self._guard = threading.Lock()  # the descriptor is opened once and closed once
 
     def _descriptor(self) -> int:
@@ -106,35 +148,23 @@ class WriteLock:
         self._held = fd
 
     def _wait(self, seconds: float) -> int:
-        """The lock, taken by a thread blocked in flock on a descriptor of its own, within `seconds`."""
-        got, outcome = threading.Event(), {}
-        lock = threading.Lock()
-
-        def wait():
-            try:
-                fd = _open(self.path, self.database)
-                fcntl.flock(fd, fcntl.LOCK_EX)
-            except OSError as exc:
-                outcome["error"] = exc
-            else:
-                with lock:
-                    if outcome.get("late"):
-                        os.close(fd)  # the writer gave up: let the lock go at once
-                        return
-                    outcome["fd"] = fd
-            got.set()
-
-        threading.Thread(target=wait, name="leadgate-lock-wait", daemon=True).start()
-        got.wait(seconds)
-        with lock:
-            if "fd" in outcome:
-                return outcome["fd"]
-            if "error" in outcome:
-                raise outcome["error"]
-            outcome["late"] = True
-        raise StorageUnavailable(
-            f"the audit database is busy: another writer has held it for over {seconds:g} seconds"
-        )
+        """The lock, taken by a thread blocked in flock on a descriptor of its own, within `seconds`.
+        A waiter given up on is kept and waited on again by the next writer: behind a holder that never
+        lets go, one thread and one descriptor wait, not one more per writer that gave up."""
+        with self._guard:
+            waiter = self._waiter
+            if waiter is None or not waiter.adopt():
+                waiter = self._waiter = _Waiter(self.path, self.database)
+        waiter.done.wait(seconds)
+        fd = waiter.give_up()
+        if fd is None:
+            raise StorageUnavailable(
+                f"the audit database is busy: another writer has held it for over {seconds:g} seconds"
+            )
+        with self._guard:
+            if self._waiter is waiter:
+                self._waiter = None
+        return fd
 
     def release(self) -> None:
         fd, self._held = self._held, None

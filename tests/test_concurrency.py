@@ -139,6 +139,10 @@ def test_a_writer_gives_up_on_a_holder_that_never_lets_go_with_storage_unavailab
             ):
                 create(opened, "waiter", "decide")
             assert 0.3 <= time.monotonic() - started < 5
+            for _ in range(3):  # more writers give up: still one thread (and descriptor) waiting for them
+                with pytest.raises(StorageUnavailable, match="busy"):
+                    create(opened, "waiter", "decide")
+            assert [t.name for t in threading.enumerate()].count("leadgate-lock-wait") == 1
             holder.stdin.write("\n")
             holder.stdin.flush()
             assert holder.stdout.readline() == "committed\n"
