@@ -179,7 +179,7 @@ def advance_identities(db: Database) -> None:
         )
 
 
-_held: list[psycopg.Connection] = []  # connections holding a process-long lock (see `exclusive`)
+_held: dict[int, tuple[str, psycopg.Connection]] = {}  # lock key -> (url, connection holding it)
 
 
 def exclusive(url: str, key: int) -> bool:
@@ -189,11 +189,30 @@ def exclusive(url: str, key: int) -> bool:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         raise StorageUnavailable(f"the audit database cannot be reached: {exc}") from exc
-    if conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]:
-        _held.append(conn)
+    try:
+        taken = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]
+    except psycopg.Error as exc:
+        conn.close()
+        raise StorageUnavailable(f"the audit database cannot be used: {exc}") from exc
+    if taken:
+        _held[key] = (url, conn)
         return True
     conn.close()
     return False
+
+
+def still_holds(key: int) -> bool:
+    """Whether this process still holds lock `key` of `exclusive`. A restart or failover of the server,
+    an idle-connection reaper or a network fault closes the session and frees its lock, which another
+    machine may then take: a lost lock is taken again if free, else False."""
+    url, conn = _held[key]
+    try:
+        conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        conn.close()
+        del _held[key]
+    return exclusive(url, key)
 
 
 def _returned(conn: psycopg.Connection) -> None:

@@ -26,13 +26,13 @@ def deliver(db):
     """Send the outbox's events to the webhook destinations until stopped (SIGTERM or Ctrl-C)."""
     config = load_config(db=db)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s deliver %(levelname)s %(message)s")
-    exclusive(config.DB)
+    held = exclusive(config.DB)
     trail = open_trail(replace(config, DURABILITY="normal"))  # see service/deliver.py: at least once
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        Deliverer(config, trail).run(stop)
+        Deliverer(config, trail).run(stop, held)
     finally:
         trail.close()
 

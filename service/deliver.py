@@ -44,6 +44,7 @@ log = logging.getLogger("leadgate.deliver")
 MAX_BACKOFF_S = 3600
 MAX_ANSWER_BYTES = 65_536
 BREACH_CHECK_S = 5  # how often hand-offs past their SLA are looked for
+HOLD_CHECK_S = 5  # how often a deliverer makes sure it is still the only one
 PREFIX = "whsec_"
 
 
@@ -255,9 +256,17 @@ class Deliverer:
             self.record()
         return len(due)
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, held=lambda: True) -> None:
+        """Deliver until `stop`; `held` (see `exclusive`) is asked every HOLD_CHECK_S whether this is
+        still the one deliverer: when another took over, stop (AlreadyRunning) rather than send twice."""
+        checked, lost = time.monotonic(), False
         with ThreadPoolExecutor(self.config.DELIVERY_CONCURRENCY, thread_name_prefix="deliver") as pool:
             while not stop.is_set():
+                if time.monotonic() - checked >= HOLD_CHECK_S:
+                    checked = time.monotonic()
+                    lost = not _still(held)
+                    if lost:
+                        break
                 try:
                     self.step(pool)
                 except StorageUnavailable as exc:
@@ -270,6 +279,10 @@ class Deliverer:
                 self._wake.clear()
         self.record()  # what finished while stopping
         self.close()
+        if lost:
+            raise AlreadyRunning(
+                "this deliverer lost its lock and another leadgate deliver holds it: stopped"
+            )
 
     def close(self) -> None:
         self.connections.close()
@@ -374,14 +387,23 @@ def _key(delivery: dict) -> tuple[str, str]:
     return delivery["destination"], delivery["lead_id"]
 
 
+def _still(held) -> bool:
+    try:
+        return held()
+    except StorageUnavailable as exc:  # unreachable: nobody else can take it meanwhile either
+        log.warning("the deliverer's lock cannot be checked, delivering on: %s", exc)
+        return True
+
+
 def exclusive(db_path: str):
-    """Hold the deliverer's lock file beside the database (released when the process ends, even killed);
-    on PostgreSQL, a lock in the database that every machine's deliverer asks for."""
+    """Hold the deliverer's lock (a lock file beside the database, released when the process ends,
+    even killed; on PostgreSQL, a lock in the database that every machine's deliverer asks for):
+    a function that tells whether it is still held."""
     if is_postgres(db_path):
         if not postgres.exclusive(db_path, postgres.DELIVER_LOCK):
             raise AlreadyRunning("another leadgate deliver is running on this PostgreSQL database")
-        return None
+        return lambda: postgres.still_holds(postgres.DELIVER_LOCK)
     fd = writelock.hold(db_path, "deliver")
     if fd is None:
         raise AlreadyRunning(f"another leadgate deliver is running on {db_path}")
-    return fd
+    return lambda: fd is not None  # the descriptor holds it for as long as the process lives

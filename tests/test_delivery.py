@@ -279,3 +279,19 @@ def test_the_deliverer_tells_a_breached_sla_by_itself_once_and_not_an_answered_o
     assert drain(d, lambda: not deliveries.listing(trail, "pending"))
     assert [e["type"] for e in outbox.events(trail, "L-late")].count("sla.breached") == 1
     assert not [e for e in outbox.events(trail, "L-answered") if e["type"] == "sla.breached"]
+
+
+def test_a_deliverer_that_lost_its_lock_to_another_stops_instead_of_sending_twice(tmp_path, monkeypatch):
+    import threading
+
+    import service.deliver
+    from service.deliver import AlreadyRunning
+
+    monkeypatch.setattr(service.deliver, "HOLD_CHECK_S", 0)
+    answers = iter([True, True, False])  # another machine's deliverer took the lock at the third look
+    with AuditTrail(tmp_path / "d.db", durability="normal") as trail:
+        d = Deliverer(load_config(environ={}, db=str(trail.path)), trail, environ=ENV)
+        stop = threading.Event()
+        with pytest.raises(AlreadyRunning, match="lost its lock and another leadgate deliver holds it"):
+            d.run(stop, lambda: next(answers))
+        assert next(answers, "asked no more") == "asked no more"

@@ -351,16 +351,33 @@ def test_connections_the_server_dropped_are_replaced_before_use(pg_url, tmp_path
 
 
 def test_one_deliverer_of_all_machines_holds_the_lock(pg_url):
-    assert exclusive(pg_url) is None  # this process delivers
-    held = postgres._held[-1]
+    held = exclusive(pg_url)  # this process delivers
     try:
+        assert held()
         with pytest.raises(AlreadyRunning, match="another leadgate deliver is running on this PostgreSQL"):
             exclusive(pg_url)  # a second deliverer, on any machine, asks on its own connection
     finally:
-        postgres._held.remove(held)
-        held.close()  # the holder ends: its lock goes with its connection
-    assert exclusive(pg_url) is None
-    postgres._held.pop().close()
+        postgres._held.pop(postgres.DELIVER_LOCK)[1].close()  # the holder ends: its lock goes with it
+    held = exclusive(pg_url)
+    postgres._held.pop(postgres.DELIVER_LOCK)[1].close()
+
+
+def _end_the_holding_session(pg_url):
+    """What a server restart, a failover or an idle-connection reaper does to the lock's session."""
+    holder = postgres._held[postgres.DELIVER_LOCK][1]
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (holder.info.backend_pid,))
+
+
+def test_a_deliverer_whose_lock_session_ended_takes_it_again_or_stops(pg_url):
+    held = exclusive(pg_url)
+    _end_the_holding_session(pg_url)
+    assert held()  # nobody took it meanwhile: taken again, on a new session
+    _end_the_holding_session(pg_url)
+    with psycopg.connect(pg_url, autocommit=True) as other:  # another machine's deliverer starts
+        assert other.execute("SELECT pg_try_advisory_lock(%s)", (postgres.DELIVER_LOCK,)).fetchone()[0]
+        assert not held()  # this one must stop: two would send every webhook twice
+    assert postgres.DELIVER_LOCK not in postgres._held
 
 
 def test_a_url_password_is_never_printed():
