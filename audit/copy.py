@@ -10,6 +10,8 @@ is opened with the source's key file, which every machine serving the target the
 
 from __future__ import annotations
 
+import contextlib
+
 from . import chain, pgschema, postgres
 from .errors import AuditError
 from .trail import AuditTrail
@@ -40,16 +42,11 @@ def copy(source: AuditTrail, target: AuditTrail) -> dict:
     if occupied:
         raise CopyRefused(f"the target is not empty: {', '.join(occupied)} already hold rows")
     rows: dict[str, int] = {}
-    with source._lock:
-        source.db.execute("BEGIN")  # a read snapshot of the source (deferred: writers are not blocked)
-        try:
-            with target._transaction() as db:
-                for table in names:
-                    rows[table] = _copy_table(source, db, table)
-                if isinstance(db, postgres.Database):
-                    postgres.advance_identities(db)
-        finally:
-            source.db.execute("COMMIT")
+    with source._lock, _snapshot(source.db), target._transaction() as db:
+        for table in names:
+            rows[table] = _copy_table(source, db, table)
+        if isinstance(db, postgres.Database):
+            postgres.advance_identities(db)
     problems = target.verify()
     if problems:
         raise CopyRefused(f"the copy does not verify ({len(problems)} problem(s)): {problems[0]}")
@@ -57,6 +54,21 @@ def copy(source: AuditTrail, target: AuditTrail) -> dict:
     if head != copied or {t: _count(target, t) for t in names} != rows:
         raise CopyRefused(f"the copy differs from the source: head {copied} against {head}")
     return {"rows": rows, "head": head}
+
+
+@contextlib.contextmanager
+def _snapshot(db):
+    """A read snapshot of the source that stops none of its writers: a deferred BEGIN on SQLite; on
+    PostgreSQL, whose BEGIN here takes the write lock of every machine, a read-only one without it."""
+    if isinstance(db, postgres.Database):
+        with db.snapshot():
+            yield
+        return
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.execute("COMMIT")
 
 
 def _copy_table(source: AuditTrail, db, table: str) -> int:

@@ -139,6 +139,26 @@ class Database:
         except psycopg.OperationalError as exc:
             raise StorageUnavailable(f"the audit database cannot be used: {exc}") from exc
 
+    @contextlib.contextmanager
+    def snapshot(self):
+        """This thread's statements read one moment of the database (REPEATABLE READ, read only)
+        without the write lock a BEGIN takes here: a long read (audit/copy.py) stops no writer."""
+        try:
+            conn = self.pool.getconn()
+        except psycopg.OperationalError as exc:
+            raise StorageUnavailable(f"the audit database cannot be reached: {exc}") from exc
+        self._local.conn = conn
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            conn.execute("SELECT 1")  # the moment is taken by the first statement: now
+        except BaseException:
+            self._end(ROLLBACK)
+            raise
+        try:
+            yield
+        finally:
+            self._end(ROLLBACK)  # it wrote nothing
+
     def _begin(self):
         try:
             conn = self.pool.getconn()

@@ -478,3 +478,17 @@ def test_translations_kept_are_bounded():
     for rows in range(1, 1001):
         translate("INSERT INTO events (lead_id, event_id) VALUES " + ",".join(["(?, ?)"] * rows))
     assert translate.cache_info().currsize <= 512
+
+
+def test_a_copy_out_of_postgresql_reads_a_snapshot_and_stops_no_writer(pg_url, tmp_path):
+    """`audit copy` from a PostgreSQL trail reads in one snapshot: a writer of any machine goes on
+    meanwhile (a BEGIN there takes every machine's write lock) and what it writes is not in the copy."""
+    with opened(pg_url, tmp_path) as source, opened(pg_url, tmp_path) as writer:
+        create(source, "before", "decide")
+        with source._lock, source.db.snapshot():
+            started = time.monotonic()
+            create(writer, "meanwhile", "decide")  # its own transaction, on another connection
+            assert time.monotonic() - started < 5  # not held up to lock_timeout (30 s, then 503)
+            names = [r[0] for r in source.db.execute("SELECT name FROM api_keys ORDER BY name").fetchall()]
+            assert names == ["before"]
+        assert sorted(r["name"] for r in source._read("SELECT name FROM api_keys")) == ["before", "meanwhile"]
