@@ -34,8 +34,9 @@ def parse_time(value, field: str) -> datetime:
 
 
 def format_time(dt: datetime) -> str:
+    """ISO 8601 in UTC with "Z", to the second, or to the microsecond when it has any."""
     if dt.tzinfo is not UTC:
         dt = dt.astimezone(UTC)
-    if dt.microsecond:
-        return dt.isoformat(timespec="microseconds")[:-6] + "Z"
-    return dt.isoformat(timespec="seconds")[:-6] + "Z"
+    # A naive time's isoformat writes the same digits about three times faster than an aware one's
+    # (which formats its offset only for it to be cut off), and leaves out microseconds that are 0.
+    return dt.replace(tzinfo=None).isoformat() + "Z"
