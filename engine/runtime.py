@@ -146,16 +146,17 @@ class CompiledRuleset:
         run.current_rule = handler.name
         kind = handler.kind
         if kind == "rule":
-            if not handler.event_aliases:
+            aliases = handler.event_aliases
+            if not aliases:
                 run.fire(handler, None)
-            elif len(handler.event_aliases) == 1 and (found := _EVENT_FACT.findall(message)):
+            elif len(aliases) == 1 and (found := _EVENT_FACT.findall(message)):
                 # One event per match: its index is all that is needed (its age is the run's), and the
                 # event facts are our own text, found without decoding the rest of the message.
-                alias, ages = handler.event_aliases[0], run.ages
-                run.fire(handler, [{alias: {"id": f"e{i}", "age": ages[int(i)]}} for i in found])
+                run.fire(handler, [(int(i),) for i in found])
             elif handler.per_event or handler.name not in run.fired:  # else nothing to decode for
                 payload = json.loads(message)[name]
-                run.fire(handler, payload if isinstance(payload, list) else [payload])
+                combos = payload if isinstance(payload, list) else [payload]
+                run.fire(handler, [tuple(int(c[a]["id"][1:]) for a in aliases) for c in combos])
         elif kind == "tally":
             run.tally(handler.scores)
         else:
