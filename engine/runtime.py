@@ -39,7 +39,7 @@ from .compiler import Handler, Plan
 from .decision import decision
 from .errors import EngineError, EvaluationError
 from .facts import CheckedFacts, normalise
-from .features import compute_feature, email_domain, event_ages, text_test
+from .features import AGGREGATES, EventAggregates, compute_feature, email_domain, event_ages, text_test
 from .model import Ruleset
 from .times import parse_time
 
@@ -66,6 +66,7 @@ class CompiledRuleset:
         self.engine_name = engine_name
         self._lock = threading.Lock()
         self._sid = str(next(_sessions))
+        self._aggregates = EventAggregates(plan.features)
         self._handle = dre.create_ruleset(engine_name, json.dumps(plan.definition, ensure_ascii=False))
         # What actions assert and retract slot and score facts with: fact text in, this ruleset's session.
         self._fact_functions = (
@@ -193,10 +194,15 @@ class CompiledRuleset:
         features = {}
         # Without outcomes or a hand-off, what sales reported and overdue hand-offs have no value.
         skip = ("outcome",) * (not facts.get("outcomes")) + ("overdue",) * (not facts.get("handoff"))
+        aggregates = self._aggregates.values(events, ages)
         for feature in plan.features:
-            if feature.kind in skip:
+            kind = feature.kind
+            if kind in AGGREGATES:
+                value = aggregates[feature.name]
+            elif kind in skip:
                 continue
-            value = compute_feature(feature, facts, profile, ages, at, values)
+            else:
+                value = compute_feature(feature, facts, profile, ages, at, values)
             if value is not None:
                 features[feature.name] = value
         if features:
