@@ -45,6 +45,7 @@ from .times import parse_time
 
 _sessions = itertools.count(1)
 _encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+_string = json.encoder.encode_basestring  # a str as _encode writes it
 # The start of an event fact as _encode writes it; inside JSON text a quote in a value is escaped, so
 # only event facts themselves match.
 _EVENT_FACT = re.compile(r'\{"id": "e(\d+)", "t": "ev"')
@@ -67,6 +68,7 @@ class CompiledRuleset:
         self._lock = threading.Lock()
         self._sid = str(next(_sessions))
         self._aggregates = EventAggregates(plan.features)
+        self._closing = ("", "")  # (session id, the tally and matrix facts as JSON for it)
         self._handle = dre.create_ruleset(engine_name, json.dumps(plan.definition, ensure_ascii=False))
         # What actions assert and retract slot and score facts with: fact text in, this ruleset's session.
         self._fact_functions = (
@@ -164,6 +166,24 @@ class CompiledRuleset:
             run.matrix()
         run.current_rule = None
 
+    @staticmethod
+    def _event_sections(props: dict, fields, tests) -> dict:
+        """An event fact's properties as rules read them: text (p) and numbers (n), and the results of
+        text tests on them (g)."""
+        extra: dict[str, dict] = {}
+        for section, name in fields:
+            value = props.get(name)
+            if value is None or (section == "n") != (
+                isinstance(value, int | float) and not isinstance(value, bool)
+            ):
+                continue
+            extra.setdefault(section, {})[name] = value
+        for name, prop, op, values in tests:
+            value = props.get(prop)
+            if isinstance(value, str):
+                extra.setdefault("g", {})[name] = text_test(op, values, value)
+        return extra
+
     def _initial_facts(self, run: Run, facts: dict, at: datetime, sid: str) -> tuple[str, str]:
         """Every fact the session starts with, as one JSON array; and those not mirroring a slot."""
         plan = self.plan
@@ -207,28 +227,30 @@ class CompiledRuleset:
                 features[feature.name] = value
         if features:
             lead["f"] = features
-        out = [lead]
+        parts = [_encode(lead)]
+        event_types, fields, tests = plan.event_types, plan.event_fields, plan.event_features
         for i, (event, age) in enumerate(zip(events, ages, strict=True)):
-            if event["type"] not in plan.event_types:
+            etype = event["type"]
+            if etype not in event_types:
                 continue
-            fact = {"id": f"e{i}", "t": "ev", "sid": sid, "type": event["type"], "age": age}  # as _EVENT_FACT
             props = event.get("properties")
-            if props:
-                for section, name in plan.event_fields:
-                    value = props.get(name)
-                    if value is None or (section == "n") != (
-                        isinstance(value, int | float) and not isinstance(value, bool)
-                    ):
-                        continue
-                    fact.setdefault(section, {})[name] = value
-                for name, prop, op, values in plan.event_features:
-                    value = props.get(prop)
-                    if isinstance(value, str):
-                        fact.setdefault("g", {})[name] = text_test(op, values, value)
-            out.append(fact)
-        out.extend({"id": f"tally:{key}", "t": "tally", "sid": sid, "score": key} for key in plan.tally_keys)
-        out.append({"id": "matrix", "t": "matrix", "sid": sid})
-        held = _encode(out)[1:-1]
+            extra = self._event_sections(props, fields, tests) if props else None
+            if extra:
+                parts.append(
+                    _encode({"id": f"e{i}", "t": "ev", "sid": sid, "type": etype, "age": age, **extra})
+                )
+            else:  # what _encode writes for it (ages are floats), and what _EVENT_FACT finds
+                parts.append(
+                    f'{{"id": "e{i}", "t": "ev", "sid": "{sid}", "type": {_string(etype)}, "age": {age!r}}}'
+                )
+        if self._closing[0] != sid:  # the tally and matrix facts change only with the session
+            closing = [
+                {"id": f"tally:{key}", "t": "tally", "sid": sid, "score": key} for key in plan.tally_keys
+            ]
+            closing.append({"id": "matrix", "t": "matrix", "sid": sid})
+            self._closing = (sid, _encode(closing)[1:-1])
+        parts.append(self._closing[1])
+        held = ", ".join(parts)  # as _encode writes the items of a list
         texts = [held]
         texts.extend(run.slot_fact(slot, sid) for slot in plan.slot_facts)
         return "[" + ",".join(texts) + "]", held
