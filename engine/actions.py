@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from . import hours
 from .model import Ruleset
 from .vocabulary import FUNNEL_POSITIONS
 
@@ -45,6 +46,8 @@ class Shape:
             self.rank[recycled] = -1
         self.first_stage = model.funnel_stages[0]
         self.half_lives = {name: score.half_life_days for name, score in model.scores.items()}
+        # For SLAs counted in business hours (checked when the ruleset was compiled).
+        self.business_hours = hours.parse(model.business_hours) if model.business_hours else None
         self.slots: dict[str, object] = {
             "stage": self.first_stage,
             "funnel": "tofu",
