@@ -41,7 +41,8 @@ every durable_rules call, every action, clearing the session, the decision docum
 of 5,000 more: the top functions by their own time. `--against TREE` compares with the engine of
 another checkout (a `git worktree add` of the base commit) in the same process: whole passes over the
 leads alternated between the two, the CPU clock around each, for raw and for checked facts, and how
-many decisions differ (0 is the only right answer); on a shared machine both sides meet the same load.
+many decisions differ (0 is the only right answer), and the service's path for a returning lead (the
+check of what was sent, the merge into stored facts, the evaluation); both sides meet the same load.
 
 Run from the repository root (under a minute with the defaults):
 
@@ -1097,31 +1098,55 @@ def _against(tree: str, compiled, leads: list[dict], rounds: int) -> None:
     """This engine and another checkout's in one process, the same leads, whole passes alternated (and
     their order swapped every round) with the process's CPU clock around each pass: on a shared machine
     both meet the same load, so their ratio holds where separate runs minutes apart differ by 10%.
-    Both evaluate raw facts (the check included) and the facts checked before (the server's path)."""
+    Three paths: raw facts (the check included); facts checked before; and the engine's part of a
+    decision in the service for a returning lead: the check of what was sent, its merge into the
+    stored facts of the lead's last decision (here another generated lead's), the evaluation."""
+    import importlib
+
+    from audit.leads import event_key  # how the service keys an event sent without an id
+
     other = _other_engine(tree)(RULESET.read_text("utf-8"), str(RULESET))
+    merges = {"this tree": importlib.import_module("engine.merging").merge_checked}
+    merges[tree] = importlib.import_module("engine_against.merging").merge_checked
     sides = {"this tree": compiled, tree: other}
-    inputs = {
-        "raw facts": {name: leads for name in sides},
-        "checked facts": {name: [c.normalise(lead) for lead in leads] for name, c in sides.items()},
+    stored = [compiled.evaluate(lead, AT).facts for lead in leads]
+    stored = stored[1:] + stored[:1]
+
+    def served(name):
+        c, merge = sides[name], merges[name]
+
+        def decide(i):
+            checked = c.normalise(leads[i])
+            return c.evaluate(merge(c.model, stored[i], leads[i], checked, event_key), AT)
+
+        return decide
+
+    def on(name, facts):
+        evaluate = sides[name].evaluate
+        return lambda i: evaluate(facts[i], AT)
+
+    paths = {
+        "raw facts": {name: on(name, leads) for name in sides},
+        "checked facts": {name: on(name, [c.normalise(lead) for lead in leads]) for name, c in sides.items()},
+        "merged, served": {name: served(name) for name in sides},
     }
-    for label, by_side in inputs.items():
-        differ = sum(
-            compiled.evaluate(a, AT).decision != other.evaluate(b, AT).decision
-            for a, b in zip(by_side["this tree"], by_side[tree], strict=True)
-        )
+    indexes = range(len(leads))
+    for label, by_side in paths.items():
+        mine, theirs = by_side["this tree"], by_side[tree]
+        differ = sum(mine(i).decision != theirs(i).decision for i in indexes)
         spent = dict.fromkeys(sides, 0.0)
         for r in range(rounds):
             for name in list(sides)[:: 1 if r % 2 == 0 else -1]:
-                evaluate, facts = sides[name].evaluate, by_side[name]
+                call = by_side[name]
                 start = time.process_time()
-                for f in facts:
-                    evaluate(f, AT)
+                for i in indexes:
+                    call(i)
                 spent[name] += time.process_time() - start
         n = rounds * len(leads)
-        mine, theirs = spent["this tree"], spent[tree]
+        a, b = spent["this tree"], spent[tree]
         print(
-            f"  {label:<14} this tree {mine / n * 1e6:6.1f} µs CPU ({n / mine:,.0f}/CPU-s); {tree}: "
-            f"{theirs / n * 1e6:6.1f} µs ({n / theirs:,.0f}/CPU-s); ratio {mine / theirs:.3f}; "
+            f"  {label:<14} this tree {a / n * 1e6:6.1f} µs CPU ({n / a:,.0f}/CPU-s); {tree}: "
+            f"{b / n * 1e6:6.1f} µs ({n / b:,.0f}/CPU-s); ratio {a / b:.3f}; "
             f"decisions differing: {differ} of {len(leads)}"
         )
 
