@@ -5,11 +5,13 @@
 - The initial facts of an evaluation are exactly the JSON the encoder writes (event facts are written
   with an f-string, and durable_rules' messages are searched for that text), for every shipped ruleset.
 - The one-pass event aggregates (count, days_since) equal a scan of the events per aggregate.
+- Events put in canonical order with one key per event come out as sorting twice put them.
 - `bench/engine.py --against` runs, and a tree compared with itself differs on no decision.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from hypothesis import strategies as st
 from bench.leads import generate
 from engine import FactsError
 from engine.actions import Run
+from engine.eventchecks import event_order, event_time, in_order
 from engine.features import EventAggregates, event_ages, where_matches
 from engine.runtime import _encode
 from engine.times import format_time, parse_time, seconds
@@ -149,3 +152,39 @@ def test_the_engine_bench_against_the_same_tree_differs_on_no_decision():
     lines = [line for line in out.splitlines() if "decisions differing" in line]
     assert len(lines) == 3, out
     assert all(line.endswith("decisions differing: 0 of 60") for line in lines), out
+
+
+def _sorted_twice(events: list[dict]) -> list[dict]:
+    """The canonical order the plain way: by time, id and type; then by the whole order if any tie."""
+    out = sorted(events, key=event_time)
+    if any(a == b for a, b in itertools.pairwise(map(event_time, out))):
+        out.sort(key=event_order)
+    return out
+
+
+_EVENTS = st.lists(
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["page_view", "email_open"]),
+            "at": st.sampled_from([AT, "2026-11-22T10:00:00Z"]),
+        },
+        optional={
+            "id": st.sampled_from(["a", "b"]),
+            "properties": st.dictionaries(
+                st.sampled_from(["path", "n"]), st.sampled_from(["/x", "/y", 1]), max_size=2
+            ),
+        },
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(_EVENTS)
+def test_in_order_is_the_order_of_sorting_by_time_then_by_the_whole_order(events):
+    ordered = in_order(events)
+    expected = _sorted_twice(events)
+    assert ordered == expected
+    assert [id(e) for e in ordered] == [
+        id(e) for e in expected
+    ]  # the same events, equal ones in the same order
