@@ -3,7 +3,6 @@ canonical order (by time, then as sent), for engine.facts and the merge of check
 
 from __future__ import annotations
 
-import itertools
 import json
 
 from .errors import FactsError
@@ -107,12 +106,11 @@ def in_order(events: list[dict]) -> list[dict]:
     """Events in canonical order: by time, id and type, as sent among equals (a stable sort); only
     events alike in all three have their properties compared. Each event's key is computed once."""
     keys = [event_time(e) for e in events]
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    if any(keys[a] == keys[b] for a, b in itertools.pairwise(order)):
+    if len(set(keys)) < len(keys):
         # Stable, so events alike in their whole order keep the order they came in, as they would
         # sorted by time first and then by the whole order.
         return sorted(events, key=event_order)
-    return [events[i] for i in order]
+    return [events[i] for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
 
 def event_time(event: dict):
