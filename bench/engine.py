@@ -38,12 +38,16 @@ raw lead facts and evaluation time; they do not validate input (the engine does:
 apart, as "normalise() alone"). The garbage collector stays on, as in the service. `--profile` adds
 5,000 engine evaluations with each part of the path timed in place (the check, the initial facts,
 every durable_rules call, every action, clearing the session, the decision document), then a cProfile
-of 5,000 more: the top functions by their own time.
+of 5,000 more: the top functions by their own time. `--against TREE` compares with the engine of
+another checkout (a `git worktree add` of the base commit) in the same process: whole passes over the
+leads alternated between the two, the CPU clock around each, for raw and for checked facts, and how
+many decisions differ (0 is the only right answer), and the service's path for a returning lead (the
+check of what was sent, the merge into stored facts, the evaluation); both sides meet the same load.
 
 Run from the repository root (under a minute with the defaults):
 
     .venv/bin/python bench/engine.py [--leads N] [--evaluations N] [--checkpoint N] [--seed S]
-                                     [--cpu N | --no-pin] [--profile]
+                                     [--cpu N | --no-pin] [--profile] [--against TREE [--rounds N]]
 
 Other CPU-heavy work on the machine skews the figures: the load average is printed before and after,
 and the share of the pinned core the benchmark got during each timed phase ("CPU share"); re-run on
@@ -1072,6 +1076,81 @@ def _profile(compiled, leads: list[dict], n: int) -> None:
     print("\n".join(line for line in lines[start:] if line.strip()))
 
 
+def _other_engine(tree: str):
+    """The engine package of another checkout (a copy of the base commit, say), imported as
+    `engine_against` beside this one: its modules import each other relatively, so none is shared."""
+    import importlib
+    import importlib.util
+
+    folder = Path(tree).resolve() / "engine"
+    spec = importlib.util.spec_from_file_location(
+        "engine_against", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or not (folder / "__init__.py").is_file():
+        raise SystemExit(f"--against: no engine package in {tree}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["engine_against"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("engine_against.compiler").compile_source
+
+
+def _against(tree: str, compiled, leads: list[dict], rounds: int) -> None:
+    """This engine and another checkout's in one process, the same leads, whole passes alternated (and
+    their order swapped every round) with the process's CPU clock around each pass: on a shared machine
+    both meet the same load, so their ratio holds where separate runs minutes apart differ by 10%.
+    Three paths: raw facts (the check included); facts checked before; and the engine's part of a
+    decision in the service for a returning lead: the check of what was sent, its merge into the
+    stored facts of the lead's last decision (here another generated lead's), the evaluation."""
+    import importlib
+
+    from audit.leads import event_key  # how the service keys an event sent without an id
+
+    other = _other_engine(tree)(RULESET.read_text("utf-8"), str(RULESET))
+    merges = {"this tree": importlib.import_module("engine.merging").merge_checked}
+    merges[tree] = importlib.import_module("engine_against.merging").merge_checked
+    sides = {"this tree": compiled, tree: other}
+    stored = [compiled.evaluate(lead, AT).facts for lead in leads]
+    stored = stored[1:] + stored[:1]
+
+    def served(name):
+        c, merge = sides[name], merges[name]
+
+        def decide(i):
+            checked = c.normalise(leads[i])
+            return c.evaluate(merge(c.model, stored[i], leads[i], checked, event_key), AT)
+
+        return decide
+
+    def on(name, facts):
+        evaluate = sides[name].evaluate
+        return lambda i: evaluate(facts[i], AT)
+
+    paths = {
+        "raw facts": {name: on(name, leads) for name in sides},
+        "checked facts": {name: on(name, [c.normalise(lead) for lead in leads]) for name, c in sides.items()},
+        "merged, served": {name: served(name) for name in sides},
+    }
+    indexes = range(len(leads))
+    for label, by_side in paths.items():
+        mine, theirs = by_side["this tree"], by_side[tree]
+        differ = sum(mine(i).decision != theirs(i).decision for i in indexes)
+        spent = dict.fromkeys(sides, 0.0)
+        for r in range(rounds):
+            for name in list(sides)[:: 1 if r % 2 == 0 else -1]:
+                call = by_side[name]
+                start = time.process_time()
+                for i in indexes:
+                    call(i)
+                spent[name] += time.process_time() - start
+        n = rounds * len(leads)
+        a, b = spent["this tree"], spent[tree]
+        print(
+            f"  {label:<14} this tree {a / n * 1e6:6.1f} µs CPU ({n / a:,.0f}/CPU-s); {tree}: "
+            f"{b / n * 1e6:6.1f} µs ({n / b:,.0f}/CPU-s); ratio {a / b:.3f}; "
+            f"decisions differing: {differ} of {len(leads)}"
+        )
+
+
 def _agreement(leads: list[dict], engine_views: list[dict], floor, fields) -> tuple[int, Counter, tuple]:
     """How many leads a floor decides exactly as the engine on these fields; which fields differ."""
     agree, mismatches, example = 0, Counter(), None
@@ -1097,8 +1176,17 @@ def main(argv=None) -> int:
     parser.add_argument("--cpu", type=int, default=None, help="the CPU to pin to (default: least busy)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the process to one CPU")
     parser.add_argument("--profile", action="store_true", help="also profile 5000 engine evaluations")
+    parser.add_argument(
+        "--against",
+        metavar="TREE",
+        help="also compare with the engine of another checkout (e.g. a worktree of the base commit) "
+        "in this process, passes over the leads alternated: CPU per decision of both and their ratio",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=6, help="passes over the leads per side for --against (6)"
+    )
     args = parser.parse_args(argv)
-    for name in ("leads", "evaluations", "checkpoint"):
+    for name in ("leads", "evaluations", "checkpoint", "rounds"):
         if not 1 <= getattr(args, name) <= 10_000_000:
             parser.error(f"--{name} must be between 1 and 10000000")
 
@@ -1203,6 +1291,12 @@ def main(argv=None) -> int:
     if args.profile:
         print()
         _profile(compiled, leads, 5000)
+    if args.against:
+        print()
+        print(
+            f"against {args.against}, {args.rounds} alternated passes over the {n_leads} leads (load {_loadavg()}):"
+        )
+        _against(args.against, compiled, leads, args.rounds)
 
     print()
     share = engine_row["share"]

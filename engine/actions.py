@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from . import hours
 from .model import Ruleset
 from .vocabulary import FUNNEL_POSITIONS
 
@@ -26,7 +27,10 @@ _encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 
 
 def _round(x: float) -> float:
-    r = round(x + 0.0, 2)
+    x += 0.0  # a float, and never -0.0
+    if x.is_integer():  # most points: round() would give x back, at ten times the cost
+        return x
+    r = round(x, 2)
     return 0.0 if r == 0 else r
 
 
@@ -42,6 +46,8 @@ class Shape:
             self.rank[recycled] = -1
         self.first_stage = model.funnel_stages[0]
         self.half_lives = {name: score.half_life_days for name, score in model.scores.items()}
+        # For SLAs counted in business hours (checked when the ruleset was compiled).
+        self.business_hours = hours.parse(model.business_hours) if model.business_hours else None
         self.slots: dict[str, object] = {
             "stage": self.first_stage,
             "funnel": "tofu",
@@ -79,6 +85,7 @@ class Run:
         self._facts: dict[str, str] = {}
         self._scores: list[str] = []
         self.ages: list[float] = []  # of the lead's events, by index (the event fact e3 is events[3])
+        self._lead_events = facts["events"]
         self.sid = ""
         self._assert = self._retract = None
 
@@ -110,7 +117,9 @@ class Run:
             self._assert(self.slot_fact(slot, self.sid))
 
     # -- actions -----------------------------------------------------------------------------
-    def fire(self, handler, combos: list[dict] | None) -> None:
+    def fire(self, handler, combos: list[tuple[int, ...]] | None) -> None:
+        """Run a rule's steps for what it matched: each combination is the indexes of its events (the
+        event fact e3 is events[3]), one per event condition in the order of handler.event_aliases."""
         rule_id = handler.name
         per_event = handler.per_event
         if rule_id in self.fired and not per_event:
@@ -122,44 +131,38 @@ class Run:
         effects = [getattr(self, step)(handler, events, *args) for step, args in handler.steps]
         self.reasons.append({"rule": rule_id, "description": handler.rule.description, "effects": effects})
 
-    def _events(self, handler, combos) -> list[dict]:
-        """The matched event facts, oldest first; for per-event rules only those not counted yet."""
-        aliases = handler.event_aliases
+    def _events(self, handler, combos: list[tuple[int, ...]]) -> list[int]:
+        """The indexes of the matched events, oldest first; for per-event rules only those not counted yet."""
         if handler.per_event:
             seen = self.counted.setdefault(handler.name, set())
-            alias = aliases[0]
-            found = {c[alias]["id"]: c[alias] for c in combos}
-            new = [found[i] for i in sorted(found.keys() - seen, key=lambda i: int(i[1:]))]
+            found = {c[0] for c in combos}
+            new = sorted(found - seen)
             seen.update(found)
             return new
         if len(combos) == 1:
             best = combos[0]
         else:  # once: the freshest combination counts, and a combination is as fresh as its oldest event
-            best = min(
-                combos,
-                key=lambda c: (
-                    max(c[a]["age"] for a in aliases),
-                    sorted(int(c[a]["id"][1:]) for a in aliases),
-                ),
-            )
-        return [best[a] for a in aliases]
+            ages = self.ages
+            best = min(combos, key=lambda c: (max(ages[i] for i in c), sorted(c)))
+        return list(best)
 
-    def _points(self, handler, events, score: str, pts: float) -> dict:
+    def _points(self, handler, events: list[int], score: str, pts: float) -> dict:
         effect: dict = {"type": "points", "score": score}
         half_life = self._half_lives[score] if handler.decay else None
+        ages = self.ages
         if handler.per_event:
             detail = []
             total = 0.0
-            for fact in events:
-                got = _round(pts * (0.5 ** (fact["age"] / half_life) if half_life else 1.0))
+            for i in events:
+                got = _round(pts * (0.5 ** (ages[i] / half_life) if half_life else 1.0))
                 total += got
-                detail.append(self._event_detail(fact, got))
+                detail.append(self._event_detail(i, got))
             effect["events"] = detail
         else:
-            weight = 0.5 ** (max(f["age"] for f in events) / half_life) if half_life and events else 1.0
+            weight = 0.5 ** (max(ages[i] for i in events) / half_life) if half_life and events else 1.0
             total = pts * weight
             if events and handler.decay:
-                effect["events"] = [self._event_detail(f, None) for f in events]
+                effect["events"] = [self._event_detail(i, None) for i in events]
         total = _round(total)
         cap = handler.cap
         if cap is not None:
@@ -173,9 +176,9 @@ class Run:
         self.points[score].append((total, handler.name))
         return effect
 
-    def _event_detail(self, fact: dict, points) -> dict:
-        event = self.facts["events"][int(fact["id"][1:])]
-        out = {"type": event["type"], "at": event["at"], "age_days": fact["age"]}
+    def _event_detail(self, i: int, points) -> dict:
+        event = self._lead_events[i]
+        out = {"type": event["type"], "at": event["at"], "age_days": self.ages[i]}
         if "id" in event:
             out["id"] = event["id"]
         if points is not None:

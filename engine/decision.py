@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from . import hours
 from .actions import VERDICT_KINDS, Run
 from .times import format_time
 
@@ -16,11 +15,11 @@ from .times import format_time
 def _due(run: Run, route) -> datetime:
     """When a hand-off on this route must be answered: the SLA from now, in business hours if asked."""
     if route.business_hours:
-        return hours.parse(run.model.business_hours).add(run.at, route.sla_minutes)
+        return run.plan.shape.business_hours.add(run.at, route.sla_minutes)
     return run.at + timedelta(minutes=route.sla_minutes)
 
 
-def _handoff_times(run: Run, route, is_lead: bool) -> tuple[str | None, str | None]:
+def _handoff_times(run: Run, route, is_lead: bool, now: str) -> tuple[str | None, str | None]:
     """(due_at, handed_off_at): a hand-off keeps its first due time while the lead stays on its route;
     a new route starts a new SLA from now."""
     if not (route.sla_minutes and is_lead):
@@ -28,7 +27,7 @@ def _handoff_times(run: Run, route, is_lead: bool) -> tuple[str | None, str | No
     current = run.facts.get("handoff")
     if current is not None and current["route"] == route.id:
         return current["due_at"], current["at"]
-    return format_time(_due(run, route)), format_time(run.at)
+    return format_time(_due(run, route)), now
 
 
 def decision(run: Run, identity: dict) -> dict:
@@ -54,7 +53,8 @@ def decision(run: Run, identity: dict) -> dict:
             }
         )
     route = model.routes[route_id]
-    due_at, handed_off_at = _handoff_times(run, route, is_lead)
+    evaluated_at = format_time(run.at)
+    due_at, handed_off_at = _handoff_times(run, route, is_lead, evaluated_at)
     answers = run.facts["answers"]
     questions = []
     if is_lead:
@@ -90,7 +90,7 @@ def decision(run: Run, identity: dict) -> dict:
         },
         "next_questions": questions,
         "reasons": run.reasons,
-        "evaluated_at": format_time(run.at),
+        "evaluated_at": evaluated_at,
     }
 
 

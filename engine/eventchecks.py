@@ -3,7 +3,6 @@ canonical order (by time, then as sent), for engine.facts and the merge of check
 
 from __future__ import annotations
 
-import itertools
 import json
 
 from .errors import FactsError
@@ -100,11 +99,18 @@ def check_events(raw, errors: Errors, model: Ruleset, sent: list | None = None) 
         out.append(item)
         if sent is not None:
             sent.append(item)
-    out.sort(key=event_time)
-    times = [event_time(e) for e in out]
-    if any(a == b for a, b in itertools.pairwise(times)):
-        out.sort(key=event_order)  # only events alike in time, id and type need their properties compared
-    return out
+    return in_order(out)
+
+
+def in_order(events: list[dict]) -> list[dict]:
+    """Events in canonical order: by time, id and type, as sent among equals (a stable sort); only
+    events alike in all three have their properties compared. Each event's key is computed once."""
+    keys = [event_time(e) for e in events]
+    if len(set(keys)) < len(keys):
+        # Stable, so events alike in their whole order keep the order they came in, as they would
+        # sorted by time first and then by the whole order.
+        return sorted(events, key=event_order)
+    return [events[i] for i in sorted(range(len(keys)), key=keys.__getitem__)]
 
 
 def event_time(event: dict):

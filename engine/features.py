@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from .regexes import search
-from .times import DAY, parse_time
+from .times import DAY, parse_time, seconds
 
 
 @lru_cache(maxsize=4096)
@@ -81,7 +81,7 @@ def text_test(op: str, values: tuple, value: str) -> bool:
         domain = domain_of(value)
         return any(domain == d or domain.endswith("." + d) for d in values)
     if op == "matches":
-        return any(search(p, value) for p in values)
+        return any(search(pattern, value) for pattern in values)
     folded = value.casefold()
     if op == "starts_with":
         return any(folded.startswith(v.casefold()) for v in values)
@@ -105,13 +105,30 @@ def _same(a, b) -> bool:
 def event_ages(events: list[dict], at: datetime) -> list[float]:
     """Age in days of each event at the evaluation time; an event later than it counts as fresh."""
     now = at.timestamp()
-    return [max(0.0, round((now - parse_time(e["at"], "at").timestamp()) / DAY, 4)) for e in events]
+    ages = []
+    for event in events:
+        age = round((now - seconds(event["at"], "at")) / DAY, 4)
+        ages.append(age if age > 0.0 else 0.0)  # max(0.0, age), without the call
+    return ages
 
 
 def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: datetime, computed: dict):
     """The value of one feature for these (normalised) facts at time `at`; None when it has none."""
     kind, spec = feature.kind, feature.spec
-    answers, events = facts["answers"], facts["events"]
+    answers = facts["answers"]
+    if kind == "text":  # the most common kinds first
+        key, op, values = spec
+        value = _lookup(key, profile, answers)
+        return text_test(op, values, value) if isinstance(value, str) else None
+    if kind == "contains":
+        key, wanted = spec
+        value = _lookup(key, profile, answers)
+        if not isinstance(value, list):
+            return None
+        wanted = wanted.casefold()
+        return any(v.casefold() == wanted for v in value)
+    if kind in AGGREGATES:
+        return EventAggregates((feature,)).values(facts["events"], ages)[feature.name]
     if kind == "compare":
         key, op, other = spec
         value, limit = _lookup(key, profile, answers), computed.get(other)
@@ -124,27 +141,49 @@ def compute_feature(feature, facts: dict, profile: dict, ages: list[float], at: 
         handoff = facts.get("handoff")
         unanswered = handoff and "acted_at" not in handoff
         return True if unanswered and parse_time(handoff["due_at"], "due_at") < at else None
-    if kind == "text":
-        key, op, values = spec
-        value = _lookup(key, profile, answers)
-        return text_test(op, values, value) if isinstance(value, str) else None
-    if kind == "given":
-        return True if isinstance(_lookup(spec[0], profile, answers), list) else None
-    if kind == "contains":
-        key, wanted = spec
-        value = _lookup(key, profile, answers)
-        return None if not isinstance(value, list) else wanted.casefold() in {v.casefold() for v in value}
-    types, where, within, excluded = spec
-    matching = [
-        age
-        for event, age in zip(events, ages, strict=True)
-        if (types == ("any",) and event["type"] not in excluded or event["type"] in types)
-        and (within is None or age <= within)
-        and (not where or where_matches(event.get("properties", {}), where))
-    ]
-    if kind == "count":
-        return len(matching)
-    return min(matching) if matching else None  # days_since
+    return True if isinstance(_lookup(spec[0], profile, answers), list) else None  # given
+
+
+AGGREGATES = frozenset({"count", "days_since"})
+
+
+class EventAggregates:
+    """The event aggregates of a ruleset (count, days_since), all computed in one pass over a lead's
+    events: each event meets only the aggregates whose event types admit it, found once per type."""
+
+    def __init__(self, features):
+        self.features = [f for f in features if f.kind in AGGREGATES]
+        self._start = {f.name: 0 if f.kind == "count" else None for f in self.features}
+        self._by_type: dict[str, list[tuple]] = {}
+
+    def _admitting(self, etype: str) -> list[tuple]:
+        found = self._by_type.get(etype)
+        if found is None:
+            found = []
+            for f in self.features:
+                types, where, within, excluded = f.spec
+                if types == ("any",) and etype not in excluded or etype in types:
+                    found.append((f.name, f.kind == "count", within, where))
+            if len(self._by_type) < 1000:  # event types are the ruleset's: a bound that is never met
+                self._by_type[etype] = found
+        return found
+
+    def values(self, events: list[dict], ages: list[float]) -> dict:
+        """Each aggregate's value: the number of matching events, or the age of the freshest one (None
+        when none matches)."""
+        out = dict(self._start)
+        if not self.features:
+            return out
+        for event, age in zip(events, ages, strict=True):
+            for name, counting, within, where in self._admitting(event["type"]):
+                if (within is None or age <= within) and (
+                    not where or where_matches(event.get("properties", {}), where)
+                ):
+                    if counting:
+                        out[name] += 1
+                    elif out[name] is None or age < out[name]:
+                        out[name] = age
+        return out
 
 
 def _outcome_holds(spec: tuple, facts: dict, at: datetime):
@@ -169,8 +208,9 @@ def _outcome_holds(spec: tuple, facts: dict, at: datetime):
 
 
 def _lookup(key: str, profile: dict, answers: dict):
-    section, name = key.split(".", 1)
-    return profile.get(name) if section == "p" else answers.get(name)  # a. and an. are both answers
+    if key[:2] == "p.":
+        return profile.get(key[2:])
+    return answers.get(key[key.index(".") + 1 :])  # a. and an. are both answers
 
 
 def email_domain(email) -> str | None:

@@ -13,10 +13,8 @@ whole as before, so a problem is named exactly as it always was.
 
 from __future__ import annotations
 
-import itertools
-
 from .errors import FactsError
-from .eventchecks import event_order, event_time
+from .eventchecks import in_order
 from .facts import (
     CheckedFacts,
     _answers,
@@ -60,9 +58,7 @@ def merge_checked(model: Ruleset, stored: dict | None, sent: dict, checked: Chec
         events.append(item)
     if len(events) > MAX_EVENTS:
         raise FactsError({"events": [f"at most {MAX_EVENTS} events per lead"]})
-    events.sort(key=event_time)
-    if any(a == b for a, b in itertools.pairwise(map(event_time, events))):
-        events.sort(key=event_order)
+    events = in_order(events)
     out = {
         "lead_id": checked["lead_id"],
         "channel": sent.get("channel") or stored.get("channel"),

@@ -54,4 +54,6 @@ def regex_problem(pattern: str) -> str | None:
 
 
 def search(pattern: str, text: str) -> bool:
-    return compiled(pattern).search(text) is not None
+    # Searched as UTF-8 bytes (the pattern is compiled as UTF-8 either way): the same match or none,
+    # without the wrapper turning byte offsets back into character offsets, which no caller reads.
+    return compiled(pattern).search(text.encode()) is not None

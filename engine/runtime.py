@@ -39,12 +39,13 @@ from .compiler import Handler, Plan
 from .decision import decision
 from .errors import EngineError, EvaluationError
 from .facts import CheckedFacts, normalise
-from .features import compute_feature, email_domain, event_ages, text_test
+from .features import AGGREGATES, EventAggregates, compute_feature, email_domain, event_ages, text_test
 from .model import Ruleset
 from .times import parse_time
 
 _sessions = itertools.count(1)
 _encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+_string = json.encoder.encode_basestring  # a str as _encode writes it
 # The start of an event fact as _encode writes it; inside JSON text a quote in a value is escaped, so
 # only event facts themselves match.
 _EVENT_FACT = re.compile(r'\{"id": "e(\d+)", "t": "ev"')
@@ -66,6 +67,8 @@ class CompiledRuleset:
         self.engine_name = engine_name
         self._lock = threading.Lock()
         self._sid = str(next(_sessions))
+        self._aggregates = EventAggregates(plan.features)
+        self._closing = ("", "")  # (session id, the tally and matrix facts as JSON for it)
         self._handle = dre.create_ruleset(engine_name, json.dumps(plan.definition, ensure_ascii=False))
         # What actions assert and retract slot and score facts with: fact text in, this ruleset's session.
         self._fact_functions = (
@@ -146,21 +149,40 @@ class CompiledRuleset:
         run.current_rule = handler.name
         kind = handler.kind
         if kind == "rule":
-            if not handler.event_aliases:
+            aliases = handler.event_aliases
+            if not aliases:
                 run.fire(handler, None)
-            elif len(handler.event_aliases) == 1 and (found := _EVENT_FACT.findall(message)):
+            elif len(aliases) == 1 and (found := _EVENT_FACT.findall(message)):
                 # One event per match: its index is all that is needed (its age is the run's), and the
                 # event facts are our own text, found without decoding the rest of the message.
-                alias, ages = handler.event_aliases[0], run.ages
-                run.fire(handler, [{alias: {"id": f"e{i}", "age": ages[int(i)]}} for i in found])
+                run.fire(handler, [(int(i),) for i in found])
             elif handler.per_event or handler.name not in run.fired:  # else nothing to decode for
                 payload = json.loads(message)[name]
-                run.fire(handler, payload if isinstance(payload, list) else [payload])
+                combos = payload if isinstance(payload, list) else [payload]
+                run.fire(handler, [tuple(int(c[a]["id"][1:]) for a in aliases) for c in combos])
         elif kind == "tally":
             run.tally(handler.scores)
         else:
             run.matrix()
         run.current_rule = None
+
+    @staticmethod
+    def _event_sections(props: dict, fields, tests) -> dict:
+        """An event fact's properties as rules read them: text (p) and numbers (n), and the results of
+        text tests on them (g)."""
+        extra: dict[str, dict] = {}
+        for section, name in fields:
+            value = props.get(name)
+            if value is None or (section == "n") != (
+                isinstance(value, int | float) and not isinstance(value, bool)
+            ):
+                continue
+            extra.setdefault(section, {})[name] = value
+        for name, prop, op, values in tests:
+            value = props.get(prop)
+            if isinstance(value, str):
+                extra.setdefault("g", {})[name] = text_test(op, values, value)
+        return extra
 
     def _initial_facts(self, run: Run, facts: dict, at: datetime, sid: str) -> tuple[str, str]:
         """Every fact the session starts with, as one JSON array; and those not mirroring a slot."""
@@ -192,36 +214,43 @@ class CompiledRuleset:
         features = {}
         # Without outcomes or a hand-off, what sales reported and overdue hand-offs have no value.
         skip = ("outcome",) * (not facts.get("outcomes")) + ("overdue",) * (not facts.get("handoff"))
+        aggregates = self._aggregates.values(events, ages)
         for feature in plan.features:
-            if feature.kind in skip:
+            kind = feature.kind
+            if kind in AGGREGATES:
+                value = aggregates[feature.name]
+            elif kind in skip:
                 continue
-            value = compute_feature(feature, facts, profile, ages, at, values)
+            else:
+                value = compute_feature(feature, facts, profile, ages, at, values)
             if value is not None:
                 features[feature.name] = value
         if features:
             lead["f"] = features
-        out = [lead]
+        parts = [_encode(lead)]
+        event_types, fields, tests = plan.event_types, plan.event_fields, plan.event_features
         for i, (event, age) in enumerate(zip(events, ages, strict=True)):
-            if event["type"] not in plan.event_types:
+            etype = event["type"]
+            if etype not in event_types:
                 continue
-            fact = {"id": f"e{i}", "t": "ev", "sid": sid, "type": event["type"], "age": age}  # as _EVENT_FACT
             props = event.get("properties")
-            if props:
-                for section, name in plan.event_fields:
-                    value = props.get(name)
-                    if value is None or (section == "n") != (
-                        isinstance(value, int | float) and not isinstance(value, bool)
-                    ):
-                        continue
-                    fact.setdefault(section, {})[name] = value
-                for name, prop, op, values in plan.event_features:
-                    value = props.get(prop)
-                    if isinstance(value, str):
-                        fact.setdefault("g", {})[name] = text_test(op, values, value)
-            out.append(fact)
-        out.extend({"id": f"tally:{key}", "t": "tally", "sid": sid, "score": key} for key in plan.tally_keys)
-        out.append({"id": "matrix", "t": "matrix", "sid": sid})
-        held = _encode(out)[1:-1]
+            extra = self._event_sections(props, fields, tests) if props else None
+            if extra:
+                parts.append(
+                    _encode({"id": f"e{i}", "t": "ev", "sid": sid, "type": etype, "age": age, **extra})
+                )
+            else:  # what _encode writes for it (ages are floats), and what _EVENT_FACT finds
+                parts.append(
+                    f'{{"id": "e{i}", "t": "ev", "sid": "{sid}", "type": {_string(etype)}, "age": {age!r}}}'
+                )
+        if self._closing[0] != sid:  # the tally and matrix facts change only with the session
+            closing = [
+                {"id": f"tally:{key}", "t": "tally", "sid": sid, "score": key} for key in plan.tally_keys
+            ]
+            closing.append({"id": "matrix", "t": "matrix", "sid": sid})
+            self._closing = (sid, _encode(closing)[1:-1])
+        parts.append(self._closing[1])
+        held = ", ".join(parts)  # as _encode writes the items of a list
         texts = [held]
         texts.extend(run.slot_fact(slot, sid) for slot in plan.slot_facts)
         return "[" + ",".join(texts) + "]", held

@@ -33,9 +33,23 @@ def parse_time(value, field: str) -> datetime:
         raise FactsError({field: [f"{value!r} is outside the years 1 to 9999 in UTC"]}) from None
 
 
+def seconds(value, field: str) -> float:
+    """parse_time(value, field).timestamp(), the common "…Z" text read without the general path's checks."""
+    if type(value) is str and value[-1:] == "Z":
+        try:
+            dt = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if dt.tzinfo is UTC:
+                return dt.timestamp()
+    return parse_time(value, field).timestamp()
+
+
 def format_time(dt: datetime) -> str:
+    """ISO 8601 in UTC with "Z", to the second, or to the microsecond when it has any."""
     if dt.tzinfo is not UTC:
         dt = dt.astimezone(UTC)
-    if dt.microsecond:
-        return dt.isoformat(timespec="microseconds")[:-6] + "Z"
-    return dt.isoformat(timespec="seconds")[:-6] + "Z"
+    # A naive time's isoformat writes the same digits about three times faster than an aware one's
+    # (which formats its offset only for it to be cut off), and leaves out microseconds that are 0.
+    return dt.replace(tzinfo=None).isoformat() + "Z"

@@ -75,7 +75,8 @@ def check_value(value, ftype: str, field: str, errors: Errors):
     return None
 
 
-_encode = json.JSONEncoder(ensure_ascii=False).encode  # built once: json.dumps builds one per call
+# Built once (json.dumps builds one per call). Facts come from JSON, so they hold no cycle to look for.
+_encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
 _SURROGATE = re.compile("[\ud800-\udfff]")
 PROPERTY = re.compile(r"[a-z][a-z0-9_]{0,63}")  # the name of an event property
 
