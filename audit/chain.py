@@ -13,13 +13,12 @@ every reader takes them back as text with `hex_of` (a link written before keeps 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 
 from . import postgres
 from .codec import codec_for
-from .rows import insert
+from .rows import canonical, insert
 
 GENESIS = "0" * 64
 
@@ -53,10 +52,6 @@ def _raw(value):
         return bytes.fromhex(value) if isinstance(value, str) and len(value) == 64 else value
     except ValueError:
         return value
-
-
-def canonical(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def sha256(text: str) -> str:
