@@ -263,13 +263,16 @@ def _verify_file(db, path, chained, listed, source_digest, found: Archived) -> s
         return None
     items = []
     for row in content["decisions"]:
-        link = db.execute("SELECT ref, payload_hash FROM chain WHERE seq = ?", (row.get("seq"),)).fetchone()
+        link = db.execute(
+            "SELECT ref, payload_hash, payload_format FROM chain WHERE seq = ?", (row.get("seq"),)
+        ).fetchone()
         kind = row.get("kind") if row.get("kind") in ("decision", "preview") else "decision"
-        if link is None or link[0] != row.get("id") or chain.payload_hash(kind, row) != chain.hex_of(link[1]):
+        payload = chain.payload_hash(kind, row, link[2] if link else None)
+        if link is None or link[0] != row.get("id") or payload != chain.hex_of(link[1]):
             found.breaks.append(
                 Break(row.get("seq"), row.get("id"), f"{name}: the archived decision was edited")
             )
-        items.append([row.get("seq"), row.get("id"), row.get("lead_id"), chain.payload_hash(kind, row)])
+        items.append([row.get("seq"), row.get("id"), row.get("lead_id"), payload])
     if _digest(items) != head["digest"] or items != listed.get(archive_id):
         found.breaks.append(
             Break(

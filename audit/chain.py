@@ -8,18 +8,25 @@ leaves the chain intact.
 Hashes are hex text wherever they are computed, compared, signed or shown; on SQLite a link written
 since migration 14 stores its three as 32 raw bytes each (`stored_hash`), a third of the text, and
 every reader takes them back as text with `hex_of` (a link written before keeps its text).
+
+A link says how its payload hash was made (`chain.payload_format`, migration 15): NULL, format 1, the
+canonical JSON of the row's values; `TEXT_FORMAT` (2, decisions and previews since migration 15), the
+canonical JSON of its values with each document (request, facts, reply: JSON text already) replaced
+by its length, followed by the documents' text itself, so the documents are hashed as stored instead
+of being encoded again as JSON strings. Links written before keep format 1 and verify as before. The
+format is not part of the link's own hash: a link whose format is changed has its payload recomputed
+the other way, which no longer matches its payload hash, and verify names the entry as edited.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from dataclasses import dataclass
 
 from . import postgres
 from .codec import codec_for
-from .rows import insert
+from .rows import canonical, insert
 
 GENESIS = "0" * 64
 
@@ -53,10 +60,6 @@ def _raw(value):
         return bytes.fromhex(value) if isinstance(value, str) and len(value) == 64 else value
     except ValueError:
         return value
-
-
-def canonical(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def sha256(text: str) -> str:
@@ -151,11 +154,32 @@ ENTRIES = {
 LATER_COLUMNS = {"decision": ("request_id",), "preview": ("request_id",)}
 
 
-def payload_hash(kind: str, row: dict) -> str:
-    """Hash of everything an entry's row says; any edit to it changes the hash."""
+# The columns of an entry that hold JSON text (payload format 2 hashes them as they are).
+DOCUMENTS = {"decision": ("input", "facts", "decision"), "preview": ("input", "facts", "decision")}
+TEXT_FORMAT = 2
+
+
+def payload_format(kind: str) -> int | None:
+    """The payload format a new link of `kind` is written with (None: format 1)."""
+    return TEXT_FORMAT if kind in DOCUMENTS else None
+
+
+def payload_hash(kind: str, row: dict, format: int | None = None) -> str:
+    """Hash of everything an entry's row says, in payload `format` (see the module's docstring);
+    any edit to it changes the hash."""
     values = [row.get(c) for c in ENTRIES[kind][2]]
     values += [[c, row[c]] for c in LATER_COLUMNS.get(kind, ()) if row.get(c) is not None]
-    return sha256(canonical(values))
+    if format != TEXT_FORMAT or kind not in DOCUMENTS:
+        return sha256(canonical(values))
+    documents, at = [], [ENTRIES[kind][2].index(c) for c in DOCUMENTS[kind]]
+    for i in at:
+        if isinstance(values[i], str):
+            documents.append(values[i])
+            values[i] = len(values[i])  # its place and length; a document that is not text stays a value
+    digest = hashlib.sha256(canonical(values).encode())
+    for text in documents:
+        digest.update(b"\n" + text.encode())
+    return digest.hexdigest()
 
 
 def append_entry(db, kind: str, row: dict, head: Head | None = None, stored: dict | None = None) -> dict:
@@ -165,8 +189,15 @@ def append_entry(db, kind: str, row: dict, head: Head | None = None, stored: dic
     The caller holds the write transaction (BEGIN IMMEDIATE), so the head cannot move meanwhile.
     """
     table, at_column, _ = ENTRIES[kind]
+    format = payload_format(kind)
     row["seq"] = append(
-        db, kind, row["id"], row[at_column], lambda seq: payload_hash(kind, {**row, "seq": seq}), head
+        db,
+        kind,
+        row["id"],
+        row[at_column],
+        lambda seq: payload_hash(kind, {**row, "seq": seq}, format),
+        head,
+        format,
     )
     insert(db, table, {**row, **(stored or {})})
     return row
@@ -195,8 +226,16 @@ class Head:
     known: bool = False
 
 
-def append(db, kind: str, ref: str, at: str, payload_for, head: Head | None = None) -> int:
-    """Add a link for an entry whose payload hash `payload_for(seq)` gives; returns the entry's seq."""
+_LINK = "INSERT INTO chain (seq, kind, ref, at, payload_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_FORMATTED_LINK = (
+    "INSERT INTO chain (seq, kind, ref, at, payload_hash, prev_hash, hash, payload_format) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def append(db, kind: str, ref: str, at: str, payload_for, head: Head | None = None, format=None) -> int:
+    """Add a link for an entry whose payload hash `payload_for(seq)` gives (in payload `format`);
+    returns the entry's seq."""
     if head is None or not head.known:
         row = db.execute("SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1").fetchone()
         head = head or Head()
@@ -204,10 +243,9 @@ def append(db, kind: str, ref: str, at: str, payload_for, head: Head | None = No
     seq, prev = head.seq + 1, head.hash
     digest = payload_for(seq)
     link = link_hash(seq, kind, ref, at, digest, prev)
-    db.execute(
-        "INSERT INTO chain (seq, kind, ref, at, payload_hash, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (seq, kind, ref, at, *(stored_hash(db, h) for h in (digest, prev, link))),
-    )
+    hashes = (seq, kind, ref, at, *(stored_hash(db, h) for h in (digest, prev, link)))
+    # format 1 leaves the column out: migrations older than m015, which made it, append links too
+    db.execute(_LINK, hashes) if format is None else db.execute(_FORMATTED_LINK, (*hashes, format))
     head.seq, head.hash = seq, link
     return seq
 
@@ -224,7 +262,13 @@ class Break:
 
 
 def stored_payload(db, kind: str, ref: str) -> str | None:
-    """An entry's payload hash recomputed from its row; None when the row is gone."""
+    """An entry's payload hash recomputed from its row, in its link's payload format; None when the
+    row is gone."""
+    link = db.execute("SELECT payload_format FROM chain WHERE ref = ? AND kind = ?", (ref, kind)).fetchone()
+    return _payload(db, kind, ref, link[0] if link else None)
+
+
+def _payload(db, kind: str, ref: str, format: int | None) -> str | None:
     table = ENTRIES.get(kind, (None,))[0]
     if table is None:
         return None
@@ -235,7 +279,7 @@ def stored_payload(db, kind: str, ref: str) -> str | None:
     values = dict(zip([d[0] for d in cursor.description], row, strict=True))
     if table == "decisions":  # the hash covers the documents' text
         values = codec_for(db).text_row(values)
-    return payload_hash(kind, values)
+    return payload_hash(kind, values, format)
 
 
 def entries(db):
@@ -253,8 +297,8 @@ def verify(db, archived=frozenset()) -> list[Break]:
     breaks: list[Break] = []
     prev, expected_seq = GENESIS, 1
     linked: set[tuple[str, str]] = set()
-    for seq, kind, ref, at, *hashes in db.execute(
-        "SELECT seq, kind, ref, at, payload_hash, prev_hash, hash FROM chain ORDER BY seq"
+    for seq, kind, ref, at, *hashes, format in db.execute(
+        "SELECT seq, kind, ref, at, payload_hash, prev_hash, hash, payload_format FROM chain ORDER BY seq"
     ):
         payload_hash, prev_hash, stored = (hex_of(h) for h in hashes)
         if seq != expected_seq:
@@ -265,7 +309,7 @@ def verify(db, archived=frozenset()) -> list[Break]:
             )
         if link_hash(seq, kind, ref, at, payload_hash, prev_hash) != stored:
             breaks.append(Break(seq, ref, "the link itself was edited"))
-        actual = stored_payload(db, kind, ref)
+        actual = _payload(db, kind, ref, format)
         if actual is None and ref in archived:
             pass  # moved to an archive: the archive's digest in the chain accounts for it
         elif actual is None:

@@ -79,7 +79,9 @@ def _copy_table(source: AuditTrail, db, table: str) -> int:
     copied = 0
     while batch := cursor.fetchmany(BATCH):
         if table == "chain":  # hashes as the target keeps them (audit.chain.stored_hash)
-            batch = [(*r[:4], *(chain.stored_hash(db, chain.hex_of(h)) for h in r[4:])) for r in batch]
+            batch = [
+                (*r[:4], *(chain.stored_hash(db, chain.hex_of(h)) for h in r[4:7]), *r[7:]) for r in batch
+            ]
         db.conn.executemany(sql, batch)
         copied += len(batch)
     return copied

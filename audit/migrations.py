@@ -428,3 +428,12 @@ def m014_compact_references(db: Database) -> None:
     )
     compact.second_dictionaries(db)
     chain.raw_hashes(db)
+
+
+@migrations()
+def m015_payload_format(db: Database) -> None:
+    # CPU per decision (issue 15): a link says how its payload hash was made (audit.chain); decisions
+    # and previews recorded from now on hash their documents' text as stored (format 2) instead of
+    # encoding it again inside a canonical JSON array. Links written before keep NULL (format 1),
+    # so no hash is rewritten and every checkpoint signed before still holds.
+    db["chain"].add_column("payload_format", int)

@@ -29,17 +29,19 @@ def event_id(kind: str, cause: str) -> str:
 _INSERT = "INSERT OR IGNORE INTO outbox (id, type, lead_id, ruleset, route, team, at, payload)"
 
 
-def _row(kind: str, cause: str, lead_id: str, at: str, data: dict, ruleset=None, route=None, team=None):
+def _row(kind: str, cause: str, lead_id: str, at: str, data: str, ruleset=None, route=None, team=None):
+    """An outbox row; `data` as JSON text (a decision's events share one encoding of it). The payload
+    is the text of {id, type, timestamp, lead_id, data}."""
     eid = event_id(kind, cause)
-    payload = {"id": eid, "type": kind, "timestamp": at, "lead_id": lead_id, "data": data}
-    return (eid, kind, lead_id, ruleset, route, team, at, dumps(payload))
+    head = dumps({"id": eid, "type": kind, "timestamp": at, "lead_id": lead_id})
+    return (eid, kind, lead_id, ruleset, route, team, at, f'{head[:-1]},"data":{data}}}')
 
 
 def emit(
     db, kind: str, cause: str, lead_id: str, at: str, data: dict, ruleset=None, route=None, team=None
 ) -> str:
     """Write one event in the caller's transaction (once per kind and cause); its id."""
-    row = _row(kind, cause, lead_id, at, data, ruleset, route, team)
+    row = _row(kind, cause, lead_id, at, dumps(data), ruleset, route, team)
     insert_many(db, _INSERT, [row])
     return row[0]
 
@@ -68,7 +70,8 @@ def decided(
         if decision["stage"] == DISQUALIFIED_STAGE:
             kinds.append(DISQUALIFIED)
     if kinds:  # one statement for all of them
-        insert_many(db, _INSERT, [_row(kind, decision_id, lead_id, at, data, **where) for kind in kinds])
+        text = dumps(data)
+        insert_many(db, _INSERT, [_row(kind, decision_id, lead_id, at, text, **where) for kind in kinds])
 
 
 def outcome_recorded(db, outcome: dict, at: str) -> None:

@@ -18,7 +18,6 @@ the chained records hold only tokens, so the chain still verifies and nothing ra
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -30,7 +29,11 @@ EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-
 # run of digits (an amount, an id) and a date are not phone numbers.
 PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d ().-]{6,}\d(?!\w)")
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# What a string needs before the patterns can find anything in it: an @, or the eight digits (`\d`,
+# which str.isdigit counts too) that a phone number has at least; most strings have neither.
+EIGHT_DIGITS = re.compile(r"(?:\D*\d){8}")
 SECTIONS = ("profile", "answers", "events", "outcomes")
+_DROPPED = object()  # a named value mode drop removes
 
 
 def _phone(candidate: str) -> bool:
@@ -63,8 +66,7 @@ class Personal:
         self.fields = self.named["profile"]  # the profile fields an erasure removes
 
     def token(self, field: str, value: str) -> str:
-        digest = hmac.new(self.secret, f"{field}\x00{value}".encode(), hashlib.sha256).hexdigest()
-        return PREFIX + digest[:40]
+        return PREFIX + hmac.digest(self.secret, f"{field}\x00{value}".encode(), "sha256").hex()[:40]
 
     def _whole(self, field: str, value, kept: list):
         """A named value as its token (and kept), or None when mode drop removes it."""
@@ -82,7 +84,7 @@ class Personal:
             return {k: self._scan(v, kept) for k, v in value.items()}
         if isinstance(value, list):
             return [self._scan(v, kept) for v in value]
-        if not isinstance(value, str) or ("@" not in value and sum(c.isdigit() for c in value) < 8):
+        if not isinstance(value, str) or ("@" not in value and not EIGHT_DIGITS.match(value)):
             return value
 
         def replace(kind):
@@ -99,18 +101,28 @@ class Personal:
 
         return PHONE.sub(replace("phone"), EMAIL.sub(replace("email"), value))
 
-    def _section(self, values: dict | None, named: tuple[str, ...], section: str, kept: list):
+    def _section(self, values, named: tuple[str, ...], section: str, kept: list, memo: dict | None = None):
         if not isinstance(values, dict):
             return values
         out = {}
         for key, value in values.items():
-            if key in named and value is not None:
-                value = self._whole(key if section == "profile" else f"{section}.{key}", value, kept)
-                if value is None:
-                    continue
+            # A string seen already in this section and key (a request's values are in its merged
+            # facts): its result and what it kept, without scanning or hashing it again.
+            seen = (section, key, value) if memo is not None and isinstance(value, str) else None
+            if seen is not None and seen in memo:
+                value, found = memo[seen]
+                kept.extend(found)
             else:
-                value = self._scan(value, kept)
-            out[key] = value
+                start = len(kept)
+                if key in named and value is not None:
+                    value = self._whole(key if section == "profile" else f"{section}.{key}", value, kept)
+                    value = _DROPPED if value is None else value
+                else:
+                    value = self._scan(value, kept)
+                if seen is not None:
+                    memo[seen] = value, kept[start:]
+            if value is not _DROPPED:
+                out[key] = value
         return out
 
     def found_in(self, text: str) -> bool:
@@ -122,16 +134,20 @@ class Personal:
         kept: list = []
         return (self._section(profile, self.named["profile"], "profile", kept) if profile else profile), kept
 
-    def protect_facts(self, facts: dict) -> tuple[dict, list[tuple[str, str, str]]]:
-        """Facts (or a request) with the profile, answers and event properties protected."""
+    def protect_facts(self, facts: dict, memo: dict | None = None) -> tuple[dict, list[tuple[str, str, str]]]:
+        """Facts (or a request) with the profile, answers and event properties protected. Calls
+        given the same `memo` (a dict) protect each string once (the result is the same)."""
         kept: list = []
         out = dict(facts)
         for section in ("profile", "answers"):
             if section in out:
-                out[section] = self._section(out[section], self.named[section], section, kept)
+                out[section] = self._section(out[section], self.named[section], section, kept, memo)
         if isinstance(out.get("events"), list):
             out["events"] = [
-                {**e, "properties": self._section(e["properties"], self.named["events"], "events", kept)}
+                {
+                    **e,
+                    "properties": self._section(e["properties"], self.named["events"], "events", kept, memo),
+                }
                 if isinstance(e, dict) and isinstance(e.get("properties"), dict)
                 else e
                 for e in out["events"]

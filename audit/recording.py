@@ -63,8 +63,9 @@ def prepare(
 ):
     """(row, item, kept personal values) of one decision to record: the row is serialised here, once."""
     decision_id = "dec_" + uuid.uuid4().hex
-    stored_facts, kept = personal.protect_facts(facts)
-    stored_request = personal.protect_facts(request)[0] if request is not None else None
+    memo: dict = {}  # the request's values are in the facts: each is protected once
+    stored_facts, kept = personal.protect_facts(facts, memo)
+    stored_request = personal.protect_facts(request, memo)[0] if request is not None else None
     ruleset = decision["ruleset"]
     reply = {"decision_id": decision_id, **decision}
     row = {

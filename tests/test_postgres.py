@@ -389,14 +389,16 @@ def test_a_url_password_is_never_printed():
 
 
 def test_a_postgres_trail_made_before_compact_storage_is_migrated_in_place(
-    pg_url, tmp_path, default, registry
+    pg_url, tmp_path, default, registry, monkeypatch
 ):
-    """m010-m014 on a PostgreSQL database made by the code of m009: m011's own form turns the
+    """m010-m015 on a PostgreSQL database made by the code of m009: m011's own form turns the
     documents into bytea zstd frames in place; every document reads back as it was, verify and
     replay hold, and the trail keeps deciding."""
     ddl, columns = old_schema("m009_key_origins")
     names = pgschema.names()
     source_path = tmp_path / "source.db"
+    # The m009 code hashed every payload in format 1 (its chain has no payload_format column).
+    monkeypatch.setattr(chain, "payload_format", lambda kind: None)
     with sqlite_trail_with_everything(source_path, default) as source:
         codec = codec_for(source.db)
         texts = {r["id"]: codec.text_row(r) for r in source._read("SELECT * FROM decisions")}
@@ -419,6 +421,7 @@ def test_a_postgres_trail_made_before_compact_storage_is_migrated_in_place(
                 ).fetchone()[0]
                 == "text"
             )
+    monkeypatch.undo()  # this code from here on
     with AuditTrail(pg_url, secrets=Secrets(f"{source_path}.key")) as trail:
         postgres.advance_identities(trail.db)  # rows were loaded with their ids, as audit copy does
         assert pgschema.applied(trail.db) == sorted(names)
@@ -437,7 +440,13 @@ def test_a_postgres_trail_made_before_compact_storage_is_migrated_in_place(
         assert trail.verify() == []
         results = list(replay_range(trail, evaluator(registry)))
         assert results and all(r["identical"] for r in results)
-        decide(default, trail, lead(lead_id="C-1", profile=HOT, answers={"budget": "no"}), at=LATER)
+        reply = decide(default, trail, lead(lead_id="C-1", profile=HOT, answers={"budget": "no"}), at=LATER)[
+            0
+        ]
+        formats = trail.db.execute(
+            "SELECT DISTINCT payload_format FROM chain WHERE ref = ?", (reply["decision_id"],)
+        )
+        assert formats.fetchall() == [(chain.TEXT_FORMAT,)]  # m015's column, added by its schema form
         assert trail.verify() == []
 
 
