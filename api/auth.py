@@ -30,11 +30,12 @@ def requires(scope: str, *, form: bool = False):
 
 def check_key() -> None:
     """Before each API request: the key of the view's scope, and nothing read before it is checked."""
-    view = current_app.view_functions.get(request.endpoint) if request.endpoint else None
+    req = request._get_current_object()  # a context lookup, resolved once
+    view = current_app.view_functions.get(req.endpoint) if req.endpoint else None
     scope = getattr(view, "_leadgate_scope", None)
-    if scope is None or request.method == "OPTIONS":
+    if scope is None or req.method == "OPTIONS":
         return
-    header = request.headers.get("Authorization", "")
+    header = req.headers.get("Authorization", "")
     kind, _, text = header.partition(" ")
     if kind.lower() != "bearer" or not text.strip():
         raise ApiError(
@@ -55,7 +56,7 @@ def check_key() -> None:
         raise ApiError(403, "forbidden", f"This key has scope {key.scope}; this needs {scope}.")
     g.key = key
     if key.public:
-        origin = request.headers.get("Origin")
+        origin = req.headers.get("Origin")
         if origin is None or origin.lower() not in key.origins:
             raise ApiError(
                 403,

@@ -82,6 +82,7 @@ def _skew() -> int:
 
 
 @bp.post("/decisions")
+@bp.served_directly  # a decision's view returns its Response: the wrappers would only pass it on
 @bp.arguments(schemas.DecisionRequestSchema())
 @bp.response(201, schemas.DECISION_REPLY, headers=schemas.DECISION_HEADERS)
 @bp.doc(parameters=[schemas.IDEMPOTENCY_KEY])

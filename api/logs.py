@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import sys
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
 
 from flask import Flask, g, request
@@ -55,10 +55,12 @@ def _write(line: str) -> None:
 
 def request_id() -> str:
     """The current request's id (made on first use, if the request came without a valid one)."""
-    if "request_id" not in g:
+    here = g._get_current_object()  # `g` and `request` are context lookups: each resolved once here
+    found = getattr(here, "request_id", None)
+    if found is None:
         given = request.headers.get(HEADER, "")
-        g.request_id = given if VALID.fullmatch(given) else f"req_{uuid.uuid4().hex}"
-    return g.request_id
+        found = here.request_id = given if VALID.fullmatch(given) else f"req_{secrets.token_hex(16)}"
+    return found
 
 
 def error_of(response) -> tuple[str | None, list[str]]:
@@ -77,11 +79,12 @@ def decided(ids: list[str]) -> None:
     g.decision_ids = ids
 
 
-def _decision_ids(response) -> list[str]:
-    if not (request.endpoint or "").startswith("decisions.") or response.status_code not in (200, 201):
+def _decision_ids(response, endpoint: str, here) -> list[str]:
+    if not endpoint.startswith("decisions.") or response.status_code not in (200, 201):
         return []
-    if "decision_ids" in g:
-        return g.decision_ids
+    ids = getattr(here, "decision_ids", None)
+    if ids is not None:
+        return ids
     body = response.get_json(silent=True)
     if not isinstance(body, dict):
         return []
@@ -99,22 +102,24 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def finished(response):
-        response.headers[HEADER] = request_id()
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        here, req = g._get_current_object(), request._get_current_object()  # resolved once
+        status, endpoint, ident = response.status_code, req.endpoint, request_id()
+        response.headers[HEADER] = ident
+        seconds = time.perf_counter() - getattr(here, "started", time.perf_counter())
         code, fields = error_of(response)
-        metrics.answered(request.method, request.endpoint or "unmatched", response.status_code, seconds, code)
+        metrics.answered(req.method, endpoint or "unmatched", status, seconds, code)
         line = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": "error" if response.status_code >= 500 else "info",
-            "request_id": request_id(),
-            "method": request.method,
-            "path": request.path,
-            "endpoint": request.endpoint,
-            "status": response.status_code,
+            "level": "error" if status >= 500 else "info",
+            "request_id": ident,
+            "method": req.method,
+            "path": req.path,
+            "endpoint": endpoint,
+            "status": status,
             "latency_ms": round(seconds * 1000, 3),
-            "key_id": getattr(g.get("key"), "id", None),
+            "key_id": getattr(getattr(here, "key", None), "id", None),
         }
-        decisions = _decision_ids(response)
+        decisions = _decision_ids(response, endpoint or "", here)
         if decisions:
             line["decision_ids"] = decisions
         if code is not None:

@@ -286,6 +286,38 @@ def test_invalid_request_names_the_field(client, body, field):
 
 
 @pytest.mark.parametrize(
+    "data",
+    [
+        b"[1]",
+        b'"a lead"',
+        b"{",
+        b"",
+        b'{"lead_id": "x", "colour": "red", "events": [{"type": "Demo!"}, 3], "ruleset": {"version": "2"}}',
+        b'{"lead_id": 5, "profile": "US", "answers": [], "events": {}}',
+    ],
+)
+def test_a_decision_refuses_a_body_as_the_schema_wrapped_views_do(client, data):
+    """POST /v1/decisions parses without flask-smorest's wrappers (api/parsing.py `served_directly`);
+    POST /v1/preview, with the same schema, still through them: the same bad body, the same reply."""
+    replies = [
+        client.call("post", url, data=data, headers={"Content-Type": "application/json"})
+        for url in ("/v1/decisions", "/v1/preview")
+    ]
+    assert replies[0].status_code == replies[1].status_code in (400, 422)
+    assert replies[0].json == replies[1].json, replies[0].json
+
+
+def test_a_decision_is_parsed_by_the_schema_object_its_document_names(app, client, monkeypatch):
+    view = app.view_functions["decisions.post_decision"]
+    (argument,) = view._apidoc["arguments"]["parameters"]
+    loads = []
+    real = argument["schema"].load
+    monkeypatch.setattr(argument["schema"], "load", lambda data, **kw: loads.append(data) or real(data, **kw))
+    assert client.post("/v1/decisions", LEAD, scope="decide").status_code == 201
+    assert loads == [LEAD]
+
+
+@pytest.mark.parametrize(
     "body, field",
     [
         ({"lead_id": "x", "profile": {"employees": "many"}}, "profile.employees"),
