@@ -60,6 +60,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
         leads,
         logs,
         outcomes,
+        parsing,
         reports,
         review,
         rulesets,
@@ -91,6 +92,7 @@ def create_app(config: Config | None = None, **overrides) -> Flask:
     app.register_blueprint(metrics_bp)  # GET /metrics, for admin keys (not in the document: not JSON)
     logs.declare(api.spec)
     logs.init_app(app)  # first: every request gets its id, its line and its metrics, however it ends
+    app.before_request(parsing.refuse_nul_in_url)
     errors.init_app(app)  # after Api(): its own HTTP error handler is replaced by ours
     state.init_app(app)
     cors.init_app(app)

@@ -1,8 +1,9 @@
 """Reading request bodies strictly: JSON only, no NaN or Infinity, bounded nesting and size.
 
 webargs parses bodies for flask-smorest; this parser refuses what Python's json module would accept
-but JSON does not (NaN, Infinity) or Unicode does not (a lone surrogate escaped as \\ud800), and
-turns a recursion overflow from deeply nested input into a 400.
+but JSON does not (NaN, Infinity) or no store takes (a lone surrogate escaped as \\ud800, NUL as
+\\u0000), and turns a recursion overflow from deeply nested input into a 400. A URL holding NUL
+(%00) is refused too, before any route looks it up.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from flask_smorest import Blueprint as _Blueprint
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from engine.values import text_problem
+
 from .auth import check_key
 from .errors import ApiError
 
 MAX_DEPTH = 32
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _no_constants(name: str):
@@ -29,11 +31,8 @@ def _no_constants(name: str):
 
 
 def _inspect(value) -> None:
-    """Refuse a body nested more than MAX_DEPTH levels, or holding a lone surrogate anywhere.
-
-    JSON may escape a lone surrogate (\\ud800), but it is no Unicode character: SQLite and the rules
-    engine cannot take one, so such a body is malformed here rather than a failure further down.
-    """
+    """Refuse a body nested more than MAX_DEPTH levels, or holding a text no store can take anywhere
+    (engine.values.text_problem: a lone surrogate, NUL), whichever endpoint it is sent to."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -42,13 +41,9 @@ def _inspect(value) -> None:
                 400, "malformed_json", f"The JSON body is nested more than {MAX_DEPTH} levels deep."
             )
         if isinstance(item, str):
-            if not item.isascii() and _SURROGATE.search(item):
-                raise ApiError(
-                    400,
-                    "malformed_json",
-                    "The body is not valid JSON text: a string holds a lone surrogate "
-                    "(\\ud800 to \\udfff), which is not a Unicode character.",
-                )
+            problem = text_problem(item)
+            if problem:
+                raise ApiError(400, "malformed_json", f"The body cannot be taken: a string {problem}.")
         elif isinstance(item, dict):
             stack.extend((k, depth + 1) for k in item)
             stack.extend((v, depth + 1) for v in item.values())
@@ -56,7 +51,8 @@ def _inspect(value) -> None:
             stack.extend((v, depth + 1) for v in item)
 
 
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A lone surrogate or NUL can only come from an escape (\\uD800, \\u0000): UTF-8 text carries neither.
+_ESCAPED = re.compile(rb"\\u(?:[dD][89a-fA-F]|0000)")
 
 
 def loads(data: bytes):
@@ -68,11 +64,17 @@ def loads(data: bytes):
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from None
-    # Walked only when the text could hold what the walk looks for: a surrogate can only come from a
-    # \\uD800-style escape (UTF-8 text has none), and nesting deeper than MAX_DEPTH needs more brackets.
-    if data.count(b"{") + data.count(b"[") > MAX_DEPTH or _SURROGATE_ESCAPE.search(data):
+    # Walked only when the text could hold what the walk looks for (see _ESCAPED), or is nested deep.
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH or _ESCAPED.search(data):
         _inspect(value)
     return value
+
+
+def refuse_nul_in_url() -> None:
+    """Before each request of the app: an id holding NUL (%00) is no id anything can hold, and
+    PostgreSQL refuses to look one up (a 500 otherwise)."""
+    if "\x00" in request.path or b"%00" in request.query_string:
+        raise ApiError(400, "malformed_request", "The URL holds a NUL character (%00).")
 
 
 def body(req) -> bytes:

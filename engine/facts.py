@@ -25,7 +25,7 @@ from .values import (
     Errors,
     check_value,
     clean_number,
-    surrogates,
+    unstorable,
 )
 from .vocabulary import DERIVED_PROFILE_FIELDS, NUMBER, OUTCOME_TYPES, OUTCOMES_WITH_REASON
 
@@ -95,7 +95,7 @@ def normalise(model: Ruleset, facts: dict) -> CheckedFacts:
     errors = Errors()
     if not isinstance(facts, dict):
         raise FactsError({"": ["lead facts must be a JSON object"]})
-    invalid = surrogates(facts)
+    invalid = unstorable(facts)
     if invalid:
         raise FactsError(invalid)
     known = {"lead_id", "channel", "profile", "answers", "events", "previous_stage", "outcomes", "handoff"}

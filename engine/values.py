@@ -77,16 +77,31 @@ def check_value(value, ftype: str, field: str, errors: Errors):
 
 # Built once (json.dumps builds one per call). Facts come from JSON, so they hold no cycle to look for.
 _encode = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# What no text may hold: a lone surrogate (JSON may escape one, \ud800, but it is no Unicode character:
+# neither durable_rules nor SQLite takes it) or NUL (\u0000: PostgreSQL refuses it in text, SQLite's
+# JSON functions end a text at it). Neither is ever a lead's real data.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 PROPERTY = re.compile(r"[a-z][a-z0-9_]{0,63}")  # the name of an event property
 
 
-def surrogates(facts: dict) -> dict[str, list[str]]:
-    """Fields holding a lone surrogate: JSON may escape one (\\ud800), but it is no Unicode character,
-    so neither durable_rules nor SQLite can take it. Field names are escaped, so they can be printed."""
+def text_problem(text: str) -> str | None:
+    """Why `text` cannot be taken, or None: the one check of every text a caller sends (API or CLI)."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "must not hold a NUL character (\\u0000)"
+    return "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
+
+
+def unstorable(facts: dict) -> dict[str, list[str]]:
+    """Fields whose text (or name) no store can take (`text_problem`). Field names are escaped, so
+    they can be printed."""
     try:  # one encoding of the whole document finds none in the common case; paths only when it fails
-        _encode(facts).encode("utf-8")
-        return {}
+        text = _encode(facts)  # NUL is written \u0000
+        text.encode("utf-8")  # fails on a lone surrogate
+        if "\\u0000" not in text:
+            return {}
     except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
         pass
     errors: dict[str, list[str]] = {}
@@ -94,10 +109,9 @@ def surrogates(facts: dict) -> dict[str, list[str]]:
     while stack:
         value, field = stack.pop()
         if isinstance(value, str):
-            if not value.isascii() and _SURROGATE.search(value):
-                errors[field.encode("utf-8", "backslashreplace").decode()] = [
-                    "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
-                ]
+            problem = text_problem(value)
+            if problem:
+                errors[field.encode("utf-8", "backslashreplace").decode()] = [problem]
         elif isinstance(value, dict):
             stack.extend((v, f"{field}.{k}" if field else str(k)) for k, v in value.items())
             stack.extend((k, f"{field}.{k}" if field else str(k)) for k in value if isinstance(k, str))

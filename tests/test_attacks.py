@@ -174,6 +174,14 @@ def test_idempotency_keys_belong_to_the_key_that_used_them(call, app):
         ('{"lead_id": "x", "profile": {"company": ' + "[" * 30 + "]" * 30 + "}}", 422, "invalid_facts", None),
         ('{"lead_id": "\\ud800"}', 400, "malformed_json", None),
         ('{"lead_id": "x", "profile": {"\\udfff": "y"}}', 400, "malformed_json", None),
+        # NUL: PostgreSQL refuses it in text and SQLite's JSON functions end a text at it
+        ('{"lead_id": "x", "profile": {"first_name": "Bob\\u0000x"}}', 400, "malformed_json", None),
+        (
+            '{"lead_id": "x", "events": [{"type": "page_view", "at": "2026-11-01T00:00:00Z", "id": "e\\u0000"}]}',
+            400,
+            "malformed_json",
+            None,
+        ),
     ],
 )
 def test_hostile_numbers_and_text_are_refused_in_the_error_shape(call, app, data, status, code, field):
@@ -182,12 +190,15 @@ def test_hostile_numbers_and_text_are_refused_in_the_error_shape(call, app, data
         assert field in body["errors"], body
     if code == "malformed_json" and "ud800" in data:
         assert "lone surrogate" in body["message"]
+    if "u0000" in data:
+        assert "must not hold a NUL character" in body["message"]
     assert rows(app)[0]["n"] == 0
 
 
 # Every string a caller controls, filled with text from the whole of Unicode (control characters,
-# NUL, bidi overrides, emoji, combining marks) except lone surrogates, which JSON cannot carry as text.
-TEXT = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=40)
+# bidi overrides, emoji, combining marks) except lone surrogates and NUL, which no store takes (both
+# refused: the tests above and below).
+TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1, max_size=40)
 
 
 @settings(
@@ -223,6 +234,24 @@ def test_any_unicode_in_every_string_is_decided_or_refused_and_kept_exactly(
     assert record["input"]["events"][0]["id"] == event_id
     assert record["input"]["events"][1]["properties"]["content"] == content
     assert call("GET", "/v1/leads/x/decisions", key="review").status_code in (200, 404)
+
+
+def test_nul_anywhere_in_a_url_or_body_is_refused_never_stored(call, app):
+    error(call("GET", "/v1/leads/a%00b"), 400, "malformed_request")
+    error(call("GET", "/v1/leads/a/decisions?cursor=%00"), 400, "malformed_request")
+    body = error(
+        call("POST", "/v1/leads/L1/outcomes", body={"type": "won", "note": "x\x00y"}), 400, "malformed_json"
+    )
+    assert "NUL" in body["message"]
+    assert rows(app)[0]["n"] == 0
+
+
+def test_a_nul_is_refused_by_the_engine_for_every_caller(tmp_path):
+    lead = tmp_path / "lead.json"
+    lead.write_text('{"lead_id": "u1", "profile": {"first_name": "Bob\\u0000"}}')
+    db = str(tmp_path / "cli.db")
+    result = run("decide", "--db", db, "--dir", str(RULESETS), str(lead))
+    assert result.exit_code == 1 and "profile.first_name: must not hold a NUL character" in result.output
 
 
 def test_a_lone_surrogate_is_refused_by_the_engine_for_every_caller(tmp_path):
