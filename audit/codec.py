@@ -72,7 +72,7 @@ class Codec:
     """
 
     def __init__(self, db):
-        self._db = db
+        self._db = weakref.ref(db)  # not the key's own strong reference: the registry could never let go
         self._dicts: dict[str, dict[int | bytes, tuple]] = {}
         self._seen: dict[str, list[str]] = {}  # replies recorded under a digest with no second dictionary
         self._stored: dict[str, tuple] = {}  # digest -> (samples, transaction) written, not yet read back
@@ -89,7 +89,7 @@ class Codec:
 
     def _pairs(self, digest: str, again: bool = False) -> dict:
         if again or digest not in self._dicts:
-            cursor = self._db.execute("SELECT * FROM rulesets WHERE digest = ?", (digest,))
+            cursor = self._db().execute("SELECT * FROM rulesets WHERE digest = ?", (digest,))
             row = dict(zip([d[0] for d in cursor.description], cursor.fetchone() or (), strict=False))
             # `samples` is missing while migration 11 runs, before migration 14 adds it
             self.know(digest, row.get("source", ""), row.get("sample"), row.get("samples"))
@@ -139,7 +139,7 @@ class Codec:
             seen.append(sample_of(*documents))
             if len(seen) >= SAMPLES:
                 samples = "".join(seen)
-                self._db.execute(
+                self._db().execute(
                     "UPDATE rulesets SET samples = ? WHERE digest = ? AND samples IS NULL", (samples, digest)
                 )
                 self._stored[digest] = (samples, transaction)

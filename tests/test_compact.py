@@ -317,3 +317,19 @@ def test_an_edited_second_dictionary_is_caught(tmp_path, default):
     with AuditTrail(path, durability="normal") as trail:  # a new connection reads the edited samples
         problems = trail.verify()
         assert any(last in p and "was edited" in p for p in problems), problems
+
+
+def test_a_closed_trail_leaves_no_codec_behind(tmp_path, default):
+    """Each connection's codec holds its dictionaries (the ruleset's source and samples): one kept
+    for every trail or read connection ever closed would grow a worker's memory without end."""
+    import gc
+
+    from audit import codec
+
+    for n in range(5):
+        with AuditTrail(tmp_path / f"t{n}.db") as trail:
+            decide(default, trail, {"lead_id": f"L{n}", "profile": {"company": "Acme"}}, at=AT)
+            assert trail.lead(f"L{n}")["stage"]
+    del trail  # the last one, closed
+    gc.collect()
+    assert len(codec._codecs) == 0
