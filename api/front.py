@@ -22,7 +22,10 @@ import io
 import json
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+
+from . import logs
 
 MAX_URL = 8192  # bytes of path and query
 MAX_HEADER = 8192  # bytes of one header line
@@ -53,19 +56,19 @@ class BufferedFront:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":  # lifespan is off (cli/server.py); no websockets
             return
+        started = time.perf_counter()
         refused = self._refused(scope)
         if refused:
-            await _reply(send, *refused)
+            await _refuse(scope, send, started, *refused)
             return
         try:
             body = await asyncio.wait_for(self._body(receive), self.deadline)
         except TimeoutError:
-            await _reply(
-                send, 408, "request_timeout", f"The request was not sent within {self.deadline:g} seconds."
-            )
+            message = f"The request was not sent within {self.deadline:g} seconds."
+            await _refuse(scope, send, started, 408, "request_timeout", message)
             return
         except _TooLarge:
-            await _reply(send, *self._too_large())
+            await _refuse(scope, send, started, *self._too_large())
             return
         except _Gone:
             return
@@ -167,6 +170,13 @@ def _environ(scope, body: bytes) -> dict:
 def error_body(status: int, code: str, message: str) -> bytes:
     """The API's one error shape (api/errors.py), for errors answered before Flask sees the request."""
     return json.dumps({"status": status, "code": code, "message": message, "errors": {}}).encode()
+
+
+async def _refuse(scope, send, started: float, status: int, code: str, message: str) -> None:
+    """Answer a refusal, then log and count it as the app does its own requests (api/logs.py)."""
+    await _reply(send, status, code, message)
+    given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode("latin-1")
+    logs.refused(scope["method"], scope["path"], given, status, code, time.perf_counter() - started)
 
 
 async def _reply(send, status: int, code: str, message: str) -> None:

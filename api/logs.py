@@ -36,6 +36,7 @@ VALID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 FIELD = re.compile(
     r"[A-Za-z_][A-Za-z0-9_-]{0,63}(\[\d{1,6}\])*(\.[A-Za-z_][A-Za-z0-9_-]{0,63}(\[\d{1,6}\])*){0,8}"
 )
+MAX_PATH = 200  # characters of a refused request's path in its line
 _writing = threading.Lock()  # one line at a time, whole
 
 
@@ -108,17 +109,8 @@ def init_app(app: Flask) -> None:
         seconds = time.perf_counter() - getattr(here, "started", time.perf_counter())
         code, fields = error_of(response)
         metrics.answered(req.method, endpoint or "unmatched", status, seconds, code)
-        line = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": "error" if status >= 500 else "info",
-            "request_id": ident,
-            "method": req.method,
-            "path": req.path,
-            "endpoint": endpoint,
-            "status": status,
-            "latency_ms": round(seconds * 1000, 3),
-            "key_id": getattr(getattr(here, "key", None), "id", None),
-        }
+        key_id = getattr(getattr(here, "key", None), "id", None)
+        line = _line(ident, req.method, req.path, endpoint, status, seconds, key_id)
         decisions = _decision_ids(response, endpoint or "", here)
         if decisions:
             line["decision_ids"] = decisions
@@ -126,6 +118,34 @@ def init_app(app: Flask) -> None:
             line.update(code=code, error_fields=fields)
         _write(json.dumps(line, ensure_ascii=True))
         return response
+
+
+def _line(ident, method, path, endpoint, status: int, seconds: float, key_id) -> dict:
+    return {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": "error" if status >= 500 else "info",
+        "request_id": ident,
+        "method": method,
+        "path": path,
+        "endpoint": endpoint,
+        "status": status,
+        "latency_ms": round(seconds * 1000, 3),
+        "key_id": key_id,
+    }
+
+
+def refused(
+    method: str | None, path: str | None, given_id: str, status: int, code: str, seconds: float
+) -> None:
+    """The line and metrics of a request the serving front answered before the app saw it (408, 413,
+    414, 431: api/front.py, cli/worker.py): endpoint "front", no key (not read), the path cut at
+    MAX_PATH characters (a 414's is long); method and path null when the headers never came whole."""
+    ident = given_id if VALID.fullmatch(given_id) else f"req_{secrets.token_hex(16)}"
+    metrics.answered(method or "-", "front", status, seconds, code)
+    shown = path if path is None or len(path) <= MAX_PATH else path[:MAX_PATH] + "…"
+    line = _line(ident, method, shown, "front", status, seconds, None)
+    line.update(code=code, error_fields=[])
+    _write(json.dumps(line, ensure_ascii=True))
 
 
 def declare(spec) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from gunicorn.asgi.protocol import ASGIProtocol
 from gunicorn.workers import gasgi
 
+from api import logs
 from api.front import error_body
 
 DEFAULT_DEADLINE = 10.0
@@ -57,6 +58,7 @@ class HeaderDeadlineProtocol(ASGIProtocol):
             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
         )
         self._keepalive_timeout()  # gunicorn's own way to close an idle connection
+        logs.refused(None, None, "", 408, "request_timeout", deadline)
 
 
 class Worker(gasgi.ASGIWorker):

@@ -61,7 +61,7 @@ def instruments() -> SimpleNamespace:
                     ),
                     requests=Counter(
                         "leadgate_http_requests",
-                        "HTTP requests answered by the app, by method, endpoint and status",
+                        "HTTP requests answered by the app (endpoint front: refused by the serving front), by method, endpoint and status",
                         ["method", "endpoint", "status"],
                         registry=registry,
                     ),

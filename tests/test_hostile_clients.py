@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import sqlite3
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -288,3 +289,51 @@ def test_an_unexpected_error_is_logged_to_the_servers_error_log(tmp_path):
         assert status == 500 and reply["code"] == "internal_error"
     log = srv.log.read_text()
     assert "unexpected error" in log and "unable to open database file" in log
+
+
+def _front_lines(server, request_id: str, timeout: float = 10.0) -> list[dict]:
+    """The log lines (standard output, api/logs.py) of the front's refusals of one request id."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [json.loads(x) for x in server.out.read_text().splitlines() if x.startswith("{")]
+        found = [x for x in lines if x.get("request_id") == request_id and x.get("endpoint") == "front"]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+def test_the_fronts_refusals_are_logged_and_counted_like_every_request(server):
+    """A security reviewer reads slow-loris and oversize attempts in the log and the metrics: the
+    front's 408, 413 and 414 (answered before the app sees the request) get the app's line too."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    s.sendall(
+        b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nX-Request-Id: big-1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 99999999\r\n\r\n{"
+    )
+    read_reply(s)
+    s.close()
+    server.request("GET", "/v1/leads/" + "a" * 10_000, headers={"X-Request-Id": "long-1"})
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as slow:
+        slow.sendall(
+            b"POST /v1/decisions HTTP/1.1\r\nHost: x\r\nX-Request-Id: slow-1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        assert read_reply(slow).startswith(b"HTTP/1.1 408")
+    (big,), (long,), (slow,) = (_front_lines(server, i) for i in ("big-1", "long-1", "slow-1"))
+    assert (big["status"], big["code"], big["method"], big["path"]) == (
+        413,
+        "payload_too_large",
+        "POST",
+        "/v1/decisions",
+    )
+    assert (long["status"], long["code"]) == (414, "uri_too_long") and long[
+        "path"
+    ] == "/v1/leads/" + "a" * 190 + "…"
+    assert (slow["status"], slow["code"], slow["key_id"]) == (408, "request_timeout", None)
+    assert big["time"].endswith("Z") and big["level"] == "info" and isinstance(big["latency_ms"], float)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {server.key}"})
+    text = conn.getresponse().read().decode()
+    conn.close()
+    counted = {m.group(1) for m in re.finditer(r'endpoint="front",method="[A-Z-]+",status="(\d+)"', text)}
+    assert {"408", "413", "414"} <= counted, text[:2000]
