@@ -326,10 +326,12 @@ def test_a_closed_trail_leaves_no_codec_behind(tmp_path, default):
 
     from audit import codec
 
+    gc.collect()
+    before = len(codec._codecs)  # other tests' trails still open
     for n in range(5):
         with AuditTrail(tmp_path / f"t{n}.db") as trail:
             decide(default, trail, {"lead_id": f"L{n}", "profile": {"company": "Acme"}}, at=AT)
             assert trail.lead(f"L{n}")["stage"]
     del trail  # the last one, closed
     gc.collect()
-    assert len(codec._codecs) == 0
+    assert len(codec._codecs) <= before
