@@ -85,6 +85,13 @@ def test_free_text_answers_are_allowed_where_the_question_says_so(default):
 
 
 def test_unicode_and_control_characters_pass_through_untouched(default):
-    name = "Zoë \u202e\x00\x1f 北京"
+    name = "Zoë \u202e\x01\x1f 北京"
     d = default.evaluate(lead(profile={"company": name, "job_title": "Directrice générale"}), AT)
     assert d.facts["profile"]["company"] == name
+
+
+def test_nul_is_refused_where_it_is(default):
+    """No store takes NUL (PostgreSQL refuses it in text; SQLite's JSON functions end a text at it)."""
+    with pytest.raises(FactsError) as refused:
+        default.evaluate(lead(profile={"company": "Acme\x00"}), AT)
+    assert refused.value.errors == {"profile.company": ["must not hold a NUL character (\\u0000)"]}
