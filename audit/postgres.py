@@ -142,31 +142,26 @@ class Database:
     @contextlib.contextmanager
     def snapshot(self):
         """This thread's statements read one moment of the database (REPEATABLE READ, read only)
-        without the write lock a BEGIN takes here: a long read (audit/copy.py) stops no writer."""
-        try:
-            conn = self.pool.getconn()
-        except psycopg.OperationalError as exc:
-            raise StorageUnavailable(f"the audit database cannot be reached: {exc}") from exc
-        self._local.conn = conn
-        try:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            conn.execute("SELECT 1")  # the moment is taken by the first statement: now
-        except BaseException:
-            self._end(ROLLBACK)
-            raise
+        without the write lock a BEGIN takes here: a long read (audit/copy.py) stops no writer.
+        The moment is taken by the first statement: the SELECT, now."""
+        self._pin("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SELECT 1")
         try:
             yield
         finally:
             self._end(ROLLBACK)  # it wrote nothing
 
     def _begin(self):
+        return self._pin(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # one round trip
+
+    def _pin(self, begin: str):
+        """A connection of the pool kept by this thread for its transaction, begun with `begin`."""
         try:
             conn = self.pool.getconn()
         except psycopg.OperationalError as exc:
             raise StorageUnavailable(f"the audit database cannot be reached: {exc}") from exc
         self._local.conn = conn
         try:
-            return conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})")  # one round trip
+            return conn.execute(begin)
         except BaseException:
             self._end(ROLLBACK)
             raise

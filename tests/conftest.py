@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+import shutil
 import warnings
 from pathlib import Path
 
@@ -45,6 +46,15 @@ def openapi_conformance(monkeypatch):
     yield found
     found.extend(contract.breaches)  # replies of a real server (tests/server.py)
     assert not found, "replies that break /openapi.json:\n" + "\n".join(found)
+
+
+@pytest.fixture
+def old(tmp_path):
+    """A copy of tests/data/v10.db (and its key file): a trail as the code of issue 10 left it."""
+    target = tmp_path / "v10.db"
+    shutil.copy("tests/data/v10.db", target)
+    shutil.copy("tests/data/v10.db.key", f"{target}.key")
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import sqlite3
 
 import pytest
@@ -20,16 +19,7 @@ from audit.codec import codec_for
 from audit.replay import replay_range
 from service.decide import decide, evaluator
 
-FIXTURE = "tests/data/v10.db"
 AT = "2026-11-23T10:00:00Z"
-
-
-@pytest.fixture
-def old(tmp_path):
-    target = tmp_path / "v10.db"
-    shutil.copy(FIXTURE, target)
-    shutil.copy(f"{FIXTURE}.key", f"{target}.key")
-    return target
 
 
 def documents(path) -> dict[str, tuple]:

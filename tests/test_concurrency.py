@@ -39,6 +39,17 @@ with AuditTrail(sys.argv[1]) as trail:
 """
 
 
+def hold(path) -> subprocess.Popen:
+    """Another process that holds a write transaction on `path` once it printed "held"."""
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def held_by_someone(path) -> bool:
     """Whether another open file description holds the write lock of the database at `path`."""
     fd = os.open(lock_path(str(path)), os.O_RDWR)
@@ -67,13 +78,7 @@ def test_a_write_block_holds_the_file_lock_until_it_commits(tmp_path):
 def test_a_writer_of_another_process_waits_on_the_lock_not_the_busy_timeout(tmp_path):
     path = tmp_path / "a.db"
     opened = AuditTrail(path)  # opening takes the lock too (migrations): opened before the other holds it
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(path)],
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = hold(path)
     try:
         assert holder.stdout.readline() == "held\n"
         assert held_by_someone(path)
@@ -123,13 +128,7 @@ def test_a_writer_gives_up_on_a_holder_that_never_lets_go_with_storage_unavailab
 
     path = tmp_path / "a.db"
     with AuditTrail(path) as opened:
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLDER, str(path)],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        holder = hold(path)
         try:
             assert holder.stdout.readline() == "held\n"
             monkeypatch.setattr(audit.writelock, "BUSY_TIMEOUT_MS", 300)

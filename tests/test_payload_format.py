@@ -8,25 +8,11 @@ tests/test_compact.py).
 
 from __future__ import annotations
 
-import shutil
-
-import pytest
-
 from audit import AuditTrail, chain
 from audit.codec import codec_for
 from audit.replay import replay_range
 from service.decide import decide, evaluator
-
-FIXTURE = "tests/data/v10.db"
-AT = "2026-11-23T10:00:00Z"
-
-
-@pytest.fixture
-def old(tmp_path):
-    target = tmp_path / "v10.db"
-    shutil.copy(FIXTURE, target)
-    shutil.copy(f"{FIXTURE}.key", f"{target}.key")
-    return target
+from tests.test_compact import AT
 
 
 def link(trail, ref: str) -> tuple:
