@@ -18,7 +18,7 @@ from flask_smorest import Blueprint as _Blueprint
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from engine.values import text_problem
+from engine.values import NUL, SURROGATE, unstorable
 
 from .auth import check_key
 from .errors import ApiError
@@ -30,9 +30,8 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not allowed in JSON")
 
 
-def _inspect(value) -> None:
-    """Refuse a body nested more than MAX_DEPTH levels, or holding a text no store can take anywhere
-    (engine.values.text_problem: a lone surrogate, NUL), whichever endpoint it is sent to."""
+def _too_deep(value) -> None:
+    """Refuse a body nested more than MAX_DEPTH levels (a 400, as JSON too deep to parse)."""
     stack = [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -40,15 +39,21 @@ def _inspect(value) -> None:
             raise ApiError(
                 400, "malformed_json", f"The JSON body is nested more than {MAX_DEPTH} levels deep."
             )
-        if isinstance(item, str):
-            problem = text_problem(item)
-            if problem:
-                raise ApiError(400, "malformed_json", f"The body cannot be taken: a string {problem}.")
-        elif isinstance(item, dict):
-            stack.extend((k, depth + 1) for k in item)
+        if isinstance(item, dict):
             stack.extend((v, depth + 1) for v in item.values())
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
+
+
+def _unstorable(value) -> None:
+    """Refuse text no store takes (engine.values.text_problem), whichever endpoint it is sent to: a
+    lone surrogate is no Unicode text (400, malformed); NUL is valid JSON but no lead's data (422,
+    naming the fields)."""
+    problems = unstorable(value)
+    if any(SURROGATE in found for found in problems.values()):
+        raise ApiError(400, "malformed_json", f"The body cannot be taken: a string {SURROGATE}.")
+    if problems:
+        raise ApiError(422, "invalid_request", f"A string {NUL}.", problems)
 
 
 # A lone surrogate or NUL can only come from an escape (\\uD800, \\u0000): UTF-8 text carries neither.
@@ -64,17 +69,21 @@ def loads(data: bytes):
         ) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"The body is not valid JSON: {exc}") from None
-    # Walked only when the text could hold what the walk looks for (see _ESCAPED), or is nested deep.
-    if data.count(b"{") + data.count(b"[") > MAX_DEPTH or _ESCAPED.search(data):
-        _inspect(value)
+    # Walked only when the text could be nested that deep, or hold what the walk looks for (_ESCAPED).
+    if data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+        _too_deep(value)
+    if _ESCAPED.search(data):
+        _unstorable(value)
     return value
 
 
 def refuse_nul_in_url() -> None:
-    """Before each request of the app: an id holding NUL (%00) is no id anything can hold, and
-    PostgreSQL refuses to look one up (a 500 otherwise)."""
-    if "\x00" in request.path or b"%00" in request.query_string:
-        raise ApiError(400, "malformed_request", "The URL holds a NUL character (%00).")
+    """Before each request of the app: a path holding NUL (%00) names nothing that can exist (404),
+    a query parameter holding one is refused (422); PostgreSQL refuses to look either up."""
+    if "\x00" in request.path:
+        raise ApiError(404, "not_found", "No such path: it holds a NUL character (%00).")
+    if b"%00" in request.query_string:
+        raise ApiError(422, "invalid_request", "A query parameter holds a NUL character (%00).")
 
 
 def body(req) -> bytes:

@@ -84,14 +84,17 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 PROPERTY = re.compile(r"[a-z][a-z0-9_]{0,63}")  # the name of an event property
 
 
+NUL = "must not hold a NUL character (\\u0000)"
+SURROGATE = "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
+
+
 def text_problem(text: str) -> str | None:
-    """Why `text` cannot be taken, or None: the one check of every text a caller sends (API or CLI)."""
+    """Why `text` cannot be taken (NUL or SURROGATE), or None: the one check of every text a caller
+    sends (API or CLI)."""
     found = _UNSTORABLE.search(text)
     if found is None:
         return None
-    if found.group() == "\x00":
-        return "must not hold a NUL character (\\u0000)"
-    return "must be valid Unicode text (a lone surrogate such as \\ud800 is not)"
+    return NUL if found.group() == "\x00" else SURROGATE
 
 
 def unstorable(facts: dict) -> dict[str, list[str]]:

@@ -175,12 +175,17 @@ def test_idempotency_keys_belong_to_the_key_that_used_them(call, app):
         ('{"lead_id": "\\ud800"}', 400, "malformed_json", None),
         ('{"lead_id": "x", "profile": {"\\udfff": "y"}}', 400, "malformed_json", None),
         # NUL: PostgreSQL refuses it in text and SQLite's JSON functions end a text at it
-        ('{"lead_id": "x", "profile": {"first_name": "Bob\\u0000x"}}', 400, "malformed_json", None),
+        (
+            '{"lead_id": "x", "profile": {"first_name": "Bob\\u0000x"}}',
+            422,
+            "invalid_request",
+            "profile.first_name",
+        ),
         (
             '{"lead_id": "x", "events": [{"type": "page_view", "at": "2026-11-01T00:00:00Z", "id": "e\\u0000"}]}',
-            400,
-            "malformed_json",
-            None,
+            422,
+            "invalid_request",
+            "events[0].id",
         ),
     ],
 )
@@ -237,12 +242,12 @@ def test_any_unicode_in_every_string_is_decided_or_refused_and_kept_exactly(
 
 
 def test_nul_anywhere_in_a_url_or_body_is_refused_never_stored(call, app):
-    error(call("GET", "/v1/leads/a%00b"), 400, "malformed_request")
-    error(call("GET", "/v1/leads/a/decisions?cursor=%00"), 400, "malformed_request")
+    error(call("GET", "/v1/leads/a%00b"), 404, "not_found")
+    error(call("GET", "/v1/leads/a/decisions?cursor=%00"), 422, "invalid_request")
     body = error(
-        call("POST", "/v1/leads/L1/outcomes", body={"type": "won", "note": "x\x00y"}), 400, "malformed_json"
+        call("POST", "/v1/leads/L1/outcomes", body={"type": "won", "note": "x\x00y"}), 422, "invalid_request"
     )
-    assert "NUL" in body["message"]
+    assert body["errors"] == {"note": ["must not hold a NUL character (\\u0000)"]}
     assert rows(app)[0]["n"] == 0
 
 
