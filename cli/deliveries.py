@@ -13,7 +13,8 @@ import click
 from audit import deliveries
 from service.config import load_config
 from service.decide import open_trail
-from service.deliver import Deliverer, exclusive, shown_secret
+from service.deliver import Deliverer, exclusive
+from service.webhooks import shown_secret
 
 from . import echo, main
 

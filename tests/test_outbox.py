@@ -15,7 +15,7 @@ from engine import FactsError, RulesetError
 from engine.destinations import load_destinations
 from service import deploy
 from service.decide import decide, report_outcome
-from service.deliver import render
+from service.webhooks import render
 from tests.receiver import (
     KEY,
     SECRET,
@@ -90,7 +90,7 @@ def test_filters_narrow_what_a_destination_is_told():
 
 def test_a_missing_or_weak_secret_is_an_attempt_error_that_names_the_variable_not_a_value(tmp_path):
     from audit.secrets import Secrets
-    from service.deliver import DeliveryFailed, address, signing_key
+    from service.webhooks import DeliveryFailed, address, signing_key
 
     text = "version: 1\ndestinations:\n  s:\n    url: https://x.example.com/h\n    events: [sla.breached]\n"
     keyed = load_destinations(text).destinations["s"]
@@ -167,7 +167,7 @@ def test_the_key_file_secret_of_a_destination_is_printed_for_its_receiver_and_st
     from standardwebhooks import Webhook
 
     from audit.secrets import Secrets
-    from service.deliver import signing_key
+    from service.webhooks import signing_key
 
     db = tmp_path / "s.db"
     runner = CliRunner()
