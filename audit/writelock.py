@@ -11,8 +11,9 @@ Opening a trail takes the lock too, around its check for pending migrations.
 The wait is bounded like SQLite's busy timeout: a holder that does not let go (a CLI command stopped
 with Ctrl-Z inside its transaction, a hung process) makes writers fail with StorageUnavailable (503)
 after BUSY_TIMEOUT_MS instead of hanging every request. `flock` itself has no timeout, so a writer
-that finds the lock taken waits for it on a thread of its own, through a descriptor of its own (its
-own lock), and gives up on it at the deadline; that thread, if it gets the lock later, lets it go.
+that finds the lock taken waits for it through the lock's waiter thread, blocked in flock on a
+descriptor of its own (its own lock), and gives up on it at the deadline; that thread, if it gets the
+lock once nobody wants it, lets it go.
 
 The lock file is empty and holds no data: backups and replication leave it out, and a lost one is
 created again on the next write, with the database file's mode and owner (as SQLite gives -wal and
@@ -74,44 +75,63 @@ def hold(path: str, name: str) -> int | None:
 
 
 class _Waiter:
-    """A thread blocked in flock on a descriptor of its own, for whichever writer waits on it."""
+    """A thread of the lock's own, blocked in flock on a descriptor of its own while a writer waits.
+
+    Made on the first wait and kept until the lock is closed: a wait costs a hand-over between two
+    threads, not a thread and a descriptor made and closed (under two workers' contention, most
+    group commits wait). A writer that gives up leaves it blocked; the next writer waits on the same
+    flock, and if nobody wants the lock once it comes, the thread lets it go at once."""
 
     def __init__(self, path: str, database: str):
-        self.done, self._lock = threading.Event(), threading.Lock()
-        self._fd: int | None = None
+        self._cond = threading.Condition()
+        self._fd = _open(path, database)
+        self._wanted = False  # a writer waits for the lock
+        self._got = False  # the thread's descriptor holds the lock for that writer
+        self._closed = False
         self._error: OSError | None = None
-        self._wanted = True
-        threading.Thread(
-            target=self._run, args=(path, database), name="leadgate-lock-wait", daemon=True
-        ).start()
+        self.pid = os.getpid()  # a thread does not survive fork: a child makes its own
+        threading.Thread(target=self._run, name="leadgate-lock-wait", daemon=True).start()
 
-    def _run(self, path: str, database: str) -> None:
-        try:
-            fd = _open(path, database)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError as exc:
-            self._error = exc
-        else:
-            with self._lock:
-                if self._wanted:
-                    self._fd = fd
-                else:
-                    os.close(fd)  # every writer gave up: let the lock go at once
-        self.done.set()
+    def _run(self) -> None:
+        fd = self._fd
+        while True:
+            with self._cond:
+                while not self._wanted and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError as exc:
+                with self._cond:
+                    if self._wanted:  # that writer's error; nobody else's
+                        self._error, self._got = exc, True
+                        self._cond.notify_all()
+                continue
+            with self._cond:
+                if self._wanted and not self._closed:
+                    self._got = True
+                    self._cond.notify_all()
+                    continue
+            fcntl.flock(fd, fcntl.LOCK_UN)  # every writer gave up, or the lock was closed
+        os.close(fd)
 
-    def adopt(self) -> bool:
-        """Wait on this one again (False: it has finished, let a new one wait)."""
-        with self._lock:
-            self._wanted = not self.done.is_set()
-            return self._wanted
-
-    def give_up(self) -> int | None:
-        """The descriptor holding the lock if it got it, else None (it lets the lock go when it does)."""
-        with self._lock:
+    def take(self, seconds: float) -> int | None:
+        """The thread's descriptor, holding the lock, within `seconds`; None if it did not come."""
+        with self._cond:
+            self._wanted = True
+            self._cond.notify_all()
+            got = self._cond.wait_for(lambda: self._got, seconds)
+            self._wanted, self._got = False, False
             if self._error is not None:
-                raise self._error
-            self._wanted = self._fd is not None
-            return self._fd
+                error, self._error = self._error, None
+                raise error
+            return self._fd if got else None
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
 
 
 class WriteLock:
@@ -125,7 +145,7 @@ class WriteLock:
         self.path = lock_path(path) if path is not None else None
         self._fd: int | None = None
         self._held: int | None = None  # the descriptor holding the lock: ours, or a waiter's
-        self._waiter: _Waiter | None = None  # still blocked in flock for a writer that gave up
+        self._waiter: _Waiter | None = None  # made on the first wait, kept until closed
         self._guard = threading.Lock()  # the descriptor is opened once and closed once
 
     def _descriptor(self) -> int:
@@ -152,28 +172,21 @@ class WriteLock:
         A waiter given up on is kept and waited on again by the next writer: behind a holder that never
         lets go, one thread and one descriptor wait, not one more per writer that gave up."""
         with self._guard:
+            if self._waiter is None or self._waiter.pid != os.getpid():
+                self._waiter = _Waiter(self.path, self.database)
             waiter = self._waiter
-            if waiter is None or not waiter.adopt():
-                waiter = self._waiter = _Waiter(self.path, self.database)
-        waiter.done.wait(seconds)
-        fd = waiter.give_up()
+        fd = waiter.take(seconds)
         if fd is None:
             raise StorageUnavailable(
                 f"the audit database is busy: another writer has held it for over {seconds:g} seconds"
             )
-        with self._guard:
-            if self._waiter is waiter:
-                self._waiter = None
         return fd
 
     def release(self) -> None:
         fd, self._held = self._held, None
         if fd is None:
             return
-        if fd == self._fd:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        else:
-            os.close(fd)  # a waiter's descriptor: closing it releases its lock
+        fcntl.flock(fd, fcntl.LOCK_UN)  # ours, or the waiter's
 
     def __enter__(self) -> WriteLock:
         self.acquire()
@@ -186,6 +199,9 @@ class WriteLock:
         if self._held is not None and self._held != self._fd:
             self.release()
         with self._guard:
+            if self._waiter is not None and self._waiter.pid == os.getpid():
+                self._waiter.close()
+            self._waiter = None
             if self._fd is not None:
                 os.close(self._fd)  # releases the lock too, if held
                 self._fd = None

@@ -245,3 +245,46 @@ def test_a_database_moved_away_is_not_made_again_empty_by_a_read(tmp_path):
         with pytest.raises(StorageUnavailable, match="cannot be read"):
             opened.ping()
         assert not path.exists()
+
+
+def test_waits_for_the_lock_reuse_one_thread_and_it_ends_with_the_lock(tmp_path):
+    """Under two workers' contention most group commits wait for the lock: each wait is a hand-over
+    to the lock's one waiter thread, not a thread and a descriptor made for it; closing the lock ends it."""
+    from audit.writelock import WriteLock
+
+    path = str(tmp_path / "a.db")
+    (tmp_path / "a.db").touch()
+    first, second = (
+        WriteLock(path),
+        WriteLock(path),
+    )  # two descriptors: they exclude each other like two processes
+
+    def waiters():
+        return [t for t in threading.enumerate() if t.name == "leadgate-lock-wait"]
+
+    before = len(waiters())
+    seen = set()
+    try:
+        for _ in range(5):
+            first.acquire()
+            got = threading.Event()
+            taker = threading.Thread(target=lambda got=got: (second.acquire(), got.set()))
+            taker.start()
+            assert not got.wait(0.2)  # waiting: the first holds it
+            first.release()
+            assert got.wait(10)
+            taker.join(10)
+            seen.update(t.ident for t in waiters())
+            assert len(waiters()) == before + 1
+            assert held_by_someone(path)
+            second.release()
+            assert not held_by_someone(path)
+        assert len(seen - {t.ident for t in waiters()}) == 0  # the same thread each time
+    finally:
+        first.close()
+        second.close()
+    for _ in range(100):
+        if len(waiters()) == before:
+            break
+        time.sleep(0.02)
+    assert len(waiters()) == before
