@@ -252,6 +252,7 @@ PG_FORMS: dict[str, str | Callable] = {
     "m013_derived_from_decisions": _m013_derived_from_decisions,
     "m014_compact_references": _m014_compact_references,
     "m015_payload_format": "schema",
+    "m016_handoff_times": "schema",
 }
 
 

@@ -98,6 +98,12 @@ DERIVED_INDEXES = (
     'CREATE INDEX "decisions_assigned_domain" ON "decisions" ("domain", "team", "seq") WHERE "basis" IS NOT NULL',
     'CREATE INDEX "leads_open_handoff" ON "leads" ("handoff_seq") WHERE "handoff_seq" IS NOT NULL',
 )
+# The hand-offs made in a window of time, found by their time (m016): the SLA report's statistics
+# read those of its window, never every hand-off ever made (audit.outcomes.IN_WINDOW).
+WINDOW_INDEXES = (
+    'CREATE INDEX "decisions_handoffs_at" ON "decisions" ("evaluated_at") WHERE "handoff_due_at" IS NOT NULL',
+    'CREATE INDEX "handoffs_before_at" ON "handoffs_before" ("at")',
+)
 DERIVED_COLUMNS = ("handoff_due_at", "team", "owner", "basis", "domain", "period")
 # A lead's kept personal values are a column of its row ({token: [field, value]}), written with it;
 # the table keeps those of outcome notes. `personal` reads both, as the table did (a value in both
