@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.state import registry, trail
-from audit import AuditTrail, gauges, outcomes
+from audit import AuditTrail, gauges, outcomes, views
 from audit.keys import create
 from cli import main
 from service.decide import decide, report_outcome
@@ -271,3 +271,28 @@ def test_the_sla_reads_search_what_is_indexed_never_walk_a_table(tmp_path, defau
     )
     assert any(re.match(r"SEARCH handoffs_before USING INDEX handoffs_before_at", x) for x in plans["window"])
     assert any("leads_open_handoff" in line for line in plans["gauge"]), plans["gauge"]
+
+
+def test_the_handoffs_view_of_m016_reads_as_m013s(tmp_path, default):
+    """m016 makes `handoffs` know an open hand-off from its lead's row instead of searching for the
+    decision that closed it: every row the same as m013's view gives, open, acted on, closed, escalated."""
+    db = tmp_path / "audit.db"
+    with AuditTrail(db, secrets=secrets_for(db)) as audit:
+        for i in range(4):
+            decide(default, audit, hand_off(i), at="2026-11-23T10:00:00Z")
+            decide(default, audit, pricing(i + 4), at="2026-11-23T10:00:00Z")
+        for i in range(3):  # more decisions on the same route: the hand-off goes on
+            decide(default, audit, {"lead_id": "A-0", "channel": "chatbot"}, at=f"2026-11-23T10:1{i}:00Z")
+        report_outcome(default, audit, "A-1", {"type": "contacted"}, at="2026-11-23T10:20:00Z")
+        decide(default, audit, {"lead_id": "A-2", "channel": "sla"}, at="2026-11-23T11:00:00Z")  # escalated
+        report_outcome(
+            default, audit, "A-3", {"type": "rejected", "reason": "no_budget"}, at="2026-11-23T11:00:00Z"
+        )
+        decide(default, audit, {"lead_id": "A-5", "answers": {"budget": "no"}}, at="2026-11-23T11:00:00Z")
+        audit.db.execute(views.HANDOFFS.replace("CREATE VIEW handoffs", "CREATE TEMP VIEW handoffs_m013"))
+        now = audit.db.execute("SELECT * FROM handoffs ORDER BY id").fetchall()
+        before = audit.db.execute("SELECT * FROM handoffs_m013 ORDER BY id").fetchall()
+        assert now == before and len(now) == 9
+        assert {r[10] is None for r in now} == {True, False}  # closed_at: open and closed ones
+        assert {r[8] is None for r in now} == {True, False}  # acted_at: acted on and not
+        assert audit.verify() == []
