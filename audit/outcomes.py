@@ -113,10 +113,6 @@ def opens_handoff(route: dict, current: tuple | None) -> bool:
     return bool(route.get("due_at"))
 
 
-def _minutes(start: str, end: str) -> float:
-    return (moment(end) - moment(start)).total_seconds() / 60
-
-
 def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
@@ -198,18 +194,11 @@ def overdue(
     params = {**before("at", at), "team": team}
     rows = trail._read(OVERDUE if limit is None else f"{OVERDUE} LIMIT :limit", {**params, "limit": limit})
     total = rows[0]["total"] if rows else 0
-    return [
-        {
-            "lead_id": r["lead_id"],
-            "route": r["route"],
-            "team": r["team"],
-            "at": r["at"],
-            "due_at": r["due_at"],
-            "minutes_overdue": round(_minutes(r["due_at"], at), 1),
-            "decision_id": r["decision_id"],
-        }
-        for r in rows
-    ], total
+    now = moment(at)
+    for r in rows:
+        del r["total"]
+        r["minutes_overdue"] = round((now - moment(r["due_at"])).total_seconds() / 60, 1)
+    return rows, total
 
 
 def team_stats(trail: AuditTrail, at: str, since: str, until: str, team: str | None = None) -> dict:
