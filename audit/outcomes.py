@@ -191,6 +191,8 @@ def overdue(
 ) -> tuple[list, int]:
     """([{lead_id, route, team, at, due_at, minutes_overdue, decision_id}] the most overdue first, at
     most `limit` of them (None: all), and how many there are in all)."""
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be at least 1 (None lists all)")
     params = {**before("at", at), "team": team}
     rows = trail._read(OVERDUE if limit is None else f"{OVERDUE} LIMIT :limit", {**params, "limit": limit})
     total = rows[0]["total"] if rows else 0
@@ -251,7 +253,7 @@ def sla(
     however old (the most overdue first; the first `limit` of them when given, `overdue_total` counts
     all); `teams` counts the hand-offs made in the window, since and until included (`window`).
     """
-    at = format_time(parse_time(at or now_iso(), "at"))  # the form _before reads
+    at = format_time(parse_time(at or now_iso(), "at"))  # the form `before` reads
     since, until = window(at, since, until)
     listed, total = overdue(trail, at, team, limit)
     return {
