@@ -5,11 +5,13 @@ Same conventions as api/schemas.py (the decision contract), whose shared pieces 
 
 from __future__ import annotations
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from audit import outcomes
 from engine import FactsError
 from engine.facts import format_time, parse_time
 from engine.vocabulary import OUTCOME_TYPES
+from service.decide import now
 
 from .schemas import DecisionSchema, StrictSchema, always
 
@@ -69,11 +71,43 @@ class Time(fields.String):
             ) from exc
 
 
+# The overdue list in a reply: the most overdue first, `limit` of them (`overdue_total` counts all;
+# `leadgate sla --escalate` acts on all of them, however many).
+OVERDUE_LIMIT, OVERDUE_MOST = 100, 1000
+
+
 class SlaQuerySchema(StrictSchema):
     at = Time(
         metadata={"format": "date-time", "description": "Overdue at this time (default: now)"},
     )
     team = fields.String()
+    since = Time(
+        metadata={
+            "format": "date-time",
+            "description": f"Team statistics of the hand-offs made at or after this time (default: "
+            f"{outcomes.WINDOW_DAYS} days before `until`)",
+        }
+    )
+    until = Time(
+        metadata={
+            "format": "date-time",
+            "description": "…and at or before this time (default: `at`). Not before `since`.",
+        }
+    )
+    limit = fields.Integer(
+        load_default=OVERDUE_LIMIT,
+        validate=validate.Range(1, OVERDUE_MOST),
+        metadata={
+            "description": f"Overdue hand-offs listed, the most overdue first (default {OVERDUE_LIMIT}, "
+            f"at most {OVERDUE_MOST}); `overdue_total` counts them all"
+        },
+    )
+
+    @validates_schema
+    def _window(self, data, **kwargs):
+        problem = outcomes.window_problem(data.get("at") or now(), data.get("since"), data.get("until"))
+        if problem:
+            raise ValidationError(problem[1], problem[0])
 
 
 @always()
@@ -101,7 +135,17 @@ class TeamSlaSchema(Schema):
 @always()
 class SlaSchema(Schema):
     at = fields.String()
-    overdue = fields.List(fields.Nested(OverdueSchema))
+    since = fields.String(metadata={"description": "The team statistics' window: from this time…"})
+    until = fields.String(metadata={"description": "…to this one, both included"})
+    overdue = fields.List(
+        fields.Nested(OverdueSchema),
+        metadata={
+            "description": "Open hand-offs past due and unanswered, however old, the most overdue first"
+        },
+    )
+    overdue_total = fields.Integer(
+        metadata={"description": "How many are overdue in all (the list holds `limit`)"}
+    )
     teams = fields.Dict(keys=fields.String(), values=fields.Nested(TeamSlaSchema))
 
 

@@ -73,5 +73,18 @@ def get_outcomes(lead_id):
 @_documented(401, 403, 422)
 @requires("review")
 def get_sla(query):
-    """Hand-offs neither accepted nor rejected in time, and each team's median time to first action"""
-    return outcomes.sla(trail(), query.get("at") or now(), query.get("team"))
+    """Hand-offs neither accepted nor rejected in time, and each team's median time to first action
+
+    `overdue` lists every open hand-off past due at `at`, however old, the most overdue first (the
+    first `limit`; `overdue_total` counts all). `teams` counts the hand-offs made in the window
+    `since`–`until` (both included; by default the 30 days before `at`), read through an index of
+    hand-offs by time: the reply's `since` and `until` say which window it covers.
+    """
+    return outcomes.sla(
+        trail(),
+        query.get("at") or now(),
+        query.get("team"),
+        query.get("since"),
+        query.get("until"),
+        query["limit"],
+    )

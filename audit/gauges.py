@@ -10,23 +10,29 @@ from __future__ import annotations
 import json
 import os
 
+from engine.times import format_time, parse_time
+
 from .backends import is_postgres
-from .outcomes import moment
+from .outcomes import before
 from .rows import now_iso
+
+# Counted by the database, one row per team: the scrape's cost no longer grows with a Python step per
+# open hand-off; due times compared exactly as text (audit.outcomes.before).
+HANDOFFS = (
+    "SELECT coalesce(team, route) AS name, count(*) AS n, "
+    "sum(CASE WHEN due_at < :at_lt OR due_at = :at_eq THEN 1 ELSE 0 END) AS late "
+    "FROM open_handoffs WHERE acted_at IS NULL GROUP BY coalesce(team, route)"
+)
 
 
 def handoffs(trail, at: str | None = None) -> dict[str, dict[str, int]]:
     """{team: {"open": n, "overdue": n}} for hand-offs not yet acted on nor superseded; a hand-off to a
     route without a team counts under its route, as `leadgate sla` reports it."""
-    now = moment(at or now_iso())
-    teams: dict[str, dict[str, int]] = {}
-    for row in trail._read(
-        "SELECT coalesce(team, route) AS team, due_at FROM open_handoffs WHERE acted_at IS NULL"
-    ):
-        counts = teams.setdefault(row["team"], {"open": 0, "overdue": 0})
-        counts["open"] += 1
-        counts["overdue"] += moment(row["due_at"]) < now
-    return teams
+    at = format_time(parse_time(at or now_iso(), "at"))
+    return {
+        r["name"]: {"open": r["n"], "overdue": r["late"] or 0}
+        for r in trail._read(HANDOFFS, before("at", at))
+    }
 
 
 def deliveries(trail) -> dict[str, int]:

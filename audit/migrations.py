@@ -110,3 +110,12 @@ def m015_payload_format(db: Database) -> None:
     # encoding it again inside a canonical JSON array. Links written before keep NULL (format 1),
     # so no hash is rewritten and every checkpoint signed before still holds.
     db["chain"].add_column("payload_format", int)
+
+
+@migrations()
+def m016_handoff_times(db: Database) -> None:
+    # The SLA report over a window of time (issue 15): the hand-offs made in it found by their time
+    # through two indexes, not by walking every hand-off ever made; and the `handoffs` view knows the
+    # open ones from their leads' rows instead of searching for what closed them (audit.views).
+    for sql in views.HANDOFF_TIMES:
+        db.execute(sql)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import statistics
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from engine.times import format_time, parse_time
 
 from . import chain, outbox
 from .rows import keep_personal, now_iso
@@ -111,29 +113,107 @@ def opens_handoff(route: dict, current: tuple | None) -> bool:
     return bool(route.get("due_at"))
 
 
-def _minutes(start: str, end: str) -> float:
-    return (moment(end) - moment(start)).total_seconds() / 60
-
-
 def moment(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def sla(trail: AuditTrail, at: str | None = None, team: str | None = None) -> dict:
-    """Hand-offs past due and unanswered, and per team how fast the first action came.
+# The per-team statistics of `sla` cover the hand-offs made in a window of time, by default the 30
+# days before the report's time; the overdue list is never windowed (every open hand-off past due).
+WINDOW_DAYS = 30
 
-    {"at", "overdue": [{lead_id, route, team, at, due_at, minutes_overdue}], "teams": {team: {handoffs,
-    acted, acted_in_time, acted_late, open, overdue, median_minutes_to_first_action}}}
+
+def window(at: str, since: str | None = None, until: str | None = None) -> tuple[str, str]:
+    """(since, until) of the statistics, as the one time formatter writes them: `until` defaults to
+    `at`, `since` to WINDOW_DAYS before until (or the first moment of year 1)."""
+    end = parse_time(until or at, "until")
+    try:
+        start = parse_time(since, "since") if since else end - timedelta(days=WINDOW_DAYS)
+    except OverflowError:
+        start = datetime.min.replace(tzinfo=UTC)
+    return format_time(start), format_time(end)
+
+
+def window_problem(at: str, since: str | None, until: str | None) -> tuple[str, str] | None:
+    """(field, message) when `since` is after `until` (defaults as `window`), naming the field given:
+    the one check of GET /v1/sla and `leadgate sla`. None when the window holds."""
+    start, end = window(at, since, until)
+    if parse_time(start, "since") <= parse_time(end, "until"):
+        return None
+    if until is not None:
+        return "until", f"must not be before since ({start})"
+    return "since", f"must not be after until ({end}: the report's time unless given)"
+
+
+def before(name: str, at: str) -> dict:
+    """The parameters `{name}_lt` and `{name}_eq` for which a stored time t is strictly before `at`
+    exactly when `t < :{name}_lt OR t = :{name}_eq`, compared as text (so in SQL, through an index).
+
+    Stored times are UTC with a Z, to the second, with six digits of microseconds when they have any
+    (format_time; `iso` always writes them): text order is time order except within one second,
+    where "…:00Z" sorts after "…:00.5Z" ('.' < 'Z'). So: before "…:00Z" is below "…:00" as text;
+    before "…:00.5Z" is below it as text, or "…:00Z" itself (which sorts above it).
     """
-    at = at or now_iso()
-    rows = trail._read(
-        "SELECT * FROM handoffs WHERE (? IS NULL OR team = ?) ORDER BY due_at, id", (team, team)
-    )
-    overdue, teams = [], {}
+    second = at[:19]
+    if len(at) > 20:  # with microseconds
+        return {f"{name}_lt": at, f"{name}_eq": second + "Z"}
+    return {f"{name}_lt": second, f"{name}_eq": None}
+
+
+def upto(name: str, at: str) -> dict:
+    """As `before`, for a stored time at or before `at` (before the next microsecond)."""
+    try:
+        return before(name, format_time(parse_time(at, name) + timedelta(microseconds=1)))
+    except OverflowError:  # the last microsecond of year 9999: every time is at or before it ('~' > 'Z')
+        return {f"{name}_lt": "9999-12-31T23:59:59~", f"{name}_eq": None}
+
+
+# Hand-offs past due and unanswered: the open ones only, through the leads that carry them (the
+# partial index leads_open_handoff), whatever their age. `due_at || ''` keeps the planner off the
+# index of every hand-off's due time (decisions_handoffs_due): past due is nearly every hand-off
+# ever made, open are a few. `total` counts them all in the same pass as the sort.
+OVERDUE = (
+    "SELECT lead_id, route, team, at, due_at, decision_id, count(*) OVER () AS total FROM open_handoffs "
+    "WHERE acted_at IS NULL AND (due_at || '' < :at_lt OR due_at || '' = :at_eq) "
+    "AND (:team IS NULL OR team = :team) ORDER BY due_at, id"
+)
+# The hand-offs made in the window, since and until included (indexes decisions_handoffs_at and
+# handoffs_before_at, m016): the index's range is the window to the second, the exact bounds are
+# compared on what it finds (`before`).
+IN_WINDOW = (
+    "SELECT coalesce(team, route) AS name, at, due_at, acted_at, closed_at FROM handoffs "
+    "WHERE at >= :since_lt AND at IS DISTINCT FROM :since_eq AND at <= :until_top "
+    "AND (at < :until_lt OR at = :until_eq) AND (:team IS NULL OR team = :team)"
+)
+
+
+def overdue(
+    trail: AuditTrail, at: str, team: str | None = None, limit: int | None = None
+) -> tuple[list, int]:
+    """([{lead_id, route, team, at, due_at, minutes_overdue, decision_id}] the most overdue first, at
+    most `limit` of them (None: all), and how many there are in all)."""
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be at least 1 (None lists all)")
+    params = {**before("at", at), "team": team}
+    rows = trail._read(OVERDUE if limit is None else f"{OVERDUE} LIMIT :limit", {**params, "limit": limit})
+    total = rows[0]["total"] if rows else 0
+    now = moment(at)
     for r in rows:
-        stats = teams.setdefault(
-            r["team"] or r["route"],
-            {
+        del r["total"]
+        r["minutes_overdue"] = round((now - moment(r["due_at"])).total_seconds() / 60, 1)
+    return rows, total
+
+
+def team_stats(trail: AuditTrail, at: str, since: str, until: str, team: str | None = None) -> dict:
+    """Per team (or route, for a route without one) of the hand-offs made at or after `since` and at
+    or before `until`: {handoffs, acted, acted_in_time, acted_late, open, overdue (at `at`),
+    median_minutes_to_first_action}."""
+    top = upto("until", until)
+    params = {**before("since", since), **top, "until_top": top["until_eq"] or top["until_lt"], "team": team}
+    now, teams = moment(at), {}
+    for r in trail._read(IN_WINDOW, params):
+        stats = teams.get(r["name"])
+        if stats is None:
+            stats = teams[r["name"]] = {
                 "handoffs": 0,
                 "acted": 0,
                 "acted_in_time": 0,
@@ -141,29 +221,46 @@ def sla(trail: AuditTrail, at: str | None = None, team: str | None = None) -> di
                 "open": 0,
                 "overdue": 0,
                 "_minutes": [],
-            },
-        )
+            }
         stats["handoffs"] += 1
         if r["acted_at"] is not None:
             stats["acted"] += 1
-            stats["acted_in_time" if moment(r["acted_at"]) <= moment(r["due_at"]) else "acted_late"] += 1
-            stats["_minutes"].append(_minutes(r["at"], r["acted_at"]))
+            acted = moment(r["acted_at"])
+            stats["acted_in_time" if acted <= moment(r["due_at"]) else "acted_late"] += 1
+            stats["_minutes"].append((acted - moment(r["at"])).total_seconds() / 60)
         elif r["closed_at"] is None:
             stats["open"] += 1
-            if moment(r["due_at"]) < moment(at):
-                stats["overdue"] += 1
-                overdue.append(
-                    {
-                        "lead_id": r["lead_id"],
-                        "route": r["route"],
-                        "team": r["team"],
-                        "at": r["at"],
-                        "due_at": r["due_at"],
-                        "minutes_overdue": round(_minutes(r["due_at"], at), 1),
-                        "decision_id": r["decision_id"],
-                    }
-                )
+            stats["overdue"] += moment(r["due_at"]) < now
     for stats in teams.values():
         minutes = stats.pop("_minutes")
         stats["median_minutes_to_first_action"] = round(statistics.median(minutes), 1) if minutes else None
-    return {"at": at, "overdue": overdue, "teams": dict(sorted(teams.items()))}
+    return dict(sorted(teams.items()))
+
+
+def sla(
+    trail: AuditTrail,
+    at: str | None = None,
+    team: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int | None = None,
+) -> dict:
+    """Hand-offs past due and unanswered, and per team how fast the first action came.
+
+    {"at", "since", "until", "overdue": [{lead_id, route, team, at, due_at, minutes_overdue,
+    decision_id}], "overdue_total", "teams": {team: {handoffs, acted, acted_in_time, acted_late, open,
+    overdue, median_minutes_to_first_action}}}. `overdue` is every open hand-off past due at `at`
+    however old (the most overdue first; the first `limit` of them when given, `overdue_total` counts
+    all); `teams` counts the hand-offs made in the window, since and until included (`window`).
+    """
+    at = format_time(parse_time(at or now_iso(), "at"))  # the form `before` reads
+    since, until = window(at, since, until)
+    listed, total = overdue(trail, at, team, limit)
+    return {
+        "at": at,
+        "since": since,
+        "until": until,
+        "overdue": listed,
+        "overdue_total": total,
+        "teams": team_stats(trail, at, since, until, team),
+    }

@@ -29,6 +29,7 @@ from .views import (
     BEFORE,
     DERIVED_COLUMNS,
     DERIVED_INDEXES,
+    HANDOFF_TIMES,
     MOVE_PERSONAL,
     OPEN_HANDOFF_SEQS,
     OPEN_HANDOFFS,
@@ -243,6 +244,13 @@ def _m014_compact_references(db: postgres.Database) -> None:
     second_dictionaries(db)
 
 
+def _m016_handoff_times(db: postgres.Database) -> None:
+    """Migration 16 on PostgreSQL (as on SQLite): two indexes, and the `handoffs` view made again (a
+    view's change is not a difference `schema` applies)."""
+    for sql in HANDOFF_TIMES:
+        db.execute(sql)
+
+
 # A migration newer than m009_key_origins (the last one when PostgreSQL came): "schema" when its
 # difference to the scratch schema is all it does, or a function(db) that applies it on PostgreSQL.
 PG_FORMS: dict[str, str | Callable] = {
@@ -252,6 +260,7 @@ PG_FORMS: dict[str, str | Callable] = {
     "m013_derived_from_decisions": _m013_derived_from_decisions,
     "m014_compact_references": _m014_compact_references,
     "m015_payload_format": "schema",
+    "m016_handoff_times": _m016_handoff_times,
 }
 
 

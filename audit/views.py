@@ -98,6 +98,37 @@ DERIVED_INDEXES = (
     'CREATE INDEX "decisions_assigned_domain" ON "decisions" ("domain", "team", "seq") WHERE "basis" IS NOT NULL',
     'CREATE INDEX "leads_open_handoff" ON "leads" ("handoff_seq") WHERE "handoff_seq" IS NOT NULL',
 )
+# m016: `handoffs` again, where a hand-off its lead's row carries as open (`leads.handoff_seq`) is
+# known open at once. The search for the decision that closed it walked every later decision of the
+# lead on the same route (a chatty lead's hundred) and ran once for each column that needs it; a
+# closed hand-off still searches, over the decisions of its own life only.
+HANDOFFS_KNOWN_OPEN = """
+CREATE VIEW handoffs AS
+SELECT h.id, h.lead_id, h.decision_id, h.route, h.destination, h.team, h.at, h.due_at,
+  (SELECT o.at FROM outcomes o WHERE o.lead_id = h.lead_id AND o.seq > h.id
+     AND (h.closed_seq IS NULL OR o.seq < h.closed_seq) AND o.at >= h.at ORDER BY o.seq LIMIT 1) AS acted_at,
+  (SELECT o.type FROM outcomes o WHERE o.lead_id = h.lead_id AND o.seq > h.id
+     AND (h.closed_seq IS NULL OR o.seq < h.closed_seq) AND o.at >= h.at ORDER BY o.seq LIMIT 1) AS acted_by,
+  (SELECT n.evaluated_at FROM decisions n WHERE n.seq = h.closed_seq) AS closed_at,
+  (SELECT n.id FROM decisions n WHERE n.seq = h.closed_seq) AS closed_by
+FROM (SELECT d.seq AS id, d.lead_id, d.id AS decision_id, d.route, d.destination, d.team,
+        d.evaluated_at AS at, d.handoff_due_at AS due_at,
+        CASE WHEN EXISTS (SELECT 1 FROM leads l WHERE l.handoff_seq = d.seq) THEN NULL
+          ELSE (SELECT n.seq FROM decisions n WHERE n.lead_id = d.lead_id AND n.kind = 'decision'
+           AND n.seq > d.seq AND n.route IS DISTINCT FROM d.route ORDER BY n.seq LIMIT 1) END AS closed_seq
+      FROM decisions d WHERE d.handoff_due_at IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM handoffs_before b WHERE b.id = d.seq)) AS h
+UNION ALL
+SELECT id, lead_id, decision_id, route, destination, team, at, due_at, acted_at, acted_by, closed_at, closed_by
+FROM handoffs_before
+"""
+# The hand-offs made in a window of time, found by their time (m016): the SLA report's statistics
+# read those of its window, never every hand-off ever made (audit.outcomes.IN_WINDOW).
+WINDOW_INDEXES = (
+    'CREATE INDEX "decisions_handoffs_at" ON "decisions" ("evaluated_at") WHERE "handoff_due_at" IS NOT NULL',
+    'CREATE INDEX "handoffs_before_at" ON "handoffs_before" ("at")',
+)
+HANDOFF_TIMES = (*WINDOW_INDEXES, "DROP VIEW handoffs", HANDOFFS_KNOWN_OPEN)  # m016, on both backends
 DERIVED_COLUMNS = ("handoff_due_at", "team", "owner", "basis", "domain", "period")
 # A lead's kept personal values are a column of its row ({token: [field, value]}), written with it;
 # the table keeps those of outcome notes. `personal` reads both, as the table did (a value in both

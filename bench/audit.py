@@ -429,6 +429,7 @@ def time_reads(path: Path, leads: list[str]) -> dict:
 OWNER_PARAMS = {"team": "account-executives", "domain": "example.com", "period": "2026-11-23"}
 LATEST_HANDOFF = "SELECT route, team FROM handoffs WHERE lead_id = ? ORDER BY id DESC LIMIT 1"  # outbox
 LEAD_STAGES = "SELECT * FROM stage_history WHERE lead_id = ? ORDER BY id"
+AFTER = {"since": "2026-11-25T00:00:00Z", "until": "2026-12-01T00:00:00Z"}  # after every hand-off (at AT)
 
 
 def view_reads(path: Path, leads: list[str], repeat: int) -> tuple[list[tuple[str, array]], dict]:
@@ -448,7 +449,12 @@ def view_reads(path: Path, leads: list[str], repeat: int) -> tuple[list[tuple[st
     }
     whole = {
         "gauges.handoffs (each /metrics scrape)": lambda: gauges.handoffs(trail),
-        "outcomes.sla (GET /v1/sla: every hand-off)": lambda: outcomes.sla(trail),
+        # every overdue hand-off and the default window (the 30 days before now), as --escalate reads
+        "outcomes.sla (every overdue, 30 days' statistics)": lambda: outcomes.sla(trail),
+        "outcomes.sla (GET /v1/sla: the first 100 overdue)": lambda: outcomes.sla(trail, limit=100),
+        "outcomes.sla (a window after the trail's hand-offs)": lambda: outcomes.sla(
+            trail, **AFTER, limit=100
+        ),
     }
     timed: list[tuple[str, array]] = []
     try:

@@ -129,13 +129,31 @@ def _read(file, trail, registry, default_ruleset):
 @click.option("--at", type=TIME, help="Overdue at this time (default: now).")
 @click.option("--team", help="Only this team.")
 @click.option(
+    "--since",
+    type=TIME,
+    help=f"Team statistics of the hand-offs made at or after this time (default: {outcomes.WINDOW_DAYS} "
+    "days before --until).",
+)
+@click.option("--until", type=TIME, help="…and at or before this time (default: --at).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Overdue hand-offs listed, the most overdue first (0: all). --escalate acts on all of them.",
+)
+@click.option(
     "--escalate", is_flag=True, help="Decide every overdue lead again, so escalation rules re-route it."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--db", default=None, help="Audit database (default: LEADGATE_DB).")
 @click.option("--dir", "directory", help="Rulesets directory, for --escalate.")
-def sla(at, team, escalate, as_json, db, directory):
+def sla(at, team, since, until, limit, escalate, as_json, db, directory):
     """Hand-offs neither accepted nor rejected in time, by team, and the median time to first action."""
+    at = at or now()
+    problem = outcomes.window_problem(at, since, until)
+    if problem:
+        raise click.BadParameter(problem[1], param_hint=f"--{problem[0]}")
     trail = open_trail(load_config(db=db))
     try:
         if escalate:
@@ -143,13 +161,13 @@ def sla(at, team, escalate, as_json, db, directory):
             decided = escalate_overdue(registry.get, trail, at, client="cli", teams=registry.deployment.teams)
             for d in decided:
                 echo(f"decided {d['lead_id']} again: route {d['route']['id']} ({d['decision_id']})")
-        report = outcomes.sla(trail, at, team)
+        report = outcomes.sla(trail, at, team, since, until, limit or None)
     finally:
         trail.close()
     if as_json:
         echo(json.dumps(report, indent=2))
         return
-    echo(f"Hand-offs at {report['at']}")
+    echo(f"Hand-offs at {report['at']}, made from {report['since']} to {report['until']}")
     echo(f"{'team':<24}{'hand-offs':>10}{'in time':>9}{'late':>6}{'open':>6}{'overdue':>9}{'median min':>12}")
     for name, t in report["teams"].items():
         median = (
@@ -160,8 +178,10 @@ def sla(at, team, escalate, as_json, db, directory):
             f"{t['overdue']:>9}{median:>12}"
         )
     if report["overdue"]:
-        echo("\nOverdue (nobody acted yet):")
+        echo(f"\nOverdue (nobody acted yet): {report['overdue_total']}, whenever handed off")
         for o in report["overdue"]:
             echo(
                 f"  {o['lead_id']:<20} {o['route']:<20} due {o['due_at']}  {o['minutes_overdue']:g} min late"
             )
+        if report["overdue_total"] > len(report["overdue"]):
+            echo(f"  … and {report['overdue_total'] - len(report['overdue'])} more (--limit 0 lists all)")

@@ -23,7 +23,7 @@ def funnel():
     items = reports.leads(trail(), ruleset, params.day("since", "From"), params.day("until", "To", end=True))
     matrix, stages = build("matrix", items), build("funnel", items)
     fit, engagement = build("conversion", items, "fit_band"), build("conversion", items, "engagement_band")
-    sla = outcomes.sla(trail(), now())
+    sla = outcomes.sla(trail(), now(), limit=OVERDUE_SHOWN)
     return render_template(
         "review/funnel.html",
         leads=len(items),
@@ -33,7 +33,7 @@ def funnel():
         engagement=engagement,
         rejections=build("rejections", items),
         sla=sla,
-        overdue=sla["overdue"][:OVERDUE_SHOWN],
+        overdue=sla["overdue"],
         charts={
             "matrix": charts.heat_map(matrix),
             "funnel": charts.funnel(stages),
