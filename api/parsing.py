@@ -107,6 +107,13 @@ def body(req) -> bytes:
 
 class StrictParser(FlaskParser):
     DEFAULT_VALIDATION_STATUS = 422
+    # A query parameter the endpoint does not know (`?sinse=`, a typo) is refused by name like an unknown
+    # body field, not dropped: left out silently, it gave an answer to another question.
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": None,
+        "querystring": None,
+    }
 
     def _raw_load_json(self, req):
         if not is_json_request(req):

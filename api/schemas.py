@@ -77,6 +77,15 @@ class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
 
+    def handle_error(self, error, data, **kwargs):
+        """An unknown field (a body field or query parameter: a typo, most often) names the known ones."""
+        unknown = self.error_messages.get("unknown", "Unknown field.")
+        known = ", ".join(sorted(f.data_key or name for name, f in self.load_fields.items()))
+        if isinstance(error.messages, dict):
+            for name, messages in error.messages.items():
+                if messages == [unknown]:
+                    error.messages[name] = [f"Unknown field; the known ones: {known}."]
+
 
 class EventSchema(StrictSchema):
     type = fields.String(

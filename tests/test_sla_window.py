@@ -176,6 +176,18 @@ def test_a_bad_window_or_limit_is_refused_naming_the_field(app, auth, query, fie
     assert list(reply.json["errors"]) == [field], reply.json
 
 
+def test_a_mistyped_query_parameter_is_refused_naming_the_known_ones(app, auth):
+    """`?sinse=` was dropped before and the reply covered the default window: another question's answer."""
+    reply = get(app, auth, "sinse=2026-11-01T00:00:00Z")
+    assert reply.status_code == 422 and reply.json["code"] == "invalid_request", reply.json
+    assert reply.json["errors"] == {
+        "sinse": ["Unknown field; the known ones: at, limit, since, team, until."]
+    }
+    assert "'sinse'" in reply.json["message"]
+    lead = app.test_client().get("/v1/leads/x/decisions?limt=5", headers=auth)
+    assert lead.status_code == 422 and list(lead.json["errors"]) == ["limt"], lead.json
+
+
 def test_the_cli_refuses_a_bad_window_naming_the_option(tmp_path):
     env = {"LEADGATE_DB": str(tmp_path / "audit.db")}
     inverted = CliRunner().invoke(
