@@ -186,6 +186,11 @@ class AuditTrail:
         finally:
             self._queue.release()
 
+    def observe_write_lock(self, observer) -> None:
+        """Call `observer(waited, held, cpu, blocks)` after each group commit lets the write lock go:
+        seconds waited for it, held, and spent on CPU inside it by the writing threads; blocks written."""
+        self._lock.observer = observer
+
     def ping(self) -> None:
         """Answer a trivial query, or raise: what readiness checks ask of the database."""
         self._read("SELECT 1 AS ok")

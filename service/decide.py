@@ -56,7 +56,9 @@ def check_time(known_at: str | None, lead_id, at: str) -> None:
 def open_trail(config: Config) -> AuditTrail:
     fields = tuple(f.strip() for f in config.PERSONAL_FIELDS.split(",") if f.strip())
     secrets = Secrets(config.SECRET_FILE or default_path(config.DB))
-    return AuditTrail(config.DB, config.DURABILITY, fields, config.PERSONAL_DATA, secrets)
+    trail = AuditTrail(config.DB, config.DURABILITY, fields, config.PERSONAL_DATA, secrets)
+    trail.observe_write_lock(metrics.write_lock)
+    return trail
 
 
 def now() -> str:
