@@ -24,13 +24,13 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import archive, chain, checkpoints, compact, derived, state
+from . import archive, chain, checkpoints, compact, derived, recording, state
 from .backends import ERRORS, is_postgres
 from .codec import codec_for
 from .errors import NotFound, StorageUnavailable
 from .group import Gate, Group
 from .personal import Personal
-from .recording import Reply
+from .recording import Prepared, Reply
 from .rows import dumps, now_iso
 from .schema import connect, reader
 from .secrets import Secrets, default_path
@@ -231,6 +231,16 @@ class AuditTrail:
                 conn.close()
 
     # -- write path (audit.unit, audit.recording) ----------------------------------------------
+    def prepare(self, version: tuple | None, **item) -> Prepared:
+        """A decision made ready to record before the write lock is taken, for its lead as read at
+        `version` (LeadState.version): serialised, its personal values protected, its facts referring
+        to what is stored, its documents compressed. `UnitOfWork.record` takes it; what the lock
+        shows changed since is made again there. `item` as for `UnitOfWork.record_many`."""
+        prepared = recording.prepare(self.personal, **item)
+        db = self.db
+        recording.ahead(prepared, codec_for(db), compact.parts_for(db), version)
+        return prepared
+
     def record(self, **item) -> Reply:
         """Store one decision in its own transaction (or the open one); its reply."""
         with self.unit_of_work() as uow:

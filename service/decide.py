@@ -113,6 +113,14 @@ def decide(
     if problems:
         raise FactsError(problems)
     evaluation, shadowed, seconds = evaluate(known)
+    # Made ready to record before the lock too (serialised, personal data protected, compressed):
+    # under it, only what depends on the store is done, unless the lead changed meanwhile.
+    prepared = trail.prepare(
+        known.version,
+        **_item(ruleset, _unassigned(evaluation), request, kind, client, seconds, shadowed, request_id),
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+    )
     started = time.perf_counter()
     with trail.deciding(lead_id) as uow:
         if teams is not None and kind == "decision":  # its owners are read with the lead, at once
@@ -128,10 +136,16 @@ def decide(
             # this decision is made now too, after it, and sees what it recorded.
             known, at = uow.lead_state(lead_id), told or now()
             evaluation, shadowed, seconds = evaluate(known)
+            prepared = None
         check_time(known.known_at, lead_id, at)
         evaluation = _assigned(uow, teams if kind == "decision" else None, evaluation, ruleset)
-        item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed, request_id)
-        reply = uow.record(**item, idempotency_key=idempotency_key, request_hash=digest)
+        if prepared is None:
+            item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed, request_id)
+            reply = uow.record(**item, idempotency_key=idempotency_key, request_hash=digest)
+        else:
+            if evaluation.decision["assignment"] is not None:  # assigned under the lock: a new reply
+                prepared.decide(evaluation.decision)
+            reply = uow.record(prepared)
     if kind == "decision":
         metrics.decided([reply], [seconds], time.perf_counter() - started)
     else:
@@ -254,6 +268,11 @@ def _assigned(uow, teams: Teams | None, evaluation: Evaluation, ruleset: Compile
             }
             decision = {**decision, "route": {**route, "due_at": due}}
     return Evaluation(evaluation.facts, {**decision, "assignment": found})
+
+
+def _unassigned(evaluation: Evaluation) -> Evaluation:
+    """The evaluation as `_assigned` leaves it when no one is assigned (the reply's `assignment` null)."""
+    return Evaluation(evaluation.facts, {**evaluation.decision, "assignment": None})
 
 
 def _domain(evaluation: Evaluation) -> str | None:
