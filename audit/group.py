@@ -11,7 +11,8 @@ acknowledged before the commit that keeps it, and a failed commit is every membe
 The blocks run one at a time, in turn, so the chain's order, an idempotency key's first use and a lead's
 version are checked exactly as with a transaction each. The leader takes the file's write lock
 (audit.writelock) before BEGIN IMMEDIATE and lets it go after COMMIT or ROLLBACK, so the groups of
-several processes queue on it.
+several processes queue on it. Each committed group's wait for it, the time it held it and the CPU
+its threads spent inside it are counted (`waited`, `held`, `held_cpu`, and `observer`: /metrics).
 
 Plain reads do not use this connection (audit.trail reads on read connections). What holds it to read
 several statements on it (a verification, a checkpoint, an archive, a backup; the gate's `with`)

@@ -5,6 +5,13 @@ hand-off it opens and its assignment are read from its own row (views, m013): no
 What the transaction already read of the lead (audit.unit.LeadHead: stage, open hand-off) and of the
 chain (chain.Head) is used instead of reading it again, and rows of one kind are written with one
 statement (events, kept personal values, outbox events), so a decision costs a handful of statements.
+
+Every writer of the file queues on the write lock (audit.writelock), so what runs under it bounds the
+throughput of all: `prepare` (serialising, protecting personal data, the facts' reference) reads
+nothing stored and `ahead` compresses the documents, both before the lock (AuditTrail.prepare), for
+the lead as read then; under the lock `write` keeps them while the lead's last decision and the
+codec's dictionaries are still those, and makes again only what changed (`Prepared.decide` after
+an assignment: the reply).
 """
 
 from __future__ import annotations
@@ -64,9 +71,9 @@ class Prepared:
         summary = self.row["summary"]
         _decided(self.row, self.item, decision)
         if self.frames is not None:
-            del self.frames["decision"]
+            self.frames.pop("decision", None)
             if self.row["summary"] != summary:  # scores, qualification, rules fired: the same so far
-                del self.frames["summary"]
+                self.frames.pop("summary", None)
 
 
 def prepare(

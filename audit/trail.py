@@ -187,8 +187,8 @@ class AuditTrail:
             self._queue.release()
 
     def observe_write_lock(self, observer) -> None:
-        """Call `observer(waited, held, cpu, blocks)` after each group commit lets the write lock go:
-        seconds waited for it, held, and spent on CPU inside it by the writing threads; blocks written."""
+        """`observer(waited, held, cpu, blocks)` is called as each group commit lets the write lock go
+        (audit.group: seconds waited, held, of CPU inside; blocks written)."""
         self._lock.observer = observer
 
     def ping(self) -> None:
@@ -232,12 +232,9 @@ class AuditTrail:
 
     # -- write path (audit.unit, audit.recording) ----------------------------------------------
     def prepare(self, version: tuple | None, **item) -> Prepared:
-        """A decision made ready to record before the write lock is taken, for its lead as read at
-        `version` (LeadState.version): serialised, its personal values protected, its facts referring
-        to what is stored, its documents compressed. `UnitOfWork.record` takes it; what the lock
-        shows changed since is made again there. `item` as for `UnitOfWork.record_many`."""
-        prepared = recording.prepare(self.personal, **item)
-        db = self.db
+        """A decision (`item` as for UnitOfWork.record_many) made ready to record before the write
+        lock, for its lead as read at `version` (audit.recording `ahead`); UnitOfWork.record takes it."""
+        prepared, db = recording.prepare(self.personal, **item), self.db
         recording.ahead(prepared, codec_for(db), compact.parts_for(db), version)
         return prepared
 

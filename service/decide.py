@@ -113,14 +113,11 @@ def decide(
     if problems:
         raise FactsError(problems)
     evaluation, shadowed, seconds = evaluate(known)
-    # Made ready to record before the lock too (serialised, personal data protected, compressed):
-    # under it, only what depends on the store is done, unless the lead changed meanwhile.
-    prepared = trail.prepare(
-        known.version,
-        **_item(ruleset, _unassigned(evaluation), request, kind, client, seconds, shadowed, request_id),
-        idempotency_key=idempotency_key,
-        request_hash=digest,
-    )
+    # Made ready to record before the lock too (serialised, personal data protected, compressed), as
+    # `_assigned` leaves it when no one is assigned: under the lock only the store's part is done.
+    unassigned = Evaluation(evaluation.facts, {**evaluation.decision, "assignment": None})
+    item = _item(ruleset, unassigned, request, kind, client, seconds, shadowed, request_id)
+    prepared = trail.prepare(known.version, **item, idempotency_key=idempotency_key, request_hash=digest)
     started = time.perf_counter()
     with trail.deciding(lead_id) as uow:
         if teams is not None and kind == "decision":  # its owners are read with the lead, at once
@@ -268,11 +265,6 @@ def _assigned(uow, teams: Teams | None, evaluation: Evaluation, ruleset: Compile
             }
             decision = {**decision, "route": {**route, "due_at": due}}
     return Evaluation(evaluation.facts, {**decision, "assignment": found})
-
-
-def _unassigned(evaluation: Evaluation) -> Evaluation:
-    """The evaluation as `_assigned` leaves it when no one is assigned (the reply's `assignment` null)."""
-    return Evaluation(evaluation.facts, {**evaluation.decision, "assignment": None})
 
 
 def _domain(evaluation: Evaluation) -> str | None:
