@@ -7,8 +7,11 @@ Order, not time: every call of the heavy parts is logged beside the lock's acqui
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+import audit.assignment
 import audit.compact
 import audit.recording
 from audit import AuditTrail
@@ -172,3 +175,39 @@ def _text(trail, reply) -> str:
 def _stored_reply(trail, reply) -> str:
     _, decision, digest = _row(trail, reply)
     return codec_for(trail.db).unpack(decision, digest)
+
+
+def test_the_owners_read_under_the_lock_are_those_the_assignments_view_gives(tmp_path, default):
+    """The owners and counts of an assignment are read from the view's two tables on their own
+    indexes (audit.assignment): the same values as through the view, rows from before m013 included."""
+    teams = load_teams(TEAMS)
+    with AuditTrail(tmp_path / "a.db") as trail:
+        for i in range(12):
+            decide(default, trail, hand_off(i, "acme.io" if i % 3 == 0 else None), at=AT, teams=teams)
+        with trail.unit_of_work():
+            trail.db.execute(  # an assignment kept from before m013: the view reads it too
+                "INSERT INTO assignments_before (id, lead_id, team, owner, basis, domain, period, at, "
+                "recorded_at) VALUES (100000, 'A-1', 'account-executives', 'kim', 'round_robin', "
+                "'acme.io', '2026-11-23', ?, ?)",
+                (AT, AT),
+            )
+        view = """SELECT
+          (SELECT owner FROM assignments WHERE lead_id = :lead AND team = :team AND owner IS NOT NULL
+             ORDER BY id DESC LIMIT 1),
+          (SELECT owner FROM assignments WHERE domain = :domain AND team = :team AND owner IS NOT NULL
+             ORDER BY id DESC LIMIT 1),
+          (SELECT json_group_object(owner, n) FROM (SELECT owner, count(*) AS n FROM assignments
+             WHERE team = :team AND period = :period AND owner IS NOT NULL GROUP BY owner))"""
+        cases = [
+            {"lead": lead, "team": "account-executives", "domain": domain, "period": period}
+            for lead in ("A-0", "A-1", "A-2", "nobody")
+            for domain in ("acme.io", None, "other.io")
+            for period in ("2026-11-23", "2026-11-24")
+        ]
+        for params in cases:
+            ours = trail.db.execute(audit.assignment.OWNERS, params).fetchone()
+            theirs = trail.db.execute(view, params).fetchone()
+            assert ours[:2] == theirs[:2] and json.loads(ours[2]) == json.loads(theirs[2]), params
+        assert any(json.loads(trail.db.execute(audit.assignment.OWNERS, p).fetchone()[2]) for p in cases)
+        a1 = next(p for p in cases if p["lead"] == "A-1")
+        assert trail.db.execute(audit.assignment.OWNERS, a1).fetchone()[0] == "kim"  # the row from before
