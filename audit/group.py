@@ -232,7 +232,8 @@ class Gate:
                 self._committing, self.owner, self._depth, group.done = False, None, 0, True
                 self._committed.notify_all()  # this group's members (no later group has members waiting yet)
                 self._wake()
-            if group.error is None and self.observer is not None:
+        if group.error is None and self.observer is not None:
+            with contextlib.suppress(Exception):  # counting it never fails a write already committed
                 self.observer(taken - asked, held, cpu, group.members)
 
     def _disband(self) -> None:

@@ -211,3 +211,18 @@ def test_the_owners_read_under_the_lock_are_those_the_assignments_view_gives(tmp
         assert any(json.loads(trail.db.execute(audit.assignment.OWNERS, p).fetchone()[2]) for p in cases)
         a1 = next(p for p in cases if p["lead"] == "A-1")
         assert trail.db.execute(audit.assignment.OWNERS, a1).fetchone()[0] == "kim"  # the row from before
+
+
+def test_each_group_commit_tells_its_turn_at_the_lock_and_a_failing_observer_fails_nothing(tmp_path, default):
+    with AuditTrail(tmp_path / "a.db") as trail:
+        seen = []
+
+        def observer(*figures):
+            seen.append(figures)
+            raise RuntimeError("a metrics file that cannot be written")
+
+        trail.observe_write_lock(observer)
+        reply = decide(default, trail, {"lead_id": "L-1", "profile": {"country": "US"}}, at=AT)[0]
+        assert trail.decision(reply["decision_id"])["decision"] == reply  # committed, and answered
+        ((waited, held, cpu, blocks),) = seen
+        assert blocks == 1 and waited >= 0 and held > 0 and cpu > 0
