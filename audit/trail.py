@@ -284,21 +284,6 @@ class AuditTrail:
             raise NotFound("decision", decision_id)
         return record_of(rows[0], self)
 
-    def by_idempotency_key(self, client: str | None, key: str) -> dict | None:
-        """The first decision made under this client's idempotency key: decision_id, request_hash, decision."""
-        rows = self._read(
-            "SELECT id, request_hash, decision, ruleset_digest FROM decisions WHERE idempotency_key = ? AND client IS ?",
-            (key, client),
-        )
-        if not rows:
-            return None
-        body = codec_for(self.db).unpack(rows[0]["decision"], rows[0]["ruleset_digest"])
-        return {
-            "decision_id": rows[0]["id"],
-            "request_hash": rows[0]["request_hash"],
-            "decision": Reply(json.loads(body), body),
-        }
-
     def ruleset_source(self, digest: str) -> str:
         rows = self._read("SELECT source FROM rulesets WHERE digest = ?", (digest,))
         if not rows:
