@@ -103,6 +103,26 @@ class Codec:
             version = V2 if V2 in pairs else V1
             return bytes([version]) + pairs[version][0].compress(text.encode())
 
+    def pack_ahead(self, texts: dict, digest: str) -> tuple | None:
+        """(dictionaries, {name: frame}) of `texts` packed with the dictionaries held now for `digest`,
+        or None when none are held yet (reading them is the writer's, under the lock). The frames
+        are good for as long as `holds(digest, dictionaries)`."""
+        with self._lock:
+            pairs = self._dicts.get(digest)
+            if pairs is None:
+                return None
+            version = V2 if V2 in pairs else V1
+            packer = pairs[version][0]
+            return pairs, {
+                name: None if text is None else bytes([version]) + packer.compress(text.encode())
+                for name, text in texts.items()
+            }
+
+    def holds(self, digest: str, dictionaries) -> bool:
+        """Whether frames made with `dictionaries` (`pack_ahead`) are still those the writer would
+        make: no dictionary of `digest` was learned since (a source stored, a second dictionary)."""
+        return dictionaries is not None and self._dicts.get(digest) is dictionaries
+
     def unpack(self, value, digest: str) -> str | None:
         if value is None or isinstance(value, str):
             return value

@@ -11,7 +11,8 @@ acknowledged before the commit that keeps it, and a failed commit is every membe
 The blocks run one at a time, in turn, so the chain's order, an idempotency key's first use and a lead's
 version are checked exactly as with a transaction each. The leader takes the file's write lock
 (audit.writelock) before BEGIN IMMEDIATE and lets it go after COMMIT or ROLLBACK, so the groups of
-several processes queue on it.
+several processes queue on it. Each committed group's wait for it, the time it held it and the CPU
+its threads spent inside it are counted (`waited`, `held`, `held_cpu`, and `observer`: /metrics).
 
 Plain reads do not use this connection (audit.trail reads on read connections). What holds it to read
 several statements on it (a verification, a checkpoint, an archive, a backup; the gate's `with`)
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 
 from . import chain
@@ -39,6 +41,7 @@ class Group:
     members: int = 0
     done: bool = False
     error: str | None = None  # why the group's commit failed: every member's error
+    cpu: float = 0.0  # CPU seconds its members' threads spent writing their blocks (inside the lock)
 
 
 class Gate:
@@ -70,6 +73,10 @@ class Gate:
         self._writers_turn = False  # a read ended while writers queued: they go before the next reader
         self.groups = 0  # commits made, and the blocks written in them (bench/audit.py shows both)
         self.blocks = 0
+        # Seconds the committed groups waited for the write lock, held it, and spent CPU inside it (the
+        # leader's thread and each member's block): the critical section every writer queues on.
+        self.waited = self.held = self.held_cpu = 0.0
+        self.observer = None  # observer(waited, held, cpu, blocks) per committed group (service.metrics)
 
     def mine(self) -> bool:
         return self.owner == threading.get_ident()
@@ -169,12 +176,14 @@ class Gate:
     def _lead(self, trail, group: Group):
         # The leader's block is the group's first: if it fails, nothing else was written, so the
         # whole transaction is rolled back and the queued writers form a new group.
+        asked = time.perf_counter()
         try:
             trail._writable()
             trail._queue.acquire()  # after the other processes' groups (audit.writelock)
         except BaseException:
             self._disband()
             raise
+        taken, cpu = time.perf_counter(), time.thread_time()
         try:
             trail.db.execute("BEGIN IMMEDIATE")
         except BaseException as exc:
@@ -212,13 +221,20 @@ class Gate:
                 trail._sources |= group.sources
         finally:
             trail._queue.release()
+            held, cpu = time.perf_counter() - taken, time.thread_time() - cpu + group.cpu
             with self._committed:
                 if group.error is None:
                     self.groups += 1
                     self.blocks += group.members
+                    self.waited += taken - asked
+                    self.held += held
+                    self.held_cpu += cpu
                 self._committing, self.owner, self._depth, group.done = False, None, 0, True
                 self._committed.notify_all()  # this group's members (no later group has members waiting yet)
                 self._wake()
+        if group.error is None and self.observer is not None:
+            with contextlib.suppress(Exception):  # counting it never fails a write already committed
+                self.observer(taken - asked, held, cpu, group.members)
 
     def _disband(self) -> None:
         with self._writers:
@@ -230,7 +246,7 @@ class Gate:
         # statement): a block before it may have added a link without the group's head (a reload, an
         # override), and linking from the head before that one would repeat its seq.
         group.head.known = False
-        db = trail.db
+        db, cpu = trail.db, time.thread_time()
         try:
             db.execute("SAVEPOINT member")
         except ERRORS as exc:
@@ -238,6 +254,7 @@ class Gate:
         try:
             yield group
             db.execute("RELEASE member")
+            group.cpu += time.thread_time() - cpu
         except BaseException as exc:
             failed = exc if isinstance(exc, ERRORS) else None
             try:

@@ -10,27 +10,40 @@ from __future__ import annotations
 
 import json
 
+from .codec import codec_for
+from .recording import Reply
 from .rows import dumps, now_iso
+
+# A key's first use is kept in `idempotency` (batches, outcomes, reloads) or on the decision row that
+# carries it (decisions, previews): both read in one statement, under the write lock.
+FIRST_USE = """
+SELECT i.endpoint, i.request_hash AS kept_hash, i.status, i.reply, d.id, d.request_hash AS decided_hash,
+  d.decision, d.ruleset_digest
+FROM (SELECT 1) LEFT JOIN idempotency i ON i.client = ? AND i.key = ?
+LEFT JOIN decisions d ON i.key IS NULL AND d.idempotency_key = ? AND d.client IS ?
+"""
 
 
 def first_use(trail, client: str | None, key: str) -> dict | None:
     """{endpoint, request_hash, status, reply, ref} of the first request under this key, or None."""
-    rows = trail._read(
-        "SELECT endpoint, request_hash, status, reply FROM idempotency WHERE client = ? AND key = ?",
-        (client or "", key),
-    )
-    if rows:
-        row = rows[0]
-        return {**row, "reply": json.loads(row["reply"]), "ref": f"{row['endpoint']} at {key!r}"}
-    first = trail.by_idempotency_key(client, key)
-    if first is None:
+    row = trail._read(FIRST_USE, (client or "", key, key, client))[0]
+    if row["endpoint"] is not None:
+        return {
+            "endpoint": row["endpoint"],
+            "request_hash": row["kept_hash"],
+            "status": row["status"],
+            "reply": json.loads(row["reply"]),
+            "ref": f"{row['endpoint']} at {key!r}",
+        }
+    if row["id"] is None:
         return None
+    body = codec_for(trail.db).unpack(row["decision"], row["ruleset_digest"])
     return {
         "endpoint": "decisions",
-        "request_hash": first["request_hash"],
+        "request_hash": row["decided_hash"],
         "status": None,
-        "reply": first["decision"],
-        "ref": f"decision {first['decision_id']}",
+        "reply": Reply(json.loads(body), body),
+        "ref": f"decision {row['id']}",
     }
 
 

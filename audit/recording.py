@@ -5,6 +5,13 @@ hand-off it opens and its assignment are read from its own row (views, m013): no
 What the transaction already read of the lead (audit.unit.LeadHead: stage, open hand-off) and of the
 chain (chain.Head) is used instead of reading it again, and rows of one kind are written with one
 statement (events, kept personal values, outbox events), so a decision costs a handful of statements.
+
+Every writer of the file queues on the write lock (audit.writelock), so what runs under it bounds the
+throughput of all: `prepare` (serialising, protecting personal data, the facts' reference) reads
+nothing stored and `ahead` compresses the documents, both before the lock (AuditTrail.prepare), for
+the lead as read then; under the lock `write` keeps them while the lead's last decision and the
+codec's dictionaries are still those, and makes again only what changed (`Prepared.decide` after
+an assignment: the reply).
 """
 
 from __future__ import annotations
@@ -45,6 +52,30 @@ class LeadHead:
     personal: str | None = None  # its kept personal values as stored ({token: [field, value]})
 
 
+@dataclass
+class Prepared:
+    """One decision ready to record: its row serialised, its personal values protected (`kept`),
+    and, when made before the write lock (`ahead`), its documents compressed and its facts referring
+    to what the lead had stored at `version`; `write` redoes under the lock only what that changed."""
+
+    row: dict
+    item: dict
+    kept: list
+    version: tuple | None = None  # the lead's version `frames` and the facts' reference were made for
+    frames: dict | None = None  # column -> zstd frame, made with `dictionaries` (audit.codec)
+    dictionaries: object = None
+
+    def decide(self, decision: dict) -> None:
+        """The decision changed after it was prepared (an assignment made under the lock): its reply
+        and summary are made again; its request and facts are kept, and so are their frames."""
+        summary = self.row["summary"]
+        _decided(self.row, self.item, decision)
+        if self.frames is not None:
+            self.frames.pop("decision", None)
+            if self.row["summary"] != summary:  # scores, qualification, rules fired: the same so far
+                self.frames.pop("summary", None)
+
+
 def prepare(
     personal,
     *,
@@ -60,37 +91,23 @@ def prepare(
     request_hash: str | None = None,
     shadow: tuple | None = None,
     request_id: str | None = None,
-):
-    """(row, item, kept personal values) of one decision to record: the row is serialised here, once."""
+) -> Prepared:
+    """One decision to record, serialised once (nothing here reads the store: it may run before the
+    write lock; its time of recording is set by `write`)."""
     decision_id = "dec_" + uuid.uuid4().hex
     memo: dict = {}  # the request's values are in the facts: each is protected once
     stored_facts, kept = personal.protect_facts(facts, memo)
     stored_request = personal.protect_facts(request, memo)[0] if request is not None else None
-    ruleset = decision["ruleset"]
-    reply = {"decision_id": decision_id, **decision}
     row = {
         "id": decision_id,
         "kind": kind,
         "lead_id": facts["lead_id"],
-        "evaluated_at": decision["evaluated_at"],
-        "recorded_at": now_iso(),
+        "evaluated_at": None,  # this and the decision's other columns: `_decided`
+        "recorded_at": None,  # by `write`, under the lock
         "channel": channel or facts.get("channel"),
         "client": client,
-        "ruleset_name": ruleset["name"],
-        "ruleset_version": ruleset["version"],
-        "ruleset_digest": ruleset["digest"],
-        "is_lead": int(decision["is_lead"]),
-        "stage": decision["stage"],
-        "previous_stage": facts.get("previous_stage"),
-        "funnel": decision["funnel"],
-        "quadrant": decision["quadrant"],
-        "route": decision["route"]["id"],
-        "destination": decision["route"]["destination"],
-        "fit": decision["scores"].get("fit"),
-        "engagement": decision["scores"].get("engagement"),
         "input": dumps(stored_request) if stored_request is not None else None,
         "facts": None,  # below: what is new, and a reference to what is stored
-        "decision": dumps(reply),
         "latency_ms": latency_ms,
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
@@ -104,26 +121,66 @@ def prepare(
     events = stored_facts.get("events", [])
     new_list = None if new is None else [e for e in events if e.get("id") in new]
     row["facts"] = compact.reference(stored_facts, new_list)  # by `write`: with `$parts` when it can
-    row["summary"] = compact.summary(decision)
     item = {
-        "decision": decision,
         "source": source,
         "facts": stored_facts,
         "shadow": shadow,
-        "reply": reply,
         "new_events": new,
         "new_list": new_list,
+        "parts": compact.parts_of(stored_facts),
     }
-    return row, item, kept
+    _decided(row, item, decision)
+    return Prepared(row, item, kept)
 
 
-def write(db, prepared: list, head: chain.Head, leads: dict, sources: set, assigned: dict) -> list[Reply]:
+def _decided(row: dict, item: dict, decision: dict) -> None:
+    """The row's columns and documents that come from the decision: its reply is serialised here."""
+    ruleset = decision["ruleset"]
+    reply = {"decision_id": row["id"], **decision}
+    row.update(
+        evaluated_at=decision["evaluated_at"],
+        ruleset_name=ruleset["name"],
+        ruleset_version=ruleset["version"],
+        ruleset_digest=ruleset["digest"],
+        is_lead=int(decision["is_lead"]),
+        stage=decision["stage"],
+        previous_stage=item["facts"].get("previous_stage"),
+        funnel=decision["funnel"],
+        quadrant=decision["quadrant"],
+        route=decision["route"]["id"],
+        destination=decision["route"]["destination"],
+        fit=decision["scores"].get("fit"),
+        engagement=decision["scores"].get("engagement"),
+        decision=dumps(reply),
+        summary=compact.summary(decision),
+    )
+    item.update(decision=decision, reply=reply)
+
+
+def ahead(prepared: Prepared, codec, parts, version: tuple | None) -> None:
+    """What can be done before the write lock for a lead read at `version`: the facts' reference
+    (to the decision holding its profile and answers at that version) and every document compressed
+    with the dictionaries the codec holds for its ruleset (none yet: all is left to `write`)."""
+    row, item = prepared.row, prepared.item
+    holder = parts.holder(row["lead_id"], version[0], item["parts"]) if version is not None else None
+    facts = compact.reference(item["facts"], item["new_list"], holder) if holder is not None else row["facts"]
+    made = codec.pack_ahead({**{c: row[c] for c in COMPRESSED}, "facts": facts}, row["ruleset_digest"])
+    if made is not None:
+        row["facts"], item["holder"] = facts, holder
+        prepared.version, (prepared.dictionaries, prepared.frames) = version, made
+
+
+def write(
+    db, prepared: list[Prepared], head: chain.Head, leads: dict, sources: set, assigned: dict
+) -> list[Reply]:
     """Write prepared decisions; `leads` holds what was read of a lead (consumed by its first
     decision: a second one for the same lead reads what the first wrote), `sources` the ruleset
     digests this connection has seen stored (a source is stored once), `assigned` the assignment
     columns of each lead's decisions in order (audit.assignment, consumed here)."""
     codec, stored_now, parts = codec_for(db), set(), compact.parts_for(db)
-    for row, item, kept in prepared:
+    for one in prepared:
+        row, item, kept = one.row, one.item, one.kept
+        row["recorded_at"] = now_iso()
         decision, digest = item["decision"], row["ruleset_digest"]
         if digest not in sources and digest not in stored_now:
             codec.know(
@@ -135,8 +192,8 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set, assig
         if row["kind"] == "decision":
             known = _known(db, row["lead_id"], leads.pop(row["lead_id"], None))
         # a preview refers as its lead's decision would, to what the transaction read of the lead
-        holder = _refer(parts, row, item, known or leads.get(row["lead_id"]))
-        packed = {c: codec.pack(row[c], digest) for c in COMPRESSED}
+        holder = _refer(parts, one, known or leads.get(row["lead_id"]))
+        packed = _frames(codec, one, digest)
         codec.recorded(digest, (row["input"], row["facts"], row["summary"], row["decision"]), head)
         if known is not None:
             # The hand-off it opens and the assignment it makes are columns of its own row (outside
@@ -148,7 +205,14 @@ def write(db, prepared: list, head: chain.Head, leads: dict, sources: set, assig
         if known is not None:
             parts.recorded(row["lead_id"], row["id"], item["parts"], holder or row["seq"])
             _update_lead(db, item, kept, row, known, packed.get("handoff_due_at") is not None)
-    return [Reply(item["reply"], row["decision"]) for row, item, _ in prepared]
+    return [Reply(one.item["reply"], one.row["decision"]) for one in prepared]
+
+
+def _frames(codec, one: Prepared, digest: str) -> dict:
+    """The row's compressed documents: those made before the lock while still valid (made with the
+    dictionaries the codec holds now, the facts unchanged), the others now."""
+    frames = one.frames if one.frames is not None and codec.holds(digest, one.dictionaries) else {}
+    return {c: frames[c] if c in frames else codec.pack(one.row[c], digest) for c in COMPRESSED}
 
 
 def _known(db, lead_id: str, known: LeadHead | None) -> LeadHead:
@@ -160,16 +224,29 @@ def _known(db, lead_id: str, known: LeadHead | None) -> LeadHead:
     return LeadHead(bool(exists), stage, (last, None) if exists else None, handoff, personal)
 
 
-def _refer(parts, row: dict, item: dict, known: LeadHead | None) -> int | None:
+def _refer(parts, one: Prepared, known: LeadHead | None) -> int | None:
     """Store the facts' profile and answers by reference when an earlier decision of the lead holds
-    them (audit.compact `$parts`); returns that decision's seq."""
-    item["parts"] = compact.parts_of(item["facts"])
-    if known is None or known.version is None:
+    them (audit.compact `$parts`); returns that decision's seq. Made before the lock (`ahead`) for
+    the lead's last decision as it still is: kept; else made now, and the facts packed now."""
+    row, item = one.row, one.item
+    version = known.version if known is not None else None
+    if one.frames is not None:
+        if _same_last(version, one.version):
+            return item["holder"]
+        del one.frames["facts"]
+        if item["holder"] is not None:
+            row["facts"] = compact.reference(item["facts"], item["new_list"])
+    if version is None:
         return None
-    holder = parts.holder(row["lead_id"], known.version[0], item["parts"])
+    holder = parts.holder(row["lead_id"], version[0], item["parts"])
     if holder is not None:
         row["facts"] = compact.reference(item["facts"], item["new_list"], holder)
     return holder
+
+
+def _same_last(read: tuple | None, ahead: tuple | None) -> bool:
+    """Whether the lead's last decision is the one the facts' reference was made for."""
+    return (read is None) == (ahead is None) and (read is None or read[0] == ahead[0])
 
 
 def _derived_columns(decision: dict, known: LeadHead, assigned: list | None) -> dict:

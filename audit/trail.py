@@ -24,13 +24,13 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from . import archive, chain, checkpoints, compact, derived, state
+from . import archive, chain, checkpoints, compact, derived, recording, state
 from .backends import ERRORS, is_postgres
 from .codec import codec_for
 from .errors import NotFound, StorageUnavailable
 from .group import Gate, Group
 from .personal import Personal
-from .recording import Reply
+from .recording import Prepared, Reply
 from .rows import dumps, now_iso
 from .schema import connect, reader
 from .secrets import Secrets, default_path
@@ -186,6 +186,11 @@ class AuditTrail:
         finally:
             self._queue.release()
 
+    def observe_write_lock(self, observer) -> None:
+        """`observer(waited, held, cpu, blocks)` is called as each group commit lets the write lock go
+        (audit.group: seconds waited, held, of CPU inside; blocks written)."""
+        self._lock.observer = observer
+
     def ping(self) -> None:
         """Answer a trivial query, or raise: what readiness checks ask of the database."""
         self._read("SELECT 1 AS ok")
@@ -226,6 +231,13 @@ class AuditTrail:
                 conn.close()
 
     # -- write path (audit.unit, audit.recording) ----------------------------------------------
+    def prepare(self, version: tuple | None, **item) -> Prepared:
+        """A decision (`item` as for UnitOfWork.record_many) made ready to record before the write
+        lock, for its lead as read at `version` (audit.recording `ahead`); UnitOfWork.record takes it."""
+        prepared, db = recording.prepare(self.personal, **item), self.db
+        recording.ahead(prepared, codec_for(db), compact.parts_for(db), version)
+        return prepared
+
     def record(self, **item) -> Reply:
         """Store one decision in its own transaction (or the open one); its reply."""
         with self.unit_of_work() as uow:
@@ -271,21 +283,6 @@ class AuditTrail:
         if not rows:
             raise NotFound("decision", decision_id)
         return record_of(rows[0], self)
-
-    def by_idempotency_key(self, client: str | None, key: str) -> dict | None:
-        """The first decision made under this client's idempotency key: decision_id, request_hash, decision."""
-        rows = self._read(
-            "SELECT id, request_hash, decision, ruleset_digest FROM decisions WHERE idempotency_key = ? AND client IS ?",
-            (key, client),
-        )
-        if not rows:
-            return None
-        body = codec_for(self.db).unpack(rows[0]["decision"], rows[0]["ruleset_digest"])
-        return {
-            "decision_id": rows[0]["id"],
-            "request_hash": rows[0]["request_hash"],
-            "decision": Reply(json.loads(body), body),
-        }
 
     def ruleset_source(self, digest: str) -> str:
         rows = self._read("SELECT source FROM rulesets WHERE digest = ?", (digest,))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from . import assignment, chain, idempotency, outbox, outcomes, recording, state
-from .recording import LeadHead, Reply
+from .recording import LeadHead, Prepared, Reply
 
 if TYPE_CHECKING:
     from .group import Group
@@ -93,26 +93,29 @@ class UnitOfWork:
         return idempotency.first_use(self._trail, client, key)
 
     # -- writes --------------------------------------------------------------------------------
-    def record(self, **item) -> Reply:
-        """Store one decision; its reply (see `record_many`)."""
-        return self.record_many([item])[0]
+    def record(self, prepared: Prepared | None = None, **item) -> Reply:
+        """Store one decision, prepared before the lock (`AuditTrail.prepare`) or given as an item;
+        its reply (see `record_many`)."""
+        return self.record_many([prepared if prepared is not None else item])[0]
 
-    def record_many(self, items: list[dict]) -> list[Reply]:
+    def record_many(self, items: list) -> list[Reply]:
         """Store decisions, returning their replies (each with `body`, the stored JSON text).
 
-        Each item holds facts, decision, source and optionally kind (`decision` updates the lead,
-        `preview` does not), request, channel, client, latency_ms, idempotency_key, request_hash,
-        request_id, and shadow: (identity, source, decision or error) of a shadow candidate.
+        Each item is a Prepared decision or a dict holding facts, decision, source and optionally kind
+        (`decision` updates the lead, `preview` does not), request, channel, client, latency_ms,
+        idempotency_key, request_hash, request_id, and shadow: (identity, source, decision or error)
+        of a shadow candidate.
         """
         self._look()
-        prepared = [recording.prepare(self._trail.personal, **item) for item in items]
-        for row, _, _ in prepared:  # each lead not read yet: read with the chain's head, one statement
-            if row["kind"] == "decision" and row["lead_id"] not in self._leads:
-                self.look(row["lead_id"])
+        personal = self._trail.personal
+        prepared = [i if isinstance(i, Prepared) else recording.prepare(personal, **i) for i in items]
+        for one in prepared:  # each lead not read yet: read with the chain's head, one statement
+            if one.row["kind"] == "decision" and one.row["lead_id"] not in self._leads:
+                self.look(one.row["lead_id"])
                 self._look()
         known = self._trail._sources | self._group.sources | self.sources
         replies = recording.write(self._db, prepared, self._head, self._leads, known, self._assigned)
-        self.sources.update(row["ruleset_digest"] for row, _, _ in prepared)
+        self.sources.update(one.row["ruleset_digest"] for one in prepared)
         return replies
 
     def record_outcome(self, lead_id: str, outcome: dict, reported_by, source: str, note) -> dict:

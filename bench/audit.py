@@ -89,6 +89,7 @@ from audit.chain import DECISION_COLUMNS
 from audit.codec import COMPRESSED, codec_for
 from audit.queries import timeline
 from audit.recording import prepare
+from audit.rows import now_iso
 from audit.why import explain, render
 from bench.engine import pin
 from bench.leads import AT, generate
@@ -177,9 +178,9 @@ def recording(tmp: Path, compiled, n: int, block: int, seed: int) -> list[dict]:
         # The rows the trail writes to `decisions`, built beforehand as audit.recording.prepare makes
         # them, with their documents compressed as the trail stores them (audit.codec).
         codec = codec_for(trail.db)
-        rows = [prepare(trail.personal, **item)[0] for item in items]
+        rows = [prepare(trail.personal, **item).row for item in items]
         for seq, row in enumerate(rows, 1):
-            row["seq"] = seq
+            row["seq"], row["recorded_at"] = seq, now_iso()  # as the trail's write sets them
             row.update({c: codec.pack(row[c], row["ruleset_digest"]) for c in COMPRESSED})
         columns = (*DECISION_COLUMNS, "summary")
         insert = f"INSERT INTO decisions ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"

@@ -67,6 +67,7 @@ elif str(ROOT) not in sys.path:
 import argparse
 import contextlib
 import errno
+import http.client
 import json
 import multiprocessing
 import os
@@ -325,6 +326,38 @@ def machine_busy() -> tuple[float, float]:
 
 
 # -- Phases ---------------------------------------------------------------------------------------
+
+
+_LOCK = re.compile(
+    r"^leadgate_write_lock_(hold_seconds_count|hold_seconds_sum|wait_seconds_sum|cpu_seconds_total|blocks_total) (\S+)$",
+    re.M,
+)
+
+
+def lock_totals(port: int, key: str) -> dict[str, float]:
+    """The write lock's totals so far, every worker's added up (GET /metrics, service/metrics.py):
+    groups committed, and seconds held, waited and of CPU inside the lock, blocks written."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        conn.request("GET", "/metrics", headers={"Authorization": f"Bearer {key}"})
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    return {name: float(value) for name, value in _LOCK.findall(text)}
+
+
+def lock_figures(before: dict[str, float], after: dict[str, float], elapsed: float) -> str:
+    """Per group commit of one phase: how long the write lock was held, the CPU inside it, the wait."""
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+    groups = d.get("hold_seconds_count", 0.0)
+    if not groups:
+        return "no group commits counted"
+    held = d["hold_seconds_sum"]
+    return (
+        f"{groups:.0f} groups of {d['blocks_total'] / groups:.2f} blocks; held {held / groups * 1e3:.2f} ms "
+        f"a group ({held / elapsed:.0%} of the phase's wall time), CPU inside "
+        f"{d['cpu_seconds_total'] / groups * 1e3:.2f} ms a group, waited {d['wait_seconds_sum'] / groups * 1e3:.2f} ms"
+    )
 
 
 def percentile(ordered: list[float], p: float) -> float:
@@ -692,7 +725,10 @@ def run_stack(args, stack: str, postgres_url: str | None = None):
             for c in CLIENTS:
                 for name, reqs in (("GET /healthz", health), ("POST /v1/decisions", bodies[c])):
                     print(f"  {name} at {c} clients (load {_loadavg()}) …", flush=True)
+                    locked = None if url or name.startswith("GET") else lock_totals(server.port, key)
                     r = run_phase(name, port, master, reqs, c, n, args.seconds)
+                    if locked is not None:
+                        r["lock"] = lock_figures(locked, lock_totals(server.port, key), r["elapsed"])
                     results.append(r)
                     if name.startswith("POST"):
                         decision_ok, decision_sent = decision_ok + r["ok"], decision_sent + r["requests"]
@@ -726,6 +762,9 @@ def run_stack(args, stack: str, postgres_url: str | None = None):
     )
     print()
     print(table(results + wrk_rows))
+    for r in results:
+        if "lock" in r:
+            print(f"write lock, {r['name']} at {r['clients']} clients: {r['lock']}")
     print(
         "srv = the gunicorn master and workers; cores = CPU seconds per wall second during the phase "
         f"(the machine has {cores}); other = every other process; load1 (at the start of each phase) "

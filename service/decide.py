@@ -56,7 +56,9 @@ def check_time(known_at: str | None, lead_id, at: str) -> None:
 def open_trail(config: Config) -> AuditTrail:
     fields = tuple(f.strip() for f in config.PERSONAL_FIELDS.split(",") if f.strip())
     secrets = Secrets(config.SECRET_FILE or default_path(config.DB))
-    return AuditTrail(config.DB, config.DURABILITY, fields, config.PERSONAL_DATA, secrets)
+    trail = AuditTrail(config.DB, config.DURABILITY, fields, config.PERSONAL_DATA, secrets)
+    trail.observe_write_lock(metrics.write_lock)
+    return trail
 
 
 def now() -> str:
@@ -111,6 +113,11 @@ def decide(
     if problems:
         raise FactsError(problems)
     evaluation, shadowed, seconds = evaluate(known)
+    # Made ready to record before the lock too (serialised, personal data protected, compressed), as
+    # `_assigned` leaves it when no one is assigned: under the lock only the store's part is done.
+    unassigned = Evaluation(evaluation.facts, {**evaluation.decision, "assignment": None})
+    item = _item(ruleset, unassigned, request, kind, client, seconds, shadowed, request_id)
+    prepared = trail.prepare(known.version, **item, idempotency_key=idempotency_key, request_hash=digest)
     started = time.perf_counter()
     with trail.deciding(lead_id) as uow:
         if teams is not None and kind == "decision":  # its owners are read with the lead, at once
@@ -126,10 +133,16 @@ def decide(
             # this decision is made now too, after it, and sees what it recorded.
             known, at = uow.lead_state(lead_id), told or now()
             evaluation, shadowed, seconds = evaluate(known)
+            prepared = None
         check_time(known.known_at, lead_id, at)
         evaluation = _assigned(uow, teams if kind == "decision" else None, evaluation, ruleset)
-        item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed, request_id)
-        reply = uow.record(**item, idempotency_key=idempotency_key, request_hash=digest)
+        if prepared is None:
+            item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed, request_id)
+            reply = uow.record(**item, idempotency_key=idempotency_key, request_hash=digest)
+        else:
+            if evaluation.decision["assignment"] is not None:  # assigned under the lock: a new reply
+                prepared.decide(evaluation.decision)
+            reply = uow.record(prepared)
     if kind == "decision":
         metrics.decided([reply], [seconds], time.perf_counter() - started)
     else:

@@ -19,6 +19,8 @@ from types import SimpleNamespace
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Seconds: decisions take milliseconds; a write waits for the lock up to the busy timeout.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A group holds the write lock for a fraction of a millisecond to a few: finer at the low end.
+LOCK_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.05, 0.25, 1.0)
 
 _made: SimpleNamespace | None = None
 _lock = threading.Lock()
@@ -57,6 +59,30 @@ def instruments() -> SimpleNamespace:
                         "leadgate_audit_write_seconds",
                         "Time from asking for the audit trail's write lock to the commit of the decision(s)",
                         buckets=BUCKETS,
+                        registry=registry,
+                    ),
+                    lock_wait=Histogram(
+                        "leadgate_write_lock_wait_seconds",
+                        "Time a group commit waited for the audit file's write lock",
+                        buckets=BUCKETS,
+                        registry=registry,
+                    ),
+                    lock_hold=Histogram(
+                        "leadgate_write_lock_hold_seconds",
+                        "Time a group commit held the audit file's write lock, BEGIN to COMMIT and fsync "
+                        "(count: groups committed)",
+                        buckets=LOCK_BUCKETS,
+                        registry=registry,
+                    ),
+                    lock_cpu=Counter(
+                        "leadgate_write_lock_cpu_seconds",
+                        "CPU time the writing threads spent inside the write lock (the rest of a hold is "
+                        "waiting: for the GIL, the disk)",
+                        registry=registry,
+                    ),
+                    lock_blocks=Counter(
+                        "leadgate_write_lock_blocks",
+                        "Write blocks (a decision, a batch, an outcome...) committed in the groups",
                         registry=registry,
                     ),
                     requests=Counter(
@@ -109,6 +135,15 @@ def previewed(reply: dict, evaluation_seconds: float, write_seconds: float) -> N
     """A preview is evaluated and recorded like a decision, but not counted as one."""
     _child("evaluation", reply["ruleset"]["name"]).observe(evaluation_seconds)
     instruments().audit_write.observe(write_seconds)
+
+
+def write_lock(waited: float, held: float, cpu: float, blocks: int) -> None:
+    """One group commit's turn at the write lock (audit.group): waited for it, held it, CPU inside it."""
+    made = instruments()
+    made.lock_wait.observe(waited)
+    made.lock_hold.observe(held)
+    made.lock_cpu.inc(cpu)
+    made.lock_blocks.inc(blocks)
 
 
 def answered(method: str, endpoint: str, status: int, seconds: float, code: str | None) -> None:

@@ -114,6 +114,16 @@ def test_a_scrape_counts_exactly_what_every_worker_did(tmp_path):
         assert counted == expected  # previews are not decisions
         assert total(found, "leadgate_evaluation_seconds_count") == 44
         assert total(found, "leadgate_audit_write_seconds_count") == 44
+        # The write lock's turns (audit.group): each of the 44 and the admin's reload wrote a block in
+        # a group that held the lock for a while, some of it on CPU, every worker's added up.
+        groups, blocks = (
+            total(found, "leadgate_write_lock_hold_seconds_count"),
+            total(found, "leadgate_write_lock_blocks_total"),
+        )
+        assert 1 <= groups <= blocks and blocks >= 45
+        assert total(found, "leadgate_write_lock_wait_seconds_count") == groups
+        assert total(found, "leadgate_write_lock_hold_seconds_sum") > 0
+        assert total(found, "leadgate_write_lock_cpu_seconds_total") > 0
         assert total(found, "leadgate_http_request_seconds_count", endpoint="decisions.post_decision") == 43
         assert (
             total(found, "leadgate_http_requests_total", endpoint="decisions.post_decision", status="201")

@@ -125,3 +125,14 @@ def test_the_request_id_is_stored_and_chained(counted):
     assert trail.verify() == []
     trail.db.execute("UPDATE decisions SET request_id = 'forged' WHERE id = ?", (reply["decision_id"],))
     assert any("was edited" in p for p in trail.verify())
+
+
+def test_an_idempotency_key_is_looked_up_in_one_statement(counted):
+    """A key's first use is read from both places it may be kept (the idempotency table, a decision
+    row) in one statement under the lock: a new key costs one read more than no key, a retry one read."""
+    _, run = counted
+    _, plain, _ = run({"lead_id": "K-0"})
+    reply, keyed, _ = run({"lead_id": "K-1"}, idempotency_key="k-new")
+    assert len(keyed) == len(plain) + 1 <= 6, kinds(keyed)
+    again, retried, _ = run({"lead_id": "K-1"}, idempotency_key="k-new")
+    assert again.body == reply.body and len(retried) == 1, kinds(retried)
