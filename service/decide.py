@@ -380,7 +380,7 @@ def escalate_overdue(
     """
     at = at or now()
     decisions = []
-    for item in outcomes.sla(trail, at)["overdue"]:
+    for item in outcomes.overdue(trail, at)[0]:  # every one, however old (no window, no limit)
         lead = trail.lead(item["lead_id"])
         request = {"lead_id": item["lead_id"], "channel": "sla"}
         ruleset = ruleset_of(lead["ruleset_name"])
