@@ -96,7 +96,10 @@ class _Waiter:
         fd = self._fd
         while True:
             with self._cond:
-                while not self._wanted and not self._closed:
+                # A writer waits and the lock is not handed to it yet (once handed, the thread waits
+                # for the writer to take it: taking it again would be a no-op, and letting it go
+                # because nobody wants it any more would free the lock under that writer).
+                while not self._closed and (not self._wanted or self._got):
                     self._cond.wait()
                 if self._closed:
                     break
@@ -109,7 +112,7 @@ class _Waiter:
                         self._cond.notify_all()
                 continue
             with self._cond:
-                if self._wanted and not self._closed:
+                if self._wanted and not self._got and not self._closed:
                     self._got = True
                     self._cond.notify_all()
                     continue

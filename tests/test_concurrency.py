@@ -265,12 +265,12 @@ def test_waits_for_the_lock_reuse_one_thread_and_it_ends_with_the_lock(tmp_path)
     before = len(waiters())
     seen = set()
     try:
-        for _ in range(5):
+        for _ in range(40):  # each hand-over: the writer holds the lock until it lets go (a race freed it)
             first.acquire()
             got = threading.Event()
             taker = threading.Thread(target=lambda got=got: (second.acquire(), got.set()))
             taker.start()
-            assert not got.wait(0.2)  # waiting: the first holds it
+            assert not got.wait(0.02)  # waiting: the first holds it
             first.release()
             assert got.wait(10)
             taker.join(10)
