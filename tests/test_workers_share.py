@@ -207,3 +207,39 @@ def test_a_listening_mode_that_does_not_exist_is_refused(tmp_path):
     assert (
         run.returncode != 0 and "LEADGATE_LISTEN must be one of auto, own, shared, not 'both'" in run.stderr
     )
+
+
+def test_a_worker_accepts_one_connection_per_turn_of_its_loop():
+    """Regression: on the shared socket (`auto` where the kernel does not move waiting connections)
+    asyncio accepted up to 100 waiting connections each time a worker woke, and in bench/http.py the
+    first worker awake served a whole burst of keep-alive connections on one core (1.06-1.19 server
+    cores of 2 in four runs). cli/worker.py's loop takes one per turn and leaves the rest to whichever
+    worker comes back first (how they then spread depends on timing, so this checks the rule)."""
+    import asyncio
+
+    from cli.worker import TakeTurnsLoop
+
+    def accepted_in_one_turn(loop) -> int:
+        made = []
+
+        class Counting(asyncio.Protocol):
+            def connection_made(self, transport):
+                made.append(transport)
+
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.setblocking(False)
+            clients = [socket.create_connection(listener.getsockname()) for _ in range(5)]
+            try:
+                loop._accept_connection(Counting, listener)  # what the loop runs when the socket is ready
+                loop.run_until_complete(asyncio.sleep(0.05))  # the accepted connections are set up
+                for transport in made:
+                    transport.close()
+                loop.run_until_complete(asyncio.sleep(0))
+                return len(made)
+            finally:
+                for client in clients:
+                    client.close()
+                loop.close()
+
+    assert accepted_in_one_turn(asyncio.SelectorEventLoop()) == 5  # the default: all that wait
+    assert accepted_in_one_turn(TakeTurnsLoop()) == 1
