@@ -28,7 +28,9 @@ FROM (SELECT seq, id, lead_id, recorded_at, stage,
             SELECT seq, decision_id, lead_id, at, to_stage FROM stage_history_before) AS s) AS d
 WHERE from_stage IS DISTINCT FROM stage
 """
-HANDOFFS = """
+# What m013's and m016's views read of a hand-off (its first action, what closed it), and the
+# start of the rows they read it from.
+_HANDOFF_COLUMNS = """
 CREATE VIEW handoffs AS
 SELECT h.id, h.lead_id, h.decision_id, h.route, h.destination, h.team, h.at, h.due_at,
   (SELECT o.at FROM outcomes o WHERE o.lead_id = h.lead_id AND o.seq > h.id
@@ -39,7 +41,10 @@ SELECT h.id, h.lead_id, h.decision_id, h.route, h.destination, h.team, h.at, h.d
   (SELECT n.id FROM decisions n WHERE n.seq = h.closed_seq) AS closed_by
 FROM (SELECT d.seq AS id, d.lead_id, d.id AS decision_id, d.route, d.destination, d.team,
         d.evaluated_at AS at, d.handoff_due_at AS due_at,
-        (SELECT n.seq FROM decisions n WHERE n.lead_id = d.lead_id AND n.kind = 'decision'
+"""
+HANDOFFS = (
+    _HANDOFF_COLUMNS
+    + """        (SELECT n.seq FROM decisions n WHERE n.lead_id = d.lead_id AND n.kind = 'decision'
            AND n.seq > d.seq AND n.route IS DISTINCT FROM d.route ORDER BY n.seq LIMIT 1) AS closed_seq
       FROM decisions d WHERE d.handoff_due_at IS NOT NULL
         AND NOT EXISTS (SELECT 1 FROM handoffs_before b WHERE b.id = d.seq)) AS h
@@ -47,6 +52,7 @@ UNION ALL
 SELECT id, lead_id, decision_id, route, destination, team, at, due_at, acted_at, acted_by, closed_at, closed_by
 FROM handoffs_before
 """
+)
 ASSIGNMENTS = """
 CREATE VIEW assignments AS
 SELECT seq AS id, lead_id, team, owner, basis, domain, period, evaluated_at AS at, recorded_at
@@ -102,18 +108,9 @@ DERIVED_INDEXES = (
 # known open at once. The search for the decision that closed it walked every later decision of the
 # lead on the same route (a chatty lead's hundred) and ran once for each column that needs it; a
 # closed hand-off still searches, over the decisions of its own life only.
-HANDOFFS_KNOWN_OPEN = """
-CREATE VIEW handoffs AS
-SELECT h.id, h.lead_id, h.decision_id, h.route, h.destination, h.team, h.at, h.due_at,
-  (SELECT o.at FROM outcomes o WHERE o.lead_id = h.lead_id AND o.seq > h.id
-     AND (h.closed_seq IS NULL OR o.seq < h.closed_seq) AND o.at >= h.at ORDER BY o.seq LIMIT 1) AS acted_at,
-  (SELECT o.type FROM outcomes o WHERE o.lead_id = h.lead_id AND o.seq > h.id
-     AND (h.closed_seq IS NULL OR o.seq < h.closed_seq) AND o.at >= h.at ORDER BY o.seq LIMIT 1) AS acted_by,
-  (SELECT n.evaluated_at FROM decisions n WHERE n.seq = h.closed_seq) AS closed_at,
-  (SELECT n.id FROM decisions n WHERE n.seq = h.closed_seq) AS closed_by
-FROM (SELECT d.seq AS id, d.lead_id, d.id AS decision_id, d.route, d.destination, d.team,
-        d.evaluated_at AS at, d.handoff_due_at AS due_at,
-        CASE WHEN EXISTS (SELECT 1 FROM leads l WHERE l.handoff_seq = d.seq) THEN NULL
+HANDOFFS_KNOWN_OPEN = (
+    _HANDOFF_COLUMNS
+    + """        CASE WHEN EXISTS (SELECT 1 FROM leads l WHERE l.handoff_seq = d.seq) THEN NULL
           ELSE (SELECT n.seq FROM decisions n WHERE n.lead_id = d.lead_id AND n.kind = 'decision'
            AND n.seq > d.seq AND n.route IS DISTINCT FROM d.route ORDER BY n.seq LIMIT 1) END AS closed_seq
       FROM decisions d WHERE d.handoff_due_at IS NOT NULL
@@ -122,6 +119,7 @@ UNION ALL
 SELECT id, lead_id, decision_id, route, destination, team, at, due_at, acted_at, acted_by, closed_at, closed_by
 FROM handoffs_before
 """
+)
 # The hand-offs made in a window of time, found by their time (m016): the SLA report's statistics
 # read those of its window, never every hand-off ever made (audit.outcomes.IN_WINDOW).
 WINDOW_INDEXES = (
