@@ -90,7 +90,17 @@ class _Waiter:
         self._closed = False
         self._error: OSError | None = None
         self.pid = os.getpid()  # a thread does not survive fork: a child makes its own
-        threading.Thread(target=self._run, name="leadgate-lock-wait", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="leadgate-lock-wait", daemon=True)
+        self._thread.start()
+
+    def usable(self) -> bool:
+        """Its thread runs, in this process (one that died would leave every wait to time out)."""
+        return self.pid == os.getpid() and self._thread.is_alive()
+
+    def forget(self) -> None:
+        """In a forked child: the descriptor inherited from the parent's waiter is let go."""
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
     def _run(self) -> None:
         fd = self._fd
@@ -124,7 +134,10 @@ class _Waiter:
         with self._cond:
             self._wanted = True
             self._cond.notify_all()
-            got = self._cond.wait_for(lambda: self._got, seconds)
+            got = self._cond.wait_for(lambda: self._got or self._closed, seconds)
+            if self._closed and not self._got:
+                self._wanted = False
+                raise OSError("the audit trail was closed while a writer waited for its lock")
             self._wanted, self._got = False, False
             if self._error is not None:
                 error, self._error = self._error, None
@@ -175,7 +188,9 @@ class WriteLock:
         A waiter given up on is kept and waited on again by the next writer: behind a holder that never
         lets go, one thread and one descriptor wait, not one more per writer that gave up."""
         with self._guard:
-            if self._waiter is None or self._waiter.pid != os.getpid():
+            if self._waiter is None or not self._waiter.usable():
+                if self._waiter is not None and self._waiter.pid != os.getpid():
+                    self._waiter.forget()
                 self._waiter = _Waiter(self.path, self.database)
             waiter = self._waiter
         fd = waiter.take(seconds)

@@ -288,3 +288,56 @@ def test_waits_for_the_lock_reuse_one_thread_and_it_ends_with_the_lock(tmp_path)
             break
         time.sleep(0.02)
     assert len(waiters()) == before
+
+
+def test_a_writer_waiting_when_its_lock_closes_fails_at_once_and_a_dead_waiter_is_replaced(tmp_path):
+    """Review findings: closing the lock left a waiting writer asleep for the whole busy timeout; a
+    waiter thread that died left every later wait to time out (503) until the process restarted."""
+    from audit.writelock import WriteLock
+
+    path = str(tmp_path / "a.db")
+    (tmp_path / "a.db").touch()
+    first, second = WriteLock(path), WriteLock(path)
+    first.acquire()
+    try:
+        errors = []
+        taker = threading.Thread(
+            target=lambda: errors.append(pytest.raises(StorageUnavailable, second.acquire))
+        )
+        started = time.monotonic()
+        taker.start()
+        for _ in range(100):
+            if second._waiter is not None and second._waiter._wanted:
+                break
+            time.sleep(0.01)
+        second.close()
+        taker.join(10)
+        assert time.monotonic() - started < 5 and "closed while a writer waited" in str(errors[0].value)
+
+        third = WriteLock(path)
+        got = threading.Event()
+        waiting = threading.Thread(target=lambda: (third.acquire(), got.set()))
+        waiting.start()
+        for _ in range(100):
+            if third._waiter is not None and third._waiter._wanted:
+                break
+            time.sleep(0.01)
+        dead = third._waiter
+        first.release()
+        assert got.wait(10)
+        waiting.join(10)
+        third.release()
+        dead.close()  # the thread ends: as one that died would be
+        dead._thread.join(10)
+        assert not dead.usable()
+        first.acquire()
+        again = threading.Thread(target=third.acquire)
+        again.start()
+        time.sleep(0.05)
+        first.release()
+        again.join(10)
+        assert third._waiter is not dead and held_by_someone(path)  # a new waiter took it
+        third.release()
+        third.close()
+    finally:
+        first.close()
