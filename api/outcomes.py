@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import current_app, g
 
 from audit import NotFound, outcomes
-from service.decide import now, report_outcome
+from service.decide import now
 from service.idempotency import once
+from service.outcomes import report_outcome
 
 from . import feedback_schemas
 from .auth import requires

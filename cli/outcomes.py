@@ -12,14 +12,9 @@ from audit import NotFound, outcomes
 from engine import Registry
 from engine.files import load_directory
 from service.config import load_config
-from service.decide import (
-    escalate_overdue,
-    now,
-    open_trail,
-    outcome_problems_at,
-    report_outcome,
-)
+from service.decide import now, open_trail
 from service.idempotency import once, request_hash
+from service.outcomes import escalate_overdue, outcome_problems_at, report_outcome
 
 from . import TIME, echo, main, rulesets_dir
 

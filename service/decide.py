@@ -9,13 +9,13 @@ deciding for the same lead at once cannot lose each other's facts.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from audit import AuditTrail, LeadState, NotFound, merge_facts, outcomes
+from audit import AuditTrail, LeadState, merge_facts
 from audit.leads import event_key
 from audit.secrets import Secrets, default_path
 from engine import CompiledRuleset, EngineError, Evaluation, FactsError, Registry, digest_of
-from engine.facts import format_time, incoming_problems, outcome_problems, parse_time
+from engine.facts import format_time, incoming_problems, parse_time
 from engine.features import email_domain
 from engine.merging import merge_checked
 from engine.teams import Teams
@@ -116,7 +116,7 @@ def decide(
     # Made ready to record before the lock too (serialised, personal data protected, compressed), as
     # `_assigned` leaves it when no one is assigned: under the lock only the store's part is done.
     unassigned = Evaluation(evaluation.facts, {**evaluation.decision, "assignment": None})
-    item = _item(ruleset, unassigned, request, kind, client, seconds, shadowed, request_id)
+    item = item_of(ruleset, unassigned, request, kind, client, seconds, shadowed, request_id)
     prepared = trail.prepare(known.version, **item, idempotency_key=idempotency_key, request_hash=digest)
     started = time.perf_counter()
     with trail.deciding(lead_id) as uow:
@@ -135,9 +135,9 @@ def decide(
             evaluation, shadowed, seconds = evaluate(known)
             prepared = None
         check_time(known.known_at, lead_id, at)
-        evaluation = _assigned(uow, teams if kind == "decision" else None, evaluation, ruleset)
+        evaluation = assigned(uow, teams if kind == "decision" else None, evaluation, ruleset)
         if prepared is None:
-            item = _item(ruleset, evaluation, request, kind, client, seconds, shadowed, request_id)
+            item = item_of(ruleset, evaluation, request, kind, client, seconds, shadowed, request_id)
             reply = uow.record(**item, idempotency_key=idempotency_key, request_hash=digest)
         else:
             if evaluation.decision["assignment"] is not None:  # assigned under the lock: a new reply
@@ -195,13 +195,13 @@ def decide_batch(
                 state = uow.lead_state(lead_id)
                 check_time(state.known_at, lead_id, at)
                 stored = state.facts
-            evaluation = _assigned(
+            evaluation = assigned(
                 uow, teams, ruleset.evaluate(merged(ruleset, stored, sent, checked), at), ruleset
             )
             known[lead_id] = _after(evaluation)
             shadowed = _shadow(shadow, evaluation) if shadow is not None else None
             items.append(
-                _item(
+                item_of(
                     ruleset,
                     evaluation,
                     request,
@@ -233,7 +233,7 @@ def _after(evaluation: Evaluation) -> dict:
     return facts
 
 
-def _assigned(uow, teams: Teams | None, evaluation: Evaluation, ruleset: CompiledRuleset) -> Evaluation:
+def assigned(uow, teams: Teams | None, evaluation: Evaluation, ruleset: CompiledRuleset) -> Evaluation:
     """The evaluation with its hand-off assigned to a person (the reply's `assignment`, null if none).
 
     When the team keeps its own business hours (teams.yaml) and the route counts business hours, the
@@ -284,7 +284,7 @@ def facts_of(request: dict) -> dict:
     return {k: v for k, v in request.items() if k != "ruleset"}
 
 
-def _item(ruleset, evaluation, request, kind, client, seconds, shadowed=None, request_id=None) -> dict:
+def item_of(ruleset, evaluation, request, kind, client, seconds, shadowed=None, request_id=None) -> dict:
     return {
         "request_id": request_id,
         "shadow": shadowed,
@@ -306,88 +306,6 @@ def _shadow(shadow: CompiledRuleset, live: Evaluation) -> tuple:
     except EngineError as exc:
         result = f"{type(exc).__name__}: {exc}"
     return shadow.identity, shadow.source, result
-
-
-def outcome_problems_at(outcome: dict, model, at: str, clock_skew: int = CLOCK_SKEW) -> list[tuple[str, str]]:
-    """(field, message) for everything wrong with an outcome reported at `at`, which it may not follow
-    by more than the clock skew allowed between the caller's clock and ours."""
-    problems = outcome_problems(outcome, model)
-    late = parse_time(at, "at") + timedelta(seconds=clock_skew)
-    if not problems and parse_time(outcome["at"], "outcome.at") > late:
-        problems = [
-            (
-                "at",
-                f"{outcome['at']} is later than now ({at}, clock skew allowed: {clock_skew} s): "
-                "report an outcome once it happened",
-            )
-        ]
-    return problems
-
-
-def report_outcome(
-    ruleset: CompiledRuleset,
-    trail: AuditTrail,
-    lead_id: str,
-    outcome: dict,
-    *,
-    client: str | None = None,
-    source: str = "api",
-    note: str | None = None,
-    at: str | None = None,
-    teams: Teams | None = None,
-    clock_skew: int = CLOCK_SKEW,
-) -> dict:
-    """Record what sales reported about a lead and decide the lead again with it: {outcome, decision}.
-
-    Both are recorded in one transaction, or neither; an unknown lead is NotFound, a wrong outcome
-    (type, reason not declared by the ruleset, amount) a FactsError naming the field.
-    """
-    told, at = at, at or now()
-    outcome = {k: v for k, v in outcome.items() if v is not None}
-    outcome.setdefault("at", at)
-    problems = outcome_problems_at(outcome, ruleset.model, at, clock_skew)
-    if problems:
-        raise FactsError({f"outcome.{k}" if k else "outcome": [m] for k, m in problems})
-    outcome["at"] = format_time(parse_time(outcome["at"], "outcome.at"))
-    writing = time.perf_counter()
-    with trail.unit_of_work() as uow:
-        known = uow.lead_state(lead_id)
-        if known.facts is None:
-            raise NotFound("lead", lead_id)
-        at = told or now()  # under the write lock: after any decision another worker just recorded
-        check_time(known.known_at, lead_id, at)
-        recorded = uow.record_outcome(lead_id, outcome, client, source, note)
-        started = time.perf_counter()
-        request = {"lead_id": lead_id, "channel": "outcome", "outcome": outcome}
-        facts = merge_facts(uow.lead_state(lead_id).facts, {"lead_id": lead_id, "channel": "outcome"})
-        evaluation = _assigned(uow, teams, ruleset.evaluate(facts, at), ruleset)
-        item = _item(ruleset, evaluation, request, "decision", client, time.perf_counter() - started)
-        result = {"outcome": recorded, "decision": uow.record(**item)}
-    metrics.decided([result["decision"]], [item["latency_ms"] / 1000], time.perf_counter() - writing)
-    return result
-
-
-def escalate_overdue(
-    ruleset_of,
-    trail: AuditTrail,
-    at: str | None = None,
-    client: str | None = None,
-    teams: Teams | None = None,
-) -> list[dict]:
-    """Decide again every lead whose hand-off is overdue, so that escalation rules can re-route it.
-
-    `ruleset_of(name)` gives the ruleset that decides a lead (the one that last decided it).
-    """
-    at = at or now()
-    decisions = []
-    for item in outcomes.overdue(trail, at)[0]:  # every one, however old (no window, no limit)
-        lead = trail.lead(item["lead_id"])
-        request = {"lead_id": item["lead_id"], "channel": "sla"}
-        ruleset = ruleset_of(lead["ruleset_name"])
-        with trail.unit_of_work() as uow:  # the breach is told if and only if the escalation is recorded
-            uow.sla_breached(item, lead["ruleset_name"], at)
-            decisions.append(decide(ruleset, trail, request, at=at, client=client, teams=teams)[0])
-    return decisions
 
 
 def evaluator(registry: Registry):

@@ -10,7 +10,8 @@ import random
 
 from audit import AuditTrail
 from engine import CompiledRuleset
-from service.decide import decide, report_outcome
+from service.decide import decide
+from service.outcomes import report_outcome
 
 GOOD_FIT = {
     "country": "US",

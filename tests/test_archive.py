@@ -10,7 +10,8 @@ from click.testing import CliRunner
 
 from audit import AuditTrail, archive
 from cli import main
-from service.decide import decide, report_outcome, source_digest
+from service.decide import decide, source_digest
+from service.outcomes import report_outcome
 from tests.conftest import lead
 from tests.postgres import secrets_for
 

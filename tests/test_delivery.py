@@ -12,8 +12,8 @@ from audit import AuditTrail, deliveries, outbox
 from cli import main
 from service import deploy
 from service.config import load_config
-from service.decide import report_outcome
 from service.deliver import Deliverer
+from service.outcomes import report_outcome
 from tests.receiver import (
     ENV,
     KEY,
@@ -253,7 +253,8 @@ def test_the_review_page_lists_failed_deliveries_and_retries_one_with_its_csrf_t
 def test_the_deliverer_tells_a_breached_sla_by_itself_once_and_not_an_answered_one(world, registry):
     from datetime import UTC, datetime, timedelta
 
-    from service.decide import decide, escalate_overdue
+    from service.decide import decide
+    from service.outcomes import escalate_overdue
     from tests.test_api import LEAD
 
     trail, deliverer, receiver = world

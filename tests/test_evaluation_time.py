@@ -17,7 +17,8 @@ from audit import AuditTrail
 from audit.replay import replay_range
 from cli import main
 from engine import FactsError
-from service.decide import TooEarly, decide, evaluator, report_outcome
+from service.decide import TooEarly, decide, evaluator
+from service.outcomes import report_outcome
 from tests.test_handoff_due import FIRST, LEAD
 
 

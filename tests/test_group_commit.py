@@ -16,7 +16,7 @@ import pytest
 
 from audit import AuditTrail, StorageUnavailable, merge_facts
 from audit.backends import is_postgres
-from service.decide import _item, decide
+from service.decide import decide, item_of
 from tests.conftest import lead
 from tests.postgres import secrets_for
 from tests.server import Server
@@ -32,7 +32,7 @@ def trail(tmp_path):
 
 def item(ruleset, lead_id: str) -> dict:
     request = lead(lead_id=lead_id)
-    return _item(ruleset, ruleset.evaluate(merge_facts(None, request), AT), request, "decision", None, 0.0)
+    return item_of(ruleset, ruleset.evaluate(merge_facts(None, request), AT), request, "decision", None, 0.0)
 
 
 def until(check) -> None:

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from audit import AuditTrail, outcomes
 from cli import main
-from service.decide import decide, decide_batch, report_outcome
+from service.decide import decide, decide_batch
+from service.outcomes import report_outcome
 from tests.history import GOOD_FIT, POOR_FIT
 
 LEAD = "D-1"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 
 from audit import AuditTrail, assignment, gauges, outcomes, state, unit
-from service.decide import decide, report_outcome
+from service.decide import decide
+from service.outcomes import report_outcome
 from tests.postgres import secrets_for
 from tests.test_assignment import hand_off
 

@@ -14,7 +14,8 @@ from cli import main
 from engine import FactsError, RulesetError
 from engine.destinations import load_destinations
 from service import deploy
-from service.decide import decide, report_outcome
+from service.decide import decide
+from service.outcomes import report_outcome
 from service.webhooks import render
 from tests.receiver import (
     KEY,
@@ -143,7 +144,7 @@ def test_a_hand_off_writes_its_events_with_the_decision_and_a_refused_one_writes
 def test_outcomes_and_sla_breaches_are_events_and_a_breach_is_told_once(world, registry):
     trail, _, _ = world
     hand_off(registry, trail, "L-sla")
-    from service.decide import escalate_overdue
+    from service.outcomes import escalate_overdue
 
     later = "2030-01-01T00:00:00Z"
     teams = registry.deployment.teams

@@ -11,7 +11,8 @@ from audit.keys import create
 from audit.replay import replay
 from cli import main
 from engine import FactsError
-from service.decide import decide, evaluator, now, report_outcome
+from service.decide import decide, evaluator, now
+from service.outcomes import report_outcome
 from tests.conftest import RULESETS
 from tests.postgres import secrets_for
 

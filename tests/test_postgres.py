@@ -24,8 +24,9 @@ from audit.postgres import translate
 from audit.replay import replay_range
 from audit.secrets import Secrets, SecretsError
 from cli import main
-from service.decide import decide, evaluator, report_outcome
+from service.decide import decide, evaluator
 from service.deliver import AlreadyRunning, exclusive
+from service.outcomes import report_outcome
 from tests.conftest import lead
 from tests.postgres import old_schema
 

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from audit import AuditTrail, reports
 from cli import main
-from service.decide import decide, report_outcome
+from service.decide import decide
+from service.outcomes import report_outcome
 from service.reports import build
 from tests.history import GOOD_FIT, NOT_READY, POOR_FIT, READY
 

@@ -14,7 +14,8 @@ from api.state import registry, trail
 from audit import AuditTrail, gauges, outcomes, views
 from audit.keys import create
 from cli import main
-from service.decide import decide, report_outcome
+from service.decide import decide
+from service.outcomes import report_outcome
 from tests.conftest import RULESETS
 from tests.postgres import secrets_for
 from tests.test_assignment import hand_off

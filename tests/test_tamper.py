@@ -19,7 +19,8 @@ from audit.codec import codec_for
 from audit.keys import create, revoke
 from cli import main
 from engine.teams import load_teams
-from service.decide import decide, report_outcome, source_digest
+from service.decide import decide, source_digest
+from service.outcomes import report_outcome
 from tests.test_assignment import TEAMS, hand_off
 
 AT = "2026-11-23T10:00:00Z"

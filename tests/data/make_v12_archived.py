@@ -12,7 +12,8 @@ from audit.secrets import Secrets
 from engine import Registry
 from engine.files import load_directory
 from engine.teams import load_teams
-from service.decide import decide, report_outcome
+from service.decide import decide
+from service.outcomes import report_outcome
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)
